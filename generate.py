@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Generate a video with synchronized audio from a text prompt with LTX-2, one model in memory at a time.
+
+    python generate.py --prompt "A red fox runs through fresh snow at dawn" --width 1920 --height 1088 --num-frames 161
+
+Peak memory is the largest single stage, never the sum of the models: each stage below loads its models,
+uses them and frees them before the next one starts.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+
+from ltx2gen.config import ConfigError, GenerateConfig, build_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        config = GenerateConfig.from_args(parser.parse_args(argv))
+    except ConfigError as err:
+        parser.error(str(err))
+    return run(config)
+
+
+def run(config: GenerateConfig) -> int:
+    from ltx2gen import latents, memory, report, stages
+    from ltx2gen.plan import RunPlan
+
+    started = time.perf_counter()
+    settings = RunPlan.choose(config)
+    tracker = memory.MemoryTracker(settings.device)
+    try:
+        # 1. Text: prompt embeddings. The Gemma text encoder is freed.
+        embeddings = tracker.run("text", stages.encode_prompt, settings.model_dir, config.prompt,
+                                 config.negative_prompt, config.uses_guidance, settings.device, settings.dtype)
+        # 2. Diffusion: denoised video and audio latents. The transformer is freed.
+        diffusion = tracker.run("diffusion", stages.denoise, settings.model_dir, embeddings, settings.call,
+                                config.seed, settings.device, settings.dtype, settings.fp8, settings.offload)
+        del embeddings
+    except (Exception, KeyboardInterrupt) as err:
+        return fail(err, "nothing was saved; fix the cause and run the same command again")
+    # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
+    latents_path = latents.save_latents(config.latents_path, diffusion.video_latents, diffusion.audio_latents,
+                                        settings.latents_metadata(config))
+    print(f"saved latents: {latents_path}", flush=True)
+    try:
+        # 4-5. Audio (audio VAE + vocoder), then the video decode streamed into the MP4. Each model is freed.
+        sample_rate = stages.decode_to_mp4(
+            tracker, settings.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
+            width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
+            plan=settings.plan, device=settings.device, dtype=settings.dtype)
+        # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
+        settings.release_page_cache(config.drop_page_cache)
+        sidecar = settings.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)
+    except (Exception, KeyboardInterrupt) as err:
+        return fail(err, "the latents are kept; recover the clip with:\n  "
+                    + report.recovery_command(latents_path, config.output))
+    if not config.keep_latents:
+        latents_path.unlink()
+    print(f"sidecar: {sidecar}")
+    print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
+                              time.perf_counter() - started), flush=True)
+    return 0
+
+
+def fail(err: BaseException, advice: str) -> int:
+    if not isinstance(err, KeyboardInterrupt):
+        traceback.print_exc()
+    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+    print(f"error: {reason}\n{advice}", file=sys.stderr, flush=True)
+    return 130 if isinstance(err, KeyboardInterrupt) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

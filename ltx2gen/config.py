@@ -1,0 +1,238 @@
+"""Command-line configuration: one dataclass is the single source of defaults, help text and validation.
+
+Everything here is pure and cheap (no torch import), so bad input is rejected before any weight is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
+DISTILLED_STEPS = 8
+FULL_DEFAULT_STEPS = 40
+FULL_DEFAULT_GUIDANCE = 4.0
+SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
+NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
+
+
+class ConfigError(ValueError):
+    """A user input problem: reported as one line with exit status 2."""
+
+
+def opt(default, help: str, **argparse_kwargs):
+    """A dataclass field that also describes its command-line flag."""
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Settings shared by generate.py and decode_latents.py."""
+
+    model: str | None = opt(DEFAULT_MODEL, "diffusers-format LTX-2 repo id or local model directory")
+    vae_chunk_frames: int = opt(
+        0, "decode the video in temporal pieces of this many frames (a multiple of 8); 0 = automatic: "
+           "whole clip up to 161 frames (exact), pieces of 64 frames beyond", metavar="N")
+    vae_context_frames: int = opt(
+        32, "frames of overlap context decoded on each side of a temporal piece and then discarded "
+            "(a multiple of 8; more is closer to a whole-clip decode)", metavar="N")
+    device: str = opt("auto", "torch device: auto (CUDA when available), cuda, cuda:N or cpu")
+    keep_latents: bool = opt(False, "keep the latents file after a successful run")
+    drop_page_cache: bool = opt(
+        False, "after the run, also drop the whole system page cache (needs root / --privileged); the model "
+               "files themselves are always evicted from the cache")
+
+
+@dataclass(frozen=True)
+class GenerateConfig(DecodeOptions):
+    """Everything one generation needs. Built only through `from_args`, which validates."""
+
+    prompt: str = opt(None, "what to generate (required)", required=True)
+    negative_prompt: str | None = opt(None, "what to avoid; only used when guidance is above 1.0")
+    output: Path = opt(Path("outputs/video.mp4"), "output MP4; a _YYYYMMDD_HHMMSS stamp is appended", type=Path)
+    no_timestamp: bool = opt(False, "write exactly --output, without the timestamp")
+    width: int = opt(768, "video width in pixels (positive, divisible by 32)")
+    height: int = opt(512, "video height in pixels (positive, divisible by 32)")
+    num_frames: int = opt(97, "number of frames, of the form 8n+1 (e.g. 97, 121, 161)")
+    fps: Fraction = opt(Fraction(24), "frame rate: 24, 25, 23.976 or an exact fraction such as 24000/1001",
+                        type=str)
+    steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled, {FULL_DEFAULT_STEPS} full)")
+    guidance_scale: float | None = opt(
+        None, f"classifier-free guidance (default 1.0 = off for distilled, {FULL_DEFAULT_GUIDANCE} full)")
+    seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
+    pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule) or full",
+                        choices=("auto", "distilled", "full"))
+    no_fp8: bool = opt(False, "keep the transformer in bf16 (FP8 weight storage is the default on CUDA)")
+    sequential_offload: bool = opt(False, "stream transformer weights from host memory layer by layer "
+                                          "(lowest GPU memory, slowest; discrete GPUs only)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
+        values = vars(args)
+        values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
+        values["fps"] = parse_fps(values["fps"])
+        config = cls(**values)
+        config.validate()
+        pipeline = config.pipeline if config.pipeline != "auto" else guess_pipeline(config.model)
+        distilled = pipeline == "distilled"
+        steps = config.steps if config.steps is not None else (DISTILLED_STEPS if distilled else FULL_DEFAULT_STEPS)
+        if distilled and steps != DISTILLED_STEPS:
+            raise ConfigError(f"--steps {steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
+                              "omit --steps or use --pipeline full")
+        guidance = config.guidance_scale
+        if guidance is None:
+            guidance = 1.0 if distilled else FULL_DEFAULT_GUIDANCE
+        output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
+                                   output=output, seed=seed)
+
+    def validate(self) -> None:
+        if not self.prompt or not self.prompt.strip():
+            raise ConfigError("--prompt is empty: describe the video to generate")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value <= 0 or value % 32:
+                lower, upper = max(32, value // 32 * 32), max(32, math.ceil(value / 32) * 32)
+                hint = f"{lower}" if lower == upper else f"{lower} or {upper}"
+                raise ConfigError(f"--{name} {value}: must be a positive multiple of 32 (try {hint})")
+        validate_frame_count(self.num_frames)
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"--steps {self.steps}: must be at least 1")
+        if self.guidance_scale is not None and (not math.isfinite(self.guidance_scale) or self.guidance_scale < 1.0):
+            raise ConfigError(f"--guidance-scale {self.guidance_scale}: must be 1.0 (off) or more")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
+        if self.output.suffix.lower() != ".mp4":
+            raise ConfigError(f"--output {self.output}: must end in .mp4")
+        validate_decode_options(self)
+        ensure_writable_dir(self.output.parent, "--output")
+
+    @property
+    def distilled(self) -> bool:
+        return self.pipeline == "distilled"
+
+    @property
+    def uses_guidance(self) -> bool:
+        return self.guidance_scale is not None and self.guidance_scale > 1.0
+
+    @property
+    def latents_path(self) -> Path:
+        return self.output.with_suffix(".latents.safetensors")
+
+    @property
+    def sidecar_path(self) -> Path:
+        return self.output.with_suffix(".json")
+
+
+def validate_frame_count(num_frames: int) -> None:
+    if num_frames < 1 or (num_frames - 1) % 8:
+        lower = max(1, (num_frames - 1) // 8 * 8 + 1)
+        upper = lower + 8 if lower < num_frames or num_frames < 1 else lower
+        upper = max(upper, 9)
+        raise ConfigError(f"--num-frames {num_frames}: must be of the form 8n+1; nearest valid counts are "
+                          f"{lower} and {upper}")
+
+
+def validate_decode_options(options: DecodeOptions) -> None:
+    for name in ("vae_chunk_frames", "vae_context_frames"):
+        value = getattr(options, name)
+        if value < 0 or value % 8:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: must be 0 or a positive multiple of 8")
+    if options.vae_chunk_frames and not options.vae_context_frames:
+        raise ConfigError("--vae-context-frames 0: temporal pieces need at least 8 frames of context "
+                          "(each piece's first latent frame decodes to a single frame)")
+    if options.device != "auto" and not (options.device == "cpu" or options.device.startswith("cuda")):
+        raise ConfigError(f"--device {options.device}: use auto, cpu, cuda or cuda:N")
+    if options.model and is_local_path(options.model) and not Path(options.model).expanduser().is_dir():
+        raise ConfigError(f"--model {options.model}: no such model directory (give an existing directory "
+                          f"or a Hugging Face repo id such as {DEFAULT_MODEL})")
+
+
+def is_local_path(model: str) -> bool:
+    """Repo ids look like `owner/name`; anything else (or anything that exists on disk) is a path."""
+    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
+
+
+def guess_pipeline(model: str) -> str:
+    """Distilled checkpoints say so in their name; synthetic models say so in their marker file."""
+    if "distill" in Path(model.rstrip("/")).name.lower():
+        return "distilled"
+    marker = Path(model).expanduser() / SYNTHETIC_MARKER
+    if marker.is_file() and json.loads(marker.read_text()).get("pipeline") == "distilled":
+        return "distilled"
+    return "full"
+
+
+def parse_fps(text: str | Fraction) -> Fraction:
+    try:
+        fps = Fraction(str(text))
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"--fps {text}: not a number; use e.g. 24, 23.976 or 24000/1001") from None
+    if fps <= 0 or fps > 240:
+        raise ConfigError(f"--fps {text}: must be above 0 and at most 240")
+    for ntsc in NTSC_RATES:
+        if fps != ntsc and abs(fps - ntsc) < Fraction(1, 500):
+            print(f"note: --fps {text} taken as the exact NTSC rate {ntsc} ({float(ntsc):.6f})")
+            return ntsc
+    return fps
+
+
+def stamped(output: Path, now: datetime) -> Path:
+    stem = f"{output.stem}_{now:%Y%m%d_%H%M%S}"
+    candidate, n = output.with_name(stem + output.suffix), 2
+    while candidate.exists():
+        candidate, n = output.with_name(f"{stem}_{n}{output.suffix}"), n + 1
+    return candidate
+
+
+def ensure_writable_dir(folder: Path, flag: str) -> None:
+    existing = folder if folder != Path("") else Path(".")
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag}: {existing} is a file, so the folder {folder} cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag}: folder {existing} is not writable; choose an output folder you can write to")
+
+
+def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per dataclass field; defaults and help come from the field."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        meta = dict(f.metadata)
+        help_text = meta.pop("help")
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action="store_true", help=help_text)
+            continue
+        default_text = "" if f.default in (None, False) or meta.get("required") else f" (default: {f.default})"
+        meta.setdefault("type", _arg_type(f.type))
+        parser.add_argument(flag, default=f.default, help=help_text + default_text, **meta)
+
+
+def _arg_type(annotation) -> type:
+    text = str(annotation)
+    if text.startswith("int"):
+        return int
+    if text.startswith("float"):
+        return float
+    return str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="generate.py",
+        description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
+    )
+    add_fields(parser, GenerateConfig)
+    return parser

@@ -1,0 +1,98 @@
+"""The latents file: video and audio latents plus everything needed to decode them with no other flag.
+
+Written atomically right after diffusion, so a crash in a later stage loses nothing. safetensors keeps bf16
+exactly; metadata is one JSON string. The older `.npz` form (a `latents` array, optional `audio_latents`,
+and metadata as separate entries) is read too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltx2gen.files import atomic_path
+
+FORMAT = "ltx2gen-latents/1"
+REQUIRED_METADATA = ("model", "fps", "width", "height", "num_frames")
+
+
+class LatentsFileError(ValueError):
+    """The file is missing, truncated, corrupt or holds the wrong shapes: reported in one line, status 2."""
+
+
+@dataclass
+class LatentsFile:
+    video: torch.Tensor
+    audio: torch.Tensor | None
+    metadata: dict
+
+
+def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> Path:
+    from safetensors.torch import save_file
+
+    tensors = {"video_latents": video.contiguous().cpu(), "audio_latents": audio.contiguous().cpu()}
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": FORMAT, "ltx2gen": json.dumps(metadata)})
+    return Path(path)
+
+
+def load_latents(path: Path) -> LatentsFile:
+    path = Path(path)
+    if not path.is_file():
+        raise LatentsFileError(f"{path}: no such latents file")
+    try:
+        loaded = _load_npz(path) if path.suffix == ".npz" else _load_safetensors(path)
+    except LatentsFileError:
+        raise
+    except Exception as err:  # any parse failure of a damaged file
+        raise LatentsFileError(f"{path}: not a readable latents file ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else 'truncated or corrupt'})") from None
+    _check(path, loaded)
+    return loaded
+
+
+def _load_safetensors(path: Path) -> LatentsFile:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+        if "ltx2gen" not in header:
+            raise LatentsFileError(f"{path}: a safetensors file but not an ltx2gen latents file (no metadata)")
+        keys = set(handle.keys())
+        if "video_latents" not in keys:
+            raise LatentsFileError(f"{path}: holds no video_latents tensor")
+        video = handle.get_tensor("video_latents")
+        audio = handle.get_tensor("audio_latents") if "audio_latents" in keys else None
+    return LatentsFile(video, audio, json.loads(header["ltx2gen"]))
+
+
+def _load_npz(path: Path) -> LatentsFile:
+    with np.load(path, allow_pickle=False) as archive:
+        if "latents" not in archive:
+            raise LatentsFileError(f"{path}: an .npz file without a 'latents' array")
+        video = torch.from_numpy(archive["latents"].astype(np.float32))
+        audio = torch.from_numpy(archive["audio_latents"].astype(np.float32)) if "audio_latents" in archive else None
+        metadata = {key: archive[key].item() for key in archive.files if archive[key].ndim == 0}
+    return LatentsFile(video, audio, metadata)
+
+
+def _check(path: Path, loaded: LatentsFile) -> None:
+    missing = [key for key in REQUIRED_METADATA if key not in loaded.metadata]
+    if missing:
+        raise LatentsFileError(f"{path}: metadata lacks {', '.join(missing)} (pass them or re-generate)")
+    meta = loaded.metadata
+    if loaded.video.ndim != 5 or loaded.video.shape[0] != 1:
+        raise LatentsFileError(f"{path}: video latents have shape {tuple(loaded.video.shape)}, expected "
+                               "[1, channels, frames, height/32, width/32]")
+    expected = ((int(meta["num_frames"]) - 1) // 8 + 1, int(meta["height"]) // 32, int(meta["width"]) // 32)
+    if tuple(loaded.video.shape[2:]) != expected:
+        raise LatentsFileError(f"{path}: video latents are {tuple(loaded.video.shape[2:])} (frames, h, w) but the "
+                               f"metadata's {meta['num_frames']} frames at {meta['width']}x{meta['height']} "
+                               f"need {expected}")
+    if loaded.audio is not None and (loaded.audio.ndim != 4 or loaded.audio.shape[0] != 1):
+        raise LatentsFileError(f"{path}: audio latents have shape {tuple(loaded.audio.shape)}, expected "
+                               "[1, channels, length, mel bins]")

@@ -1,0 +1,187 @@
+"""Explicit memory lifecycle: each stage loads, uses and frees its models inside one scope.
+
+On unified memory (Jetson Thor) moving a model to the CPU frees nothing and offload hooks keep references
+alive, so a stage frees by dropping every reference, collecting, and emptying the CUDA cache. Listeners
+registered with `add_listener` see every load, free and decode event: the tests use them (with weakrefs
+and hooks) to prove the order of the lifecycle on real models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+GIB = 1024**3
+_listeners: list[Callable[[str, str, object], None]] = []
+
+
+def add_listener(listener: Callable[[str, str, object], None]) -> None:
+    """Call `listener(event, name, obj)` on every lifecycle event ("load", "loaded", "freed", "evict", ...)."""
+    _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[str, str, object], None]) -> None:
+    _listeners.remove(listener)
+
+
+def emit(event: str, name: str, obj: object = None) -> None:
+    for listener in list(_listeners):
+        listener(event, name, obj)
+
+
+def free_memory() -> None:
+    """Return freed tensors to the system: collect, then empty the CUDA cache (twice: the first pass can
+    release objects whose finalizers free more)."""
+    for _ in range(2):
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def process_rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def mem_available_bytes() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float = 0.0
+    cuda_allocated_gib: float = 0.0
+    cuda_reserved_gib: float = 0.0
+    cuda_peak_gib: float = 0.0
+    rss_gib: float = 0.0
+    peak_rss_gib: float = 0.0
+    mem_available_gib: float = 0.0
+
+    def line(self) -> str:
+        cuda = (f"CUDA alloc {self.cuda_allocated_gib:.2f} / reserved {self.cuda_reserved_gib:.2f} / "
+                f"peak {self.cuda_peak_gib:.2f} GiB, " if torch.cuda.is_available() else "")
+        return (f"[memory] {self.name:<9} {self.seconds:7.1f} s | {cuda}RSS {self.rss_gib:.2f} GiB "
+                f"(peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class Stage:
+    """The models one stage holds. `load` registers them; leaving the scope frees them all."""
+
+    name: str
+    models: dict[str, object] = field(default_factory=dict)
+
+    def load(self, name: str, loader: Callable[[], object]):
+        emit("load", name)
+        model = loader()
+        self.models[name] = model
+        emit("loaded", name, model)
+        return model
+
+    def release(self, *names: str) -> None:
+        """Drop models before the stage ends (the caller must hold no other reference)."""
+        for name in names:
+            model = self.models.pop(name)
+            _remove_hooks(model)
+            del model
+            emit("freed", name)
+        free_memory()
+
+
+def _remove_hooks(model: object) -> None:
+    # accelerate/diffusers offload hooks hold references to the weights: remove them before dropping the model.
+    remove = getattr(model, "remove_all_hooks", None)
+    if callable(remove):
+        remove()
+
+
+class MemoryTracker:
+    """Runs stages, frees what each held, and keeps one report per stage for the sidecar."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reports: list[StageReport] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[Stage]:
+        stage = Stage(name)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        emit("stage-start", name)
+        start = time.perf_counter()
+        try:
+            yield stage
+        finally:
+            stage.release(*list(stage.models))
+            report = self._report(name, time.perf_counter() - start)
+            self.reports.append(report)
+            emit("stage-end", name, report)
+            print(report.line(), flush=True)
+
+    def run(self, name: str, stage_function: Callable, *args, **kwargs):
+        """Run `stage_function(stage, *args, **kwargs)` as one stage. Its locals are gone when it returns, so the
+        stage's models are only referenced by the stage and are really freed when it ends."""
+        with self.stage(name) as stage:
+            return stage_function(stage, *args, **kwargs)
+
+    def _report(self, name: str, seconds: float) -> StageReport:
+        report = StageReport(name=name, seconds=seconds, rss_gib=process_rss_bytes() / GIB,
+                             peak_rss_gib=_peak_rss_bytes() / GIB, mem_available_gib=mem_available_bytes() / GIB)
+        if self.device.type == "cuda":
+            report.cuda_allocated_gib = torch.cuda.memory_allocated(self.device) / GIB
+            report.cuda_reserved_gib = torch.cuda.memory_reserved(self.device) / GIB
+            report.cuda_peak_gib = torch.cuda.max_memory_allocated(self.device) / GIB
+        return report
+
+    def timings(self) -> dict[str, float]:
+        return {report.name: round(report.seconds, 3) for report in self.reports}
+
+
+def evict_from_page_cache(paths: list[Path]) -> int:
+    """Ask the kernel to drop these files from the page cache (no root needed). Returns bytes advised."""
+    emit("evict", "page-cache", paths)
+    total = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            total += os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    return total
+
+
+def drop_system_page_cache() -> bool:
+    """Drop the whole page cache if this process may (root, writable /proc/sys/vm). Returns whether it did."""
+    path = "/proc/sys/vm/drop_caches"
+    if not os.access(path, os.W_OK):
+        return False
+    os.sync()
+    try:
+        with open(path, "w") as drop:
+            drop.write("1\n")
+    except OSError:
+        return False
+    emit("drop-caches", "page-cache")
+    return True

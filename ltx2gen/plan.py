@@ -1,0 +1,100 @@
+"""The resolved plan of one run: device, dtype, model location, FP8/offload decisions and the exact pipeline
+arguments, printed once (normalise loudly) and recorded in the latents file and the sidecar."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ltx2gen import memory, report, stages
+from ltx2gen.config import GenerateConfig
+from ltx2gen.files import write_json
+from ltx2gen.quant import fp8_supported
+
+
+@dataclass
+class RunPlan:
+    device: torch.device
+    dtype: torch.dtype
+    model_dir: Path
+    fp8: bool
+    offload: bool
+    call: dict
+    plan: stages.DecodePlan
+
+    @classmethod
+    def choose(cls, config: GenerateConfig) -> "RunPlan":
+        device = stages.resolve_device(config.device)
+        fp8 = not config.no_fp8 and fp8_supported(device)
+        if not config.no_fp8 and not fp8:
+            print(f"note: FP8 weights need an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs "
+                  f"in {str(stages.default_dtype(device)).replace('torch.', '')} on {device}")
+        offload = config.sequential_offload and device.type == "cuda"
+        if config.sequential_offload and not offload:
+            print("note: --sequential-offload needs a CUDA GPU; ignored")
+        elif offload and torch.cuda.get_device_properties(device).is_integrated:
+            print("warning: --sequential-offload saves nothing on an integrated (unified-memory) GPU; ignored")
+            offload = False
+        if config.negative_prompt and not config.uses_guidance:
+            print("warning: --negative-prompt has no effect at guidance 1.0; it is ignored "
+                  "(raise --guidance-scale above 1 to use it)")
+        call = stages.pipeline_call_arguments(
+            width=config.width, height=config.height, num_frames=config.num_frames, fps=float(config.fps),
+            steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
+        plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames)
+        model_dir = stages.resolve_model_dir(config.model)
+        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, plan)
+        print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
+              f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
+              f"seed {config.seed}, {run.describe()}", flush=True)
+        return run
+
+    def describe(self) -> str:
+        weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
+        offload = ", sequential offload" if self.offload else ""
+        latent_frames = (self.call["num_frames"] - 1) // 8 + 1
+        return f"{self.device} {weights}{offload}, VAE decode {self.plan.describe(latent_frames)}"
+
+    def sample_rate(self) -> int | None:
+        vocoder_config = self.model_dir / "vocoder" / "config.json"
+        return json.loads(vocoder_config.read_text()).get("output_sampling_rate") if vocoder_config.is_file() else None
+
+    def latents_metadata(self, config: GenerateConfig) -> dict:
+        """Everything decode_latents.py needs, with no other flag."""
+        return {
+            "model": config.model, "fps": report.fps_text(config.fps), "width": config.width,
+            "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
+            "prompt": config.prompt, "negative_prompt": config.negative_prompt, "sample_rate": self.sample_rate(),
+            "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
+            "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
+            "output": str(config.output),
+        }
+
+    def release_page_cache(self, drop_system_cache: bool) -> None:
+        advised = memory.evict_from_page_cache(stages.weight_files(self.model_dir))
+        dropped = drop_system_cache and memory.drop_system_page_cache()
+        extra = "; whole page cache dropped" if dropped else (
+            "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
+        print(f"page cache: evicted {advised / memory.GIB:.2f} GiB of model files{extra}", flush=True)
+
+    def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
+                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:
+        latent_frames = (config.num_frames - 1) // 8 + 1
+        sidecar = {
+            "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
+            "negative_prompt": config.negative_prompt, "model": config.model, "model_dir": str(self.model_dir),
+            "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
+            "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
+            "guidance_scale": config.guidance_scale, "fp8": "weight" if self.fp8 else "off",
+            "sequential_offload": self.offload, "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
+            "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
+            "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
+            "vae_decode": self.plan.describe(latent_frames), "audio_sample_rate": sample_rate,
+            "latents": str(latents_path) if config.keep_latents else None,
+            "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
+        }
+        return write_json(config.sidecar_path, sidecar)

@@ -1,0 +1,45 @@
+"""What a run tells the user and leaves beside the video: notices, the sidecar, the summary line."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shlex
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from ltx2gen.memory import MemoryTracker
+
+
+def fps_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
+
+
+def recovery_command(latents_path: Path, output: Path) -> str:
+    script = Path(__file__).resolve().parent.parent / "decode_latents.py"
+    return shlex.join([sys.executable, str(script), "--input", str(latents_path), "--output", str(output)])
+
+
+def stage_reports(tracker: MemoryTracker) -> list[dict]:
+    return [{key: round(value, 3) if isinstance(value, float) else value
+             for key, value in dataclasses.asdict(report).items()} for report in tracker.reports]
+
+
+def summary_line(output: Path, num_frames: int, width: int, height: int, fps: Fraction,
+                 tracker: MemoryTracker, total_seconds: float) -> str:
+    stages = ", ".join(f"{report.name} {report.seconds:.1f} s" for report in tracker.reports)
+    return (f"done: {output} ({num_frames} frames {width}x{height} at {float(fps):g} fps, "
+            f"{float(num_frames / fps):.2f} s) | {stages} | total {total_seconds:.1f} s")
+
+
+def timestamp() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def versions() -> dict:
+    import diffusers
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}

@@ -1,0 +1,255 @@
+"""The pipeline's stages. Each loads only its own models, uses them, and frees them before returning.
+
+Sampling is diffusers' stock `LTX2Pipeline`: a stage builds one from just the components it needs (the rest
+are None), so the numerics are exactly the stock pipeline's while peak memory is the largest single stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ltx2gen import memory as mem
+from ltx2gen.quant import quantize_fp8_weights
+
+NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
+                        audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
+# Above this many frames the automatic plan decodes in temporal pieces to keep the decode peak flat.
+WHOLE_DECODE_MAX_FRAMES = 161
+AUTO_CHUNK_FRAMES = 64
+VAE_TILE_LATENTS = 16
+
+
+@dataclass
+class PromptEmbeddings:
+    prompt_embeds: torch.Tensor
+    prompt_attention_mask: torch.Tensor
+    negative_prompt_embeds: torch.Tensor | None = None
+    negative_prompt_attention_mask: torch.Tensor | None = None
+
+
+@dataclass
+class DiffusionResult:
+    video_latents: torch.Tensor
+    audio_latents: torch.Tensor
+    pipeline_call: dict
+    sigmas: list[float]
+    timesteps: list[float]
+    transformer_calls: int
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    # bf16 is the checkpoints' dtype; CPU convolutions in bf16 are slow and poorly supported, so CPU runs in fp32.
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1)."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return local
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    return sorted(Path(model_dir).resolve().rglob("*.safetensors"))
+
+
+def _component_class(model_dir: Path, name: str):
+    library, class_name = json.loads((model_dir / "model_index.json").read_text())[name]
+    module = library if library in ("diffusers", "transformers") else f"diffusers.pipelines.{library}"
+    return getattr(importlib.import_module(module), class_name)
+
+
+def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
+    cls = _component_class(model_dir, name)
+    if name in ("tokenizer", "scheduler"):
+        return cls.from_pretrained(model_dir, subfolder=name)
+    if cls.__module__.startswith("transformers"):
+        model = cls.from_pretrained(model_dir, subfolder=name, dtype=dtype, device_map=str(device))
+    else:
+        model = cls.from_pretrained(model_dir, subfolder=name, torch_dtype=dtype, device_map=str(device))
+    return model.eval().requires_grad_(False)
+
+
+def _pipeline(**components):
+    from diffusers import LTX2Pipeline
+
+    names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder")
+    return LTX2Pipeline(**{name: components.get(name) for name in names})
+
+
+def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
+                  with_guidance: bool, device: torch.device, dtype: torch.dtype) -> PromptEmbeddings:
+    """Stage 1: Gemma encodes the prompt (and the negative prompt when guidance is on)."""
+    tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
+    text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
+    pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
+    with torch.no_grad():
+        embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
+            prompt, negative_prompt, do_classifier_free_guidance=with_guidance,
+            max_sequence_length=tokenizer.model_max_length, device=device, dtype=dtype)
+    return PromptEmbeddings(embeds, mask, negative_embeds, negative_mask)
+
+
+def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int,
+                            guidance_scale: float, distilled: bool) -> dict:
+    """The exact keyword arguments given to `LTX2Pipeline.__call__` (besides embeddings and generator)."""
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
+
+    return dict(
+        height=height, width=width, num_frames=num_frames, frame_rate=fps, num_inference_steps=steps,
+        sigmas=list(DISTILLED_SIGMA_VALUES) if distilled else None,
+        guidance_scale=guidance_scale, audio_guidance_scale=guidance_scale, **NEUTRAL_GUIDANCE,
+        use_cross_timestep=False,  # LTX-2.0 weights; True is LTX-2.3 behaviour
+        output_type="latent",
+    )
+
+
+def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, call: dict, seed: int,
+            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool) -> DiffusionResult:
+    """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
+    load_device = torch.device("cpu") if sequential_offload else device
+    transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
+    if fp8:
+        quantize_fp8_weights(transformer)
+    calls = []
+    transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    pipe = _pipeline(
+        transformer=transformer,
+        connectors=stage.load("connectors", lambda: load_component(model_dir, "connectors", load_device, dtype)),
+        scheduler=stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype)),
+        # The VAEs contribute only their latent statistics here (denormalising the output latents).
+        vae=stage.load("vae", lambda: load_component(model_dir, "vae", load_device, dtype)),
+        audio_vae=stage.load("audio_vae", lambda: load_component(model_dir, "audio_vae", load_device, dtype)),
+    )
+    if sequential_offload:
+        pipe.enable_sequential_cpu_offload(device=device)
+    output = pipe(
+        prompt_embeds=embeddings.prompt_embeds, prompt_attention_mask=embeddings.prompt_attention_mask,
+        negative_prompt_embeds=embeddings.negative_prompt_embeds,
+        negative_prompt_attention_mask=embeddings.negative_prompt_attention_mask,
+        generator=torch.Generator("cpu").manual_seed(seed), **call,
+    )
+    scheduler = pipe.scheduler
+    return DiffusionResult(
+        video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
+        pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
+        timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(calls),
+    )
+
+
+def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
+                 dtype: torch.dtype) -> tuple[np.ndarray, int]:
+    """Stage 4: audio VAE to a mel spectrogram, vocoder to a stereo waveform [channels, samples]."""
+    audio_vae = stage.load("audio_vae", lambda: load_component(model_dir, "audio_vae", device, dtype))
+    vocoder = stage.load("vocoder", lambda: load_component(model_dir, "vocoder", device, dtype))
+    sample_rate = int(vocoder.config.output_sampling_rate)
+    with torch.no_grad():
+        mel = audio_vae.decode(audio_latents.to(device, audio_vae.dtype), return_dict=False)[0]
+        waveform = vocoder(mel)
+    return waveform[0].float().cpu().numpy(), sample_rate
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """Temporal pieces of the video decode, in latent frames."""
+
+    chunk_latents: int
+    context_latents: int
+
+    @classmethod
+    def choose(cls, num_frames: int, chunk_frames: int, context_frames: int) -> "DecodePlan":
+        latent_frames = (num_frames - 1) // 8 + 1
+        if chunk_frames == 0:
+            chunk_frames = 8 * latent_frames if num_frames <= WHOLE_DECODE_MAX_FRAMES else AUTO_CHUNK_FRAMES
+        chunk = min(chunk_frames // 8, latent_frames)
+        return cls(chunk_latents=chunk, context_latents=0 if chunk == latent_frames else context_frames // 8)
+
+    def describe(self, latent_frames: int) -> str:
+        if self.chunk_latents >= latent_frames:
+            return "whole clip in one decode"
+        return (f"pieces of {self.chunk_latents * 8} frames with {self.context_latents * 8} frames of context "
+                f"on each side")
+
+    def pieces(self, latent_frames: int) -> Iterator[tuple[int, int, int, int]]:
+        """(window start, window end, first kept frame, end kept frame) in latent frames and window-local frames.
+
+        Latent frame 0 decodes to one frame and latent k to frames 8k-7..8k, so a window starting at latent s
+        puts global frame g at local index g - 8s.
+        """
+        for start in range(0, latent_frames, self.chunk_latents):
+            end = min(start + self.chunk_latents, latent_frames)
+            window_start = max(0, start - self.context_latents)
+            window_end = min(latent_frames, end + self.context_latents)
+            first = 0 if start == 0 else 8 * start - 7
+            yield window_start, window_end, first - 8 * window_start, 8 * end - 7 - 8 * window_start
+
+
+def tile_stride(latent_size: int, tile: int = VAE_TILE_LATENTS) -> int:
+    """The largest spatial tile stride (latents) that never leaves a one-latent last tile, which the VAE's reflect
+    padding cannot decode (a crash for sizes of the form 14k+1 with diffusers' default stride)."""
+    for stride in range(tile - 2, tile // 2 - 1, -1):
+        if latent_size <= tile or (latent_size - 1) % stride:
+            return stride
+    return tile // 2
+
+
+def decode_video_frames(vae, latents: torch.Tensor, plan: DecodePlan) -> Iterator[np.ndarray]:
+    """Stage 5 core: decode in temporal pieces under no_grad and yield uint8 [H, W, 3] frames one piece at a time."""
+    _, _, latent_frames, latent_height, latent_width = latents.shape
+    vae.enable_tiling(tile_sample_stride_height=tile_stride(latent_height) * 32,
+                      tile_sample_stride_width=tile_stride(latent_width) * 32)
+    device = vae.device
+    for window_start, window_end, first, end in plan.pieces(latent_frames):
+        with torch.no_grad():
+            window = latents[:, :, window_start:window_end].to(device, vae.dtype)
+            video = vae.decode(window, None, return_dict=False)[0][0, :, first:end]
+            # Same arithmetic as diffusers' VideoProcessor + numpy_to_pil, so frames match the stock pipeline.
+            frames = (video / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).float().cpu().numpy()
+            del video, window
+        yield from (frames * 255).round().astype(np.uint8)
+
+
+def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan: DecodePlan, write,
+                 device: torch.device, dtype: torch.dtype):
+    """Stage 5: load the video VAE and hand the streamed frames to `write(frames)`."""
+    vae = stage.load("vae", lambda: load_component(model_dir, "vae", device, dtype))
+    mem.emit("decode", "vae", vae)
+    return write(decode_video_frames(vae, latents, plan))
+
+
+def decode_to_mp4(tracker: mem.MemoryTracker, model_dir: Path, video_latents: torch.Tensor,
+                  audio_latents: torch.Tensor | None, output: Path, *, width: int, height: int, num_frames: int,
+                  fps, plan: DecodePlan, device: torch.device, dtype: torch.dtype) -> int | None:
+    """Stages 4 and 5, shared by generation and recovery: audio waveform, then the streamed video decode
+    into `output`. Returns the audio sample rate (None without audio)."""
+    from ltx2gen.video import write_mp4
+
+    waveform, sample_rate = None, None
+    if audio_latents is not None:
+        waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device, dtype)
+
+    def write(frames):
+        return write_mp4(output, frames, width=width, height=height, num_frames=num_frames, fps=fps,
+                         audio=waveform, sample_rate=sample_rate)
+
+    tracker.run("video", decode_video, model_dir, video_latents, plan, write, device, dtype)
+    return sample_rate

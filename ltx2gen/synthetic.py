@@ -1,0 +1,198 @@
+"""Seeded random-weight LTX-2 models in diffusers format, so the whole product runs without the real weights.
+
+`tiny` is small enough for CPU tests; `full` has the real LTX-2 19B component sizes (for benchmarks).
+Every component comes from its real constructor and is saved with `save_pretrained`, so loading one
+exercises exactly the code that loads the real model.
+
+    python -m ltx2gen.synthetic --preset tiny --out models/ltx2-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ltx2gen.config import SYNTHETIC_MARKER
+
+TINY_GEMMA_HIDDEN = 32
+TINY_VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"w{i}" for i in range(60)]
+
+
+def _tiny_configs() -> dict:
+    return {
+        "transformer": dict(
+            in_channels=4, out_channels=4, patch_size=1, patch_size_t=1,
+            num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+            audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2,
+            audio_attention_head_dim=4, audio_cross_attention_dim=8, num_layers=2,
+            caption_channels=TINY_GEMMA_HIDDEN, rope_type="split",
+        ),
+        "connectors": dict(
+            caption_channels=TINY_GEMMA_HIDDEN, text_proj_in_factor=3,
+            video_connector_num_attention_heads=4, video_connector_attention_head_dim=8,
+            video_connector_num_layers=1, video_connector_num_learnable_registers=None,
+            audio_connector_num_attention_heads=4, audio_connector_attention_head_dim=8,
+            audio_connector_num_layers=1, audio_connector_num_learnable_registers=None,
+            rope_type="split",
+        ),
+        "vae": dict(
+            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 32, 64),
+            down_block_types=("LTX2VideoDownBlock3D",) * 4, decoder_block_out_channels=(8, 16, 32),
+            layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, True, True), decoder_spatio_temporal_scaling=(True, True, True),
+            decoder_inject_noise=(False, False, False, False),
+            downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+            upsample_residual=(True, True, True), upsample_factor=(2, 2, 2), timestep_conditioning=False,
+            patch_size=4, patch_size_t=1, encoder_causal=True, decoder_causal=False,
+            decoder_spatial_padding_mode="reflect", spatial_compression_ratio=32, temporal_compression_ratio=8,
+        ),
+        "audio_vae": dict(
+            base_channels=4, output_channels=2, ch_mult=(1,), num_res_blocks=1, attn_resolutions=None,
+            in_channels=2, resolution=32, latent_channels=2, norm_type="pixel", causality_axis="height",
+            dropout=0.0, mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160,
+            is_causal=True, mel_bins=8,
+        ),
+        "vocoder": dict(
+            in_channels=16, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[10, 8, 8],
+            upsample_factors=[5, 4, 4], resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]],
+            output_sampling_rate=8000,
+        ),
+        "text_encoder": dict(
+            hidden_size=TINY_GEMMA_HIDDEN, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=16, vocab_size=len(TINY_VOCAB),
+            max_position_embeddings=512, sliding_window=64,
+        ),
+        "max_sequence_length": 64,
+    }
+
+
+def _full_configs() -> dict:
+    """The LTX-2.0 19B component sizes (diffusers' conversion configs for version 2.0)."""
+    return {
+        "transformer": dict(rope_type="split"),
+        "connectors": dict(rope_type="split"),
+        "vae": dict(
+            in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(256, 512, 1024, 2048),
+            down_block_types=("LTX2VideoDownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+            layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
+            spatio_temporal_scaling=(True, True, True, True), decoder_spatio_temporal_scaling=(True, True, True),
+            decoder_inject_noise=(False, False, False, False),
+            downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+            upsample_residual=(True, True, True), upsample_factor=(2, 2, 2), timestep_conditioning=False,
+            patch_size=4, patch_size_t=1, resnet_norm_eps=1e-6, encoder_causal=True, decoder_causal=False,
+            encoder_spatial_padding_mode="zeros", decoder_spatial_padding_mode="reflect",
+            spatial_compression_ratio=32, temporal_compression_ratio=8,
+        ),
+        "audio_vae": dict(),
+        "vocoder": dict(
+            in_channels=128, hidden_channels=1024, out_channels=2, upsample_kernel_sizes=[16, 15, 8, 4, 4],
+            upsample_factors=[6, 5, 2, 2, 2], resnet_kernel_sizes=[3, 7, 11],
+            resnet_dilations=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], leaky_relu_negative_slope=0.1,
+            output_sampling_rate=24000,
+        ),
+        "text_encoder": dict(
+            hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
+            num_key_value_heads=8, head_dim=256, vocab_size=262208, max_position_embeddings=131072,
+            sliding_window=1024,
+        ),
+        "max_sequence_length": 1024,
+    }
+
+
+PRESETS = {"tiny": _tiny_configs, "full": _full_configs}
+
+
+def _tokenizer(max_length: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GemmaTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(TINY_VOCAB)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return GemmaTokenizerFast(
+        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+        unk_token="<unk>", model_max_length=max_length, padding_side="left",
+    )
+
+
+def _text_encoder(config: dict):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    text_config = dict(config, rope_parameters={
+        "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+    })
+    vision_config = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         image_size=28, patch_size=14)
+    gemma = Gemma3Config(text_config=text_config, vision_config=vision_config, mm_tokens_per_image=4,
+                         boi_token_index=1, eoi_token_index=1, image_token_index=1)
+    return Gemma3ForConditionalGeneration(gemma)
+
+
+def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
+                   device: str | torch.device = "cpu"):
+    """An `LTX2Pipeline` with seeded random weights, built directly on `device`."""
+    from diffusers import (AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler,
+                           LTX2Pipeline, LTX2VideoTransformer3DModel)
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
+
+    configs = PRESETS[preset]()
+    torch.manual_seed(seed)
+    with torch.device(device):
+        components = dict(
+            transformer=LTX2VideoTransformer3DModel(**configs["transformer"]),
+            connectors=LTX2TextConnectors(**configs["connectors"]),
+            vae=AutoencoderKLLTX2Video(**configs["vae"]),
+            audio_vae=AutoencoderKLLTX2Audio(**configs["audio_vae"]),
+            vocoder=LTX2Vocoder(**configs["vocoder"]),
+            text_encoder=_text_encoder(configs["text_encoder"]),
+        )
+    _randomize_latent_statistics(components["vae"], components["audio_vae"])
+    for module in components.values():
+        module.to(dtype=dtype).eval()
+    return LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                  base_image_seq_len=1024, max_image_seq_len=4096,
+                                                  shift_terminal=0.1),
+        tokenizer=_tokenizer(configs["max_sequence_length"]),
+        **components,
+    )
+
+
+def _randomize_latent_statistics(vae, audio_vae) -> None:
+    # Real checkpoints carry non-trivial normalisation statistics; zeros/ones would hide a missing denormalisation.
+    generator = torch.Generator().manual_seed(1234)
+    for model in (vae, audio_vae):
+        mean, std = model.latents_mean, model.latents_std
+        mean.copy_(torch.randn(mean.shape, generator=generator) * 0.1)
+        std.copy_(torch.rand(std.shape, generator=generator) * 0.5 + 0.75)
+
+
+def write_model(preset: str, out: Path, seed: int = 0) -> Path:
+    """Write a complete diffusers-format LTX-2 model directory and return it."""
+    dtype = torch.float32 if preset == "tiny" else torch.bfloat16
+    pipe = build_pipeline(preset, seed=seed, dtype=dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    marker = {"preset": preset, "seed": seed, "pipeline": "distilled"}
+    (out / SYNTHETIC_MARKER).write_text(json.dumps(marker) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ltx2gen.synthetic", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = write_model(args.preset, args.out, args.seed)
+    print(f"wrote {args.preset} LTX-2 model to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
