@@ -1,0 +1,104 @@
+import subprocess
+import sys
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from ltx2gen.config import ConfigError, build_parser, GenerateConfig, parse_fps, stamped
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """generate.py in a fresh interpreter, reporting whether torch was imported before it exited."""
+    code = ("import sys, generate\n"
+            "try:\n    generate.main(sys.argv[1:])\n"
+            "finally:\n    print('TORCH_IMPORTED' if 'torch' in sys.modules else 'TORCH_NOT_IMPORTED')\n")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+BAD_INPUTS = [
+    (["--width", "100"], "--width 100: must be a positive multiple of 32 (try 96 or 128)"),
+    (["--height", "0"], "--height 0: must be a positive multiple of 32"),
+    (["--num-frames", "100"], "--num-frames 100: must be of the form 8n+1; nearest valid counts are 97 and 105"),
+    (["--num-frames", "0"], "--num-frames 0: must be of the form 8n+1"),
+    (["--steps", "0"], "--steps 0: must be at least 1"),
+    (["--steps", "20"], "--steps 20: the distilled schedule has exactly 8 steps"),
+    (["--fps", "0"], "--fps 0: must be above 0"),
+    (["--fps", "fast"], "--fps fast: not a number"),
+    (["--guidance-scale", "0.5"], "--guidance-scale 0.5: must be 1.0 (off) or more"),
+    (["--model", "./no/such/model"], "--model ./no/such/model: no such model directory"),
+    (["--output", "clip.avi"], "--output clip.avi: must end in .mp4"),
+    (["--output", "afile/clip.mp4"], "is a file, so the folder afile cannot be created"),
+    (["--vae-chunk-frames", "12"], "--vae-chunk-frames 12: must be 0 or a positive multiple of 8"),
+    (["--vae-chunk-frames", "16", "--vae-context-frames", "0"], "temporal pieces need at least 8 frames of context"),
+    (["--prompt", " "], "--prompt is empty"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_before_loading_anything(tmp_path, args, message):
+    (tmp_path / "afile").write_text("not a folder")
+    prompt = [] if "--prompt" in args else ["--prompt", "a fox"]
+    result = run_cli(*prompt, "--model", "rootonchair/LTX-2-19b-distilled", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("generate.py: error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert "TORCH_NOT_IMPORTED" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_missing_prompt_is_a_usage_error(tmp_path):
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 2 and "--prompt" in result.stderr
+
+
+def parse(*args: str) -> GenerateConfig:
+    return GenerateConfig.from_args(build_parser().parse_args(["--prompt", "a fox", *args]),
+                                    now=datetime(2026, 1, 2, 3, 4, 5))
+
+
+def test_defaults_follow_the_issue_and_the_distilled_model():
+    config = parse()
+    assert (config.width, config.height, config.num_frames, config.fps) == (768, 512, 97, Fraction(24))
+    assert config.pipeline == "distilled" and config.steps == 8 and config.guidance_scale == 1.0
+    assert config.output == Path("outputs/video_20260102_030405.mp4")
+    assert 0 <= config.seed < 2**31
+
+
+def test_full_model_gets_full_defaults_and_explicit_values_win():
+    config = parse("--model", "Lightricks/LTX-2")
+    assert config.pipeline == "full" and config.steps == 40 and config.guidance_scale == 4.0
+    config = parse("--model", "Lightricks/LTX-2", "--steps", "12", "--guidance-scale", "3", "--seed", "5")
+    assert (config.steps, config.guidance_scale, config.seed) == (12, 3.0, 5)
+    assert parse("--pipeline", "distilled", "--model", "Lightricks/LTX-2").steps == 8
+
+
+def test_timestamp_never_overwrites_and_no_timestamp_is_exact(tmp_path):
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    first = stamped(tmp_path / "clip.mp4", now)
+    first.write_text("taken")
+    assert first.name == "clip_20260102_030405.mp4"
+    assert stamped(tmp_path / "clip.mp4", now).name == "clip_20260102_030405_2.mp4"
+    assert parse("--no-timestamp", "--output", str(tmp_path / "x.mp4")).output == tmp_path / "x.mp4"
+
+
+def test_fps_is_exact_and_ntsc_decimals_are_snapped_loudly(capsys):
+    assert parse_fps("24000/1001") == Fraction(24000, 1001)
+    assert parse_fps("23.976") == Fraction(24000, 1001)
+    assert "exact NTSC rate 24000/1001" in capsys.readouterr().out
+    assert parse_fps("25") == Fraction(25)
+    with pytest.raises(ConfigError):
+        parse_fps("-1")
+
+
+def test_help_lists_every_flag_with_its_default():
+    help_text = build_parser().format_help()
+    for flag in ("--prompt", "--negative-prompt", "--model", "--output", "--no-timestamp", "--width", "--height",
+                 "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8",
+                 "--vae-chunk-frames", "--sequential-offload", "--keep-latents"):
+        assert flag in help_text
+    assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text

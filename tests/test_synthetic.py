@@ -1,0 +1,27 @@
+import json
+
+import torch
+
+from ltx2gen.synthetic import PRESETS, main
+
+
+def test_cli_writes_a_model_the_stock_pipeline_loads(tmp_path):
+    from diffusers import LTX2Pipeline
+
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "m")]) == 0
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    assert index["_class_name"] == "LTX2Pipeline"
+    pipe = LTX2Pipeline.from_pretrained(tmp_path / "m", local_files_only=True)
+    assert pipe.vae.spatial_compression_ratio == 32 and pipe.vae.temporal_compression_ratio == 8
+    assert pipe.tokenizer("w1 w2").input_ids
+
+
+def test_full_preset_has_the_real_transformer_size():
+    from accelerate import init_empty_weights
+    from diffusers import LTX2VideoTransformer3DModel
+
+    with init_empty_weights():
+        transformer = LTX2VideoTransformer3DModel(**PRESETS["full"]()["transformer"])
+    params = sum(p.numel() for p in transformer.parameters())
+    assert 18.8e9 < params < 19.0e9
+    assert transformer.config.num_layers == 48 and transformer.config.rope_type == "split"
