@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import string
 import sys
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import torch
 from ltx2gen.config import SYNTHETIC_MARKER
 
 TINY_GEMMA_HIDDEN = 32
-TINY_VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"w{i}" for i in range(60)]
+# A character-level Gemma tokenizer: any prompt tokenizes offline, and different prompts condition differently.
+TINY_VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "\u2581"] + list(
+    string.ascii_letters + string.digits + ".,;:!?'\"-()")
 
 
 def _tiny_configs() -> dict:
@@ -66,7 +69,7 @@ def _tiny_configs() -> dict:
             num_attention_heads=2, num_key_value_heads=1, head_dim=16, vocab_size=len(TINY_VOCAB),
             max_position_embeddings=512, sliding_window=64,
         ),
-        "max_sequence_length": 64,
+        "max_sequence_length": 128,
     }
 
 
@@ -107,16 +110,10 @@ PRESETS = {"tiny": _tiny_configs, "full": _full_configs}
 
 
 def _tokenizer(max_length: int):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GemmaTokenizerFast
+    from transformers import GemmaTokenizer
 
     vocab = {token: i for i, token in enumerate(TINY_VOCAB)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return GemmaTokenizerFast(
-        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-        unk_token="<unk>", model_max_length=max_length, padding_side="left",
-    )
+    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=max_length, padding_side="left")
 
 
 def _text_encoder(config: dict):
