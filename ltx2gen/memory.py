@@ -107,10 +107,11 @@ class Stage:
 
 
 def _remove_hooks(model: object) -> None:
-    # accelerate/diffusers offload hooks hold references to the weights: remove them before dropping the model.
-    remove = getattr(model, "remove_all_hooks", None)
-    if callable(remove):
-        remove()
+    # accelerate's offload hooks hold references to the weights: remove them before dropping the model.
+    if isinstance(model, torch.nn.Module) and any(hasattr(m, "_hf_hook") for m in model.modules()):
+        from accelerate.hooks import remove_hook_from_module
+
+        remove_hook_from_module(model, recurse=True)
 
 
 class MemoryTracker:

@@ -78,7 +78,7 @@ class RunPlan:
         dropped = drop_system_cache and memory.drop_system_page_cache()
         extra = "; whole page cache dropped" if dropped else (
             "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
-        print(f"page cache: evicted {advised / memory.GIB:.2f} GiB of model files{extra}", flush=True)
+        print(f"page cache: evicted {advised / memory.GIB:.3f} GiB of model files{extra}", flush=True)
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:

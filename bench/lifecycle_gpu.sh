@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The staged lifecycle on a CUDA machine: every code path on the tiny model, then a full-size random-weight
+# model (`bench` preset) at 768x512x97 with FP8 weights, with bf16 weights, and with sequential offload.
+# Usage: bench/lifecycle_gpu.sh OUT_DIR   (writes log.txt and one sidecar JSON per run into OUT_DIR)
+set -euo pipefail
+out_dir="${1:?usage: bench/lifecycle_gpu.sh OUT_DIR}"
+work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
+prompt="A red fox runs through fresh snow at dawn, breath steaming, birds calling"
+mkdir -p "$out_dir" "$work"
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+
+generate() {
+    local name="$1"; shift
+    echo "=== $name: generate.py $*"
+    /usr/bin/time -v python3 generate.py --prompt "$prompt" --seed 1 --no-timestamp --output "$work/$name.mp4" "$@" \
+        2> >(grep -E "Maximum resident|Elapsed|Error|error|Traceback" >&2)
+    cp "$work/$name.json" "$out_dir/$name.json"
+    python3 -c "from ltx2gen.video import probe; print('$name:', probe('$work/$name.mp4'))"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+df -h "$work" | tail -1
+python3 -m ltx2gen.synthetic --preset tiny --out "$work/tiny"
+generate tiny_fp8 --model "$work/tiny" --width 96 --height 64 --num-frames 17 --keep-latents
+generate tiny_bf16 --model "$work/tiny" --width 96 --height 64 --num-frames 17 --no-fp8
+python3 decode_latents.py --input "$work/tiny_fp8.latents.safetensors" --output "$work/tiny_recovered.mp4"
+python3 -c "
+from ltx2gen.video import read_frames
+import numpy as np
+print('recovered equals generated:', np.array_equal(read_frames('$work/tiny_recovered.mp4'), read_frames('$work/tiny_fp8.mp4')))"
+
+echo "=== writing the bench model"
+time python3 -m ltx2gen.synthetic --preset bench --out "$work/bench"
+du -sh "$work/bench"/*
+generate bench_fp8 --model "$work/bench" --width 768 --height 512 --num-frames 97
+generate bench_bf16 --model "$work/bench" --width 768 --height 512 --num-frames 97 --no-fp8
+generate bench_offload --model "$work/bench" --width 768 --height 512 --num-frames 97 --no-fp8 --sequential-offload
