@@ -149,15 +149,20 @@ def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = tor
 
     configs = PRESETS[preset]()
     torch.manual_seed(seed)
-    with torch.device(device):
-        components = dict(
-            transformer=LTX2VideoTransformer3DModel(**configs["transformer"]),
-            connectors=LTX2TextConnectors(**configs["connectors"]),
-            vae=AutoencoderKLLTX2Video(**configs["vae"]),
-            audio_vae=AutoencoderKLLTX2Audio(**configs["audio_vae"]),
-            vocoder=LTX2Vocoder(**configs["vocoder"]),
-            text_encoder=_text_encoder(configs["text_encoder"]),
-        )
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build directly in the target dtype: a full-size fp32 copy would not fit
+    try:
+        with torch.device(device):
+            components = dict(
+                transformer=LTX2VideoTransformer3DModel(**configs["transformer"]),
+                connectors=LTX2TextConnectors(**configs["connectors"]),
+                vae=AutoencoderKLLTX2Video(**configs["vae"]),
+                audio_vae=AutoencoderKLLTX2Audio(**configs["audio_vae"]),
+                vocoder=LTX2Vocoder(**configs["vocoder"]),
+                text_encoder=_text_encoder(configs["text_encoder"]),
+            )
+    finally:
+        torch.set_default_dtype(previous_dtype)
     _randomize_latent_statistics(components["vae"], components["audio_vae"])
     for module in components.values():
         module.to(dtype=dtype).eval()
@@ -179,10 +184,10 @@ def _randomize_latent_statistics(vae, audio_vae) -> None:
         std.copy_(torch.rand(std.shape, generator=generator) * 0.5 + 0.75)
 
 
-def write_model(preset: str, out: Path, seed: int = 0) -> Path:
+def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu") -> Path:
     """Write a complete diffusers-format LTX-2 model directory and return it."""
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
-    pipe = build_pipeline(preset, seed=seed, dtype=dtype)
+    pipe = build_pipeline(preset, seed=seed, dtype=dtype, device=device)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
     marker = {"preset": preset, "seed": seed, "pipeline": "distilled"}
@@ -195,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where to build the weights (cuda is much faster for full)")
     args = parser.parse_args(argv)
-    path = write_model(args.preset, args.out, args.seed)
+    path = write_model(args.preset, args.out, args.seed, args.device)
     print(f"wrote {args.preset} LTX-2 model to {path}")
     return 0
 
