@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Container entrypoint: picks one of the CLIs by sub-command. Every branch uses exec, so the Python process
+# becomes PID 1's child directly and receives docker stop / Ctrl-C signals itself.
+set -euo pipefail
+
+# Overridable so the tests can run this very script against a stub interpreter outside the image.
+APP_DIR="${LTX2GEN_APP_DIR:-/app}"
+PYTHON="${LTX2GEN_PYTHON:-python3}"
+DEFAULT_MODEL="rootonchair/LTX-2-19b-distilled"
+
+usage() {
+    cat <<EOF
+LTX-2 text-to-video with audio.
+
+Usage: docker run [docker options] IMAGE [COMMAND] [ARGS...]
+
+Commands:
+  generate ARGS     text-to-video (generate.py); the default when the first argument is an option
+  decode ARGS       decode a kept latents file into an MP4 (decode_latents.py)
+  download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL})
+  synthetic ARGS    write a random-weight test model (python -m ltx2gen.synthetic)
+  help, --help, -h  this text; 'generate --help' and 'decode --help' list each command's options
+
+Examples:
+  docker run --rm -v ~/.cache/huggingface:/cache/huggingface ltx2 download
+  docker run --gpus all -v ~/.cache/huggingface:/cache/huggingface -v "\$PWD/outputs:/outputs" \\
+      ltx2 --prompt "..." --output /outputs/clip.mp4    (writes clip_YYYYMMDD_HHMMSS.mp4)
+  docker run --gpus all -v ~/.cache/huggingface:/cache/huggingface -v "\$PWD/outputs:/outputs" \\
+      ltx2 decode --input /outputs/clip_20260101_120000.latents.safetensors --output /outputs/clip.mp4
+
+The image runs offline (HF_HUB_OFFLINE=1): weights come from the mounted /cache/huggingface.
+EOF
+}
+
+command="${1:-}"
+case "${command}" in
+    "" | help | --help | -h)
+        usage
+        exit 0
+        ;;
+    generate)
+        shift
+        exec "${PYTHON}" "${APP_DIR}/generate.py" "$@"
+        ;;
+    -*)
+        exec "${PYTHON}" "${APP_DIR}/generate.py" "$@"
+        ;;
+    decode)
+        shift
+        exec "${PYTHON}" "${APP_DIR}/decode_latents.py" "$@"
+        ;;
+    synthetic)
+        shift
+        # -m needs the app directory on the module path, whatever the working directory (docker run -w).
+        export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
+        exec "${PYTHON}" -m ltx2gen.synthetic "$@"
+        ;;
+    download)
+        shift
+        # The only command that may reach the Hub; the image is offline otherwise.
+        export HF_HUB_OFFLINE=0
+        exec "${PYTHON}" -c '
+import sys
+from huggingface_hub import snapshot_download
+
+for repo_id in sys.argv[1:] or ["rootonchair/LTX-2-19b-distilled"]:
+    print(f"downloading {repo_id}", flush=True)
+    print(snapshot_download(repo_id=repo_id), flush=True)
+' "$@"
+        ;;
+    *)
+        echo "entrypoint.sh: unknown command '${command}' (use generate, decode, download, synthetic or --help)" >&2
+        exit 2
+        ;;
+esac

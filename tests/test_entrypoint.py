@@ -1,0 +1,131 @@
+"""The container entrypoint, run for real against a stub interpreter that echoes what it was given."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from ltx2gen.config import DEFAULT_MODEL
+
+ENTRYPOINT = ROOT / "entrypoint.sh"
+
+# Arguments to stdout, one a line; the environment the entrypoint set to stderr.
+STUB = """#!/usr/bin/env bash
+printf '%s\\n' "$@"
+printf 'HF_HUB_OFFLINE=%s\\nPYTHONPATH=%s\\n' "${HF_HUB_OFFLINE:-}" "${PYTHONPATH:-}" >&2
+"""
+
+
+@pytest.fixture
+def run(tmp_path):
+    stub = tmp_path / "bin" / "python3"
+    stub.parent.mkdir()
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    env = {**os.environ, "LTX2GEN_PYTHON": str(stub), "LTX2GEN_APP_DIR": str(app), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONPATH", None)
+
+    def run_entrypoint(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=10)
+
+    run_entrypoint.app = app
+    return run_entrypoint
+
+
+def argv(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_is_executable_bash_script():
+    assert os.access(ENTRYPOINT, os.X_OK)
+    assert ENTRYPOINT.read_text().startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in ENTRYPOINT.read_text()
+
+
+def test_options_go_to_generate(run):
+    assert argv(run("--prompt", "x")) == [f"{run.app}/generate.py", "--prompt", "x"]
+
+
+def test_generate_keeps_quoted_argument_whole(run):
+    result = run("generate", "--prompt", "a b", "--output", "/outputs/clip with space.mp4")
+    assert argv(result) == [f"{run.app}/generate.py", "--prompt", "a b", "--output", "/outputs/clip with space.mp4"]
+    assert "HF_HUB_OFFLINE=1" in result.stderr.splitlines()
+
+
+def test_generate_help_is_passed_through(run):
+    assert argv(run("generate", "--help")) == [f"{run.app}/generate.py", "--help"]
+
+
+def test_decode(run):
+    assert argv(run("decode", "--input", "a", "--output", "b")) == [
+        f"{run.app}/decode_latents.py", "--input", "a", "--output", "b"]
+
+
+def test_synthetic_runs_the_module_from_the_app_dir(run):
+    result = run("synthetic", "--preset", "tiny", "--out", "d")
+    assert argv(result) == ["-m", "ltx2gen.synthetic", "--preset", "tiny", "--out", "d"]
+    assert f"PYTHONPATH={run.app}" in result.stderr.splitlines()
+
+
+def test_download_default_model_online(run):
+    result = run("download")
+    lines = argv(result)
+    assert lines[0] == "-c"
+    code = "\n".join(lines[1:])
+    assert "snapshot_download" in code and DEFAULT_MODEL in code
+    assert "HF_HUB_OFFLINE=0" in result.stderr.splitlines()
+
+
+def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
+    # Run the real download code, with snapshot_download replaced, to see which repos it fetches.
+    fake_hub = tmp_path / "fake" / "huggingface_hub"
+    fake_hub.mkdir(parents=True)
+    (fake_hub / "__init__.py").write_text(
+        "import os\n"
+        "def snapshot_download(repo_id):\n"
+        "    return f'fetched {repo_id} offline={os.environ[\"HF_HUB_OFFLINE\"]}'\n")
+    code = argv(run("download"))[1:]
+    for repos, expected in (([], [DEFAULT_MODEL]), (["org/a", "org/b"], ["org/a", "org/b"])):
+        result = subprocess.run([sys.executable, "-c", "\n".join(code), *repos],
+                                env={**os.environ, "PYTHONPATH": str(fake_hub.parent), "HF_HUB_OFFLINE": "0"},
+                                capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+        assert [line for line in result.stdout.splitlines() if line.startswith("fetched")] == [
+            f"fetched {repo} offline=0" for repo in expected]
+
+
+@pytest.mark.parametrize("args", [(), ("--help",), ("-h",), ("help",)])
+def test_usage(run, args):
+    result = run(*args)
+    assert result.returncode == 0
+    assert result.stderr == ""
+    for word in ("generate", "decode", "download", "synthetic", "--gpus all", "/cache/huggingface"):
+        assert word in result.stdout
+
+
+def test_unknown_command(run):
+    result = run("bogus")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "entrypoint.sh: unknown command 'bogus' (use generate, decode, download, synthetic or --help)")
+
+
+def test_bash_syntax():
+    result = subprocess.run(["bash", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shellcheck():
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not on PATH")
+    result = subprocess.run([shellcheck, str(ENTRYPOINT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
