@@ -73,7 +73,7 @@ class StageReport:
         cuda = (f"CUDA alloc {self.cuda_allocated_gib:.2f} / reserved {self.cuda_reserved_gib:.2f} / "
                 f"peak {self.cuda_peak_gib:.2f} GiB, " if torch.cuda.is_available() else "")
         return (f"[memory] {self.name:<9} {self.seconds:7.1f} s | {cuda}RSS {self.rss_gib:.2f} GiB "
-                f"(peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
+                f"(process peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
 
 
 def _peak_rss_bytes() -> int:
