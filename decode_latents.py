@@ -38,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config, latents_file = load_config(args)
+        from ltx2gen import stages
+
+        device = stages.resolve_device(config.device)
+        model_dir = stages.resolve_model_dir(config.model)
     except ConfigError as err:
         parser.error(str(err))
-    return run(config, latents_file)
+    return run(config, latents_file, device, model_dir)
 
 
 def load_config(args: argparse.Namespace):
@@ -63,17 +67,15 @@ def load_config(args: argparse.Namespace):
     return config, latents_file
 
 
-def run(config: DecodeConfig, latents_file) -> int:
+def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
     from ltx2gen import memory, report, stages
 
     started = time.perf_counter()
     meta = latents_file.metadata
     width, height, num_frames, fps = int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(
         str(meta["fps"]))
-    device = stages.resolve_device(config.device)
     dtype = stages.default_dtype(device)
     plan = stages.DecodePlan.choose(num_frames, config.vae_chunk_frames, config.vae_context_frames)
-    model_dir = stages.resolve_model_dir(config.model)
     tracker = memory.MemoryTracker(device)
     print(f"decoding {config.input}: {width}x{height}x{num_frames} at {report.fps_text(fps)} fps with {config.model}, "
           f"VAE decode {plan.describe((num_frames - 1) // 8 + 1)}", flush=True)
@@ -81,7 +83,7 @@ def run(config: DecodeConfig, latents_file) -> int:
         stages.decode_to_mp4(tracker, model_dir, latents_file.video, latents_file.audio, config.output,
                              width=width, height=height, num_frames=num_frames, fps=fps, plan=plan, device=device,
                              dtype=dtype)
-        memory.evict_from_page_cache(stages.weight_files(model_dir))
+        stages.release_page_cache(model_dir, config.drop_page_cache)
     except (Exception, KeyboardInterrupt) as err:
         print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1

@@ -9,6 +9,7 @@ uses them and frees them before the next one starts.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
@@ -20,41 +21,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         config = GenerateConfig.from_args(parser.parse_args(argv))
+        from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
+
+        plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
     except ConfigError as err:
         parser.error(str(err))
-    return run(config)
+    signal.signal(signal.SIGTERM, interrupt)  # `docker stop` then ends like Ctrl-C, with the recovery advice
+    return run(config, plan)
 
 
-def run(config: GenerateConfig) -> int:
+def run(config: GenerateConfig, plan) -> int:
     from ltx2gen import latents, memory, report, stages
-    from ltx2gen.plan import RunPlan
 
     started = time.perf_counter()
-    settings = RunPlan.choose(config)
-    tracker = memory.MemoryTracker(settings.device)
+    tracker = memory.MemoryTracker(plan.device)
     try:
         # 1. Text: prompt embeddings. The Gemma text encoder is freed.
-        embeddings = tracker.run("text", stages.encode_prompt, settings.model_dir, config.prompt,
-                                 config.negative_prompt, config.uses_guidance, settings.device, settings.dtype)
+        embeddings = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
+                                 config.negative_prompt, config.uses_guidance, plan.device, plan.dtype)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
-        diffusion = tracker.run("diffusion", stages.denoise, settings.model_dir, embeddings, settings.call,
-                                config.seed, settings.device, settings.dtype, settings.fp8, settings.offload)
+        diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, embeddings, plan.call,
+                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload)
         del embeddings
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
     latents_path = latents.save_latents(config.latents_path, diffusion.video_latents, diffusion.audio_latents,
-                                        settings.latents_metadata(config))
+                                        plan.latents_metadata(config))
     print(f"saved latents: {latents_path}", flush=True)
     try:
         # 4-5. Audio (audio VAE + vocoder), then the video decode streamed into the MP4. Each model is freed.
         sample_rate = stages.decode_to_mp4(
-            tracker, settings.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
+            tracker, plan.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=settings.plan, device=settings.device, dtype=settings.dtype)
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
-        settings.release_page_cache(config.drop_page_cache)
-        sidecar = settings.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)
+        stages.release_page_cache(plan.model_dir, config.drop_page_cache)
+        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "the latents are kept; recover the clip with:\n  "
                     + report.recovery_command(latents_path, config.output))
@@ -64,6 +67,10 @@ def run(config: GenerateConfig) -> int:
     print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
                               time.perf_counter() - started), flush=True)
     return 0
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def fail(err: BaseException, advice: str) -> int:

@@ -23,7 +23,7 @@ class RunPlan:
     fp8: bool
     offload: bool
     call: dict
-    plan: stages.DecodePlan
+    decode_plan: stages.DecodePlan
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -44,9 +44,9 @@ class RunPlan:
         call = stages.pipeline_call_arguments(
             width=config.width, height=config.height, num_frames=config.num_frames, fps=float(config.fps),
             steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
-        plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames)
+        decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames)
         model_dir = stages.resolve_model_dir(config.model)
-        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, plan)
+        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -56,7 +56,11 @@ class RunPlan:
         weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
         offload = ", sequential offload" if self.offload else ""
         latent_frames = (self.call["num_frames"] - 1) // 8 + 1
-        return f"{self.device} {weights}{offload}, VAE decode {self.plan.describe(latent_frames)}"
+        return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
+
+    def model_reference(self, model: str) -> str:
+        """A repo id as given; a local directory as an absolute path, so recovery works from any folder."""
+        return str(self.model_dir) if Path(model).expanduser().is_dir() else model
 
     def sample_rate(self) -> int | None:
         vocoder_config = self.model_dir / "vocoder" / "config.json"
@@ -65,20 +69,13 @@ class RunPlan:
     def latents_metadata(self, config: GenerateConfig) -> dict:
         """Everything decode_latents.py needs, with no other flag."""
         return {
-            "model": config.model, "fps": report.fps_text(config.fps), "width": config.width,
+            "model": self.model_reference(config.model), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
             "prompt": config.prompt, "negative_prompt": config.negative_prompt, "sample_rate": self.sample_rate(),
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "output": str(config.output),
         }
-
-    def release_page_cache(self, drop_system_cache: bool) -> None:
-        advised = memory.evict_from_page_cache(stages.weight_files(self.model_dir))
-        dropped = drop_system_cache and memory.drop_system_page_cache()
-        extra = "; whole page cache dropped" if dropped else (
-            "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
-        print(f"page cache: evicted {advised / memory.GIB:.3f} GiB of model files{extra}", flush=True)
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:
@@ -93,7 +90,7 @@ class RunPlan:
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
-            "vae_decode": self.plan.describe(latent_frames), "audio_sample_rate": sample_rate,
+            "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }

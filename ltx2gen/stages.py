@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
 from ltx2gen.quant import quantize_fp8_weights
@@ -45,11 +46,15 @@ class DiffusionResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    from ltx2gen.config import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -58,18 +63,42 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+# The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
+MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
+
+
 def resolve_model_dir(model: str) -> Path:
-    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1)."""
+    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
+    Raises ConfigError when the model cannot be found, before any weight is read."""
+    from ltx2gen.config import ConfigError
+
     local = Path(model).expanduser()
     if local.is_dir():
-        return local
+        if not (local / "model_index.json").is_file():
+            raise ConfigError(f"--model {model}: not a diffusers-format model directory (no model_index.json)")
+        return local.resolve()
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    return Path(snapshot_download(model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    try:
+        return Path(snapshot_download(model, allow_patterns=MODEL_FILE_PATTERNS))
+    except LocalEntryNotFoundError:
+        raise ConfigError(f"--model {model}: not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE=1); "
+                          f"download it first (docker: 'download {model}') or give a local directory") from None
 
 
 def weight_files(model_dir: Path) -> list[Path]:
     return sorted(Path(model_dir).resolve().rglob("*.safetensors"))
+
+
+def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
+    """Stage 6: with every model deleted and the video on disk, evict the weight files from the page cache
+    (no root needed) and, if asked and permitted, drop the whole page cache."""
+    advised = mem.evict_from_page_cache(weight_files(model_dir))
+    dropped = drop_system_cache and mem.drop_system_page_cache()
+    extra = "; whole page cache dropped" if dropped else (
+        "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
+    print(f"page cache: evicted {advised / mem.GIB:.3f} GiB of model files{extra}", flush=True)
 
 
 def _component_class(model_dir: Path, name: str):
@@ -218,7 +247,9 @@ def decode_video_frames(vae, latents: torch.Tensor, plan: DecodePlan) -> Iterato
     vae.enable_tiling(tile_sample_stride_height=tile_stride(latent_height) * 32,
                       tile_sample_stride_width=tile_stride(latent_width) * 32)
     device = vae.device
-    for window_start, window_end, first, end in plan.pieces(latent_frames):
+    pieces = list(plan.pieces(latent_frames))
+    for window_start, window_end, first, end in tqdm(pieces, desc="VAE decode", unit="piece",
+                                                     disable=len(pieces) == 1):
         with torch.no_grad():
             window = latents[:, :, window_start:window_end].to(device, vae.dtype)
             video = vae.decode(window, None, return_dict=False)[0][0, :, first:end]

@@ -102,3 +102,24 @@ def test_help_lists_every_flag_with_its_default():
                  "--vae-chunk-frames", "--sequential-offload", "--keep-latents"):
         assert flag in help_text
     assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "nobody/not-downloaded"], "--model nobody/not-downloaded: not in the Hugging Face cache"),
+    (["--device", "cuda:7"], "--device cuda:7"),
+])
+def test_unavailable_model_or_device_exits_2_before_any_weight_is_read(tmp_path, args, message):
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", *args,
+                             "--output", str(tmp_path / "out" / "c.mp4")], capture_output=True, text=True,
+                            env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_directory_without_model_index_is_refused(tmp_path):
+    (tmp_path / "not-a-model").mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", "--model",
+                             str(tmp_path / "not-a-model"), "--output", str(tmp_path / "c.mp4")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "no model_index.json" in result.stderr
