@@ -23,7 +23,7 @@ demo: setup $(TINY_MODEL)/model_index.json
 		--output outputs/demo.mp4
 
 test: setup
-	$(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) $(TINY_MODEL) outputs/demo_*
