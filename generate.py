@@ -19,8 +19,11 @@ from ltx2gen.config import ConfigError, GenerateConfig, build_parser
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_lora_files:
+        return list_lora_files(parser, args.list_lora_files)
     try:
-        config = GenerateConfig.from_args(parser.parse_args(argv))
+        config = GenerateConfig.from_args(args)
         from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
 
         plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
@@ -41,7 +44,7 @@ def run(config: GenerateConfig, plan) -> int:
                                  config.negative_prompt, config.uses_guidance, plan.device, plan.dtype)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, embeddings, plan.call,
-                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload)
+                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras)
         del embeddings
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")
@@ -66,6 +69,17 @@ def run(config: GenerateConfig, plan) -> int:
     print(f"sidecar: {sidecar}")
     print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
                               time.perf_counter() - started), flush=True)
+    return 0
+
+
+def list_lora_files(parser, repo: str) -> int:
+    from ltx2gen.lora import list_repo_safetensors
+
+    try:
+        files = list_repo_safetensors(repo)
+    except ConfigError as err:
+        parser.error(str(err))
+    print("\n".join(files) if files else f"{repo}: no .safetensors files")
     return 0
 
 

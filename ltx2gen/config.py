@@ -55,7 +55,7 @@ class DecodeOptions:
 class GenerateConfig(DecodeOptions):
     """Everything one generation needs. Built only through `from_args`, which validates."""
 
-    prompt: str = opt(None, "what to generate (required)", required=True)
+    prompt: str = opt(None, "what to generate (required)")
     negative_prompt: str | None = opt(None, "what to avoid; only used when guidance is above 1.0")
     output: Path = opt(Path("outputs/video.mp4"), "output MP4; a _YYYYMMDD_HHMMSS stamp is appended", type=Path)
     no_timestamp: bool = opt(False, "write exactly --output, without the timestamp")
@@ -73,12 +73,24 @@ class GenerateConfig(DecodeOptions):
     no_fp8: bool = opt(False, "keep the transformer in bf16 (FP8 weight storage is the default on CUDA)")
     sequential_offload: bool = opt(False, "stream transformer weights from host memory layer by layer "
                                           "(lowest GPU memory, slowest; discrete GPUs only)")
+    lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
+                            "optionally followed by its scale in [-2, 2] (default 1); repeatable",
+                      nargs="+", action="append", metavar="SPEC [SCALE]")
+    lora_weight_name: str | None = opt(None, "file inside the --lora repo (older form of REPO::FILE)")
+    lora_scale: float | None = opt(None, "scale of the --lora (older form of --lora SPEC SCALE)")
+    camera: str | None = opt(None, "camera move with Lightricks' camera-control LoRA: dolly-in, dolly-out, "
+                                   "dolly-left, dolly-right, jib-up, jib-down or static")
+    list_lora_files: str | None = opt(None, "list the .safetensors files of a LoRA repo and exit", metavar="REPO")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
         values = vars(args)
         values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
         values["fps"] = parse_fps(values["fps"])
+        from ltx2gen.lora import parse_lora_args
+
+        values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
+                                         values["camera"])
         config = cls(**values)
         config.validate()
         pipeline = config.pipeline if config.pipeline != "auto" else guess_pipeline(config.model)
@@ -96,7 +108,9 @@ class GenerateConfig(DecodeOptions):
                                    output=output, seed=seed)
 
     def validate(self) -> None:
-        if not self.prompt or not self.prompt.strip():
+        if self.prompt is None:
+            raise ConfigError("--prompt is required: describe the video to generate")
+        if not self.prompt.strip():
             raise ConfigError("--prompt is empty: describe the video to generate")
         for name in ("width", "height"):
             value = getattr(self, name)

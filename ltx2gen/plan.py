@@ -12,6 +12,7 @@ import torch
 from ltx2gen import memory, report, stages
 from ltx2gen.config import GenerateConfig
 from ltx2gen.files import write_json
+from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.quant import fp8_supported
 
 
@@ -24,6 +25,7 @@ class RunPlan:
     offload: bool
     call: dict
     decode_plan: stages.DecodePlan
+    loras: tuple[ResolvedLora, ...] = ()
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -46,7 +48,8 @@ class RunPlan:
             steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
         decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames)
         model_dir = stages.resolve_model_dir(config.model)
-        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan)
+        loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
+        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -55,6 +58,7 @@ class RunPlan:
     def describe(self) -> str:
         weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
         offload = ", sequential offload" if self.offload else ""
+        offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         latent_frames = (self.call["num_frames"] - 1) // 8 + 1
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
@@ -87,6 +91,7 @@ class RunPlan:
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": "weight" if self.fp8 else "off",
             "sequential_offload": self.offload, "device": str(self.device),
+            "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
+from ltx2gen.lora import fuse_loras
 from ltx2gen.quant import quantize_fp8_weights
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
@@ -153,17 +154,19 @@ def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: fl
 
 
 def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, call: dict, seed: int,
-            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool) -> DiffusionResult:
+            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool,
+            loras: tuple = ()) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
     load_device = torch.device("cpu") if sequential_offload else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
+    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", load_device, dtype))
+    fuse_loras(transformer, connectors, loras)  # into the bf16 weights, before any quantization
     if fp8:
         quantize_fp8_weights(transformer)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(
-        transformer=transformer,
-        connectors=stage.load("connectors", lambda: load_component(model_dir, "connectors", load_device, dtype)),
+        transformer=transformer, connectors=connectors,
         scheduler=stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype)),
         # The VAEs contribute only their latent statistics here (denormalising the output latents).
         vae=stage.load("vae", lambda: load_component(model_dir, "vae", load_device, dtype)),
