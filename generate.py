@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list_lora_files:
         return list_lora_files(parser, args.list_lora_files)
+    if args.batch:
+        return render_batch(parser, args)
     try:
         config = GenerateConfig.from_args(args)
         from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
@@ -70,6 +72,15 @@ def run(config: GenerateConfig, plan) -> int:
     print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
                               time.perf_counter() - started), flush=True)
     return 0
+
+
+def render_batch(parser, args) -> int:
+    from ltx2gen.batch import default_out_dir, run_in_process
+
+    try:
+        return run_in_process(args.batch, args.out or default_out_dir(args.batch), args.embedding_cache)
+    except ConfigError as err:
+        parser.error(str(err))
 
 
 def list_lora_files(parser, repo: str) -> int:

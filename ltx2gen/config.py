@@ -147,6 +147,21 @@ class GenerateConfig(DecodeOptions):
         return self.output.with_suffix(".json")
 
 
+def default_embedding_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltx2gen" / "prompt-embeddings"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """generate.py --batch: the whole batch in this process."""
+
+    batch: Path | None = opt(None, "render a JSON Lines batch file in this process (text encoder and transformer "
+                                   "loaded once); see batch/prompts/", type=Path, metavar="FILE")
+    out: Path | None = opt(None, "output folder for --batch (default: outputs/<batch file name>/)", type=Path)
+    embedding_cache: Path = opt(default_embedding_cache(), "where --batch keeps prompt embeddings, so re-renders "
+                                "skip the text encoder", type=Path)
+
+
 def validate_frame_count(num_frames: int) -> None:
     if num_frames < 1 or (num_frames - 1) % 8:
         lower = max(1, (num_frames - 1) // 8 * 8 + 1)
@@ -249,4 +264,5 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
     )
     add_fields(parser, GenerateConfig)
+    add_fields(parser.add_argument_group("batch"), BatchOptions)
     return parser

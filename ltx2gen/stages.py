@@ -35,6 +35,9 @@ class PromptEmbeddings:
     negative_prompt_embeds: torch.Tensor | None = None
     negative_prompt_attention_mask: torch.Tensor | None = None
 
+    def to(self, device: torch.device) -> "PromptEmbeddings":
+        return PromptEmbeddings(*(None if value is None else value.to(device) for value in vars(self).values()))
+
 
 @dataclass
 class DiffusionResult:
@@ -126,17 +129,74 @@ def _pipeline(**components):
     return LTX2Pipeline(**{name: components.get(name) for name in names})
 
 
+@dataclass(frozen=True)
+class PromptRequest:
+    prompt: str
+    negative_prompt: str | None
+    with_guidance: bool
+
+
+def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
+                   dtype: torch.dtype, cache: "EmbeddingCache | None" = None) -> list[PromptEmbeddings]:
+    """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on). With a cache, prompts
+    encoded before are read from disk, and the text encoder is not loaded at all when every prompt is cached."""
+    tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
+    max_length = tokenizer.model_max_length
+    results = [cache.get(model_dir, request, max_length, dtype) if cache else None for request in requests]
+    missing = [i for i, result in enumerate(results) if result is None]
+    if missing:
+        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
+        pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
+        for i in missing:
+            request = requests[i]
+            with torch.no_grad():
+                results[i] = PromptEmbeddings(*pipe.encode_prompt(
+                    request.prompt, request.negative_prompt, do_classifier_free_guidance=request.with_guidance,
+                    max_sequence_length=max_length, device=device, dtype=dtype))
+            if cache:
+                cache.put(model_dir, request, max_length, dtype, results[i])
+    return results
+
+
 def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
                   with_guidance: bool, device: torch.device, dtype: torch.dtype) -> PromptEmbeddings:
-    """Stage 1: Gemma encodes the prompt (and the negative prompt when guidance is on)."""
-    tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
-    text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
-    pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
-    with torch.no_grad():
-        embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
-            prompt, negative_prompt, do_classifier_free_guidance=with_guidance,
-            max_sequence_length=tokenizer.model_max_length, device=device, dtype=dtype)
-    return PromptEmbeddings(embeds, mask, negative_embeds, negative_mask)
+    """Stage 1 for one prompt."""
+    return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance)], device,
+                          dtype)[0]
+
+
+class EmbeddingCache:
+    """Prompt embeddings on disk, keyed by model, prompt, negative prompt, length and dtype, so a re-render skips
+    the text encoder. One entry is about 0.4 GB for the real Gemma (1024 tokens x 49 layers x 3840)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, model_dir: Path, request: PromptRequest, max_length: int, dtype: torch.dtype) -> Path:
+        import hashlib
+
+        key = json.dumps([str(Path(model_dir).resolve()), request.prompt, request.negative_prompt,
+                          request.with_guidance, max_length, str(dtype)])
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
+
+    def get(self, model_dir, request, max_length, dtype) -> PromptEmbeddings | None:
+        from safetensors.torch import load_file
+
+        path = self._path(model_dir, request, max_length, dtype)
+        if not path.is_file():
+            return None
+        tensors = load_file(str(path))
+        return PromptEmbeddings(*(tensors.get(name) for name in PromptEmbeddings.__dataclass_fields__))
+
+    def put(self, model_dir, request, max_length, dtype, embeddings: PromptEmbeddings) -> None:
+        from safetensors.torch import save_file
+
+        from ltx2gen.files import atomic_path
+
+        tensors = {name: value.detach().cpu().contiguous() for name, value in vars(embeddings).items()
+                   if value is not None}
+        with atomic_path(self._path(model_dir, request, max_length, dtype)) as temporary:
+            save_file(tensors, str(temporary))
 
 
 def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int,
@@ -153,10 +213,16 @@ def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: fl
     )
 
 
-def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, call: dict, seed: int,
-            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool,
-            loras: tuple = ()) -> DiffusionResult:
-    """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
+@dataclass
+class Denoiser:
+    """The loaded diffusion stage: a stock pipeline with just the transformer, connectors and scheduler."""
+
+    pipe: object
+    calls: list
+
+
+def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: bool,
+                  sequential_offload: bool, loras: tuple = ()) -> Denoiser:
     load_device = torch.device("cpu") if sequential_offload else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", load_device, dtype))
@@ -174,18 +240,33 @@ def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, cal
     )
     if sequential_offload:
         pipe.enable_sequential_cpu_offload(device=device)
-    output = pipe(
+    return Denoiser(pipe, calls)
+
+
+def run_denoiser(denoiser: Denoiser, embeddings: PromptEmbeddings, call: dict, seed: int,
+                 device: torch.device) -> DiffusionResult:
+    denoiser.calls.clear()
+    embeddings = embeddings.to(device)
+    output = denoiser.pipe(
         prompt_embeds=embeddings.prompt_embeds, prompt_attention_mask=embeddings.prompt_attention_mask,
         negative_prompt_embeds=embeddings.negative_prompt_embeds,
         negative_prompt_attention_mask=embeddings.negative_prompt_attention_mask,
         generator=torch.Generator("cpu").manual_seed(seed), **call,
     )
-    scheduler = pipe.scheduler
+    scheduler = denoiser.pipe.scheduler
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
-        timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(calls),
+        timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(denoiser.calls),
     )
+
+
+def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, call: dict, seed: int,
+            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool,
+            loras: tuple = ()) -> DiffusionResult:
+    """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
+    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, sequential_offload, loras)
+    return run_denoiser(denoiser, embeddings, call, seed, device)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,

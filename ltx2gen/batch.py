@@ -1,0 +1,398 @@
+"""Batches: a JSON Lines prompt file rendered clip by clip, resumable, with previews, a contact sheet and a summary.
+
+Each line is one clip: `name`, `prompt`, and any generate.py flag by its name with underscores (`num_frames`,
+`camera`, `seed`, ...); a switch such as `no_fp8` takes `true`, a repeatable flag (`lora`) a list of value lists.
+
+Two ways to render: one generate.py process per clip (`run_processes`, what batch/run_batch.sh calls: a crash
+or a leak in one clip cannot touch the next), or everything in one process (`run_in_process`, what
+`generate.py --batch` calls: the text encoder and the transformer are loaded once for the whole batch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ltx2gen.config import ConfigError
+from ltx2gen.files import write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    line: int
+    flags: dict
+
+    def argv(self, output: Path) -> list[str]:
+        """generate.py arguments for this clip, writing exactly `output`."""
+        argv = []
+        for key, value in self.flags.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                argv.append(flag)
+            elif value is False or value is None:
+                continue
+            elif isinstance(value, list):
+                groups = value if value and isinstance(value[0], list) else [value]
+                for group in groups:
+                    argv += [flag, *map(str, group)]
+            else:
+                argv += [flag, str(value)]
+        return argv + ["--output", str(output), "--no-timestamp"]
+
+
+def read_batch(path: Path) -> list[Clip]:
+    """Parse and check the structure of a batch file (flag values are checked per clip, by generate.py)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such batch file")
+    clips, names = [], set()
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}:{number}: each line must be a JSON object with name and prompt")
+        name = entry.pop("name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ConfigError(f"{path}:{number}: 'name' must be a file-name-safe string (letters, digits, . _ -)")
+        if name in names:
+            raise ConfigError(f"{path}:{number}: the name {name!r} is used twice")
+        if not isinstance(entry.get("prompt"), str):
+            raise ConfigError(f"{path}:{number}: clip {name!r} has no 'prompt' string")
+        reserved = RESERVED_KEYS & set(entry)
+        if reserved:
+            raise ConfigError(f"{path}:{number}: clip {name!r} sets {', '.join(sorted(reserved))}; outputs are "
+                              "named by the batch (name.mp4 in the output folder)")
+        names.add(name)
+        clips.append(Clip(name, number, entry))
+    if not clips:
+        raise ConfigError(f"{path}: holds no clips")
+    return clips
+
+
+def default_out_dir(batch_file: Path) -> Path:
+    return Path("outputs") / Path(batch_file).stem
+
+
+def clip_video(out_dir: Path, clip: Clip) -> Path:
+    return Path(out_dir) / f"{clip.name}.mp4"
+
+
+def is_done(out_dir: Path, clip: Clip) -> bool:
+    video = clip_video(out_dir, clip)
+    return video.is_file() and video.with_suffix(".json").is_file()
+
+
+@dataclass
+class Row:
+    name: str
+    status: str = "pending"  # done, skipped (already done), failed, interrupted
+    seconds: float = 0.0
+    attempts: int = 0
+    detail: str = ""
+
+
+@dataclass
+class Summary:
+    out_dir: Path
+    rows: list[Row] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def progress(self, index: int, total: int, row: Row) -> None:
+        elapsed = time.perf_counter() - self.started
+        rendered = [r.seconds for r in self.rows if r.status == "done"]
+        remaining = total - index
+        eta = f", ETA {_clock(sum(rendered) / len(rendered) * remaining)}" if rendered and remaining else ""
+        detail = f" ({row.detail})" if row.detail else ""
+        print(f"[{index}/{total}] {row.name}: {row.status} in {row.seconds:.1f} s{detail} | elapsed "
+              f"{_clock(elapsed)}{eta}", flush=True)
+
+    @property
+    def failed(self) -> list[Row]:
+        return [row for row in self.rows if row.status in ("failed", "interrupted", "pending")]
+
+    def write(self) -> Path:
+        lines = ["| clip | status | seconds | attempts | detail |", "|---|---|---|---|---|"]
+        lines += [f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.attempts} | {r.detail} |" for r in self.rows]
+        table = "\n".join(lines)
+        print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
+              f"{self.out_dir}; {len(self.failed)} failed or not run; total {_clock(time.perf_counter() - self.started)}",
+              flush=True)
+        (Path(self.out_dir) / "summary.md").write_text(table + "\n")
+        return write_json(Path(self.out_dir) / "summary.json", {"clips": [vars(r) for r in self.rows]})
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def save_previews(video: Path) -> tuple[Path, Path]:
+    """First and last frame of a finished clip as PNGs beside it."""
+    from ltx2gen.video import ffmpeg_exe
+
+    first, last = video.with_name(f"{video.stem}.first.png"), video.with_name(f"{video.stem}.last.png")
+    quiet = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    subprocess.run(quiet + ["-i", str(video), "-frames:v", "1", str(first)], check=True)
+    subprocess.run(quiet + ["-sseof", "-1", "-i", str(video), "-update", "1", str(last)], check=True)
+    return first, last
+
+
+def contact_sheet(out_dir: Path, clips: list[Clip], thumb_width: int = 320) -> Path | None:
+    """One image of the batch: a row per finished clip with its name, first and last frame."""
+    from PIL import Image, ImageDraw
+
+    rows = [(clip.name, Path(out_dir) / f"{clip.name}.first.png", Path(out_dir) / f"{clip.name}.last.png")
+            for clip in clips]
+    rows = [row for row in rows if row[1].is_file() and row[2].is_file()]
+    if not rows:
+        return None
+    thumbs = []
+    for name, first, last in rows:
+        pair = [Image.open(p).convert("RGB") for p in (first, last)]
+        height = round(pair[0].height * thumb_width / pair[0].width)
+        thumbs.append((name, [im.resize((thumb_width, height)) for im in pair]))
+    label_width, pad = 200, 8
+    sheet_height = sum(pair[0].height + pad for _, pair in thumbs) + pad
+    sheet = Image.new("RGB", (label_width + 2 * (thumb_width + pad) + pad, sheet_height), "black")
+    draw, y = ImageDraw.Draw(sheet), pad
+    for name, pair in thumbs:
+        draw.text((pad, y + 4), name, fill="white")
+        for column, image in enumerate(pair):
+            sheet.paste(image, (label_width + pad + column * (thumb_width + pad), y))
+        y += pair[0].height + pad
+    path = Path(out_dir) / "contact_sheet.png"
+    sheet.save(path)
+    return path
+
+
+def docker_command(image: str, hf_cache: Path, out_dir: Path) -> list[str]:
+    """How each clip runs with --docker: the output folder is mounted at /outputs."""
+    return ["docker", "run", "--rm", "--gpus", "all", "-v", f"{hf_cache}:/cache/huggingface",
+            "-v", f"{Path(out_dir).resolve()}:/outputs", image, "generate"]
+
+
+def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = None, hf_cache: Path | None = None,
+                  retries: int = 1) -> int:
+    """Render each clip in its own generate.py process; finished clips are skipped, failed ones retried."""
+    clips = read_batch(batch_file)
+    out_dir = Path(out_dir)
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    summary = Summary(out_dir)
+    print(f"batch {batch_file}: {len(clips)} clips into {out_dir}", flush=True)
+    try:
+        for index, clip in enumerate(clips, 1):
+            row = Row(clip.name)
+            summary.rows.append(row)
+            if is_done(out_dir, clip):
+                row.status, row.detail = "skipped", "already rendered"
+            else:
+                _render_process(clip, out_dir, row, retries, docker_image, hf_cache)
+            summary.progress(index, len(clips), row)
+    except KeyboardInterrupt:
+        summary.rows[-1].status = "interrupted"
+        summary.rows += [Row(clip.name, "interrupted", detail="not run") for clip in clips[len(summary.rows):]]
+        print("interrupted: stopping after writing the summary", flush=True)
+    contact_sheet(out_dir, clips)
+    summary.write()
+    return 130 if any(r.status == "interrupted" for r in summary.rows) else (1 if summary.failed else 0)
+
+
+def _render_process(clip: Clip, out_dir: Path, row: Row, retries: int, docker_image, hf_cache) -> None:
+    video = clip_video(out_dir, clip)
+    if docker_image:
+        command = docker_command(docker_image, hf_cache, out_dir) + clip.argv(Path("/outputs") / video.name)
+    else:
+        command = [sys.executable, str(ROOT / "generate.py")] + clip.argv(video)
+    log = out_dir / "logs" / f"{clip.name}.log"
+    started = time.perf_counter()
+    while True:
+        row.attempts += 1
+        with open(log, "a") as handle:
+            handle.write(f"$ {shlex.join(command)}\n")
+            handle.flush()
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                status = process.wait()
+            except KeyboardInterrupt:
+                process.terminate()  # generate.py keeps its latents and prints the recovery command
+                process.wait()
+                raise
+        # Status 2 is bad input: running it again cannot help.
+        if status == 0 or status == 2 or row.attempts > retries:
+            break
+    row.seconds = time.perf_counter() - started
+    if status == 0:
+        row.status = "done"
+        save_previews(video)
+    else:
+        row.status, row.detail = "failed", f"exit {status}: {_last_error(log)}; log {log}"
+
+
+def _last_error(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+    return (lines[-1] if lines else "see the log")[:200]
+
+
+def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> int:
+    """Render the whole batch in this process: each prompt is encoded once (or read from the embedding cache),
+    the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
+    Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode."""
+    from ltx2gen import stages
+    from ltx2gen.memory import MemoryTracker
+
+    clips = read_batch(batch_file)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = Summary(out_dir)
+    cache = stages.EmbeddingCache(cache_dir) if cache_dir else None
+    jobs = _plan_jobs(clips, out_dir, summary)
+    groups: dict[tuple, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.transformer_key(), []).append(job)
+    try:
+        for group in groups.values():
+            first = group[0].plan
+            tracker = MemoryTracker(first.device)
+            requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance)
+                        for job in group]
+            embeddings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
+                                     first.dtype, cache)
+            for job, embedding in zip(group, embeddings):
+                job.embeddings = embedding.to("cpu")  # one clip's embeddings on the GPU at a time
+            del embeddings
+            tracker.run("diffusion", _diffuse_group, group)
+            for job in group:
+                if job.diffusion is not None:
+                    _decode_job(job, tracker.reports)
+            stages.release_page_cache(first.model_dir, drop_system_cache=False)
+    except KeyboardInterrupt:
+        for row in summary.rows:
+            if row.status == "pending":
+                row.status, row.detail = "interrupted", "not finished"
+        print("interrupted: stopping after writing the summary", flush=True)
+    for index, row in enumerate(summary.rows, 1):
+        summary.progress(index, len(summary.rows), row)
+    contact_sheet(out_dir, clips)
+    summary.write()
+    return 130 if any(r.status == "interrupted" for r in summary.rows) else (1 if summary.failed else 0)
+
+
+@dataclass
+class _Job:
+    clip: Clip
+    row: Row
+    config: object
+    plan: object
+    embeddings: object = None
+    diffusion: object = None
+    latents_path: Path | None = None
+
+    def transformer_key(self) -> tuple:
+        plan = self.plan
+        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload,
+                tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
+
+
+def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]:
+    from ltx2gen.config import GenerateConfig, build_parser
+    from ltx2gen.plan import RunPlan
+
+    parser, jobs = build_parser(), []
+    for clip in clips:
+        row = Row(clip.name)
+        summary.rows.append(row)
+        if is_done(out_dir, clip):
+            row.status, row.detail = "skipped", "already rendered"
+            continue
+        try:
+            config = GenerateConfig.from_args(parser.parse_args(clip.argv(clip_video(out_dir, clip))))
+            jobs.append(_Job(clip, row, config, RunPlan.choose(config)))
+        except ConfigError as err:
+            row.status, row.detail = "failed", f"bad input: {err}"
+        except SystemExit:  # argparse already printed the reason (an unknown flag or a wrong value type)
+            row.status, row.detail = "failed", "bad input: flags not accepted by generate.py (see above)"
+    return jobs
+
+
+def _diffuse_group(stage, group: list[_Job]) -> None:
+    from ltx2gen import stages
+    from ltx2gen.latents import save_latents
+
+    first = group[0].plan
+    denoiser = stages.load_denoiser(stage, first.model_dir, first.device, first.dtype, first.fp8, first.offload,
+                                    first.loras)
+    for job in group:
+        started = time.perf_counter()
+        try:
+            job.diffusion = stages.run_denoiser(denoiser, job.embeddings, job.plan.call, job.config.seed,
+                                                first.device)
+            job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
+                                            job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
+        except Exception as err:
+            job.row.status, job.row.detail = "failed", f"diffusion: {type(err).__name__}: {err}"
+        job.row.seconds += time.perf_counter() - started
+
+
+def _decode_job(job: _Job, shared_reports: list) -> None:
+    from ltx2gen import stages
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.report import recovery_command
+
+    started = time.perf_counter()
+    tracker = MemoryTracker(job.plan.device)
+    tracker.reports = list(shared_reports)
+    config, plan = job.config, job.plan
+    try:
+        sample_rate = stages.decode_to_mp4(
+            tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
+            width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
+        plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path)
+        save_previews(config.output)
+        if not config.keep_latents:
+            job.latents_path.unlink()
+        job.row.status = "done"
+    except Exception as err:
+        job.row.status = "failed"
+        job.row.detail = (f"decode: {type(err).__name__}: {err}; recover with: "
+                          f"{recovery_command(job.latents_path, config.output)}")
+    job.row.seconds += time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="run_batch.sh", description="Render a JSON Lines batch of clips, one "
+                                     "generate.py process per clip; finished clips are skipped on a re-run.")
+    parser.add_argument("file", type=Path, help="batch file: one JSON object per line with name, prompt and flags")
+    parser.add_argument("--out", type=Path, help="output folder (default: outputs/<file name>/)")
+    parser.add_argument("--docker", nargs="?", const="ltx2", metavar="IMAGE",
+                        help="run each clip in the Docker image (default image name: ltx2)")
+    parser.add_argument("--hf-cache", type=Path, default=Path.home() / ".cache" / "huggingface",
+                        help="Hugging Face cache mounted into the container with --docker")
+    parser.add_argument("--retries", type=int, default=1, help="retries of a clip that failed at run time")
+    args = parser.parse_args(argv)
+    try:
+        return run_processes(args.file, args.out or default_out_dir(args.file), args.docker, args.hf_cache,
+                             args.retries)
+    except ConfigError as err:
+        parser.error(str(err))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
