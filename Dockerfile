@@ -38,6 +38,7 @@ RUN before="$(cat /tmp/torch-version)" \
 # Only what runs; no weights are baked in (they live in the /cache/huggingface volume).
 COPY generate.py decode_latents.py ./
 COPY ltx2gen/ ./ltx2gen/
+COPY batch/ ./batch/
 COPY --chmod=755 entrypoint.sh ./
 
 # Offline by default so a run never stalls on, or silently pulls from, the Hub; `download` turns it back on.

@@ -17,7 +17,9 @@ Usage: docker run [docker options] IMAGE [COMMAND] [ARGS...]
 Commands:
   generate ARGS     text-to-video (generate.py); the default when the first argument is an option
   decode ARGS       decode a kept latents file into an MP4 (decode_latents.py)
-  download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL})
+  batch FILE ARGS   render a JSON Lines batch, one process per clip, resumable (see /app/batch/prompts/)
+  download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL}
+                    and the seven camera-control LoRAs)
   synthetic ARGS    write a random-weight test model (python -m ltx2gen.synthetic)
   help, --help, -h  this text; 'generate --help' and 'decode --help' list each command's options
 
@@ -49,6 +51,11 @@ case "${command}" in
         shift
         exec "${PYTHON}" "${APP_DIR}/decode_latents.py" "$@"
         ;;
+    batch)
+        shift
+        export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
+        exec "${PYTHON}" -m ltx2gen.batch "$@"
+        ;;
     synthetic)
         shift
         # -m needs the app directory on the module path, whatever the working directory (docker run -w).
@@ -59,17 +66,24 @@ case "${command}" in
         shift
         # The only command that may reach the Hub; the image is offline otherwise.
         export HF_HUB_OFFLINE=0
+        export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
         exec "${PYTHON}" -c '
 import sys
-from huggingface_hub import snapshot_download
+from huggingface_hub import hf_hub_download, snapshot_download
+from ltx2gen.lora import CAMERA_MOVES, camera_lora
+from ltx2gen.config import MODEL_FILE_PATTERNS
 
 for repo_id in sys.argv[1:] or ["rootonchair/LTX-2-19b-distilled"]:
     print(f"downloading {repo_id}", flush=True)
-    print(snapshot_download(repo_id=repo_id), flush=True)
+    print(snapshot_download(repo_id=repo_id, allow_patterns=MODEL_FILE_PATTERNS), flush=True)
+if len(sys.argv) == 1:
+    for move in CAMERA_MOVES:
+        lora = camera_lora(move)
+        print(hf_hub_download(lora.source, lora.weight_name), flush=True)
 ' "$@"
         ;;
     *)
-        echo "entrypoint.sh: unknown command '${command}' (use generate, decode, download, synthetic or --help)" >&2
+        echo "entrypoint.sh: unknown command '${command}' (use generate, decode, batch, download, synthetic or --help)" >&2
         exit 2
         ;;
 esac

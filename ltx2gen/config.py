@@ -20,6 +20,8 @@ DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
 FULL_DEFAULT_STEPS = 40
 FULL_DEFAULT_GUIDANCE = 4.0
+# The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
+MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
 SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
 NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
 

@@ -67,14 +67,10 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-# The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
-MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
-
-
 def resolve_model_dir(model: str) -> Path:
     """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
     Raises ConfigError when the model cannot be found, before any weight is read."""
-    from ltx2gen.config import ConfigError
+    from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError
 
     local = Path(model).expanduser()
     if local.is_dir():

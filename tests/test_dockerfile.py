@@ -69,7 +69,7 @@ def test_copy_sources_exist_and_cover_the_app():
     for src in copied:
         assert (ROOT / src).exists(), f"COPY source {src} is not in the repository"
     assert {src.rstrip("/") for src in copied} == {
-        "requirements.txt", "generate.py", "decode_latents.py", "entrypoint.sh", "ltx2gen"}
+        "requirements.txt", "generate.py", "decode_latents.py", "entrypoint.sh", "ltx2gen", "batch"}
 
 
 def test_requirements_copied_and_installed_before_the_code():

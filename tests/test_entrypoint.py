@@ -89,16 +89,23 @@ def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
     fake_hub.mkdir(parents=True)
     (fake_hub / "__init__.py").write_text(
         "import os\n"
-        "def snapshot_download(repo_id):\n"
-        "    return f'fetched {repo_id} offline={os.environ[\"HF_HUB_OFFLINE\"]}'\n")
+        "def snapshot_download(repo_id, allow_patterns):\n"
+        "    assert 'model_index.json' in allow_patterns\n"
+        "    return f'fetched {repo_id} offline={os.environ[\"HF_HUB_OFFLINE\"]}'\n"
+        "def hf_hub_download(repo_id, filename):\n"
+        "    return f'lora {repo_id}::{filename}'\n")
     code = argv(run("download"))[1:]
     for repos, expected in (([], [DEFAULT_MODEL]), (["org/a", "org/b"], ["org/a", "org/b"])):
         result = subprocess.run([sys.executable, "-c", "\n".join(code), *repos],
-                                env={**os.environ, "PYTHONPATH": str(fake_hub.parent), "HF_HUB_OFFLINE": "0"},
-                                capture_output=True, text=True, timeout=10)
+                                env={**os.environ, "PYTHONPATH": f"{fake_hub.parent}:{ROOT}", "HF_HUB_OFFLINE": "0"},
+                                capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
         assert [line for line in result.stdout.splitlines() if line.startswith("fetched")] == [
             f"fetched {repo} offline=0" for repo in expected]
+        loras = [line for line in result.stdout.splitlines() if line.startswith("lora ")]
+        assert len(loras) == (7 if not repos else 0)
+        assert "lora Lightricks/LTX-2-19b-LoRA-Camera-Control-Jib-Down::ltx-2-19b-lora-camera-control-jib-down" \
+               ".safetensors" in loras or repos
 
 
 @pytest.mark.parametrize("args", [(), ("--help",), ("-h",), ("help",)])
@@ -106,7 +113,7 @@ def test_usage(run, args):
     result = run(*args)
     assert result.returncode == 0
     assert result.stderr == ""
-    for word in ("generate", "decode", "download", "synthetic", "--gpus all", "/cache/huggingface"):
+    for word in ("generate", "decode", "batch", "download", "synthetic", "--gpus all", "/cache/huggingface"):
         assert word in result.stdout
 
 
@@ -115,7 +122,13 @@ def test_unknown_command(run):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        "entrypoint.sh: unknown command 'bogus' (use generate, decode, download, synthetic or --help)")
+        "entrypoint.sh: unknown command 'bogus' (use generate, decode, batch, download, synthetic or --help)")
+
+
+def test_batch_runs_the_runner_module(run):
+    result = run("batch", "/app/batch/prompts/cinematic.jsonl", "--out", "/outputs/cinematic")
+    assert argv(result) == ["-m", "ltx2gen.batch", "/app/batch/prompts/cinematic.jsonl", "--out",
+                            "/outputs/cinematic"]
 
 
 def test_bash_syntax():
