@@ -41,13 +41,13 @@ def run(config: GenerateConfig, plan) -> int:
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
     try:
-        # 1. Text: prompt embeddings. The Gemma text encoder is freed.
-        embeddings = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
-                                 config.negative_prompt, config.uses_guidance, plan.device, plan.dtype)
+        # 1. Text: the transformer's conditioning. The Gemma text encoder and the connectors are freed.
+        conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
+                                   config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
-        diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, embeddings, plan.call,
+        diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras)
-        del embeddings
+        del conditioning
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.

@@ -270,11 +270,11 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             tracker = MemoryTracker(first.device)
             requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance)
                         for job in group]
-            embeddings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
-                                     first.dtype, cache)
-            for job, embedding in zip(group, embeddings):
-                job.embeddings = embedding.to("cpu")  # one clip's embeddings on the GPU at a time
-            del embeddings
+            conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
+                                        first.dtype, first.loras, cache)
+            for job, conditioning in zip(group, conditionings):
+                job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
+            del conditionings
             tracker.run("diffusion", _diffuse_group, group)
             for job in group:
                 if job.diffusion is not None:
@@ -298,7 +298,7 @@ class _Job:
     row: Row
     config: object
     plan: object
-    embeddings: object = None
+    conditioning: object = None
     diffusion: object = None
     latents_path: Path | None = None
 
@@ -339,7 +339,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
     for job in group:
         started = time.perf_counter()
         try:
-            job.diffusion = stages.run_denoiser(denoiser, job.embeddings, job.plan.call, job.config.seed,
+            job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
                                                 first.device)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))

@@ -185,22 +185,32 @@ def resolve_loras(specs: tuple[LoraSpec, ...], model_dir: Path) -> tuple[Resolve
     return tuple(resolved)
 
 
-def fuse_loras(transformer, connectors, loras: tuple[ResolvedLora, ...]) -> None:
-    """Load every LoRA as an adapter, fuse them at their scales into the weights, then drop the adapters."""
+def fuse_loras(target: str, model, loras: tuple[ResolvedLora, ...]) -> int:
+    """Fuse the part of every LoRA that adapts `target` ("transformer" or "connectors") into `model`'s weights at
+    its scale, then unload the adapters. The connectors part is fused in the text stage, the transformer part in
+    the diffusion stage. Returns how many LoRAs had a part for `target`."""
     if not loras:
-        return
+        return 0
     from diffusers import LTX2Pipeline
 
     host = LTX2Pipeline(scheduler=None, vae=None, audio_vae=None, text_encoder=None, tokenizer=None,
-                        connectors=connectors, transformer=transformer, vocoder=None)
-    names = [f"lora{i}" for i in range(len(loras))]
-    for name, lora in zip(names, loras):
-        host.load_lora_weights(str(lora.path), adapter_name=name)
-    host.set_adapters(names, adapter_weights=[lora.spec.scale for lora in loras])
-    components = [c for c in ("transformer", "connectors") if any(a for a in _adapters(getattr(host, c)))]
-    host.fuse_lora(components=components, adapter_names=names)
-    host.unload_lora_weights()
-
-
-def _adapters(model) -> list[str]:
-    return list(getattr(model, "peft_config", {}) or {})
+                        connectors=model if target == "connectors" else None,
+                        transformer=model if target == "transformer" else None, vocoder=None)
+    adapters = {}
+    for index, lora in enumerate(loras):
+        state_dict = LTX2Pipeline.lora_state_dict(str(lora.path))
+        part = {key: value for key, value in state_dict.items() if key.startswith(f"{target}.")}
+        if not part:
+            continue
+        name = f"lora{index}"
+        if target == "transformer":
+            host.load_lora_weights(part, adapter_name=name)
+        else:
+            host.load_lora_into_transformer(part, transformer=model, adapter_name=name, prefix=target,
+                                            _pipeline=host)
+        adapters[name] = lora.spec.scale
+    if adapters:
+        host.set_adapters(list(adapters), adapter_weights=list(adapters.values()))
+        host.fuse_lora(components=[target], adapter_names=list(adapters))
+        host.unload_lora_weights()
+    return len(adapters)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen.lora import fuse_loras
 from ltx2gen.quant import quantize_fp8_weights
+from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -29,14 +30,28 @@ VAE_TILE_LATENTS = 16
 
 
 @dataclass
-class PromptEmbeddings:
-    prompt_embeds: torch.Tensor
-    prompt_attention_mask: torch.Tensor
-    negative_prompt_embeds: torch.Tensor | None = None
-    negative_prompt_attention_mask: torch.Tensor | None = None
+class TextConditioning:
+    """What the text stage leaves for diffusion: the connectors' outputs for the video and audio streams (a batch
+    of [negative, positive] with guidance, as the stock pipeline builds it) and the Gemma attention masks."""
 
-    def to(self, device: torch.device) -> "PromptEmbeddings":
-        return PromptEmbeddings(*(None if value is None else value.to(device) for value in vars(self).values()))
+    video: torch.Tensor
+    audio: torch.Tensor
+    mask: torch.Tensor
+    prompt_mask: torch.Tensor
+
+    @property
+    def with_guidance(self) -> bool:
+        return self.video.shape[0] == 2
+
+    def to(self, device) -> "TextConditioning":
+        return TextConditioning(*(value.to(device) for value in vars(self).values()))
+
+    def pipeline_inputs(self) -> dict:
+        """The stock call's prompt arguments; its connectors call then returns these outputs unchanged."""
+        if self.with_guidance:
+            return dict(prompt_embeds=self.video[1:], prompt_attention_mask=self.prompt_mask[1:],
+                        negative_prompt_embeds=self.video[:1], negative_prompt_attention_mask=self.prompt_mask[:1])
+        return dict(prompt_embeds=self.video, prompt_attention_mask=self.prompt_mask)
 
 
 @dataclass
@@ -133,65 +148,75 @@ class PromptRequest:
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
-                   dtype: torch.dtype, cache: "EmbeddingCache | None" = None) -> list[PromptEmbeddings]:
-    """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on). With a cache, prompts
-    encoded before are read from disk, and the text encoder is not loaded at all when every prompt is cached."""
+                   dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None
+                   ) -> list[TextConditioning]:
+    """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on) and the text connectors turn
+    that into the transformer's conditioning. With a cache, prompts encoded before are read from disk, and no model
+    is loaded at all when every prompt is cached."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
     max_length = tokenizer.model_max_length
-    results = [cache.get(model_dir, request, max_length, dtype) if cache else None for request in requests]
+    key_extra = [max_length, str(dtype), [lora.record()["lora"] for lora in loras], [l.spec.scale for l in loras]]
+    results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
     missing = [i for i, result in enumerate(results) if result is None]
-    if missing:
-        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
-        pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
-        for i in missing:
-            request = requests[i]
-            with torch.no_grad():
-                results[i] = PromptEmbeddings(*pipe.encode_prompt(
-                    request.prompt, request.negative_prompt, do_classifier_free_guidance=request.with_guidance,
-                    max_sequence_length=max_length, device=device, dtype=dtype))
-            if cache:
-                cache.put(model_dir, request, max_length, dtype, results[i])
+    if not missing:
+        return results
+    text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
+    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
+    fuse_loras("connectors", connectors, loras)
+    pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
+    for i in missing:
+        request = requests[i]
+        with torch.no_grad():
+            embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
+                request.prompt, request.negative_prompt, do_classifier_free_guidance=request.with_guidance,
+                max_sequence_length=max_length, device=device, dtype=dtype)
+            if request.with_guidance:  # the order the stock pipeline concatenates them in
+                embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
+            video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
+        results[i] = TextConditioning(video, audio, connector_mask, mask)
+        if cache:
+            cache.put(model_dir, request, key_extra, results[i])
     return results
 
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
-                  with_guidance: bool, device: torch.device, dtype: torch.dtype) -> PromptEmbeddings:
+                  with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = ()
+                  ) -> TextConditioning:
     """Stage 1 for one prompt."""
     return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance)], device,
-                          dtype)[0]
+                          dtype, loras)[0]
 
 
 class EmbeddingCache:
-    """Prompt embeddings on disk, keyed by model, prompt, negative prompt, length and dtype, so a re-render skips
-    the text encoder. One entry is about 0.4 GB for the real Gemma (1024 tokens x 49 layers x 3840)."""
+    """Text conditioning on disk, keyed by model, prompts, length, dtype and connector LoRAs, so a re-render skips
+    the text encoder. One entry is a few MB (the connectors' outputs, not Gemma's hidden states)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def _path(self, model_dir: Path, request: PromptRequest, max_length: int, dtype: torch.dtype) -> Path:
+    def _path(self, model_dir: Path, request: PromptRequest, key_extra: list) -> Path:
         import hashlib
 
         key = json.dumps([str(Path(model_dir).resolve()), request.prompt, request.negative_prompt,
-                          request.with_guidance, max_length, str(dtype)])
+                          request.with_guidance, key_extra])
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
-    def get(self, model_dir, request, max_length, dtype) -> PromptEmbeddings | None:
+    def get(self, model_dir: Path, request: PromptRequest, key_extra: list) -> TextConditioning | None:
         from safetensors.torch import load_file
 
-        path = self._path(model_dir, request, max_length, dtype)
+        path = self._path(model_dir, request, key_extra)
         if not path.is_file():
             return None
         tensors = load_file(str(path))
-        return PromptEmbeddings(*(tensors.get(name) for name in PromptEmbeddings.__dataclass_fields__))
+        return TextConditioning(*(tensors[name] for name in TextConditioning.__dataclass_fields__))
 
-    def put(self, model_dir, request, max_length, dtype, embeddings: PromptEmbeddings) -> None:
+    def put(self, model_dir: Path, request: PromptRequest, key_extra: list, conditioning: TextConditioning) -> None:
         from safetensors.torch import save_file
 
         from ltx2gen.files import atomic_path
 
-        tensors = {name: value.detach().cpu().contiguous() for name, value in vars(embeddings).items()
-                   if value is not None}
-        with atomic_path(self._path(model_dir, request, max_length, dtype)) as temporary:
+        tensors = {name: value.detach().cpu().contiguous() for name, value in vars(conditioning).items()}
+        with atomic_path(self._path(model_dir, request, key_extra)) as temporary:
             save_file(tensors, str(temporary))
 
 
@@ -221,34 +246,32 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
                   sequential_offload: bool, loras: tuple = ()) -> Denoiser:
     load_device = torch.device("cpu") if sequential_offload else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
-    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", load_device, dtype))
-    fuse_loras(transformer, connectors, loras)  # into the bf16 weights, before any quantization
+    fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
     if fp8:
         quantize_fp8_weights(transformer)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(
-        transformer=transformer, connectors=connectors,
+        transformer=transformer,
         scheduler=stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype)),
-        # The VAEs contribute only their latent statistics here (denormalising the output latents).
-        vae=stage.load("vae", lambda: load_component(model_dir, "vae", load_device, dtype)),
-        audio_vae=stage.load("audio_vae", lambda: load_component(model_dir, "audio_vae", load_device, dtype)),
+        vae=LatentStatistics.load(_component_class(model_dir, "vae"), model_dir / "vae", device),
+        audio_vae=LatentStatistics.load(_component_class(model_dir, "audio_vae"), model_dir / "audio_vae", device),
     )
     if sequential_offload:
         pipe.enable_sequential_cpu_offload(device=device)
     return Denoiser(pipe, calls)
 
 
-def run_denoiser(denoiser: Denoiser, embeddings: PromptEmbeddings, call: dict, seed: int,
+def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
                  device: torch.device) -> DiffusionResult:
     denoiser.calls.clear()
-    embeddings = embeddings.to(device)
-    output = denoiser.pipe(
-        prompt_embeds=embeddings.prompt_embeds, prompt_attention_mask=embeddings.prompt_attention_mask,
-        negative_prompt_embeds=embeddings.negative_prompt_embeds,
-        negative_prompt_attention_mask=embeddings.negative_prompt_attention_mask,
-        generator=torch.Generator("cpu").manual_seed(seed), **call,
-    )
+    conditioning = conditioning.to(device)
+    denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
+    try:
+        output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
+                               **conditioning.pipeline_inputs(), **call)
+    finally:
+        denoiser.pipe.connectors = None
     scheduler = denoiser.pipe.scheduler
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
@@ -257,12 +280,12 @@ def run_denoiser(denoiser: Denoiser, embeddings: PromptEmbeddings, call: dict, s
     )
 
 
-def denoise(stage: mem.Stage, model_dir: Path, embeddings: PromptEmbeddings, call: dict, seed: int,
+def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool,
             loras: tuple = ()) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
     denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, sequential_offload, loras)
-    return run_denoiser(denoiser, embeddings, call, seed, device)
+    return run_denoiser(denoiser, conditioning, call, seed, device)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,

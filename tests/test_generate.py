@@ -140,9 +140,9 @@ def test_lifecycle_frees_each_model_before_the_next_stage_needs_the_memory(tiny_
                 obj.decoder.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
         if event == "load" and name == "transformer":
             checks.append(("text encoder gone before the transformer loads", refs["text_encoder"]() is None))
+            checks.append(("connectors gone before the transformer loads", refs["connectors"]() is None))
         if event == "decode":
             checks.append(("transformer gone before the VAE decode", refs["transformer"]() is None))
-            checks.append(("connectors gone before the VAE decode", refs["connectors"]() is None))
         if event == "evict":
             checks.append(("page cache evicted only after the video exists", out.exists()))
             checks.append(("every model gone before eviction", all(ref() is None for ref in refs.values())))

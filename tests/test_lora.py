@@ -49,9 +49,13 @@ def forward(transformer):
                            return_dict=False)[0]
 
 
+def resolved(loras):
+    return tuple(ResolvedLora(LoraSpec(str(path), None, scale), path, 6) for path, scale in loras)
+
+
 def fused_output(tiny_model, loras):
-    transformer, connectors = tiny_parts(tiny_model)
-    fuse_loras(transformer, connectors, tuple(ResolvedLora(LoraSpec(str(p), None, s), p, 6) for p, s in loras))
+    transformer, _ = tiny_parts(tiny_model)
+    assert fuse_loras("transformer", transformer, resolved(loras)) == len(loras)
     assert not any("lora" in name for name, _ in transformer.named_modules())  # adapters unloaded
     return forward(transformer)
 
@@ -87,6 +91,24 @@ def test_fused_equals_unfused_and_two_loras_stack(tiny_model, lora_files):
     fused = fused_output(tiny_model, pair)
     assert torch.allclose(fused, unfused_output(tiny_model, pair), atol=1e-5)
     assert (fused - fused_output(tiny_model, pair[:1])).abs().max() > 1e-3
+
+
+def test_connector_part_of_a_lora_is_fused_into_the_connectors(tiny_model, tmp_path):
+    _, connectors = tiny_parts(tiny_model)
+    projection = connectors.text_proj_in
+    generator = torch.Generator().manual_seed(5)
+    save_file({"text_embedding_projection.aggregate_embed.lora_A.weight": torch.randn(2, projection.in_features,
+                                                                                      generator=generator),
+               "text_embedding_projection.aggregate_embed.lora_B.weight": torch.randn(projection.out_features, 2,
+                                                                                      generator=generator)},
+              str(tmp_path / "text.safetensors"))
+    loras = resolved([(tmp_path / "text.safetensors", 1.0)])
+    before = projection.weight.clone()
+    transformer, _ = tiny_parts(tiny_model)
+    assert fuse_loras("transformer", transformer, loras) == 0  # nothing in it for the transformer
+    assert fuse_loras("connectors", connectors, loras) == 1
+    assert not torch.equal(connectors.text_proj_in.weight, before)
+    assert not any("lora" in name for name, _ in connectors.named_modules())
 
 
 def test_lora_flags_parse_every_form(tmp_path):
