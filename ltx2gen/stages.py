@@ -244,11 +244,12 @@ class Denoiser:
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: bool,
                   sequential_offload: bool, loras: tuple = ()) -> Denoiser:
-    load_device = torch.device("cpu") if sequential_offload else device
+    # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
+    load_device = torch.device("cpu") if sequential_offload or fp8 else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
     if fp8:
-        quantize_fp8_weights(transformer)
+        quantize_fp8_weights(transformer, None if sequential_offload else device)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(

@@ -8,15 +8,19 @@ def test_fp8_is_not_offered_on_cpu():
     assert not fp8_supported(torch.device("cpu"))
 
 
+def tiny_inputs():
+    generator = torch.Generator().manual_seed(0)
+    return dict(hidden_states=torch.randn(1, 6, 4, generator=generator).bfloat16(),
+                audio_hidden_states=torch.randn(1, 5, 4, generator=generator).bfloat16(),
+                encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
+                audio_encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
+                timestep=torch.tensor([500.0]), num_frames=1, height=2, width=3, audio_num_frames=5,
+                return_dict=False)
+
+
 def test_fp8_weights_replace_only_block_linears_and_stay_close(tiny_model):
     transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
-    generator = torch.Generator().manual_seed(0)
-    inputs = dict(hidden_states=torch.randn(1, 6, 4, generator=generator).bfloat16(),
-                  audio_hidden_states=torch.randn(1, 5, 4, generator=generator).bfloat16(),
-                  encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
-                  audio_encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
-                  timestep=torch.tensor([500.0]), num_frames=1, height=2, width=3, audio_num_frames=5,
-                  return_dict=False)
+    inputs = tiny_inputs()
     with torch.no_grad():
         reference = transformer(**inputs)[0].float()
         changed = quantize_fp8_weights(transformer)
@@ -27,3 +31,13 @@ def test_fp8_weights_replace_only_block_linears_and_stay_close(tiny_model):
     assert transformer.proj_in.weight.dtype == torch.bfloat16  # input projection stays in bf16
     relative_error = (quantized - reference).norm() / reference.norm()
     assert 0 < relative_error < 0.1
+
+
+def test_block_by_block_quantization_equals_whole_model_quantization(tiny_model):
+    outputs = []
+    for device in (None, torch.device("cpu")):
+        transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+        quantize_fp8_weights(transformer, device)
+        with torch.no_grad():
+            outputs.append(transformer(**tiny_inputs())[0])
+    assert torch.equal(*outputs)
