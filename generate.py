@@ -20,6 +20,7 @@ from ltx2gen.config import ConfigError, GenerateConfig, build_parser
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)  # `docker stop` then ends like Ctrl-C, with the recovery advice
     if args.list_lora_files:
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
@@ -31,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
         plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
     except ConfigError as err:
         parser.error(str(err))
-    signal.signal(signal.SIGTERM, interrupt)  # `docker stop` then ends like Ctrl-C, with the recovery advice
     return run(config, plan)
 
 
@@ -75,8 +75,14 @@ def run(config: GenerateConfig, plan) -> int:
 
 
 def render_batch(parser, args) -> int:
+    from dataclasses import fields
+
     from ltx2gen.batch import default_out_dir, run_in_process
 
+    given = [f"--{f.name.replace('_', '-')}" for f in fields(GenerateConfig) if getattr(args, f.name) != f.default]
+    if given:
+        parser.error(f"--batch takes every clip's settings from the batch file; put {', '.join(given)} on its "
+                     "lines instead")
     try:
         return run_in_process(args.batch, args.out or default_out_dir(args.batch), args.embedding_cache)
     except ConfigError as err:

@@ -125,6 +125,14 @@ def test_batch_file_structure_errors_name_the_line(tmp_path):
     assert result.returncode == 2 and "no such batch file" in result.stderr
 
 
+def test_batch_refuses_generation_flags_on_the_command_line(tmp_path, capsys):
+    (tmp_path / "b.jsonl").write_text('{"name": "a", "prompt": "x"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--batch", str(tmp_path / "b.jsonl"), "--width", "1920", "--seed", "3"])
+    assert exit_info.value.code == 2
+    assert "put --width, --seed on its lines instead" in capsys.readouterr().err
+
+
 def test_clip_flags_become_generate_arguments(tmp_path):
     clip = Clip("x", 1, {"prompt": "a b", "num_frames": 121, "no_fp8": True, "keep_latents": False,
                          "lora": [["a.safetensors", 0.5], ["b.safetensors"]], "camera": "jib-up"})
