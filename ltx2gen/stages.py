@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
+from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError
 from ltx2gen.lora import fuse_loras
 from ltx2gen.quant import quantize_fp8_weights
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
@@ -65,8 +66,6 @@ class DiffusionResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    from ltx2gen.config import ConfigError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -85,8 +84,6 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def resolve_model_dir(model: str) -> Path:
     """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
     Raises ConfigError when the model cannot be found, before any weight is read."""
-    from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError
-
     local = Path(model).expanduser()
     if local.is_dir():
         if not (local / "model_index.json").is_file():
@@ -155,7 +152,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     is loaded at all when every prompt is cached."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
     max_length = tokenizer.model_max_length
-    key_extra = [max_length, str(dtype), [lora.record()["lora"] for lora in loras], [l.spec.scale for l in loras]]
+    key_extra = [max_length, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
     results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
@@ -189,7 +186,7 @@ def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_promp
 
 class EmbeddingCache:
     """Text conditioning on disk, keyed by model, prompts, length, dtype and connector LoRAs, so a re-render skips
-    the text encoder. One entry is a few MB (the connectors' outputs, not Gemma's hidden states)."""
+    the text encoder. One entry is 12-25 MB (the connectors' outputs, not Gemma's 0.4 GB of hidden states)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
