@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The staged lifecycle on a CUDA machine: every code path on the tiny model, then a full-size random-weight
-# model (`bench` preset) at 768x512x97 with FP8 weights, with bf16 weights, and with sequential offload.
+# model (`bench` preset) at 768x512x97 with FP8 weights, with bf16 weights, and with sequential or group offload.
 # Usage: bench/lifecycle_gpu.sh OUT_DIR [WIDTH HEIGHT FRAMES]   (default 768 512 97; writes one sidecar JSON per
 # run into OUT_DIR). LTX2GEN_SKIP_TINY=1 skips the tiny-model checks; LTX2GEN_RUNS lists the full-size runs.
 set -euo pipefail
@@ -43,6 +43,8 @@ for run in $runs; do
         fp8) generate "bench_${label}_fp8" --model "$work/bench" "${size[@]}" ;;
         bf16) generate "bench_${label}_bf16" --model "$work/bench" "${size[@]}" --no-fp8 ;;
         offload) generate "bench_${label}_offload" --model "$work/bench" "${size[@]}" --no-fp8 --sequential-offload ;;
+        group) generate "bench_${label}_group" --model "$work/bench" "${size[@]}" --no-fp8 --offload group ;;
+        group_fp8) generate "bench_${label}_group_fp8" --model "$work/bench" "${size[@]}" --offload group ;;
         *) echo "unknown run $run" >&2; exit 2 ;;
     esac
 done

@@ -73,8 +73,10 @@ class GenerateConfig(DecodeOptions):
     pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule) or full",
                         choices=("auto", "distilled", "full"))
     no_fp8: bool = opt(False, "keep the transformer in bf16 (FP8 weight storage is the default on CUDA)")
-    sequential_offload: bool = opt(False, "stream transformer weights from host memory layer by layer "
-                                          "(lowest GPU memory, slowest; discrete GPUs only)")
+    offload: str = opt("none", "transformer weights in host memory, streamed to the GPU: group (block by block, "
+                               "overlapped with compute; for 24-32 GB GPUs) or sequential (layer by layer; lowest "
+                               "memory, slowest); discrete GPUs only", choices=("none", "group", "sequential"))
+    sequential_offload: bool = opt(False, "the same as --offload sequential")
     lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
                             "optionally followed by its scale in [-2, 2] (default 1); repeatable",
                       nargs="+", action="append", metavar="SPEC [SCALE]")
@@ -104,10 +106,15 @@ class GenerateConfig(DecodeOptions):
         guidance = config.guidance_scale
         if guidance is None:
             guidance = 1.0 if distilled else FULL_DEFAULT_GUIDANCE
+        offload = config.offload
+        if config.sequential_offload:
+            if offload not in ("none", "sequential"):
+                raise ConfigError(f"--sequential-offload contradicts --offload {offload}; give one of them")
+            offload = "sequential"
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
-                                   output=output, seed=seed)
+                                   output=output, seed=seed, offload=offload, sequential_offload=False)
 
     def validate(self) -> None:
         if self.prompt is None:

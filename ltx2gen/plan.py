@@ -22,7 +22,7 @@ class RunPlan:
     dtype: torch.dtype
     model_dir: Path
     fp8: bool
-    offload: bool
+    offload: str
     call: dict
     decode_plan: stages.DecodePlan
     loras: tuple[ResolvedLora, ...] = ()
@@ -34,12 +34,13 @@ class RunPlan:
         if not config.no_fp8 and not fp8:
             print(f"note: FP8 weights need an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs "
                   f"in {str(stages.default_dtype(device)).replace('torch.', '')} on {device}")
-        offload = config.sequential_offload and device.type == "cuda"
-        if config.sequential_offload and not offload:
-            print("note: --sequential-offload needs a CUDA GPU; ignored")
-        elif offload and torch.cuda.get_device_properties(device).is_integrated:
-            print("warning: --sequential-offload saves nothing on an integrated (unified-memory) GPU; ignored")
-            offload = False
+        offload = config.offload
+        if offload != "none" and device.type != "cuda":
+            print(f"note: --offload {offload} needs a CUDA GPU; ignored")
+            offload = "none"
+        elif offload != "none" and torch.cuda.get_device_properties(device).is_integrated:
+            print(f"warning: --offload {offload} saves nothing on an integrated (unified-memory) GPU; ignored")
+            offload = "none"
         if config.negative_prompt and not config.uses_guidance:
             print("warning: --negative-prompt has no effect at guidance 1.0; it is ignored "
                   "(raise --guidance-scale above 1 to use it)")
@@ -57,7 +58,7 @@ class RunPlan:
 
     def describe(self) -> str:
         weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
-        offload = ", sequential offload" if self.offload else ""
+        offload = f", {self.offload} offload" if self.offload != "none" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         latent_frames = (self.call["num_frames"] - 1) // 8 + 1
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
@@ -90,7 +91,7 @@ class RunPlan:
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": "weight" if self.fp8 else "off",
-            "sequential_offload": self.offload, "device": str(self.device),
+            "offload": self.offload, "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,

@@ -240,13 +240,13 @@ class Denoiser:
 
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: bool,
-                  sequential_offload: bool, loras: tuple = ()) -> Denoiser:
+                  offload: str = "none", loras: tuple = ()) -> Denoiser:
     # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
-    load_device = torch.device("cpu") if sequential_offload or fp8 else device
+    load_device = torch.device("cpu") if offload != "none" or fp8 else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
     if fp8:
-        quantize_fp8_weights(transformer, None if sequential_offload else device)
+        quantize_fp8_weights(transformer, None if offload != "none" else device)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(
@@ -255,7 +255,12 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         vae=LatentStatistics.load(_component_class(model_dir, "vae"), model_dir / "vae", device),
         audio_vae=LatentStatistics.load(_component_class(model_dir, "audio_vae"), model_dir / "audio_vae", device),
     )
-    if sequential_offload:
+    if offload == "group":
+        # One block on the GPU at a time, the next one's transfer overlapped with compute on a CUDA stream.
+        transformer.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                         offload_type="block_level", num_blocks_per_group=1,
+                                         use_stream=device.type == "cuda")
+    elif offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     return Denoiser(pipe, calls)
 
@@ -279,10 +284,10 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
-            device: torch.device, dtype: torch.dtype, fp8: bool, sequential_offload: bool,
+            device: torch.device, dtype: torch.dtype, fp8: bool, offload: str = "none",
             loras: tuple = ()) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
-    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, sequential_offload, loras)
+    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras)
     return run_denoiser(denoiser, conditioning, call, seed, device)
 
 

@@ -35,6 +35,7 @@ BAD_INPUTS = [
     (["--vae-chunk-frames", "12"], "--vae-chunk-frames 12: must be 0 or a positive multiple of 8"),
     (["--vae-chunk-frames", "16", "--vae-context-frames", "0"], "temporal pieces need at least 8 frames of context"),
     (["--prompt", " "], "--prompt is empty"),
+    (["--offload", "group", "--sequential-offload"], "--sequential-offload contradicts --offload group"),
 ]
 
 
@@ -75,6 +76,11 @@ def test_full_model_gets_full_defaults_and_explicit_values_win():
     config = parse("--model", "Lightricks/LTX-2", "--steps", "12", "--guidance-scale", "3", "--seed", "5")
     assert (config.steps, config.guidance_scale, config.seed) == (12, 3.0, 5)
     assert parse("--pipeline", "distilled", "--model", "Lightricks/LTX-2").steps == 8
+
+
+def test_sequential_offload_switch_is_an_alias():
+    assert parse("--sequential-offload").offload == "sequential"
+    assert parse().offload == "none" and parse("--offload", "group").offload == "group"
 
 
 def test_timestamp_never_overwrites_and_no_timestamp_is_exact(tmp_path):

@@ -67,3 +67,22 @@ def test_decode_runs_with_gradients_off(tiny_vae):
     finally:
         handle.remove()
     assert len(frames) == 17 and seen == [False]
+
+
+def test_group_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
+    from ltx2gen import memory
+    from ltx2gen.stages import encode_prompt, load_denoiser, pipeline_call_arguments, run_denoiser
+
+    cpu = torch.device("cpu")
+    tracker = memory.MemoryTracker(cpu)
+    conditioning = tracker.run("text", encode_prompt, tiny_model, "a fox", None, False, cpu, torch.float32)
+    call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance_scale=1.0,
+                                   distilled=True)
+    results = {}
+    for offload in ("none", "group"):
+        def diffuse(stage):
+            denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, fp8=False, offload=offload)
+            return run_denoiser(denoiser, conditioning, call, seed=3, device=cpu)
+        results[offload] = tracker.run("diffusion", diffuse)
+    assert torch.equal(results["none"].video_latents, results["group"].video_latents)
+    assert results["group"].transformer_calls == 8
