@@ -7,6 +7,8 @@ set -euo pipefail
 APP_DIR="${LTX2GEN_APP_DIR:-/app}"
 PYTHON="${LTX2GEN_PYTHON:-python3}"
 DEFAULT_MODEL="rootonchair/LTX-2-19b-distilled"
+# Tells generate.py to print its recovery advice as this image's `decode` command.
+export LTX2GEN_IN_CONTAINER=1
 
 usage() {
     cat <<EOF

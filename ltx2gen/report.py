@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import shlex
 import sys
 from fractions import Fraction
@@ -17,8 +18,11 @@ def fps_text(fps: Fraction) -> str:
 
 
 def recovery_command(latents_path: Path, output: Path) -> str:
+    arguments = ["--input", str(latents_path), "--output", str(output)]
+    if os.environ.get("LTX2GEN_IN_CONTAINER") == "1":
+        return "docker run <the same options and image> decode " + shlex.join(arguments)
     script = Path(__file__).resolve().parent.parent / "decode_latents.py"
-    return shlex.join([sys.executable, str(script), "--input", str(latents_path), "--output", str(output)])
+    return shlex.join([sys.executable, str(script), *arguments])
 
 
 def stage_reports(tracker: MemoryTracker) -> list[dict]:

@@ -16,7 +16,8 @@ ENTRYPOINT = ROOT / "entrypoint.sh"
 # Arguments to stdout, one a line; the environment the entrypoint set to stderr.
 STUB = """#!/usr/bin/env bash
 printf '%s\\n' "$@"
-printf 'HF_HUB_OFFLINE=%s\\nPYTHONPATH=%s\\n' "${HF_HUB_OFFLINE:-}" "${PYTHONPATH:-}" >&2
+printf 'HF_HUB_OFFLINE=%s\\nPYTHONPATH=%s\\nLTX2GEN_IN_CONTAINER=%s\\n' "${HF_HUB_OFFLINE:-}" "${PYTHONPATH:-}" \\
+    "${LTX2GEN_IN_CONTAINER:-}" >&2
 """
 
 
@@ -51,6 +52,11 @@ def test_is_executable_bash_script():
 
 def test_options_go_to_generate(run):
     assert argv(run("--prompt", "x")) == [f"{run.app}/generate.py", "--prompt", "x"]
+
+
+def test_generate_knows_it_runs_in_the_container(run):
+    # so its recovery advice is this image's `decode` command, not a path inside the container
+    assert "LTX2GEN_IN_CONTAINER=1" in run("--prompt", "x").stderr.splitlines()
 
 
 def test_generate_keeps_quoted_argument_whole(run):

@@ -175,6 +175,15 @@ def test_fault_in_video_decode_keeps_latents_and_prints_a_working_recovery_comma
     assert probe(out).frames == 17
 
 
+def test_recovery_advice_in_the_container_is_the_images_decode_command(monkeypatch):
+    from ltx2gen.report import recovery_command
+
+    monkeypatch.setenv("LTX2GEN_IN_CONTAINER", "1")
+    assert recovery_command("/outputs/a b.latents.safetensors", "/outputs/a b.mp4") == (
+        "docker run <the same options and image> decode --input '/outputs/a b.latents.safetensors' "
+        "--output '/outputs/a b.mp4'")
+
+
 def test_negative_prompt_at_guidance_one_is_reported_as_ignored(tiny_model, tmp_path, capsys):
     assert run_generate(tiny_model, tmp_path / "n.mp4", "--negative-prompt", "blurry") == 0
     assert "--negative-prompt has no effect at guidance 1.0" in capsys.readouterr().out
