@@ -25,6 +25,8 @@ class DecodeConfig(DecodeOptions):
     vae_chunk_frames: int | None = opt(None, "temporal piece size in frames (default: as stored by generate.py)",
                                        metavar="N")
     vae_context_frames: int | None = opt(None, "context frames per piece side (default: as stored)", metavar="N")
+    vae_tile_size: int | None = opt(None, "spatial tile in pixels (default: as stored)", metavar="PX")
+    vae_tile_overlap: int | None = opt(None, "spatial tile overlap in pixels (default: as stored)", metavar="PX")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +61,7 @@ def load_config(args: argparse.Namespace):
     except LatentsFileError as err:
         raise ConfigError(str(err)) from None
     stored = latents_file.metadata
-    for name in ("model", "vae_chunk_frames", "vae_context_frames"):
+    for name in ("model", "vae_chunk_frames", "vae_context_frames", "vae_tile_size", "vae_tile_overlap"):
         if values[name] is None:
             values[name] = stored.get(name, DecodeOptions.__dataclass_fields__[name].default)
     config = DecodeConfig(**values)
@@ -75,7 +77,8 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
     width, height, num_frames, fps = int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(
         str(meta["fps"]))
     dtype = stages.default_dtype(device)
-    plan = stages.DecodePlan.choose(num_frames, config.vae_chunk_frames, config.vae_context_frames)
+    plan = stages.DecodePlan.choose(num_frames, config.vae_chunk_frames, config.vae_context_frames,
+                                    config.vae_tile_size, config.vae_tile_overlap)
     tracker = memory.MemoryTracker(device)
     print(f"decoding {config.input}: {width}x{height}x{num_frames} at {report.fps_text(fps)} fps with {config.model}, "
           f"VAE decode {plan.describe((num_frames - 1) // 8 + 1)}", flush=True)

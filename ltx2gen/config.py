@@ -46,6 +46,10 @@ class DecodeOptions:
     vae_context_frames: int = opt(
         32, "frames of overlap context decoded on each side of a temporal piece and then discarded "
             "(a multiple of 8; more is closer to a whole-clip decode)", metavar="N")
+    vae_tile_size: int = opt(512, "spatial tile of the video decode in pixels (a multiple of 32); frames larger "
+                                  "than this are decoded tile by tile", metavar="PX")
+    vae_tile_overlap: int = opt(64, "overlap of neighbouring spatial tiles in pixels, blended (a multiple of 32, at "
+                                    "most half the tile)", metavar="PX")
     device: str = opt("auto", "torch device: auto (CUDA when available), cuda, cuda:N or cpu")
     keep_latents: bool = opt(False, "keep the latents file after a successful run")
     drop_page_cache: bool = opt(
@@ -185,6 +189,12 @@ def validate_decode_options(options: DecodeOptions) -> None:
         value = getattr(options, name)
         if value < 0 or value % 8:
             raise ConfigError(f"--{name.replace('_', '-')} {value}: must be 0 or a positive multiple of 8")
+    if options.vae_tile_size < 256 or options.vae_tile_size % 32:
+        raise ConfigError(f"--vae-tile-size {options.vae_tile_size}: must be a multiple of 32, at least 256")
+    if options.vae_tile_overlap < 0 or options.vae_tile_overlap % 32 or \
+            options.vae_tile_overlap > options.vae_tile_size // 2:
+        raise ConfigError(f"--vae-tile-overlap {options.vae_tile_overlap}: must be a multiple of 32 between 0 and "
+                          f"half the tile ({options.vae_tile_size // 2})")
     if options.vae_chunk_frames and not options.vae_context_frames:
         raise ConfigError("--vae-context-frames 0: temporal pieces need at least 8 frames of context "
                           "(each piece's first latent frame decodes to a single frame)")

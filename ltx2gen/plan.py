@@ -47,7 +47,8 @@ class RunPlan:
         call = stages.pipeline_call_arguments(
             width=config.width, height=config.height, num_frames=config.num_frames, fps=float(config.fps),
             steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
-        decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames)
+        decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames,
+                                               config.vae_tile_size, config.vae_tile_overlap)
         model_dir = stages.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras)
@@ -79,6 +80,7 @@ class RunPlan:
             "prompt": config.prompt, "negative_prompt": config.negative_prompt, "sample_rate": self.sample_rate(),
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
+            "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output),
         }
 

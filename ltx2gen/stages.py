@@ -305,18 +305,22 @@ def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor,
 
 @dataclass(frozen=True)
 class DecodePlan:
-    """Temporal pieces of the video decode, in latent frames."""
+    """Temporal pieces of the video decode (latent frames) and its spatial tiles (latents)."""
 
     chunk_latents: int
     context_latents: int
+    tile_latents: int = 16
+    overlap_latents: int = 2
 
     @classmethod
-    def choose(cls, num_frames: int, chunk_frames: int, context_frames: int) -> "DecodePlan":
+    def choose(cls, num_frames: int, chunk_frames: int, context_frames: int, tile_size: int = 512,
+               tile_overlap: int = 64) -> "DecodePlan":
         latent_frames = (num_frames - 1) // 8 + 1
         if chunk_frames == 0:
             chunk_frames = 8 * latent_frames if num_frames <= WHOLE_DECODE_MAX_FRAMES else AUTO_CHUNK_FRAMES
         chunk = min(chunk_frames // 8, latent_frames)
-        return cls(chunk_latents=chunk, context_latents=0 if chunk == latent_frames else context_frames // 8)
+        return cls(chunk_latents=chunk, context_latents=0 if chunk == latent_frames else context_frames // 8,
+                   tile_latents=tile_size // 32, overlap_latents=tile_overlap // 32)
 
     def describe(self, latent_frames: int) -> str:
         if self.chunk_latents >= latent_frames:
@@ -338,20 +342,26 @@ class DecodePlan:
             yield window_start, window_end, first - 8 * window_start, 8 * end - 7 - 8 * window_start
 
 
-def tile_stride(latent_size: int, tile: int = VAE_TILE_LATENTS) -> int:
-    """The largest spatial tile stride (latents) that never leaves a one-latent last tile, which the VAE's reflect
-    padding cannot decode (a crash for sizes of the form 14k+1 with diffusers' default stride)."""
-    for stride in range(tile - 2, tile // 2 - 1, -1):
-        if latent_size <= tile or (latent_size - 1) % stride:
+def tile_stride(latent_size: int, tile: int = VAE_TILE_LATENTS, overlap: int = 2) -> int:
+    """A spatial tile stride (latents) that never leaves a one-latent last tile, which the VAE's reflect padding
+    cannot decode (a crash for sizes of the form 14k+1 with diffusers' defaults): the largest that keeps at least
+    the requested overlap, else the one closest to it that overlaps less."""
+    largest = max(1, tile - overlap)
+    if latent_size <= tile:
+        return largest
+    for stride in [*range(largest, 0, -1), *range(largest + 1, tile)]:
+        if (latent_size - 1) % stride:
             return stride
-    return tile // 2
+    return largest
 
 
 def decode_video_frames(vae, latents: torch.Tensor, plan: DecodePlan) -> Iterator[np.ndarray]:
     """Stage 5 core: decode in temporal pieces under no_grad and yield uint8 [H, W, 3] frames one piece at a time."""
     _, _, latent_frames, latent_height, latent_width = latents.shape
-    vae.enable_tiling(tile_sample_stride_height=tile_stride(latent_height) * 32,
-                      tile_sample_stride_width=tile_stride(latent_width) * 32)
+    tile, overlap = plan.tile_latents, plan.overlap_latents
+    vae.enable_tiling(tile_sample_min_height=tile * 32, tile_sample_min_width=tile * 32,
+                      tile_sample_stride_height=tile_stride(latent_height, tile, overlap) * 32,
+                      tile_sample_stride_width=tile_stride(latent_width, tile, overlap) * 32)
     device = vae.device
     pieces = list(plan.pieces(latent_frames))
     for window_start, window_end, first, end in tqdm(pieces, desc="VAE decode", unit="piece",

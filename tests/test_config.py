@@ -35,6 +35,8 @@ BAD_INPUTS = [
     (["--vae-chunk-frames", "12"], "--vae-chunk-frames 12: must be 0 or a positive multiple of 8"),
     (["--vae-chunk-frames", "16", "--vae-context-frames", "0"], "temporal pieces need at least 8 frames of context"),
     (["--prompt", " "], "--prompt is empty"),
+    (["--vae-tile-size", "100"], "--vae-tile-size 100: must be a multiple of 32, at least 256"),
+    (["--vae-tile-size", "256", "--vae-tile-overlap", "160"], "must be a multiple of 32 between 0 and half the tile"),
     (["--offload", "group", "--sequential-offload"], "--sequential-offload contradicts --offload group"),
 ]
 

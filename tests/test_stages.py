@@ -23,13 +23,25 @@ def test_automatic_plan_is_whole_up_to_161_frames_and_pieces_beyond():
     assert DecodePlan.choose(321, 0, 32) == DecodePlan(chunk_latents=8, context_latents=4)
 
 
-def test_tile_stride_never_leaves_a_one_latent_tile():
+@pytest.mark.parametrize("tile,overlap", [(16, 2), (8, 0), (12, 6), (16, 8)])
+def test_tile_stride_never_leaves_a_one_latent_tile(tile, overlap):
     for size in range(1, 400):
-        stride = tile_stride(size)
+        stride = tile_stride(size, tile, overlap)
         starts = range(0, size, stride)
-        assert size - starts[-1] > 1 or size <= 16, size
-    assert tile_stride(34) == 14  # 1088 px: diffusers' default stride is kept where it is safe
+        assert size - starts[-1] > 1 or size <= tile, size
+        assert 1 <= stride <= tile
+
+
+def test_tile_stride_keeps_the_default_where_it_is_safe():
+    assert tile_stride(34) == 14  # 1088 px: diffusers' default stride
     assert tile_stride(29) != 14  # 928 px: 29 = 2 * 14 + 1 would leave a one-latent sliver
+
+
+def test_tiled_decode_at_a_sliver_prone_width_decodes_every_pixel(tiny_vae):
+    # 29 latents (928 px) with 16-latent tiles: diffusers' default stride of 14 would crash on the last tile.
+    latents = torch.randn(1, 4, 2, 2, 29, generator=torch.Generator().manual_seed(1))
+    frames = list(decode_video_frames(tiny_vae, latents, DecodePlan(2, 0, tile_latents=16, overlap_latents=2)))
+    assert len(frames) == 9 and frames[0].shape == (64, 928, 3)
 
 
 @pytest.fixture(scope="module")
