@@ -271,7 +271,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance)
                         for job in group]
             conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
-                                        first.dtype, first.loras, cache)
+                                        first.dtype, first.loras, cache, any(job.plan.text_offload for job in group))
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings

@@ -77,9 +77,11 @@ class GenerateConfig(DecodeOptions):
     pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule) or full",
                         choices=("auto", "distilled", "full"))
     no_fp8: bool = opt(False, "keep the transformer in bf16 (FP8 weight storage is the default on CUDA)")
-    offload: str = opt("none", "transformer weights in host memory, streamed to the GPU: group (block by block, "
+    offload: str = opt("auto", "transformer weights in host memory, streamed to the GPU: group (block by block, "
                                "overlapped with compute; for 24-32 GB GPUs) or sequential (layer by layer; lowest "
-                               "memory, slowest); discrete GPUs only", choices=("none", "group", "sequential"))
+                               "memory, slowest); auto picks the fastest that fits the free GPU memory (and offloads "
+                               "the text encoder too when it does not fit); discrete GPUs only",
+                       choices=("auto", "none", "group", "sequential"))
     sequential_offload: bool = opt(False, "the same as --offload sequential")
     lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
                             "optionally followed by its scale in [-2, 2] (default 1); repeatable",
@@ -112,7 +114,7 @@ class GenerateConfig(DecodeOptions):
             guidance = 1.0 if distilled else FULL_DEFAULT_GUIDANCE
         offload = config.offload
         if config.sequential_offload:
-            if offload not in ("none", "sequential"):
+            if offload not in ("auto", "none", "sequential"):
                 raise ConfigError(f"--sequential-offload contradicts --offload {offload}; give one of them")
             offload = "sequential"
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())

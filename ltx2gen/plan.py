@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import memory, report, stages
+from ltx2gen import fit, memory, report, stages
 from ltx2gen.config import GenerateConfig
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -26,6 +26,8 @@ class RunPlan:
     call: dict
     decode_plan: stages.DecodePlan
     loras: tuple[ResolvedLora, ...] = ()
+    text_offload: bool = False
+    fit: str = ""
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -35,12 +37,12 @@ class RunPlan:
             print(f"note: FP8 weights need an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs "
                   f"in {str(stages.default_dtype(device)).replace('torch.', '')} on {device}")
         offload = config.offload
-        if offload != "none" and device.type != "cuda":
+        if offload not in ("auto", "none") and device.type != "cuda":
             print(f"note: --offload {offload} needs a CUDA GPU; ignored")
-            offload = "none"
-        elif offload != "none" and torch.cuda.get_device_properties(device).is_integrated:
+        elif offload not in ("auto", "none") and torch.cuda.get_device_properties(device).is_integrated:
             print(f"warning: --offload {offload} saves nothing on an integrated (unified-memory) GPU; ignored")
-            offload = "none"
+        discrete_gpu = device.type == "cuda" and not torch.cuda.get_device_properties(device).is_integrated
+        offload = offload if discrete_gpu else "none"
         if config.negative_prompt and not config.uses_guidance:
             print("warning: --negative-prompt has no effect at guidance 1.0; it is ignored "
                   "(raise --guidance-scale above 1 to use it)")
@@ -51,7 +53,15 @@ class RunPlan:
                                                config.vae_tile_size, config.vae_tile_overlap)
         model_dir = stages.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
-        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras)
+        text_offload, fit_line = False, ""
+        if discrete_gpu:
+            tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
+            memory_fit = fit.choose(model_dir, tokens, fp8, fit.gpu_budget_gib(device), offload)
+            offload, text_offload, fit_line = memory_fit.offload, memory_fit.text_offload, memory_fit.describe()
+            print(fit_line)
+        offload = "none" if offload == "auto" else offload
+        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
+                  text_offload, fit_line)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -60,6 +70,7 @@ class RunPlan:
     def describe(self) -> str:
         weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
         offload = f", {self.offload} offload" if self.offload != "none" else ""
+        offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         latent_frames = (self.call["num_frames"] - 1) // 8 + 1
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
@@ -93,7 +104,8 @@ class RunPlan:
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": "weight" if self.fp8 else "off",
-            "offload": self.offload, "device": str(self.device),
+            "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
+            "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,

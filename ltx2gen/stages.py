@@ -28,6 +28,7 @@ NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
 WHOLE_DECODE_MAX_FRAMES = 161
 AUTO_CHUNK_FRAMES = 64
 VAE_TILE_LATENTS = 16
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -145,8 +146,8 @@ class PromptRequest:
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
-                   dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None
-                   ) -> list[TextConditioning]:
+                   dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
+                   text_offload: bool = False) -> list[TextConditioning]:
     """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on) and the text connectors turn
     that into the transformer's conditioning. With a cache, prompts encoded before are read from disk, and no model
     is loaded at all when every prompt is cached."""
@@ -157,7 +158,14 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
         return results
-    text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
+    if text_offload:  # host memory, each layer streamed to the GPU when it runs
+        from diffusers.hooks import apply_group_offloading
+
+        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", CPU, dtype))
+        apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
+                               use_stream=device.type == "cuda")
+    else:
+        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
     connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
     fuse_loras("connectors", connectors, loras)
     pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
@@ -177,11 +185,11 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
 
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
-                  with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = ()
-                  ) -> TextConditioning:
+                  with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = (),
+                  text_offload: bool = False) -> TextConditioning:
     """Stage 1 for one prompt."""
     return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance)], device,
-                          dtype, loras)[0]
+                          dtype, loras, text_offload=text_offload)[0]
 
 
 class EmbeddingCache:
@@ -242,7 +250,7 @@ class Denoiser:
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: bool,
                   offload: str = "none", loras: tuple = ()) -> Denoiser:
     # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
-    load_device = torch.device("cpu") if offload != "none" or fp8 else device
+    load_device = CPU if offload != "none" or fp8 else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
     if fp8:
@@ -257,7 +265,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     )
     if offload == "group":
         # One block on the GPU at a time, the next one's transfer overlapped with compute on a CUDA stream.
-        transformer.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+        transformer.enable_group_offload(onload_device=device, offload_device=CPU,
                                          offload_type="block_level", num_blocks_per_group=1,
                                          use_stream=device.type == "cuda")
     elif offload == "sequential":

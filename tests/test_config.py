@@ -82,7 +82,7 @@ def test_full_model_gets_full_defaults_and_explicit_values_win():
 
 def test_sequential_offload_switch_is_an_alias():
     assert parse("--sequential-offload").offload == "sequential"
-    assert parse().offload == "none" and parse("--offload", "group").offload == "group"
+    assert parse().offload == "auto" and parse("--offload", "group").offload == "group"
 
 
 def test_timestamp_never_overwrites_and_no_timestamp_is_exact(tmp_path):

@@ -1,0 +1,83 @@
+"""Fitting a run into the GPU: estimate each stage's peak from the weight files and the clip's token count, and
+choose offloading so the largest stage fits. The constants were measured on an H200 with full-size weights
+(docs/BENCHMARKS.md); the estimates are slightly conservative against those measurements.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+GIB = 1024**3
+ACTIVATION_GIB_PER_1K_TOKENS = 0.14  # diffusion peak above the weights: 6.0 GiB at 42,840 tokens (1920x1088x161)
+ACTIVATION_BASE_GIB = 0.5
+FP8_WEIGHT_FRACTION = 0.53  # block linears in float8 with scales, everything else bf16
+TRANSFORMER_BLOCKS = 48
+GROUP_OVERHEAD_GIB = 0.6  # two blocks in flight (current + prefetched) plus stream buffers, above activations
+TEXT_OVERHEAD_GIB = 3.0  # Gemma's stacked hidden states and attention work on top of the text stage's weights
+HEADROOM = 0.95
+MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
+
+
+def files_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors"))
+
+
+def clip_tokens(width: int, height: int, num_frames: int) -> int:
+    return ((num_frames - 1) // 8 + 1) * (height // 32) * (width // 32)
+
+
+def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: str) -> float:
+    weights = transformer_bytes / GIB * (FP8_WEIGHT_FRACTION if fp8 else 1.0)
+    activations = ACTIVATION_BASE_GIB + ACTIVATION_GIB_PER_1K_TOKENS * tokens / 1000
+    if offload == "none":
+        return weights + activations
+    if offload == "group":
+        return activations + 2 * weights / TRANSFORMER_BLOCKS + GROUP_OVERHEAD_GIB
+    return activations + 0.1
+
+
+def text_peak_gib(text_bytes: int, offload: bool) -> float:
+    return TEXT_OVERHEAD_GIB + (text_bytes / GIB / 12 if offload else text_bytes / GIB)
+
+
+@dataclass(frozen=True)
+class Fit:
+    offload: str
+    text_offload: bool
+    diffusion_gib: float
+    text_gib: float
+    budget_gib: float
+
+    def describe(self) -> str:
+        return (f"memory plan for {self.budget_gib:.0f} GiB: diffusion ~{self.diffusion_gib:.1f} GiB "
+                f"({self.offload} offload), text ~{self.text_gib:.1f} GiB "
+                f"({'offloaded' if self.text_offload else 'resident'} text encoder)")
+
+
+def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: str = "auto") -> Fit:
+    """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder must be
+    offloaded too."""
+    transformer = files_bytes(Path(model_dir) / "transformer")
+    text = files_bytes(Path(model_dir) / "text_encoder") + files_bytes(Path(model_dir) / "connectors")
+    limit = budget_gib * HEADROOM
+    if offload == "auto":
+        offload = next((mode for mode in ("none", "group") if diffusion_peak_gib(transformer, tokens, fp8, mode) <=
+                        limit), "sequential")
+    text_offload = text_peak_gib(text, False) > limit
+    return Fit(offload, text_offload, diffusion_peak_gib(transformer, tokens, fp8, offload),
+               text_peak_gib(text, text_offload), budget_gib)
+
+
+def gpu_budget_gib(device) -> float:
+    """Free GPU memory now; LTX2GEN_GPU_MEMORY_GIB caps it, and the allocator is held to that cap, so a plan for a
+    smaller card can be tried (and is enforced) on a larger one."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(device)
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if not limit:
+        return free / GIB
+    torch.cuda.set_per_process_memory_fraction(min(1.0, float(limit) * GIB / total), device)
+    return min(free / GIB, float(limit))

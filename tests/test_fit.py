@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from ltx2gen import fit
+
+GB = 10**9
+FULL_TRANSFORMER = int(37.76 * GB)  # 18.88B parameters in bf16
+TOKENS_1080P = fit.clip_tokens(1920, 1088, 161)
+TOKENS_DRAFT = fit.clip_tokens(768, 512, 97)
+
+
+def test_token_counts_match_the_measured_sizes():
+    assert (TOKENS_1080P, TOKENS_DRAFT) == (42840, 4992)
+
+
+@pytest.mark.parametrize("tokens,fp8,offload,measured", [
+    (TOKENS_1080P, False, "none", 41.18), (TOKENS_1080P, True, "none", 23.95), (TOKENS_DRAFT, False, "none", 35.92),
+    (TOKENS_DRAFT, True, "none", 19.16), (TOKENS_1080P, False, "group", 8.11), (TOKENS_DRAFT, False, "group", 2.85),
+    (TOKENS_DRAFT, False, "sequential", 0.78)])
+def test_estimates_cover_the_measured_peaks_closely(tokens, fp8, offload, measured):
+    estimate = fit.diffusion_peak_gib(FULL_TRANSFORMER, tokens, fp8, offload)
+    assert measured * 0.95 <= estimate <= measured * 1.35 + 0.3
+
+
+def write_weights(folder, sizes):
+    for name, size in sizes.items():
+        (folder / name).mkdir()
+        with open(folder / name / "model.safetensors", "wb") as handle:
+            handle.truncate(size)  # sparse: only the size matters
+    return folder
+
+
+@pytest.mark.parametrize("budget,offload,text_offload", [(80, "none", False), (48, "none", False),
+                                                         (24, "group", True), (4, "sequential", True)])
+def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, offload, text_offload):
+    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
+                                     "connectors": int(2.7 * GB)})
+    chosen = fit.choose(model, TOKENS_1080P, fp8=True, budget_gib=budget)
+    assert (chosen.offload, chosen.text_offload) == (offload, text_offload)
+    assert chosen.diffusion_gib <= budget or offload == "sequential"
+    assert fit.choose(model, TOKENS_1080P, True, budget, offload="none").offload == "none"  # a flag wins
+
+
+def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
+    from ltx2gen import memory
+    from ltx2gen.stages import encode_prompt
+
+    cpu = torch.device("cpu")
+    tracker = memory.MemoryTracker(cpu)
+    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, "a fox", "blur", True, cpu, torch.float32,
+                                       (), text_offload) for text_offload in (False, True))
+    assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)
