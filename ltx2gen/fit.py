@@ -79,5 +79,6 @@ def gpu_budget_gib(device) -> float:
     limit = os.environ.get(MEMORY_LIMIT_ENV)
     if not limit:
         return free / GIB
-    torch.cuda.set_per_process_memory_fraction(min(1.0, float(limit) * GIB / total), device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    torch.cuda.set_per_process_memory_fraction(min(1.0, float(limit) * GIB / total), index)
     return min(free / GIB, float(limit))
