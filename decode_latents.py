@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen.config import ConfigError, DecodeOptions, add_fields, ensure_writable_dir, opt, validate_decode_options
+from ltx2gen.config import (ConfigError, DecodeOptions, add_fields, ensure_writable_dir, latent_frame_count, opt,
+                            validate_decode_options)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
                                     config.vae_tile_size, config.vae_tile_overlap)
     tracker = memory.MemoryTracker(device)
     print(f"decoding {config.input}: {width}x{height}x{num_frames} at {report.fps_text(fps)} fps with {config.model}, "
-          f"VAE decode {plan.describe((num_frames - 1) // 8 + 1)}", flush=True)
+          f"VAE decode {plan.describe(latent_frame_count(num_frames))}", flush=True)
     try:
         stages.decode_to_mp4(tracker, model_dir, latents_file.video, latents_file.audio, config.output,
                              width=width, height=height, num_frames=num_frames, fps=fps, plan=plan, device=device,

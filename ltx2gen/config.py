@@ -177,6 +177,11 @@ class BatchOptions:
                                 "skip the text encoder", type=Path)
 
 
+def latent_frame_count(num_frames: int) -> int:
+    """The VAE compresses time 8x, keeping the first frame on its own: 8n+1 frames are n+1 latent frames."""
+    return (num_frames - 1) // 8 + 1
+
+
 def validate_frame_count(num_frames: int) -> None:
     if num_frames < 1 or (num_frames - 1) % 8:
         lower = max(1, (num_frames - 1) // 8 * 8 + 1)

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltx2gen.config import latent_frame_count
+
 GIB = 1024**3
 ACTIVATION_GIB_PER_1K_TOKENS = 0.14  # diffusion peak above the weights: 6.0 GiB at 42,840 tokens (1920x1088x161)
 ACTIVATION_BASE_GIB = 0.5
@@ -25,7 +27,7 @@ def files_bytes(folder: Path) -> int:
 
 
 def clip_tokens(width: int, height: int, num_frames: int) -> int:
-    return ((num_frames - 1) // 8 + 1) * (height // 32) * (width // 32)
+    return latent_frame_count(num_frames) * (height // 32) * (width // 32)
 
 
 def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: str) -> float:

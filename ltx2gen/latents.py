@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ltx2gen.config import latent_frame_count
 from ltx2gen.files import atomic_path
 
 FORMAT = "ltx2gen-latents/1"
@@ -88,7 +89,7 @@ def _check(path: Path, loaded: LatentsFile) -> None:
     if loaded.video.ndim != 5 or loaded.video.shape[0] != 1:
         raise LatentsFileError(f"{path}: video latents have shape {tuple(loaded.video.shape)}, expected "
                                "[1, channels, frames, height/32, width/32]")
-    expected = ((int(meta["num_frames"]) - 1) // 8 + 1, int(meta["height"]) // 32, int(meta["width"]) // 32)
+    expected = (latent_frame_count(int(meta["num_frames"])), int(meta["height"]) // 32, int(meta["width"]) // 32)
     if tuple(loaded.video.shape[2:]) != expected:
         raise LatentsFileError(f"{path}: video latents are {tuple(loaded.video.shape[2:])} (frames, h, w) but the "
                                f"metadata's {meta['num_frames']} frames at {meta['width']}x{meta['height']} "

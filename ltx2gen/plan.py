@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ltx2gen import fit, memory, report, stages
-from ltx2gen.config import GenerateConfig
+from ltx2gen.config import GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.quant import fp8_supported
@@ -72,7 +72,7 @@ class RunPlan:
         offload = f", {self.offload} offload" if self.offload != "none" else ""
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
-        latent_frames = (self.call["num_frames"] - 1) // 8 + 1
+        latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
     def model_reference(self, model: str) -> str:
@@ -97,7 +97,7 @@ class RunPlan:
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:
-        latent_frames = (config.num_frames - 1) // 8 + 1
+        latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
             "negative_prompt": config.negative_prompt, "model": config.model, "model_dir": str(self.model_dir),

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
-from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError
+from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
 from ltx2gen.quant import quantize_fp8_weights
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
@@ -323,7 +323,7 @@ class DecodePlan:
     @classmethod
     def choose(cls, num_frames: int, chunk_frames: int, context_frames: int, tile_size: int = 512,
                tile_overlap: int = 64) -> "DecodePlan":
-        latent_frames = (num_frames - 1) // 8 + 1
+        latent_frames = latent_frame_count(num_frames)
         if chunk_frames == 0:
             chunk_frames = 8 * latent_frames if num_frames <= WHOLE_DECODE_MAX_FRAMES else AUTO_CHUNK_FRAMES
         chunk = min(chunk_frames // 8, latent_frames)

@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,15 @@ sys.path.insert(0, str(ROOT))
 
 # Tiny clip used across tests: 3 latent frames at 96x64, so the real decode path (32x spatial, 8x temporal) runs.
 CLIP = ["--width", "96", "--height", "64", "--num-frames", "17", "--seed", "7"]
+
+
+def assert_linter_passes(linter: str, path: Path) -> None:
+    """Run a linter installed by requirements-dev.txt; skip visibly where it is not on PATH."""
+    executable = shutil.which(linter)
+    if executable is None:
+        pytest.skip(f"{linter} is not on PATH")
+    result = subprocess.run([executable, str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,9 @@ requirements as the local setup, keeps the base image's torch, and documents how
 import json
 import re
 import shlex
-import shutil
-import subprocess
 
-import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_linter_passes
 from ltx2gen.config import build_parser
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -130,8 +127,4 @@ def test_privileged_documented_as_unneeded():
 
 
 def test_hadolint():
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not on PATH")
-    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_linter_passes("hadolint", DOCKERFILE)

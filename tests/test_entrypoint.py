@@ -1,14 +1,12 @@
 """The container entrypoint, run for real against a stub interpreter that echoes what it was given."""
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_linter_passes
 from ltx2gen.config import DEFAULT_MODEL
 
 ENTRYPOINT = ROOT / "entrypoint.sh"
@@ -143,8 +141,4 @@ def test_bash_syntax():
 
 
 def test_shellcheck():
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not on PATH")
-    result = subprocess.run([shellcheck, str(ENTRYPOINT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_linter_passes("shellcheck", ENTRYPOINT)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from ltx2gen.config import latent_frame_count
 from ltx2gen.stages import DecodePlan, decode_video_frames, load_component, tile_stride
 
 
@@ -9,7 +10,7 @@ from ltx2gen.stages import DecodePlan, decode_video_frames, load_component, tile
                                                       (97, 40, 24), (9, 8, 8)])
 def test_decode_pieces_cover_every_frame_exactly_once(num_frames, chunk, context):
     plan = DecodePlan.choose(num_frames, chunk, context)
-    latent_frames = (num_frames - 1) // 8 + 1
+    latent_frames = latent_frame_count(num_frames)
     covered = []
     for window_start, window_end, first, end in plan.pieces(latent_frames):
         window_frames = 8 * (window_end - window_start) - 7
