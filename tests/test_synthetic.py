@@ -1,6 +1,5 @@
 import json
 
-import torch
 
 from ltx2gen.synthetic import PRESETS, main
 
