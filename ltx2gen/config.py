@@ -76,12 +76,19 @@ class GenerateConfig(DecodeOptions):
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
     pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule) or full",
                         choices=("auto", "distilled", "full"))
-    no_fp8: bool = opt(False, "keep the transformer in bf16 (FP8 weight storage is the default on CUDA)")
-    offload: str = opt("auto", "transformer weights in host memory, streamed to the GPU: group (block by block, "
-                               "overlapped with compute; for 24-32 GB GPUs) or sequential (layer by layer; lowest "
-                               "memory, slowest); auto picks the fastest that fits the free GPU memory (and offloads "
-                               "the text encoder too when it does not fit); discrete GPUs only",
-                       choices=("auto", "none", "group", "sequential"))
+    fp8: str = opt("auto", "transformer precision: weight (float8 weight storage, about half the memory), dynamic "
+                           "(float8 weights and activations, compiled, for speed on Hopper and newer) or off (bf16); "
+                           "auto = weight on GPUs of compute capability 8.9+, off elsewhere",
+                   choices=("auto", "off", "weight", "dynamic"))
+    no_fp8: bool = opt(False, "the same as --fp8 off")
+    attention: str = opt("auto", "kernel of the video self-attention: cudnn (fastest on Hopper and newer) or native "
+                                 "(PyTorch's choice); auto = cudnn on CUDA GPUs of compute capability 9.0+",
+                         choices=("auto", "native", "cudnn"))
+    offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
+                               "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
+                               "(layer by layer; lowest memory, slowest); auto picks the fastest that fits the free "
+                               "GPU memory (and offloads the text encoder too when it does not fit); discrete GPUs "
+                               "only", choices=("auto", "none", "model", "group", "sequential"))
     sequential_offload: bool = opt(False, "the same as --offload sequential")
     lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
                             "optionally followed by its scale in [-2, 2] (default 1); repeatable",
@@ -117,10 +124,19 @@ class GenerateConfig(DecodeOptions):
             if offload not in ("auto", "none", "sequential"):
                 raise ConfigError(f"--sequential-offload contradicts --offload {offload}; give one of them")
             offload = "sequential"
+        fp8 = config.fp8
+        if config.no_fp8:
+            if fp8 not in ("auto", "off"):
+                raise ConfigError(f"--no-fp8 contradicts --fp8 {fp8}; give one of them")
+            fp8 = "off"
+        if fp8 == "dynamic" and offload not in ("auto", "none"):
+            raise ConfigError(f"--fp8 dynamic compiles the resident transformer and cannot stream it (--offload "
+                              f"{offload}); use --fp8 weight with --offload {offload}, or --offload none")
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
-                                   output=output, seed=seed, offload=offload, sequential_offload=False)
+                                   output=output, seed=seed, offload=offload, sequential_offload=False, fp8=fp8,
+                                   no_fp8=False)
 
     def validate(self) -> None:
         if self.prompt is None:

@@ -33,7 +33,7 @@ def clip_tokens(width: int, height: int, num_frames: int) -> int:
 def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: str) -> float:
     weights = transformer_bytes / GIB * (FP8_WEIGHT_FRACTION if fp8 else 1.0)
     activations = ACTIVATION_BASE_GIB + ACTIVATION_GIB_PER_1K_TOKENS * tokens / 1000
-    if offload == "none":
+    if offload in ("none", "model"):  # model offload moves the whole transformer in for the steps
         return weights + activations
     if offload == "group":
         return activations + 2 * weights / TRANSFORMER_BLOCKS + GROUP_OVERHEAD_GIB

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import fit, memory, report, stages
-from ltx2gen.config import GenerateConfig, latent_frame_count
+from ltx2gen import fit, kernels, memory, report, stages
+from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.quant import fp8_supported
@@ -21,21 +21,19 @@ class RunPlan:
     device: torch.device
     dtype: torch.dtype
     model_dir: Path
-    fp8: bool
+    fp8: str
     offload: str
     call: dict
     decode_plan: stages.DecodePlan
     loras: tuple[ResolvedLora, ...] = ()
     text_offload: bool = False
     fit: str = ""
+    attention: str = "native"
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
         device = stages.resolve_device(config.device)
-        fp8 = not config.no_fp8 and fp8_supported(device)
-        if not config.no_fp8 and not fp8:
-            print(f"note: FP8 weights need an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs "
-                  f"in {str(stages.default_dtype(device)).replace('torch.', '')} on {device}")
+        fp8 = choose_fp8(config.fp8, device)
         offload = config.offload
         if offload not in ("auto", "none") and device.type != "cuda":
             print(f"note: --offload {offload} needs a CUDA GPU; ignored")
@@ -56,19 +54,25 @@ class RunPlan:
         text_offload, fit_line = False, ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
-            memory_fit = fit.choose(model_dir, tokens, fp8, fit.gpu_budget_gib(device), offload)
+            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", fit.gpu_budget_gib(device), offload)
             offload, text_offload, fit_line = memory_fit.offload, memory_fit.text_offload, memory_fit.describe()
             print(fit_line)
+            if fp8 == "dynamic" and offload != "none":
+                print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
+                      "FP8 weight storage instead of --fp8 dynamic")
+                fp8 = "weight"
         offload = "none" if offload == "auto" else offload
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  text_offload, fit_line)
+                  text_offload, fit_line, kernels.choose_attention(config.attention, device))
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
         return run
 
     def describe(self) -> str:
-        weights = "fp8 weights" if self.fp8 else str(self.dtype).replace("torch.", "")
+        weights = {"weight": "fp8 weights", "dynamic": "fp8 weights+activations (compiled)"}.get(
+            self.fp8, str(self.dtype).replace("torch.", ""))
+        weights += ", cuDNN self-attention" if self.attention == "cudnn" else ""
         offload = f", {self.offload} offload" if self.offload != "none" else ""
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
@@ -103,7 +107,7 @@ class RunPlan:
             "negative_prompt": config.negative_prompt, "model": config.model, "model_dir": str(self.model_dir),
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
-            "guidance_scale": config.guidance_scale, "fp8": "weight" if self.fp8 else "off",
+            "guidance_scale": config.guidance_scale, "fp8": self.fp8, "attention": self.attention,
             "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
@@ -115,3 +119,19 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def choose_fp8(requested: str, device: torch.device) -> str:
+    """auto: FP8 weights where float8 kernels exist (CUDA, compute capability 8.9+), bf16 elsewhere, said in one
+    line. An explicit `weight` is honoured anywhere (torchao stores float8 on any device); `dynamic` needs the
+    float8 tensor cores."""
+    if requested == "dynamic" and not fp8_supported(device):
+        raise ConfigError(f"--fp8 dynamic needs float8 tensor cores (an NVIDIA GPU of compute capability 8.9 or "
+                          f"newer), not {device}; use --fp8 weight or --fp8 off")
+    if requested != "auto":
+        return requested
+    if fp8_supported(device):
+        return "weight"
+    print(f"note: FP8 needs an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs in "
+          f"{str(stages.default_dtype(device)).replace('torch.', '')} on {device} (--fp8 off)")
+    return "off"

@@ -1,12 +1,26 @@
-"""FP8 weight storage for the transformer with torchao (about half the bf16 memory)."""
+"""FP8 for the transformer with torchao.
+
+- `weight`: float8 weight storage (e4m3, per-channel scales), about half the bf16 memory; matmuls still run in
+  bf16 after dequantization, so it saves memory, not time.
+- `dynamic`: the large video-token GEMMs also quantize their activations per row and run float8 tensor-core
+  matmuls; the transformer blocks are compiled so the activation quantization fuses into neighbouring kernels
+  (unfused, it costs more than the FP8 matmul saves). Every other block linear is stored as in `weight`.
+
+Only linear layers inside the 48 transformer blocks change: the input/output projections, time and caption
+embeddings, the AdaLN tables and all norms stay in bf16 because the whole output depends on them.
+"""
 
 from __future__ import annotations
 
 import torch
 
-# Only the linear layers of the 48 transformer blocks are quantized: the input/output projections, time and
-# caption embeddings and all norms stay in bf16 because the whole output depends on them.
-QUANTIZED_PREFIX = "transformer_blocks."
+FP8_MODES = ("off", "weight", "dynamic")
+BLOCKS = "transformer_blocks"
+# The GEMMs whose rows are video tokens (42,840 at 1920x1088x161) and hold nearly all the linear-layer FLOPs:
+# video self-attention, the query/output of the video text-attention and the video feed-forward. The audio
+# stream (about 126 tokens per 5 s), the text keys/values (1,024 tokens) and the audio-video cross-attention are
+# too small for activation quantization to pay for itself.
+DYNAMIC_LAYERS = ("attn1.", "attn2.to_q", "attn2.to_out.", "ff.")
 
 
 def fp8_supported(device: torch.device) -> bool:
@@ -14,23 +28,40 @@ def fp8_supported(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
 
 
-def quantize_fp8_weights(transformer: torch.nn.Module, device: torch.device | None = None) -> int:
-    """Store the block linear weights in float8 (e4m3, per-channel scales). Returns how many layers changed.
+def is_dynamic_layer(name: str) -> bool:
+    return name.startswith(DYNAMIC_LAYERS)
+
+
+def quantize_fp8(transformer: torch.nn.Module, mode: str, device: torch.device | None = None) -> int:
+    """Quantize the block linears in place for `mode` ("weight" or "dynamic"); returns how many layers changed.
 
     With `device`, the transformer (loaded on the CPU) moves there one block at a time and each block is quantized
     as it arrives, so the device never holds the whole bf16 transformer: its peak is the FP8 model plus one block.
     """
-    from torchao.quantization import Float8WeightOnlyConfig, quantize_
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow, \
+        quantize_
 
-    def in_blocks(module: torch.nn.Module, name: str) -> bool:
-        return isinstance(module, torch.nn.Linear) and name.startswith(QUANTIZED_PREFIX)
+    if mode not in ("weight", "dynamic"):
+        raise ValueError(f"unknown FP8 mode {mode!r}; expected weight or dynamic")
 
-    count = sum(1 for name, module in transformer.named_modules() if in_blocks(module, name))
-    if device is None:
-        quantize_(transformer, Float8WeightOnlyConfig(), filter_fn=in_blocks)
-        return count
-    for block in getattr(transformer, QUANTIZED_PREFIX.rstrip(".")):
-        block.to(device)
-        quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: isinstance(module, torch.nn.Linear))
-    transformer.to(device)  # everything outside the blocks, in bf16
+    def linear(module: torch.nn.Module) -> bool:
+        return isinstance(module, torch.nn.Linear)
+
+    count = 0
+    for block in getattr(transformer, BLOCKS):
+        if device is not None:
+            block.to(device)
+        count += sum(1 for module in block.modules() if linear(module))
+        if mode == "dynamic":
+            quantize_(block, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+                      filter_fn=lambda module, name: linear(module) and is_dynamic_layer(name))
+            quantize_(block, Float8WeightOnlyConfig(),
+                      filter_fn=lambda module, name: linear(module) and not is_dynamic_layer(name))
+        else:
+            quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: linear(module))
+    if device is not None:
+        transformer.to(device)  # everything outside the blocks, in bf16
+    if mode == "dynamic":
+        # Each of the 48 identical blocks reuses one compiled graph; compilation happens on the first step.
+        transformer.compile_repeated_blocks()
     return count

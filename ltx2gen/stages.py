@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
-from ltx2gen.quant import quantize_fp8_weights
+from ltx2gen.kernels import chunk_feed_forward, set_self_attention_backend
+from ltx2gen.quant import quantize_fp8
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
@@ -247,14 +248,19 @@ class Denoiser:
     calls: list
 
 
-def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: bool,
-                  offload: str = "none", loras: tuple = ()) -> Denoiser:
+def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off",
+                  offload: str = "none", loras: tuple = (), attention: str = "native") -> Denoiser:
+    """`fp8` is off, weight or dynamic; `offload` none, model, group or sequential; `attention` the kernel of the
+    video self-attention (native or cudnn)."""
     # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
-    load_device = CPU if offload != "none" or fp8 else device
+    quantized = fp8 != "off"
+    load_device = CPU if offload != "none" or quantized else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
-    if fp8:
-        quantize_fp8_weights(transformer, None if offload != "none" else device)
+    chunk_feed_forward(transformer)
+    set_self_attention_backend(transformer, attention)
+    if quantized:
+        quantize_fp8(transformer, fp8, None if offload != "none" else device)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(
@@ -263,14 +269,21 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         vae=LatentStatistics.load(_component_class(model_dir, "vae"), model_dir / "vae", device),
         audio_vae=LatentStatistics.load(_component_class(model_dir, "audio_vae"), model_dir / "audio_vae", device),
     )
-    if offload == "group":
-        # One block on the GPU at a time, the next one's transfer overlapped with compute on a CUDA stream.
-        transformer.enable_group_offload(onload_device=device, offload_device=CPU,
-                                         offload_type="block_level", num_blocks_per_group=1,
-                                         use_stream=device.type == "cuda")
+    if offload == "model":
+        # The transformer sits in host memory and moves to the GPU whole when the first step runs.
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "group":
+        stream_blocks(transformer, device)
     elif offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     return Denoiser(pipe, calls)
+
+
+def stream_blocks(transformer: torch.nn.Module, device: torch.device) -> None:
+    """Group offload: one block on the GPU at a time, the next one's transfer overlapped with compute on a CUDA
+    stream (with a stream, diffusers moves exactly one block per group)."""
+    transformer.enable_group_offload(onload_device=device, offload_device=CPU, offload_type="block_level",
+                                     num_blocks_per_group=1, use_stream=device.type == "cuda")
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
@@ -292,10 +305,10 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
-            device: torch.device, dtype: torch.dtype, fp8: bool, offload: str = "none",
-            loras: tuple = ()) -> DiffusionResult:
+            device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
+            loras: tuple = (), attention: str = "native") -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
-    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras)
+    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, attention)
     return run_denoiser(denoiser, conditioning, call, seed, device)
 
 

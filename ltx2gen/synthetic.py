@@ -14,6 +14,7 @@ import argparse
 import json
 import string
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -140,6 +141,28 @@ def _text_encoder(config: dict):
     return Gemma3ForConditionalGeneration(gemma)
 
 
+@contextmanager
+def _building(seed: int, dtype: torch.dtype, device: str | torch.device):
+    """Seeded modules created directly on `device` in `dtype`: a full-size fp32 copy would not fit."""
+    torch.manual_seed(seed)
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous_dtype)
+
+
+def build_transformer(preset: str = "full", seed: int = 0, dtype: torch.dtype = torch.bfloat16,
+                      device: str | torch.device = "cpu"):
+    """The preset's transformer alone, with seeded random weights, built directly on `device`."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    with _building(seed, dtype, device):
+        return LTX2VideoTransformer3DModel(**PRESETS[preset]()["transformer"]).to(dtype=dtype).eval()
+
+
 def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
                    device: str | torch.device = "cpu"):
     """An `LTX2Pipeline` with seeded random weights, built directly on `device`."""
@@ -148,21 +171,15 @@ def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = tor
     from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
 
     configs = PRESETS[preset]()
-    torch.manual_seed(seed)
-    previous_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # build directly in the target dtype: a full-size fp32 copy would not fit
-    try:
-        with torch.device(device):
-            components = dict(
-                transformer=LTX2VideoTransformer3DModel(**configs["transformer"]),
-                connectors=LTX2TextConnectors(**configs["connectors"]),
-                vae=AutoencoderKLLTX2Video(**configs["vae"]),
-                audio_vae=AutoencoderKLLTX2Audio(**configs["audio_vae"]),
-                vocoder=LTX2Vocoder(**configs["vocoder"]),
-                text_encoder=_text_encoder(configs["text_encoder"]),
-            )
-    finally:
-        torch.set_default_dtype(previous_dtype)
+    with _building(seed, dtype, device):
+        components = dict(
+            transformer=LTX2VideoTransformer3DModel(**configs["transformer"]),
+            connectors=LTX2TextConnectors(**configs["connectors"]),
+            vae=AutoencoderKLLTX2Video(**configs["vae"]),
+            audio_vae=AutoencoderKLLTX2Audio(**configs["audio_vae"]),
+            vocoder=LTX2Vocoder(**configs["vocoder"]),
+            text_encoder=_text_encoder(configs["text_encoder"]),
+        )
     _randomize_latent_statistics(components["vae"], components["audio_vae"])
     for module in components.values():
         module.to(dtype=dtype).eval()

@@ -38,6 +38,9 @@ BAD_INPUTS = [
     (["--vae-tile-size", "100"], "--vae-tile-size 100: must be a multiple of 32, at least 256"),
     (["--vae-tile-size", "256", "--vae-tile-overlap", "160"], "must be a multiple of 32 between 0 and half the tile"),
     (["--offload", "group", "--sequential-offload"], "--sequential-offload contradicts --offload group"),
+    (["--fp8", "weight", "--no-fp8"], "--no-fp8 contradicts --fp8 weight"),
+    (["--fp8", "dynamic", "--offload", "group"], "--fp8 dynamic compiles the resident transformer and cannot stream"),
+    (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
 ]
 
 
@@ -80,9 +83,10 @@ def test_full_model_gets_full_defaults_and_explicit_values_win():
     assert parse("--pipeline", "distilled", "--model", "Lightricks/LTX-2").steps == 8
 
 
-def test_sequential_offload_switch_is_an_alias():
+def test_sequential_offload_and_no_fp8_switches_are_aliases():
     assert parse("--sequential-offload").offload == "sequential"
     assert parse().offload == "auto" and parse("--offload", "group").offload == "group"
+    assert parse("--no-fp8").fp8 == "off" and parse().fp8 == "auto" and parse("--fp8", "dynamic").fp8 == "dynamic"
 
 
 def test_timestamp_never_overwrites_and_no_timestamp_is_exact(tmp_path):
@@ -106,7 +110,7 @@ def test_fps_is_exact_and_ntsc_decimals_are_snapped_loudly(capsys):
 def test_help_lists_every_flag_with_its_default():
     help_text = build_parser().format_help()
     for flag in ("--prompt", "--negative-prompt", "--model", "--output", "--no-timestamp", "--width", "--height",
-                 "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8",
+                 "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8", "--fp8", "--attention",
                  "--vae-chunk-frames", "--sequential-offload", "--keep-latents"):
         assert flag in help_text
     assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text
@@ -115,6 +119,7 @@ def test_help_lists_every_flag_with_its_default():
 @pytest.mark.parametrize("args,message", [
     (["--model", "nobody/not-downloaded"], "--model nobody/not-downloaded: not in the Hugging Face cache"),
     (["--device", "cuda:7"], "--device cuda:7"),
+    (["--device", "cpu", "--fp8", "dynamic"], "--fp8 dynamic needs float8 tensor cores"),
 ])
 def test_unavailable_model_or_device_exits_2_before_any_weight_is_read(tmp_path, args, message):
     result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", *args,

@@ -74,6 +74,14 @@ def test_sidecar_records_everything_needed_to_reproduce(clip):
     assert len(sidecar["scheduler_sigmas"]) == 9
     assert set(sidecar["stage_seconds"]) == {"text", "diffusion", "audio", "video"}
     assert all("rss_gib" in stage for stage in sidecar["stages"])
+    assert (sidecar["fp8"], sidecar["offload"], sidecar["attention"]) == ("off", "none", "native")  # CPU defaults
+
+
+def test_fp8_weight_storage_runs_on_cpu_when_asked_and_is_recorded(tiny_model, tmp_path, capsys):
+    out = tmp_path / "fp8.mp4"
+    assert run_generate(tiny_model, out, "--fp8", "weight") == 0
+    assert json.loads(out.with_suffix(".json").read_text())["fp8"] == "weight"
+    assert "fp8 weights" in capsys.readouterr().out
 
 
 def test_exactly_one_transformer_forward_per_distilled_step(clip):

@@ -1,6 +1,8 @@
 import torch
 
-from ltx2gen.quant import fp8_supported, quantize_fp8_weights
+import pytest
+
+from ltx2gen.quant import fp8_supported, is_dynamic_layer, quantize_fp8
 from ltx2gen.stages import load_component
 
 
@@ -23,7 +25,7 @@ def test_fp8_weights_replace_only_block_linears_and_stay_close(tiny_model):
     inputs = tiny_inputs()
     with torch.no_grad():
         reference = transformer(**inputs)[0].float()
-        changed = quantize_fp8_weights(transformer)
+        changed = quantize_fp8(transformer, "weight")
         quantized = transformer(**inputs)[0].float()
     assert changed > 0
     assert "float8" in str(transformer.transformer_blocks[0].attn1.to_q.weight.dtype) or \
@@ -37,7 +39,30 @@ def test_block_by_block_quantization_equals_whole_model_quantization(tiny_model)
     outputs = []
     for device in (None, torch.device("cpu")):
         transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
-        quantize_fp8_weights(transformer, device)
+        quantize_fp8(transformer, "weight", device)
         with torch.no_grad():
             outputs.append(transformer(**tiny_inputs())[0])
     assert torch.equal(*outputs)
+
+
+def test_dynamic_layers_are_the_video_token_gemms_only():
+    assert all(is_dynamic_layer(name) for name in ("attn1.to_q", "attn1.to_out.0", "attn2.to_q", "attn2.to_out.0",
+                                                    "ff.net.0.proj", "ff.net.2"))
+    assert not any(is_dynamic_layer(name) for name in ("attn2.to_k", "attn2.to_v", "audio_attn1.to_q",
+                                                        "audio_ff.net.2", "audio_to_video_attn.to_q",
+                                                        "video_to_audio_attn.to_k"))
+
+
+@pytest.mark.gpu
+def test_dynamic_fp8_runs_compiled_and_stays_close_to_bf16(tiny_model):
+    device = torch.device("cuda")
+    transformer = load_component(tiny_model, "transformer", device, torch.bfloat16)
+    inputs = {name: value.to(device) if isinstance(value, torch.Tensor) else value
+              for name, value in tiny_inputs().items()}
+    with torch.no_grad():
+        reference = transformer(**inputs)[0].float()
+        quantize_fp8(transformer, "dynamic")
+        quantized = transformer(**inputs)[0].float()
+    assert "Float8" in type(transformer.transformer_blocks[0].ff.net[2].weight).__name__
+    relative_error = (quantized - reference).norm() / reference.norm()
+    assert 0 < relative_error < 0.1

@@ -82,7 +82,7 @@ def test_decode_runs_with_gradients_off(tiny_vae):
     assert len(frames) == 17 and seen == [False]
 
 
-def test_group_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
+def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     from ltx2gen import memory
     from ltx2gen.stages import encode_prompt, load_denoiser, pipeline_call_arguments, run_denoiser
 
@@ -92,10 +92,12 @@ def test_group_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance_scale=1.0,
                                    distilled=True)
     results = {}
-    for offload in ("none", "group"):
+    for offload in ("none", "model", "group"):
         def diffuse(stage):
-            denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, fp8=False, offload=offload)
+            denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, offload=offload)
             return run_denoiser(denoiser, conditioning, call, seed=3, device=cpu)
         results[offload] = tracker.run("diffusion", diffuse)
     assert torch.equal(results["none"].video_latents, results["group"].video_latents)
-    assert results["group"].transformer_calls == 8
+    # Model offload's hooks move the inputs, which changes their memory layout: float32 rounding, nothing more.
+    torch.testing.assert_close(results["model"].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
+    assert results["group"].transformer_calls == results["model"].transformer_calls == 8

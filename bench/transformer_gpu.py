@@ -1,0 +1,189 @@
+"""One transformer step at full size, per memory/precision mode: peak GPU memory, step time and the relative error
+of the output against plain bf16. Random seeded weights with the real LTX-2 19B shapes, built on the GPU.
+
+    python3 bench/transformer_gpu.py --size 1920x1088x161 --modes bf16 bf16_cudnn fp8_weight --out result.json
+
+Each mode builds the same transformer (same seed) and prepares it with the product's own functions (token-chunked
+feed-forward, attention kernel, FP8 quantization, group offload), so the figures are those of `generate.py`.
+The first mode is the reference for the relative error: list `stock` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ltx2gen import kernels, quant, stages, synthetic  # noqa: E402
+
+GIB = 1024**3
+# name: (fp8 mode, attention kernel, feed-forward chunking, offload, regional compile). "auto" is the product's
+# choice for the device (cuDNN on Hopper and newer).
+MODES = {
+    "stock": ("off", "native", False, "none", False),
+    "bf16": ("off", "native", True, "none", False),
+    "bf16_auto": ("off", "auto", True, "none", False),
+    "bf16_auto_compiled": ("off", "auto", True, "none", True),
+    "fp8_weight": ("weight", "auto", True, "none", False),
+    "fp8_dynamic": ("dynamic", "auto", True, "none", False),
+    "group_stock": ("off", "native", False, "group", False),
+    "group": ("off", "native", True, "group", False),
+    "group_auto": ("off", "auto", True, "group", False),
+    "group_fp8": ("weight", "auto", True, "group", False),
+}
+
+
+def step_inputs(config, width: int, height: int, frames: int, device: torch.device) -> dict:
+    """What the pipeline hands a transformer of `config` at one distilled step, for one prompt of 1,024 tokens."""
+    generator = torch.Generator().manual_seed(0)
+    latent_frames, latent_h, latent_w = (frames - 1) // 8 + 1, height // 32, width // 32
+    audio_frames = round(frames / 24.0 * 16000 / 160 / 4)
+
+    def noise(*shape):
+        return torch.randn(*shape, generator=generator).to(device, torch.bfloat16)
+
+    return dict(hidden_states=noise(1, latent_frames * latent_h * latent_w, config.in_channels),
+                audio_hidden_states=noise(1, audio_frames, config.audio_in_channels),
+                encoder_hidden_states=noise(1, 1024, config.caption_channels),
+                audio_encoder_hidden_states=noise(1, 1024, config.caption_channels),
+                encoder_attention_mask=torch.ones(1, 1024, device=device),
+                audio_encoder_attention_mask=torch.ones(1, 1024, device=device),
+                timestep=torch.tensor([900.0], device=device), num_frames=latent_frames, height=latent_h,
+                width=latent_w, fps=24.0, audio_num_frames=audio_frames, use_cross_timestep=False,
+                return_dict=False)
+
+
+def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
+    fp8, attention, chunk, offload, compiled = MODES[mode]
+    # Built on the device even when offloaded: 19B random weights take minutes to initialise on the CPU.
+    transformer = synthetic.build_transformer(preset, seed=0, device=device)
+    if offload != "none":
+        transformer.to("cpu")
+    if chunk:
+        kernels.chunk_feed_forward(transformer)
+    kernels.set_self_attention_backend(transformer, kernels.choose_attention(attention, device))
+    if fp8 != "off":
+        quant.quantize_fp8(transformer, fp8)
+    if compiled:
+        transformer.compile_repeated_blocks()
+    if offload == "group":
+        stages.stream_blocks(transformer, device)
+    return transformer
+
+
+def measure(mode: str, preset: str, inputs: dict, device: torch.device,
+            repeats: int) -> tuple[dict, torch.Tensor]:
+    cuda = device.type == "cuda"
+    started = time.perf_counter()
+    transformer = prepare(mode, preset, device)
+    synchronize(device)
+    resident = torch.cuda.memory_allocated(device) / GIB if cuda else 0.0
+    setup = time.perf_counter() - started
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first call compiles, warms kernels and fills the offload pipeline
+            synchronize(device)
+            started = time.perf_counter()
+            output = transformer(**inputs)[0]
+            synchronize(device)
+            times.append(time.perf_counter() - started)
+    result = {"mode": mode, "attention": kernels.choose_attention(MODES[mode][1], device), "settings": dict(zip(("fp8", "attention", "chunked_ff", "offload", "compiled"),
+                                                 MODES[mode])),
+              "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
+              "step_s": round(min(times[1:]), 3), "resident_gib": round(resident, 2),
+              "peak_gib": round(torch.cuda.max_memory_allocated(device) / GIB, 2) if cuda else None}
+    output = output.float().cpu()
+    del transformer
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    torch._dynamo.reset()
+    return result, output
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def linear_speed(tokens: int, device: torch.device, repeats: int = 20) -> dict:
+    """The dynamic-FP8 linears of one block (video attention projections and feed-forward) over `tokens` rows,
+    bf16 against FP8, both compiled: each layer's input is a fresh tensor, so here the activation quantization
+    cannot fuse into a previous kernel (in the transformer it fuses into the norm and modulation before it)."""
+    block = synthetic.build_transformer("full", seed=0, device=device).transformer_blocks[0]
+    layers = {name: module for name, module in block.named_modules()
+              if isinstance(module, torch.nn.Linear) and quant.is_dynamic_layer(name)}
+    generator = torch.Generator().manual_seed(0)
+    inputs = {name: torch.randn(1, tokens, layer.in_features, generator=generator).to(device, torch.bfloat16)
+              for name, layer in layers.items()}
+
+    def timed() -> float:
+        run = torch.compile(lambda: [layer(inputs[name]) for name, layer in layers.items()])
+        with torch.inference_mode():
+            run()
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                run()
+            torch.cuda.synchronize()
+        return (time.perf_counter() - started) / repeats
+
+    bf16 = timed()
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+    quantize_(block, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+              filter_fn=lambda module, name: name in layers)
+    torch._dynamo.reset()
+    fp8 = timed()
+    flops = sum(2 * tokens * layer.in_features * layer.out_features for layer in layers.values())
+    return {"layers": sorted(layers), "tokens": tokens, "bf16_ms": round(bf16 * 1e3, 2),
+            "fp8_ms": round(fp8 * 1e3, 2), "speedup": round(bf16 / fp8, 2),
+            "bf16_tflops": round(flops / bf16 / 1e12), "fp8_tflops": round(flops / fp8 / 1e12)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1920x1088x161", help="WIDTHxHEIGHTxFRAMES")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--linears", action="store_true", help="also time the dynamic-FP8 linears alone (CUDA)")
+    parser.add_argument("--preset", default="full", choices=sorted(synthetic.PRESETS),
+                        help="transformer size: full (the default) or tiny (a CPU smoke run)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    width, height, frames = (int(value) for value in args.size.split("x"))
+    device = torch.device(args.device)
+    config = synthetic.build_transformer(args.preset, device="meta").config
+    inputs = step_inputs(config, width, height, frames, device)
+    record = {"size": args.size, "preset": args.preset, "video_tokens": inputs["hidden_states"].shape[1],
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "modes": []}
+    reference = None
+    for mode in args.modes:
+        result, output = measure(mode, args.preset, inputs, device, args.repeats)
+        if reference is None:
+            reference, result["reference"] = output, True
+        else:
+            result["relative_error"] = float((output - reference).norm() / reference.norm())
+        record["modes"].append(result)
+        print(json.dumps(result), flush=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    if args.linears:
+        record["linears"] = linear_speed(record["video_tokens"], device)
+        print(json.dumps(record["linears"]), flush=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
