@@ -68,6 +68,7 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
         transformer.to("cpu")
     if chunk:
         kernels.chunk_feed_forward(transformer)
+        kernels.chunk_rotary_embedding()
     kernels.set_self_attention_backend(transformer, kernels.choose_attention(attention, device))
     if fp8 != "off":
         quant.quantize_fp8(transformer, fp8)

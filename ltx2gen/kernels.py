@@ -1,5 +1,6 @@
-"""How the transformer's work runs on the device: the video feed-forward in token chunks (memory) and the cuDNN
-attention kernel for the unmasked video self-attention (speed). Neither changes what is computed."""
+"""How the transformer's work runs on the device: the video feed-forward and the rotary position embedding in token
+chunks (memory) and the cuDNN attention kernel for the unmasked video self-attention (speed). None of them changes
+what is computed: each acts on every token independently."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import torch
 # 8,192 tokens keep each chunk's GEMMs large enough to run at full speed, while the 4x-wide hidden activation of
 # the feed-forward drops from 1.3 GiB to 0.25 GiB at 1920x1088x161 (42,840 tokens).
 FEED_FORWARD_CHUNK_TOKENS = 8192
+# diffusers rotates queries and keys in float32 over all tokens at once: 1.4 GiB of temporaries per projection at
+# 42,840 tokens, the largest transient of an offloaded step once the feed-forward is chunked.
+ROTARY_CHUNK_TOKENS = 8192
 ATTENTION_BACKENDS = {"native": "native", "cudnn": "_native_cudnn"}
 
 
@@ -29,6 +33,31 @@ def _over_token_chunks(forward, chunk_tokens: int):
         return output
 
     return chunked
+
+
+def chunk_rotary_embedding() -> None:
+    """Make LTX-2's split rotary embedding run over at most ROTARY_CHUNK_TOKENS tokens at a time, in this process.
+
+    The rotation is a module-level function that every LTX-2 attention processor calls, so it is wrapped where the
+    processors look it up; the wrapper is installed once."""
+    from diffusers.models.transformers import transformer_ltx2
+
+    rotate = transformer_ltx2.apply_split_rotary_emb
+    if getattr(rotate, "chunked", False):
+        return
+
+    def rotate_in_chunks(x: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        cos, sin = freqs
+        if x.ndim != 3 or cos.ndim != 4 or x.shape[1] <= ROTARY_CHUNK_TOKENS:  # (batch, tokens, heads * dim)
+            return rotate(x, freqs)
+        output = torch.empty_like(x)
+        for start in range(0, x.shape[1], ROTARY_CHUNK_TOKENS):
+            end = start + ROTARY_CHUNK_TOKENS
+            output[:, start:end] = rotate(x[:, start:end], (cos[:, :, start:end], sin[:, :, start:end]))
+        return output
+
+    rotate_in_chunks.chunked = True
+    transformer_ltx2.apply_split_rotary_emb = rotate_in_chunks
 
 
 def choose_attention(requested: str, device: torch.device) -> str:

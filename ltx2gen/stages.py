@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
-from ltx2gen.kernels import chunk_feed_forward, set_self_attention_backend
+from ltx2gen.kernels import chunk_feed_forward, chunk_rotary_embedding, set_self_attention_backend
 from ltx2gen.quant import quantize_fp8
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
@@ -258,6 +258,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
     chunk_feed_forward(transformer)
+    chunk_rotary_embedding()
     set_self_attention_backend(transformer, attention)
     if quantized:
         quantize_fp8(transformer, fp8, None if offload != "none" else device)

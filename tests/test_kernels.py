@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from ltx2gen import kernels
 from ltx2gen.kernels import chunk_feed_forward, choose_attention, set_self_attention_backend
 from ltx2gen.stages import load_component
 from tests.test_quant import tiny_inputs
@@ -24,6 +25,25 @@ def test_feed_forward_in_token_chunks_gives_the_same_output(tiny_model):
     handle.remove()
     assert seen == [4, 2]
     torch.testing.assert_close(chunked, reference, rtol=0, atol=1e-2)
+
+
+def test_rotary_embedding_in_token_chunks_gives_the_same_output(tiny_model, monkeypatch):
+    from diffusers.models.transformers import transformer_ltx2
+
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    reference = run(transformer)
+    original, token_counts = transformer_ltx2.apply_split_rotary_emb, []
+
+    def counted(x, freqs):
+        token_counts.append(x.shape[1])
+        return original(x, freqs)
+
+    monkeypatch.setattr(transformer_ltx2, "apply_split_rotary_emb", counted)
+    monkeypatch.setattr(kernels, "ROTARY_CHUNK_TOKENS", 4)
+    kernels.chunk_rotary_embedding()
+    kernels.chunk_rotary_embedding()  # installed once, not wrapped twice
+    assert torch.equal(run(transformer), reference)
+    assert token_counts and max(token_counts) == 4  # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1
 
 
 def test_cudnn_attention_is_chosen_on_hopper_only():
