@@ -151,12 +151,42 @@ def linear_speed(tokens: int, device: torch.device, repeats: int = 20) -> dict:
             "bf16_tflops": round(flops / bf16 / 1e12), "fp8_tflops": round(flops / fp8 / 1e12)}
 
 
+def attention_speed(tokens: int, device: torch.device, repeats: int = 10) -> dict:
+    """One video self-attention (32 heads x 128) over `tokens` tokens with PyTorch's default kernel choice and
+    with each kernel forced: which one the default picks on this GPU, and what each costs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(1, 32, tokens, 128, generator=generator).to(device, torch.bfloat16)
+                         for _ in range(3))
+    flops = 4 * tokens * tokens * 32 * 128
+    kernels_to_time = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                       "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    results = {}
+    for name, backend in kernels_to_time.items():
+        def attend():
+            return torch.nn.functional.scaled_dot_product_attention(query, key, value)
+
+        with torch.inference_mode(), sdpa_kernel(backend) if backend else torch.inference_mode():
+            attend()
+            synchronize(device)
+            started = time.perf_counter()
+            for _ in range(repeats):
+                attend()
+            synchronize(device)
+        seconds = (time.perf_counter() - started) / repeats
+        results[name] = {"ms": round(seconds * 1e3, 1), "tflops": round(flops / seconds / 1e12)}
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1920x1088x161", help="WIDTHxHEIGHTxFRAMES")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--linears", action="store_true", help="also time the dynamic-FP8 linears alone (CUDA)")
+    parser.add_argument("--attention-kernels", action="store_true",
+                        help="also time one self-attention with each SDPA kernel (CUDA)")
     parser.add_argument("--preset", default="full", choices=sorted(synthetic.PRESETS),
                         help="transformer size: full (the default) or tiny (a CPU smoke run)")
     parser.add_argument("--device", default="cuda")
@@ -179,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         record["modes"].append(result)
         print(json.dumps(result), flush=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
+    if args.attention_kernels:
+        record["attention_kernels"] = attention_speed(record["video_tokens"], device)
+        print(json.dumps(record["attention_kernels"]), flush=True)
     if args.linears:
         record["linears"] = linear_speed(record["video_tokens"], device)
         print(json.dumps(record["linears"]), flush=True)
