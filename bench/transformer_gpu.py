@@ -37,6 +37,7 @@ MODES = {
     "group": ("off", "native", True, "group", False),
     "group_auto": ("off", "auto", True, "group", False),
     "group_fp8": ("weight", "auto", True, "group", False),
+    "model_fp8": ("weight", "auto", True, "model", False),
 }
 
 
@@ -76,11 +77,15 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
         transformer.compile_repeated_blocks()
     if offload == "group":
         stages.stream_blocks(transformer, device)
+    elif offload == "model":  # what `enable_model_cpu_offload` does for each model of a pipeline
+        from accelerate import cpu_offload_with_hook
+
+        cpu_offload_with_hook(transformer, device)
     return transformer
 
 
-def measure(mode: str, preset: str, inputs: dict, device: torch.device,
-            repeats: int) -> tuple[dict, torch.Tensor]:
+def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats: int,
+            trace: bool = False) -> tuple[dict, torch.Tensor]:
     cuda = device.type == "cuda"
     started = time.perf_counter()
     transformer = prepare(mode, preset, device)
@@ -90,18 +95,21 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device,
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for _ in range(repeats + 1):  # the first call compiles, warms kernels and fills the offload pipeline
             synchronize(device)
             started = time.perf_counter()
             output = transformer(**inputs)[0]
             synchronize(device)
             times.append(time.perf_counter() - started)
-    result = {"mode": mode, "attention": kernels.choose_attention(MODES[mode][1], device), "settings": dict(zip(("fp8", "attention", "chunked_ff", "offload", "compiled"),
-                                                 MODES[mode])),
+    settings = dict(zip(("fp8", "attention", "chunked_ff", "offload", "compiled"), MODES[mode]))
+    result = {"mode": mode, "attention": kernels.choose_attention(settings["attention"], device), "settings": settings,
               "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
               "step_s": round(min(times[1:]), 3), "resident_gib": round(resident, 2),
               "peak_gib": round(torch.cuda.max_memory_allocated(device) / GIB, 2) if cuda else None}
+    if trace:
+        with torch.no_grad():
+            result["peak_allocations"] = allocations_at_peak(transformer, inputs, device)
     output = output.float().cpu()
     del transformer
     gc.collect()
@@ -109,6 +117,38 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device,
         torch.cuda.empty_cache()
     torch._dynamo.reset()
     return result, output
+
+
+def allocations_at_peak(transformer, inputs: dict, device: torch.device, top: int = 15) -> list[dict]:
+    """Run one step while recording every CUDA allocation, and list the largest ones alive at the moment the memory
+    allocated during the step peaked, with the Python line that made each (what bounds the peak)."""
+    torch.cuda.memory._record_memory_history(max_entries=500_000, stacks="python")
+    transformer(**inputs)
+    synchronize(device)
+    events = [event for trace in torch.cuda.memory._snapshot()["device_traces"] for event in trace
+              if event["action"] in ("alloc", "free_completed")]
+    torch.cuda.memory._record_memory_history(enabled=None)
+    live, peak, peak_index = 0, 0, 0
+    for index, event in enumerate(events):
+        live += event["size"] if event["action"] == "alloc" else -event["size"]
+        if live > peak:
+            peak, peak_index = live, index
+    alive = {}
+    for event in events[:peak_index + 1]:
+        if event["action"] == "alloc":
+            alive[event["addr"]] = event
+        else:
+            alive.pop(event["addr"], None)
+
+    def origin(event) -> str:
+        frames = [frame for frame in event["frames"] if "diffusers" in frame["filename"] or
+                  "ltx2gen" in frame["filename"]] or event["frames"] or [{"filename": "?", "line": 0, "name": "?"}]
+        frame = frames[0]
+        return f"{Path(frame['filename']).name}:{frame['line']} {frame['name']}"
+
+    largest = sorted(alive.values(), key=lambda event: -event["size"])[:top]
+    return [{"mib": round(peak / 2**20), "what": "allocated during the step, at its peak"}] + \
+        [{"mib": round(event["size"] / 2**20), "what": origin(event)} for event in largest]
 
 
 def synchronize(device: torch.device) -> None:
@@ -129,7 +169,7 @@ def linear_speed(tokens: int, device: torch.device, repeats: int = 20) -> dict:
 
     def timed() -> float:
         run = torch.compile(lambda: [layer(inputs[name]) for name, layer in layers.items()])
-        with torch.inference_mode():
+        with torch.no_grad():
             run()
             torch.cuda.synchronize()
             started = time.perf_counter()
@@ -167,7 +207,7 @@ def attention_speed(tokens: int, device: torch.device, repeats: int = 10) -> dic
         def attend():
             return torch.nn.functional.scaled_dot_product_attention(query, key, value)
 
-        with torch.inference_mode(), sdpa_kernel(backend) if backend else torch.inference_mode():
+        with torch.no_grad(), sdpa_kernel(backend) if backend else torch.no_grad():
             attend()
             synchronize(device)
             started = time.perf_counter()
@@ -185,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--linears", action="store_true", help="also time the dynamic-FP8 linears alone (CUDA)")
+    parser.add_argument("--trace-peak", metavar="MODE", help="list what is alive at the peak of one step of MODE")
     parser.add_argument("--attention-kernels", action="store_true",
                         help="also time one self-attention with each SDPA kernel (CUDA)")
     parser.add_argument("--preset", default="full", choices=sorted(synthetic.PRESETS),
@@ -199,9 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     record = {"size": args.size, "preset": args.preset, "video_tokens": inputs["hidden_states"].shape[1],
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "modes": []}
+    if args.attention_kernels:
+        record["attention_kernels"] = attention_speed(record["video_tokens"], device)
+        print(json.dumps(record["attention_kernels"]), flush=True)
+    if args.linears:
+        torch._dynamo.reset()
+        record["linears"] = linear_speed(record["video_tokens"], device)
+        print(json.dumps(record["linears"]), flush=True)
     reference = None
     for mode in args.modes:
-        result, output = measure(mode, args.preset, inputs, device, args.repeats)
+        result, output = measure(mode, args.preset, inputs, device, args.repeats, mode == args.trace_peak)
         if reference is None:
             reference, result["reference"] = output, True
         else:
@@ -209,12 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         record["modes"].append(result)
         print(json.dumps(result), flush=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
-    if args.attention_kernels:
-        record["attention_kernels"] = attention_speed(record["video_tokens"], device)
-        print(json.dumps(record["attention_kernels"]), flush=True)
-    if args.linears:
-        record["linears"] = linear_speed(record["video_tokens"], device)
-        print(json.dumps(record["linears"]), flush=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
