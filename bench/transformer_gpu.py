@@ -4,7 +4,7 @@ of the output against plain bf16. Random seeded weights with the real LTX-2 19B 
     python3 bench/transformer_gpu.py --size 1920x1088x161 --modes bf16 bf16_cudnn fp8_weight --out result.json
 
 Each mode builds the same transformer (same seed) and prepares it with the product's own functions (token-chunked
-feed-forward, attention kernel, FP8 quantization, group offload), so the figures are those of `generate.py`.
+token-wise layers, FP8 quantization, offload), so the figures are those of `generate.py`.
 The first mode is the reference for the relative error: list `stock` first.
 """
 
@@ -24,20 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ltx2gen import kernels, quant, stages, synthetic  # noqa: E402
 
 GIB = 1024**3
-# name: (fp8 mode, attention kernel, feed-forward chunking, offload, regional compile). "auto" is the product's
-# choice for the device (cuDNN on Hopper and newer).
+# name: (fp8 mode, token chunking, offload, regional compile)
 MODES = {
-    "stock": ("off", "native", False, "none", False),
-    "bf16": ("off", "native", True, "none", False),
-    "bf16_auto": ("off", "auto", True, "none", False),
-    "bf16_auto_compiled": ("off", "auto", True, "none", True),
-    "fp8_weight": ("weight", "auto", True, "none", False),
-    "fp8_dynamic": ("dynamic", "auto", True, "none", False),
-    "group_stock": ("off", "native", False, "group", False),
-    "group": ("off", "native", True, "group", False),
-    "group_auto": ("off", "auto", True, "group", False),
-    "group_fp8": ("weight", "auto", True, "group", False),
-    "model_fp8": ("weight", "auto", True, "model", False),
+    "stock": ("off", False, "none", False),
+    "bf16": ("off", True, "none", False),
+    "bf16_compiled": ("off", True, "none", True),
+    "fp8_weight": ("weight", True, "none", False),
+    "fp8_dynamic": ("dynamic", True, "none", False),
+    "group_stock": ("off", False, "group", False),
+    "group": ("off", True, "group", False),
+    "group_fp8": ("weight", True, "group", False),
+    "model_fp8": ("weight", True, "model", False),
 }
 
 
@@ -62,15 +59,14 @@ def step_inputs(config, width: int, height: int, frames: int, device: torch.devi
 
 
 def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
-    fp8, attention, chunk, offload, compiled = MODES[mode]
+    fp8, chunk, offload, compiled = MODES[mode]
     # Built on the device even when offloaded: 19B random weights take minutes to initialise on the CPU.
     transformer = synthetic.build_transformer(preset, seed=0, device=device)
     if offload != "none":
         transformer.to("cpu")
     if chunk:
-        kernels.chunk_feed_forward(transformer)
+        kernels.chunk_token_wise_layers(transformer)
         kernels.chunk_rotary_embedding()
-    kernels.set_self_attention_backend(transformer, kernels.choose_attention(attention, device))
     if fp8 != "off":
         quant.quantize_fp8(transformer, fp8)
     if compiled:
@@ -102,8 +98,7 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats:
             output = transformer(**inputs)[0]
             synchronize(device)
             times.append(time.perf_counter() - started)
-    settings = dict(zip(("fp8", "attention", "chunked_ff", "offload", "compiled"), MODES[mode]))
-    result = {"mode": mode, "attention": kernels.choose_attention(settings["attention"], device), "settings": settings,
+    result = {"mode": mode, "settings": dict(zip(("fp8", "chunked", "offload", "compiled"), MODES[mode])),
               "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
               "step_s": round(min(times[1:]), 3), "resident_gib": round(resident, 2),
               "peak_gib": round(torch.cuda.max_memory_allocated(device) / GIB, 2) if cuda else None}

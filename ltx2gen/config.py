@@ -81,9 +81,6 @@ class GenerateConfig(DecodeOptions):
                            "auto = weight on GPUs of compute capability 8.9+, off elsewhere",
                    choices=("auto", "off", "weight", "dynamic"))
     no_fp8: bool = opt(False, "the same as --fp8 off")
-    attention: str = opt("auto", "kernel of the video self-attention: cudnn (fastest on Hopper and newer) or native "
-                                 "(PyTorch's choice); auto = cudnn on CUDA GPUs of compute capability 9.0+",
-                         choices=("auto", "native", "cudnn"))
     offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
                                "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
                                "(layer by layer; lowest memory, slowest); auto picks the fastest that fits the free "

@@ -1,25 +1,28 @@
-"""How the transformer's work runs on the device: the video feed-forward and the rotary position embedding in token
-chunks (memory) and the cuDNN attention kernel for the unmasked video self-attention (speed). None of them changes
-what is computed: each acts on every token independently."""
+"""The transformer's token-wise work in token chunks: the feed-forward, the query/key RMS norms and the rotary
+position embedding. Each acts on every token independently, so the result is the same, but their float32 and 4x-wide
+temporaries no longer scale with the clip: at 1920x1088x161 (42,840 tokens) they are what bounds an offloaded step."""
 
 from __future__ import annotations
 
 import torch
 
 # 8,192 tokens keep each chunk's GEMMs large enough to run at full speed, while the 4x-wide hidden activation of
-# the feed-forward drops from 1.3 GiB to 0.25 GiB at 1920x1088x161 (42,840 tokens).
-FEED_FORWARD_CHUNK_TOKENS = 8192
+# the feed-forward drops from 1.3 GiB to 0.25 GiB, and each float32 norm temporary from 0.65 GiB to 0.13 GiB.
+CHUNK_TOKENS = 8192
 # diffusers rotates queries and keys in float32 over all tokens at once: 1.4 GiB of temporaries per projection at
 # 42,840 tokens, the largest transient of an offloaded step once the feed-forward is chunked.
-ROTARY_CHUNK_TOKENS = 8192
-ATTENTION_BACKENDS = {"native": "native", "cudnn": "_native_cudnn"}
+ROTARY_CHUNK_TOKENS = CHUNK_TOKENS
 
 
-def chunk_feed_forward(transformer: torch.nn.Module, chunk_tokens: int = FEED_FORWARD_CHUNK_TOKENS) -> None:
-    """Run every video feed-forward over at most `chunk_tokens` tokens at a time. The feed-forward acts on each
-    token independently, so the result is the same; only the largest activation shrinks."""
+def chunk_token_wise_layers(transformer: torch.nn.Module, chunk_tokens: int = CHUNK_TOKENS) -> None:
+    """Run every block's feed-forwards and attention query/key norms over at most `chunk_tokens` tokens at a time
+    (layers over fewer tokens, such as the audio stream's, run as before)."""
     for block in transformer.transformer_blocks:
-        block.ff.forward = _over_token_chunks(block.ff.forward, chunk_tokens)
+        layers = [block.ff, block.audio_ff]
+        layers += [getattr(attention, norm) for attention in block.modules() if hasattr(attention, "norm_q")
+                   for norm in ("norm_q", "norm_k")]
+        for layer in layers:
+            layer.forward = _over_token_chunks(layer.forward, chunk_tokens)
 
 
 def _over_token_chunks(forward, chunk_tokens: int):
@@ -58,19 +61,3 @@ def chunk_rotary_embedding() -> None:
 
     rotate_in_chunks.chunked = True
     transformer_ltx2.apply_split_rotary_emb = rotate_in_chunks
-
-
-def choose_attention(requested: str, device: torch.device) -> str:
-    """auto: cuDNN on CUDA GPUs of compute capability 9.0+ (Hopper and newer), where it is the fastest kernel for
-    the 32x128-head self-attention; PyTorch's own choice elsewhere."""
-    if requested != "auto":
-        return requested
-    hopper = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
-    return "cudnn" if hopper else "native"
-
-
-def set_self_attention_backend(transformer: torch.nn.Module, backend: str) -> None:
-    """Only the video self-attention (`attn1`) changes kernel: it never takes a mask and holds nearly all of the
-    attention work. The text cross-attention and the connectors pass masks and stay on the native kernel."""
-    for block in transformer.transformer_blocks:
-        block.attn1.set_attention_backend(ATTENTION_BACKENDS[backend])

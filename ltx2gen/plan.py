@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import fit, kernels, memory, report, stages
+from ltx2gen import fit, memory, report, stages
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -28,7 +28,6 @@ class RunPlan:
     loras: tuple[ResolvedLora, ...] = ()
     text_offload: bool = False
     fit: str = ""
-    attention: str = "native"
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -63,7 +62,7 @@ class RunPlan:
                 fp8 = "weight"
         offload = "none" if offload == "auto" else offload
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  text_offload, fit_line, kernels.choose_attention(config.attention, device))
+                  text_offload, fit_line)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -72,7 +71,6 @@ class RunPlan:
     def describe(self) -> str:
         weights = {"weight": "fp8 weights", "dynamic": "fp8 weights+activations (compiled)"}.get(
             self.fp8, str(self.dtype).replace("torch.", ""))
-        weights += ", cuDNN self-attention" if self.attention == "cudnn" else ""
         offload = f", {self.offload} offload" if self.offload != "none" else ""
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
@@ -107,7 +105,7 @@ class RunPlan:
             "negative_prompt": config.negative_prompt, "model": config.model, "model_dir": str(self.model_dir),
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
-            "guidance_scale": config.guidance_scale, "fp8": self.fp8, "attention": self.attention,
+            "guidance_scale": config.guidance_scale, "fp8": self.fp8,
             "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,

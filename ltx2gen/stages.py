@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
-from ltx2gen.kernels import chunk_feed_forward, chunk_rotary_embedding, set_self_attention_backend
+from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers
 from ltx2gen.quant import quantize_fp8
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
@@ -249,17 +249,15 @@ class Denoiser:
 
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off",
-                  offload: str = "none", loras: tuple = (), attention: str = "native") -> Denoiser:
-    """`fp8` is off, weight or dynamic; `offload` none, model, group or sequential; `attention` the kernel of the
-    video self-attention (native or cudnn)."""
+                  offload: str = "none", loras: tuple = ()) -> Denoiser:
+    """`fp8` is off, weight or dynamic; `offload` none, model, group or sequential."""
     # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
     quantized = fp8 != "off"
     load_device = CPU if offload != "none" or quantized else device
     transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
     fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
-    chunk_feed_forward(transformer)
+    chunk_token_wise_layers(transformer)
     chunk_rotary_embedding()
-    set_self_attention_backend(transformer, attention)
     if quantized:
         quantize_fp8(transformer, fp8, None if offload != "none" else device)
     calls = []
@@ -307,9 +305,9 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), attention: str = "native") -> DiffusionResult:
+            loras: tuple = ()) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
-    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, attention)
+    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras)
     return run_denoiser(denoiser, conditioning, call, seed, device)
 
 

@@ -110,7 +110,7 @@ def test_fps_is_exact_and_ntsc_decimals_are_snapped_loudly(capsys):
 def test_help_lists_every_flag_with_its_default():
     help_text = build_parser().format_help()
     for flag in ("--prompt", "--negative-prompt", "--model", "--output", "--no-timestamp", "--width", "--height",
-                 "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8", "--fp8", "--attention",
+                 "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8", "--fp8",
                  "--vae-chunk-frames", "--sequential-offload", "--keep-latents"):
         assert flag in help_text
     assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text

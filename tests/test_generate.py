@@ -74,7 +74,7 @@ def test_sidecar_records_everything_needed_to_reproduce(clip):
     assert len(sidecar["scheduler_sigmas"]) == 9
     assert set(sidecar["stage_seconds"]) == {"text", "diffusion", "audio", "video"}
     assert all("rss_gib" in stage for stage in sidecar["stages"])
-    assert (sidecar["fp8"], sidecar["offload"], sidecar["attention"]) == ("off", "none", "native")  # CPU defaults
+    assert (sidecar["fp8"], sidecar["offload"]) == ("off", "none")  # the CPU defaults
 
 
 def test_fp8_weight_storage_runs_on_cpu_when_asked_and_is_recorded(tiny_model, tmp_path, capsys):

@@ -1,8 +1,7 @@
-import pytest
 import torch
 
 from ltx2gen import kernels
-from ltx2gen.kernels import chunk_feed_forward, choose_attention, set_self_attention_backend
+from ltx2gen.kernels import chunk_token_wise_layers
 from ltx2gen.stages import load_component
 from tests.test_quant import tiny_inputs
 
@@ -14,16 +13,26 @@ def run(transformer, device="cpu"):
         return transformer(**inputs)[0].float()
 
 
-def test_feed_forward_in_token_chunks_gives_the_same_output(tiny_model):
+def recording_tokens(forward, token_counts: list):
+    def recorded(x, *args, **kwargs):
+        token_counts.append(x.shape[1])
+        return forward(x, *args, **kwargs)
+
+    return recorded
+
+
+def test_feed_forward_and_norms_in_token_chunks_give_the_same_output(tiny_model):
     transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
     reference = run(transformer)
-    seen = []
-    handle = transformer.transformer_blocks[0].ff.net[0].register_forward_hook(
-        lambda module, args, output: seen.append(args[0].shape[1]))
-    chunk_feed_forward(transformer, chunk_tokens=4)  # the tiny clip has 6 video tokens: chunks of 4 and 2
+    block = transformer.transformer_blocks[0]
+    seen = {name: [] for name in ("ff", "audio_ff", "attn1.norm_q", "attn2.norm_k")}
+    for name in seen:  # record what the original forward receives, under the chunking wrapper
+        layer = block.get_submodule(name)
+        layer.forward = recording_tokens(layer.forward, seen[name])
+    chunk_token_wise_layers(transformer, chunk_tokens=4)
     chunked = run(transformer)
-    handle.remove()
-    assert seen == [4, 2]
+    # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1; the text keys (7 tokens) too: every token-wise layer
+    assert seen == {"ff": [4, 2], "audio_ff": [4, 1], "attn1.norm_q": [4, 2], "attn2.norm_k": [4, 3]}
     torch.testing.assert_close(chunked, reference, rtol=0, atol=1e-2)
 
 
@@ -44,25 +53,3 @@ def test_rotary_embedding_in_token_chunks_gives_the_same_output(tiny_model, monk
     kernels.chunk_rotary_embedding()  # installed once, not wrapped twice
     assert torch.equal(run(transformer), reference)
     assert token_counts and max(token_counts) == 4  # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1
-
-
-def test_cudnn_attention_is_chosen_on_hopper_only():
-    assert choose_attention("auto", torch.device("cpu")) == "native"
-    assert choose_attention("cudnn", torch.device("cpu")) == "cudnn"
-
-
-def test_only_the_unmasked_video_self_attention_changes_kernel(tiny_model):
-    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
-    set_self_attention_backend(transformer, "cudnn")
-    block = transformer.transformer_blocks[0]
-    assert block.attn1.processor._attention_backend.value == "_native_cudnn"
-    for masked in (block.attn2, block.audio_attn1, block.audio_attn2, block.audio_to_video_attn):
-        assert masked.processor._attention_backend is None
-
-
-@pytest.mark.gpu
-def test_cudnn_self_attention_stays_close_to_native(tiny_model):
-    transformer = load_component(tiny_model, "transformer", torch.device("cuda"), torch.bfloat16)
-    reference = run(transformer, "cuda")
-    set_self_attention_backend(transformer, "cudnn")
-    torch.testing.assert_close(run(transformer, "cuda"), reference, rtol=0, atol=2e-2)
