@@ -25,14 +25,14 @@ def test_feed_forward_and_norms_in_token_chunks_give_the_same_output(tiny_model)
     transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
     reference = run(transformer)
     block = transformer.transformer_blocks[0]
-    seen = {name: [] for name in ("ff", "audio_ff", "attn1.norm_q", "attn2.norm_k")}
+    seen = {name: [] for name in ("ff", "audio_ff", "norm1", "attn1.norm_q", "attn2.norm_k")}
     for name in seen:  # record what the original forward receives, under the chunking wrapper
         layer = block.get_submodule(name)
         layer.forward = recording_tokens(layer.forward, seen[name])
     chunk_token_wise_layers(transformer, chunk_tokens=4)
     chunked = run(transformer)
     # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1; the text keys (7 tokens) too: every token-wise layer
-    assert seen == {"ff": [4, 2], "audio_ff": [4, 1], "attn1.norm_q": [4, 2], "attn2.norm_k": [4, 3]}
+    assert seen == {"ff": [4, 2], "audio_ff": [4, 1], "norm1": [4, 2], "attn1.norm_q": [4, 2], "attn2.norm_k": [4, 3]}
     torch.testing.assert_close(chunked, reference, rtol=0, atol=1e-2)
 
 
