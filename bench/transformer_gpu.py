@@ -1,7 +1,7 @@
 """One transformer step at full size, per memory/precision mode: peak GPU memory, step time and the relative error
 of the output against plain bf16. Random seeded weights with the real LTX-2 19B shapes, built on the GPU.
 
-    python3 bench/transformer_gpu.py --size 1920x1088x161 --modes bf16 bf16_cudnn fp8_weight --out result.json
+    python3 bench/transformer_gpu.py --size 1920x1088x161 --modes stock bf16 fp8_weight --out result.json
 
 Each mode builds the same transformer (same seed) and prepares it with the product's own functions (token-chunked
 token-wise layers, FP8 quantization, offload), so the figures are those of `generate.py`.
@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ltx2gen import kernels, quant, stages, synthetic  # noqa: E402
+from ltx2gen.config import latent_frame_count  # noqa: E402
 
 GIB = 1024**3
 # name: (fp8 mode, token chunking, offload, regional compile)
@@ -41,7 +42,7 @@ MODES = {
 def step_inputs(config, width: int, height: int, frames: int, device: torch.device) -> dict:
     """What the pipeline hands a transformer of `config` at one distilled step, for one prompt of 1,024 tokens."""
     generator = torch.Generator().manual_seed(0)
-    latent_frames, latent_h, latent_w = (frames - 1) // 8 + 1, height // 32, width // 32
+    latent_frames, latent_h, latent_w = latent_frame_count(frames), height // 32, width // 32
     audio_frames = round(frames / 24.0 * 16000 / 160 / 4)
 
     def noise(*shape):

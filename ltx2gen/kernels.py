@@ -10,7 +10,7 @@ import torch
 # the feed-forward drops from 1.3 GiB to 0.25 GiB, and each float32 norm temporary from 0.65 GiB to 0.13 GiB.
 CHUNK_TOKENS = 8192
 # diffusers rotates queries and keys in float32 over all tokens at once: 1.4 GiB of temporaries per projection at
-# 42,840 tokens, the largest transient of an offloaded step once the feed-forward is chunked.
+# 42,840 tokens (measured: not at the peak of an offloaded step today, but it would be once the rest shrinks).
 ROTARY_CHUNK_TOKENS = CHUNK_TOKENS
 
 
@@ -31,13 +31,19 @@ def _over_token_chunks(forward, chunk_tokens: int):
     def chunked(hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if hidden_states.shape[1] <= chunk_tokens:
             return forward(hidden_states, *args, **kwargs)
-        output = torch.empty_like(hidden_states)
-        for start in range(0, hidden_states.shape[1], chunk_tokens):
-            end = start + chunk_tokens
-            output[:, start:end] = forward(hidden_states[:, start:end], *args, **kwargs)
-        return output
+        return _fill_in_chunks(hidden_states, chunk_tokens,
+                               lambda tokens: forward(hidden_states[:, tokens], *args, **kwargs))
 
     return chunked
+
+
+def _fill_in_chunks(like: torch.Tensor, chunk_tokens: int, compute) -> torch.Tensor:
+    """A tensor shaped like `like` (batch, tokens, ...), filled by `compute(token_slice)` one chunk at a time."""
+    output = torch.empty_like(like)
+    for start in range(0, like.shape[1], chunk_tokens):
+        tokens = slice(start, start + chunk_tokens)
+        output[:, tokens] = compute(tokens)
+    return output
 
 
 def chunk_rotary_embedding() -> None:
@@ -55,11 +61,8 @@ def chunk_rotary_embedding() -> None:
         cos, sin = freqs
         if x.ndim != 3 or cos.ndim != 4 or x.shape[1] <= ROTARY_CHUNK_TOKENS:  # (batch, tokens, heads * dim)
             return rotate(x, freqs)
-        output = torch.empty_like(x)
-        for start in range(0, x.shape[1], ROTARY_CHUNK_TOKENS):
-            end = start + ROTARY_CHUNK_TOKENS
-            output[:, start:end] = rotate(x[:, start:end], (cos[:, :, start:end], sin[:, :, start:end]))
-        return output
+        return _fill_in_chunks(x, ROTARY_CHUNK_TOKENS,
+                               lambda tokens: rotate(x[:, tokens], (cos[:, :, tokens], sin[:, :, tokens])))
 
     rotate_in_chunks.chunked = True
     transformer_ltx2.apply_split_rotary_emb = rotate_in_chunks

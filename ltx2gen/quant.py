@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-FP8_MODES = ("off", "weight", "dynamic")
 BLOCKS = "transformer_blocks"
 # The GEMMs whose rows are video tokens (42,840 at 1920x1088x161) and hold nearly all the linear-layer FLOPs:
 # video self-attention, the query/output of the video text-attention and the video feed-forward. The audio

@@ -10,13 +10,15 @@ def test_fp8_is_not_offered_on_cpu():
     assert not fp8_supported(torch.device("cpu"))
 
 
-def tiny_inputs():
+def tiny_inputs(device: str = "cpu"):
     generator = torch.Generator().manual_seed(0)
-    return dict(hidden_states=torch.randn(1, 6, 4, generator=generator).bfloat16(),
-                audio_hidden_states=torch.randn(1, 5, 4, generator=generator).bfloat16(),
-                encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
-                audio_encoder_hidden_states=torch.randn(1, 7, 32, generator=generator).bfloat16(),
-                timestep=torch.tensor([500.0]), num_frames=1, height=2, width=3, audio_num_frames=5,
+
+    def noise(*shape):
+        return torch.randn(*shape, generator=generator).to(device, torch.bfloat16)
+
+    return dict(hidden_states=noise(1, 6, 4), audio_hidden_states=noise(1, 5, 4),
+                encoder_hidden_states=noise(1, 7, 32), audio_encoder_hidden_states=noise(1, 7, 32),
+                timestep=torch.tensor([500.0], device=device), num_frames=1, height=2, width=3, audio_num_frames=5,
                 return_dict=False)
 
 
@@ -57,8 +59,7 @@ def test_dynamic_layers_are_the_video_token_gemms_only():
 def test_dynamic_fp8_runs_compiled_and_stays_close_to_bf16(tiny_model):
     device = torch.device("cuda")
     transformer = load_component(tiny_model, "transformer", device, torch.bfloat16)
-    inputs = {name: value.to(device) if isinstance(value, torch.Tensor) else value
-              for name, value in tiny_inputs().items()}
+    inputs = tiny_inputs("cuda")
     with torch.no_grad():
         reference = transformer(**inputs)[0].float()
         quantize_fp8(transformer, "dynamic")
