@@ -35,6 +35,8 @@ MODES = {
     "group_stock": ("off", False, "group", False),
     "group": ("off", True, "group", False),
     "group_fp8": ("weight", True, "group", False),
+    "group_leaf": ("off", True, "group_leaf", False),
+    "group_leaf_fp8": ("weight", True, "group_leaf", False),
     "model_fp8": ("weight", True, "model", False),
 }
 
@@ -72,8 +74,8 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
         quant.quantize_fp8(transformer, fp8)
     if compiled:
         transformer.compile_repeated_blocks()
-    if offload == "group":
-        stages.stream_blocks(transformer, device)
+    if offload.startswith("group"):
+        stages.stream_blocks(transformer, device, "leaf" if offload == "group_leaf" else "block")
     elif offload == "model":  # what `enable_model_cpu_offload` does for each model of a pipeline
         from accelerate import cpu_offload_with_hook
 
@@ -84,6 +86,7 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
 def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats: int,
             trace: bool = False) -> tuple[dict, torch.Tensor]:
     cuda = device.type == "cuda"
+    torch._dynamo.utils.counters.clear()
     started = time.perf_counter()
     transformer = prepare(mode, preset, device)
     synchronize(device)
@@ -100,6 +103,7 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats:
             synchronize(device)
             times.append(time.perf_counter() - started)
     result = {"mode": mode, "settings": dict(zip(("fp8", "chunked", "offload", "compiled"), MODES[mode])),
+              "graphs_compiled": torch._dynamo.utils.counters["stats"]["unique_graphs"],
               "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
               "step_s": round(min(times[1:]), 3), "resident_gib": round(resident, 2),
               "peak_gib": round(torch.cuda.max_memory_allocated(device) / GIB, 2) if cuda else None}

@@ -278,11 +278,13 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     return Denoiser(pipe, calls)
 
 
-def stream_blocks(transformer: torch.nn.Module, device: torch.device) -> None:
-    """Group offload: one block on the GPU at a time, the next one's transfer overlapped with compute on a CUDA
-    stream (with a stream, diffusers moves exactly one block per group)."""
-    transformer.enable_group_offload(onload_device=device, offload_device=CPU, offload_type="block_level",
-                                     num_blocks_per_group=1, use_stream=device.type == "cuda")
+def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str = "block") -> None:
+    """Group offload with the next group's transfer overlapped with compute on a CUDA stream. `block`: one
+    transformer block per group (0.73 GiB of bf16 weights each, two on the GPU at a time); `leaf`: one layer per
+    group, so the weights on the GPU never exceed a few layers."""
+    transformer.enable_group_offload(onload_device=device, offload_device=CPU, offload_type=f"{level}_level",
+                                     num_blocks_per_group=1 if level == "block" else None,
+                                     use_stream=device.type == "cuda")
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,

@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_transformer_benchmark_smoke_run_reports_every_mode(tmp_path):
     out = tmp_path / "transformer.json"
-    modes = ["stock", "bf16", "fp8_weight", "group"]
+    modes = ["stock", "bf16", "fp8_weight", "group", "group_leaf"]
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "transformer_gpu.py"), "--preset", "tiny",
                              "--device", "cpu", "--size", "96x64x17", "--repeats", "1", "--modes", *modes,
                              "--out", str(out)], capture_output=True, text=True)
@@ -20,4 +20,5 @@ def test_transformer_benchmark_smoke_run_reports_every_mode(tmp_path):
     assert by_mode["stock"]["reference"] and all(entry["step_s"] > 0 for entry in by_mode.values())
     assert by_mode["bf16"]["relative_error"] < 1e-2  # token-chunked feed-forward: the same computation
     assert by_mode["group"]["relative_error"] < 1e-2  # streamed blocks: the same weights
+    assert by_mode["group_leaf"]["relative_error"] < 1e-2  # streamed layers: the same weights
     assert 0 < by_mode["fp8_weight"]["relative_error"] < 0.1
