@@ -47,7 +47,8 @@ def run(config: GenerateConfig, plan) -> int:
                                    plan.text_offload)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
-                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras)
+                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
+                                   plan.compiled)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")

@@ -31,10 +31,11 @@ MODES = {
     "bf16": ("off", True, "none", False),
     "bf16_compiled": ("off", True, "none", True),
     "fp8_weight": ("weight", True, "none", False),
-    "fp8_dynamic": ("dynamic", True, "none", False),
+    "fp8_dynamic": ("dynamic", True, "none", True),
     "group_stock": ("off", False, "group", False),
     "group": ("off", True, "group", False),
     "group_fp8": ("weight", True, "group", False),
+    "group_compiled": ("off", True, "group", True),
     "group_leaf": ("off", True, "group_leaf", False),
     "group_leaf_fp8": ("weight", True, "group_leaf", False),
     "model_fp8": ("weight", True, "model", False),
@@ -73,7 +74,7 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
     if fp8 != "off":
         quant.quantize_fp8(transformer, fp8)
     if compiled:
-        transformer.compile_repeated_blocks()
+        kernels.compile_blocks(transformer)
     if offload.startswith("group"):
         stages.stream_blocks(transformer, device, "leaf" if offload == "group_leaf" else "block")
     elif offload == "model":  # what `enable_model_cpu_offload` does for each model of a pipeline

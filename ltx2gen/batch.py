@@ -304,7 +304,7 @@ class _Job:
 
     def transformer_key(self) -> tuple:
         plan = self.plan
-        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload,
+        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload, plan.compiled,
                 tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
 
 
@@ -335,7 +335,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
 
     first = group[0].plan
     denoiser = stages.load_denoiser(stage, first.model_dir, first.device, first.dtype, first.fp8, first.offload,
-                                    first.loras)
+                                    first.loras, first.compiled)
     for job in group:
         started = time.perf_counter()
         try:

@@ -46,6 +46,14 @@ def _fill_in_chunks(like: torch.Tensor, chunk_tokens: int, compute) -> torch.Ten
     return output
 
 
+def compile_blocks(transformer: torch.nn.Module, **options) -> None:
+    """Compile each transformer block's forward with `torch.compile(**options)`; the 48 identical blocks share one
+    graph. The forward is compiled rather than the module call, so hooks that later wrap the forward (group offload)
+    stay outside the graph: transfers run eagerly and only the block's own computation is compiled."""
+    for block in transformer.transformer_blocks:
+        block.forward = torch.compile(block.forward, **options)
+
+
 def chunk_rotary_embedding() -> None:
     """Make LTX-2's split rotary embedding run over at most ROTARY_CHUNK_TOKENS tokens at a time, in this process.
 

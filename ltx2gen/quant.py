@@ -3,8 +3,9 @@
 - `weight`: float8 weight storage (e4m3, per-channel scales), about half the bf16 memory; matmuls still run in
   bf16 after dequantization, so it saves memory, not time.
 - `dynamic`: the large video-token GEMMs also quantize their activations per row and run float8 tensor-core
-  matmuls; the transformer blocks are compiled so the activation quantization fuses into neighbouring kernels
-  (unfused, it costs more than the FP8 matmul saves). Every other block linear is stored as in `weight`.
+  matmuls. The caller must compile the blocks (`kernels.compile_blocks`) so the activation quantization fuses
+  into neighbouring kernels: unfused, it costs more than the FP8 matmul saves. Every other block linear is stored
+  as in `weight`.
 
 Only linear layers inside the 48 transformer blocks change: the input/output projections, time and caption
 embeddings, the AdaLN tables and all norms stay in bf16 because the whole output depends on them.
@@ -16,10 +17,11 @@ import torch
 
 BLOCKS = "transformer_blocks"
 # The GEMMs whose rows are video tokens (42,840 at 1920x1088x161) and hold nearly all the linear-layer FLOPs:
-# video self-attention, the query/output of the video text-attention and the video feed-forward. The audio
-# stream (about 126 tokens per 5 s), the text keys/values (1,024 tokens) and the audio-video cross-attention are
-# too small for activation quantization to pay for itself.
-DYNAMIC_LAYERS = ("attn1.", "attn2.to_q", "attn2.to_out.", "ff.")
+# video self-attention, the query/output of the video text-attention, the video-side projections of the two
+# audio-video cross-attentions and the video feed-forward. The audio stream (about 126 tokens per 5 s) and the
+# text keys/values (1,024 tokens) are too small for activation quantization to pay for itself.
+DYNAMIC_LAYERS = ("attn1.", "attn2.to_q", "attn2.to_out.", "audio_to_video_attn.to_q", "audio_to_video_attn.to_out.",
+                  "video_to_audio_attn.to_k", "video_to_audio_attn.to_v", "ff.")
 
 
 def fp8_supported(device: torch.device) -> bool:
@@ -60,7 +62,4 @@ def quantize_fp8(transformer: torch.nn.Module, mode: str, device: torch.device |
             quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: linear(module))
     if device is not None:
         transformer.to(device)  # everything outside the blocks, in bf16
-    if mode == "dynamic":
-        # Each of the 48 identical blocks reuses one compiled graph; compilation happens on the first step.
-        transformer.compile_repeated_blocks()
     return count

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
-from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers
+from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_fp8
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
@@ -249,8 +249,10 @@ class Denoiser:
 
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off",
-                  offload: str = "none", loras: tuple = ()) -> Denoiser:
-    """`fp8` is off, weight or dynamic; `offload` none, model, group or sequential."""
+                  offload: str = "none", loras: tuple = (), compiled: bool = False) -> Denoiser:
+    """`fp8` is off, weight or dynamic (which needs `compiled`); `offload` none, model, group or sequential;
+    `compiled` compiles the transformer blocks (not with sequential offload, whose per-layer hooks would sit inside
+    the compiled graph)."""
     # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
     quantized = fp8 != "off"
     load_device = CPU if offload != "none" or quantized else device
@@ -260,6 +262,8 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     chunk_rotary_embedding()
     if quantized:
         quantize_fp8(transformer, fp8, None if offload != "none" else device)
+    if compiled:
+        compile_blocks(transformer)  # before the offload hooks, which then wrap the compiled forward
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     pipe = _pipeline(
@@ -307,9 +311,9 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = ()) -> DiffusionResult:
+            loras: tuple = (), compiled: bool = False) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
-    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras)
+    denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, compiled)
     return run_denoiser(denoiser, conditioning, call, seed, device)
 
 

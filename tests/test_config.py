@@ -41,6 +41,8 @@ BAD_INPUTS = [
     (["--fp8", "weight", "--no-fp8"], "--no-fp8 contradicts --fp8 weight"),
     (["--fp8", "dynamic", "--offload", "group"], "--fp8 dynamic compiles the resident transformer and cannot stream"),
     (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
+    (["--fp8", "dynamic", "--compile", "off"], "--fp8 dynamic needs the compiled transformer"),
+    (["--compile", "on", "--offload", "sequential"], "--compile on cannot compile through the per-layer hooks"),
 ]
 
 

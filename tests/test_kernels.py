@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from ltx2gen import kernels
-from ltx2gen.kernels import chunk_token_wise_layers
+from ltx2gen.kernels import chunk_token_wise_layers, compile_blocks
 from ltx2gen.stages import load_component
 from tests.test_quant import tiny_inputs
 
@@ -51,3 +52,22 @@ def test_rotary_embedding_in_token_chunks_gives_the_same_output(tiny_model, monk
     kernels.chunk_rotary_embedding()  # installed once, not wrapped twice
     assert torch.equal(run(transformer), reference)
     assert token_counts and max(token_counts) == 4  # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1
+
+
+@pytest.mark.parametrize("offload", ["none", "group"])
+def test_compiled_blocks_share_one_graph_and_offload_hooks_stay_outside_it(tiny_model, offload):
+    from torch._dynamo.testing import CompileCounter
+
+    from ltx2gen.stages import stream_blocks
+
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    reference = run(transformer)
+    chunk_token_wise_layers(transformer, chunk_tokens=4)
+    compiler = CompileCounter()  # records each graph dynamo captures, then runs it eagerly
+    compile_blocks(transformer, backend=compiler)
+    if offload == "group":
+        stream_blocks(transformer, torch.device("cpu"))
+    assert torch.equal(run(transformer), reference)
+    # one graph for both blocks, with no break: the offload hooks run outside it
+    assert len(transformer.transformer_blocks) == 2 and compiler.frame_count == 1
+    torch._dynamo.reset()
