@@ -122,6 +122,11 @@ def _component_class(model_dir: Path, name: str):
 
 
 def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
+    from ltx2gen.synthetic import build_at_load
+
+    built = build_at_load(model_dir, name, device, dtype)
+    if built is not None:
+        return built.eval().requires_grad_(False)
     cls = _component_class(model_dir, name)
     if name in ("tokenizer", "scheduler"):
         return cls.from_pretrained(model_dir, subfolder=name)

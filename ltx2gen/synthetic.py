@@ -201,15 +201,42 @@ def _randomize_latent_statistics(vae, audio_vae) -> None:
         std.copy_(torch.rand(std.shape, generator=generator) * 0.5 + 0.75)
 
 
-def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu") -> Path:
-    """Write a complete diffusers-format LTX-2 model directory and return it."""
+def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", built_at_load: tuple = ()) -> Path:
+    """Write a complete diffusers-format LTX-2 model directory and return it.
+
+    Components named in `built_at_load` are written as their configuration alone: whoever loads them gets them
+    built with seeded random weights where they are loaded (`build_at_load`). The full-size text encoder's 24 GB
+    do not fit a 64 GB disk beside the transformer; this keeps its size real without writing it."""
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
     pipe = build_pipeline(preset, seed=seed, dtype=dtype, device=device)
     out.mkdir(parents=True, exist_ok=True)
+    unwritten = {name: getattr(pipe, name) for name in built_at_load}
+    for name in unwritten:
+        setattr(pipe, name, None)
     pipe.save_pretrained(out, safe_serialization=True)
-    marker = {"preset": preset, "seed": seed, "pipeline": "distilled"}
+    index = json.loads((out / "model_index.json").read_text())
+    for name, module in unwritten.items():
+        module.config.save_pretrained(out / name)
+        index[name] = [module.__module__.split(".")[0], type(module).__name__]
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    marker = {"preset": preset, "seed": seed, "pipeline": "distilled", "built_at_load": sorted(unwritten)}
     (out / SYNTHETIC_MARKER).write_text(json.dumps(marker) + "\n")
     return out
+
+
+def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
+    """The component `name` of a synthetic model directory that holds only its configuration, built with the
+    directory's seed directly on `device`; None for every component whose weights are on disk."""
+    marker = Path(model_dir) / SYNTHETIC_MARKER
+    if not marker.is_file() or name not in json.loads(marker.read_text()).get("built_at_load", []):
+        return None
+    if name != "text_encoder":
+        raise ValueError(f"{model_dir}: only the text encoder can be built at load, not {name}")
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    config = Gemma3Config.from_pretrained(Path(model_dir) / name)
+    with _building(json.loads(marker.read_text())["seed"], dtype, device):
+        return Gemma3ForConditionalGeneration(config).to(dtype=dtype)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where to build the weights (cuda is much faster for full)")
+    parser.add_argument("--text-encoder-at-load", action="store_true",
+                        help="write only the text encoder's configuration; it is built seeded wherever it is loaded")
     args = parser.parse_args(argv)
-    path = write_model(args.preset, args.out, args.seed, args.device)
+    path = write_model(args.preset, args.out, args.seed, args.device,
+                       ("text_encoder",) if args.text_encoder_at_load else ())
     print(f"wrote {args.preset} LTX-2 model to {path}")
     return 0
 

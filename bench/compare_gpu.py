@@ -1,0 +1,380 @@
+"""One clip made three ways, measured side by side on the same random-weight model and inputs:
+
+- `ours`: generate.py with its default flags (`ours_bf16`: the same with --fp8 off);
+- `seed`: the whole `LTX2Pipeline` moved to the GPU, diffusion with output_type="latent", a tiled decode of the whole
+  video (`vae.enable_tiling()`), the audio decode, then encoding;
+- `stock`: `LTX2Pipeline` with `enable_model_cpu_offload()`, `vae.enable_tiling()` and output_type="np", then
+  `diffusers.utils.encode_video`.
+
+    python3 bench/compare_gpu.py --out OUT_DIR                       # full size, both clip sizes (GPU)
+    python3 bench/compare_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
+    python3 bench/compare_gpu.py --report OUT_DIR/compare.json       # the table and plot again, from the JSON
+
+Each contender runs in its own process, so its memory starts from nothing. A sampler thread reads GPU memory
+allocated and the process RSS together every 10 ms: their sum is the unified-memory figure, what a Jetson user
+(one memory pool for CPU and GPU) runs out of. Peaks of GPU memory and RSS are the exact high-water marks. Writes
+compare.json, compare.md (the table) and compare.png (memory over time, stage boundaries marked).
+The model is written once with `ltx2gen.synthetic` (full LTX-2 19B shapes); its Gemma-3-12B-sized text encoder is
+built seeded wherever a contender loads it, because its 24 GB do not fit the GPU machine's disk beside the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GIB = 1024**3
+PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds calling in the pines"
+SEED = 1
+CONTENDERS = ("ours", "seed", "stock", "ours_bf16")
+FULL_SIZES = ("768x512x97", "1920x1088x161")
+SMOKE_SIZES = ("96x64x17",)
+
+
+class Sampler(threading.Thread):
+    """GPU memory allocated and process RSS, read together every `interval` seconds, with labelled marks."""
+
+    def __init__(self, device, interval: float = 0.01):
+        super().__init__(daemon=True)
+        self.device, self.interval, self.started = device, interval, time.perf_counter()
+        self.samples: list[tuple[float, float, float]] = []
+        self.marks: list[tuple[float, str]] = []
+        self._stopping = threading.Event()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def mark(self, label: str) -> None:
+        self.marks.append((round(self.now(), 3), label))
+
+    def read(self) -> tuple[float, float, float]:
+        import torch
+
+        from ltx2gen.memory import process_rss_bytes
+
+        gpu = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else 0
+        return round(self.now(), 3), gpu / GIB, process_rss_bytes() / GIB
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self.samples.append(self.read())
+            time.sleep(self.interval)
+
+    def finish(self) -> dict:
+        self._stopping.set()
+        self.join()
+        self.samples.append(self.read())
+        import torch
+
+        cuda = self.device.type == "cuda"
+        return {
+            "peak_gpu_gib": round(torch.cuda.max_memory_allocated(self.device) / GIB, 2) if cuda else 0.0,
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2),
+            "peak_unified_gib": round(max(gpu + rss for _, gpu, rss in self.samples), 2),
+            "marks": self.marks, "samples": self.samples[::max(1, len(self.samples) // 2000)],
+        }
+
+
+def stage_seconds(marks: list[tuple[float, str]]) -> dict:
+    """{stage: seconds} from "start NAME"/"end NAME" marks."""
+    starts = {label[6:]: t for t, label in marks if label.startswith("start ")}
+    return {name: round(t - starts[name], 2) for t, label in marks if label.startswith("end ")
+            for name in [label[4:]] if name in starts}
+
+
+# ---- contenders (each runs in its own process) ----
+
+def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, extra: list[str]) -> dict:
+    import generate
+    from ltx2gen import memory
+
+    def on_event(event: str, name: str, _obj) -> None:
+        if event in ("stage-start", "stage-end"):
+            sampler.mark(f"{'start' if event == 'stage-start' else 'end'} {name}")
+
+    memory.add_listener(on_event)
+    width, height, frames = size
+    output = work / "ours.mp4"
+    status = generate.main(["--model", str(model_dir), "--prompt", PROMPT, "--seed", str(SEED), "--width",
+                            str(width), "--height", str(height), "--num-frames", str(frames), "--output",
+                            str(output), "--no-timestamp", *extra])
+    if status != 0:
+        raise RuntimeError(f"generate.py exited with {status}")
+    sidecar = json.loads(output.with_suffix(".json").read_text())
+    return {"transformer_calls": sidecar["transformer_calls"], "output": str(output),
+            "plan": f"fp8 {sidecar['fp8']}, offload {sidecar['offload']}, compiled {sidecar['compiled']}"}
+
+
+def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
+    """`LTX2Pipeline.from_pretrained` as users call it; the text encoder comes from the same loader as ours (see the
+    module docstring), already on `text_encoder_device`."""
+    from diffusers import LTX2Pipeline
+
+    from ltx2gen import stages
+
+    text_encoder = stages.load_component(model_dir, "text_encoder", device, dtype).to(text_encoder_device)
+    return LTX2Pipeline.from_pretrained(model_dir, text_encoder=text_encoder, torch_dtype=dtype)
+
+
+def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[dict, list]:
+    """The arguments ours passes (every guidance knob neutral, the distilled schedule), and a transformer call
+    counter."""
+    from ltx2gen import stages
+
+    width, height, frames = size
+    calls: list[int] = []
+    pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    call = stages.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
+                                          guidance_scale=1.0, distilled=True)
+    return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False), calls
+
+
+def _encode(path: Path, video, audio, sample_rate: int) -> str:
+    """diffusers' `encode_video` (what stock users call) when PyAV is installed; otherwise the same libx264/AAC
+    encode through imageio-ffmpeg. Returns which one ran."""
+    import importlib.util
+
+    import numpy as np
+
+    if importlib.util.find_spec("av") is None:
+        from fractions import Fraction
+
+        from ltx2gen.video import write_mp4
+
+        frames = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
+        write_mp4(path, iter(frames), width=frames.shape[2], height=frames.shape[1], num_frames=len(frames),
+                  fps=Fraction(24), audio=audio.float().cpu().numpy(), sample_rate=sample_rate)
+        return "imageio-ffmpeg (PyAV not installed)"
+    from diffusers.utils import encode_video
+
+    encode_video(video, fps=24, output_path=str(path), audio=audio.float().cpu(), audio_sample_rate=sample_rate)
+    return "diffusers.utils.encode_video"
+
+
+def run_seed(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
+    import torch
+
+    sampler.mark("start load")
+    pipe = _stock_pipeline(model_dir, device, dtype, device).to(device)
+    sampler.mark("end load")
+    call, calls = _pipeline_call(pipe, size, "latent")
+    generator = torch.Generator("cpu").manual_seed(SEED)
+    sampler.mark("start text+diffusion")
+    video_latents, audio_latents = pipe(generator=generator, **call)
+    sampler.mark("end text+diffusion")
+    sampler.mark("start decode")
+    with torch.no_grad():
+        pipe.vae.enable_tiling()
+        video = pipe.vae.decode(video_latents.to(pipe.vae.dtype), None, return_dict=False)[0]
+        video = pipe.video_processor.postprocess_video(video, output_type="np")[0]
+        mel = pipe.audio_vae.decode(audio_latents.to(pipe.audio_vae.dtype), return_dict=False)[0]
+        audio = pipe.vocoder(mel)[0]
+    sampler.mark("end decode")
+    sampler.mark("start encode")
+    encoder = _encode(work / "seed.mp4", video, audio, pipe.vocoder.config.output_sampling_rate)
+    sampler.mark("end encode")
+    return {"transformer_calls": len(calls), "output": str(work / "seed.mp4"), "encoder": encoder}
+
+
+def run_stock(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
+    import torch
+
+    sampler.mark("start load")
+    pipe = _stock_pipeline(model_dir, device, dtype, "cpu")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the text encoder was built on the GPU and moved to host memory
+    pipe.enable_model_cpu_offload(device=device)
+    pipe.vae.enable_tiling()
+    sampler.mark("end load")
+    call, calls = _pipeline_call(pipe, size, "np")
+    generator = torch.Generator("cpu").manual_seed(SEED)
+    sampler.mark("start pipeline")
+    video, audio = pipe(generator=generator, **call)
+    sampler.mark("end pipeline")
+    sampler.mark("start encode")
+    encoder = _encode(work / "stock.mp4", video[0], audio[0], pipe.vocoder.config.output_sampling_rate)
+    sampler.mark("end encode")
+    return {"transformer_calls": len(calls), "output": str(work / "stock.mp4"), "encoder": encoder,
+            "untiled_decode": _untiled_decode(pipe, size, device)}
+
+
+def _untiled_decode(pipe, size: tuple[int, int, int], device) -> str:
+    """What the stock decode does at this size without `enable_tiling()` (its default): "ok" or the error."""
+    import torch
+
+    from ltx2gen.config import latent_frame_count
+
+    width, height, frames = size
+    vae = pipe.vae.to(device)
+    vae.disable_tiling()
+    latents = torch.randn(1, vae.config.latent_channels, latent_frame_count(frames), height // 32, width // 32,
+                          device=device, dtype=vae.dtype)
+    try:
+        with torch.no_grad():
+            vae.decode(latents, None, return_dict=False)
+        return "ok"
+    except RuntimeError as err:
+        return str(err).splitlines()[0]
+
+
+def child(args) -> int:
+    import torch
+
+    from ltx2gen import stages
+
+    device = stages.resolve_device(args.device)
+    dtype = stages.default_dtype(device)
+    size = tuple(int(value) for value in args.size.split("x"))
+    work = args.result.parent
+    sampler = Sampler(device)
+    sampler.start()
+    started = time.perf_counter()
+    if args.child in ("ours", "ours_bf16"):
+        extra = ["--device", args.device] + (["--fp8", "off"] if args.child == "ours_bf16" else [])
+        result = run_ours(sampler, args.model, size, work, extra)
+    else:
+        run = run_seed if args.child == "seed" else run_stock
+        result = run(sampler, args.model, size, work, device, dtype)
+    result["end_to_end_s"] = round(time.perf_counter() - started, 2)
+    result.update(sampler.finish())
+    result["stage_seconds"] = stage_seconds(result["marks"])
+    result.update(contender=args.child, size=args.size, torch=torch.__version__)
+    args.result.write_text(json.dumps(result) + "\n")
+    return 0
+
+
+# ---- the parent: model, contenders, report ----
+
+def write_model(preset: str, out: Path, device: str) -> Path:
+    from ltx2gen import synthetic
+
+    if not (out / "model_index.json").is_file():
+        started = time.perf_counter()
+        synthetic.write_model(preset, out, seed=0, device=device, built_at_load=("text_encoder",))
+        print(f"wrote the {preset} model in {time.perf_counter() - started:.0f} s", flush=True)
+    return out
+
+
+def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
+    result_path = work / size / f"{name}.json"
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--child", name, "--size", size, "--model", str(model), "--device", device,
+               "--result", str(result_path)]
+    try:
+        process = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return {"contender": name, "size": size, "error": f"did not finish in {timeout:.0f} s"}
+    if process.returncode != 0 or not result_path.is_file():
+        lines = [line for line in process.stderr.splitlines() if line.strip()]
+        return {"contender": name, "size": size, "error": (lines or ["no output"])[-1][:300]}
+    result = json.loads(result_path.read_text())
+    print(f"{size} {name}: {result['end_to_end_s']} s end to end (process {time.perf_counter() - started:.0f} s), "
+          f"GPU {result['peak_gpu_gib']} GiB, RSS {result['peak_rss_gib']} GiB, unified "
+          f"{result['peak_unified_gib']} GiB, {result['transformer_calls']} transformer calls", flush=True)
+    return result
+
+
+def table(record: dict) -> str:
+    lines = ["| size | contender | end to end | stages | transformer calls | peak GPU | peak RSS | unified peak |",
+             "|---|---|---|---|---|---|---|---|"]
+    for result in record["results"]:
+        if "error" in result:
+            lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | |")
+            continue
+        stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stage_seconds"].items())
+        lines.append(f"| {result['size']} | {result['contender']} | {result['end_to_end_s']:.1f} s | {stages} | "
+                     f"{result['transformer_calls']} | {result['peak_gpu_gib']:.2f} GiB | "
+                     f"{result['peak_rss_gib']:.2f} GiB | {result['peak_unified_gib']:.2f} GiB |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(record: dict, path: Path) -> None:
+    """Unified memory (solid) and GPU memory (dashed) over time, one panel per clip size, stage starts marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(dict.fromkeys(result["size"] for result in record["results"]))
+    figure, axes = plt.subplots(len(sizes), 1, figsize=(11, 4 * len(sizes)), squeeze=False)
+    for axis, size in zip(axes[:, 0], sizes):
+        for index, result in enumerate(r for r in record["results"] if r["size"] == size and "samples" in r):
+            color = f"C{index}"
+            times = [t for t, _, _ in result["samples"]]
+            axis.plot(times, [gpu + rss for _, gpu, rss in result["samples"]], color=color,
+                      label=f"{result['contender']}: unified (GPU + RSS)")
+            axis.plot(times, [gpu for _, gpu, _ in result["samples"]], color=color, linestyle="--", linewidth=0.8)
+            for t, label in result["marks"]:
+                if label.startswith("start "):
+                    axis.axvline(t, color=color, alpha=0.3, linewidth=0.8)
+                    axis.text(t, axis.get_ylim()[1] * 0.02, label[6:], rotation=90, fontsize=6, color=color)
+        axis.set_title(f"{size}: memory over time (dashed: GPU allocated; lines: stage starts)")
+        axis.set_xlabel("seconds")
+        axis.set_ylabel("GiB")
+        axis.legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def report(record: dict, out: Path) -> None:
+    (out / "compare.json").write_text(json.dumps(record) + "\n")
+    (out / "compare.md").write_text(table(record))
+    try:
+        plot(record, out / "compare.png")
+    except ImportError:
+        print("matplotlib is not installed: no plot (run --report on compare.json where it is)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="folder for compare.json/.md/.png, the model and the clips")
+    parser.add_argument("--smoke", action="store_true", help="the tiny model on the CPU")
+    parser.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHTxFRAMES (default: both full sizes)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--model", type=Path, help="model directory (written there when missing)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per contender")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="only redraw the table and plot from a result")
+    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    if args.report:
+        report(json.loads(args.report.read_text()), args.report.parent)
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
+    device = args.device or ("cpu" if args.smoke else "cuda")
+    sizes = args.sizes or (SMOKE_SIZES if args.smoke else FULL_SIZES)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = write_model("tiny" if args.smoke else "full", args.model or args.out / "model", device)
+    record = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "device": device_name(device),
+              "prompt": PROMPT, "seed": SEED, "results": []}
+    for size in sizes:
+        for name in args.contenders:
+            record["results"].append(run_contender(name, size, model, args.out, device, args.timeout))
+            report(record, args.out)  # after each contender, so a cut-off run keeps what it measured
+    print(table(record), flush=True)
+    return 1 if any("error" in result for result in record["results"]) else 0
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
