@@ -5,10 +5,12 @@
   video (`vae.enable_tiling()`), the audio decode, then encoding;
 - `stock`: `LTX2Pipeline` with `enable_model_cpu_offload()`, `vae.enable_tiling()` and output_type="np", then
   `diffusers.utils.encode_video`.
+Then `decode`: decode_latents.py on random latents of each --decode-sizes clip, to show whether the decode peak
+grows with clip length.
 
     python3 bench/compare_gpu.py --out OUT_DIR                       # full size, both clip sizes (GPU)
     python3 bench/compare_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
-    python3 bench/compare_gpu.py --report OUT_DIR/compare.json       # the table and plot again, from the JSON
+    python3 bench/compare_gpu.py --report A/compare.json B/compare.json --out DIR   # one table and plot from runs
 
 Each contender runs in its own process, so its memory starts from nothing. A sampler thread reads GPU memory
 allocated and the process RSS together every 10 ms: their sum is the unified-memory figure, what a Jetson user
@@ -37,7 +39,9 @@ PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds call
 SEED = 1
 CONTENDERS = ("ours", "seed", "stock", "ours_bf16")
 FULL_SIZES = ("768x512x97", "1920x1088x161")
+FULL_DECODE_SIZES = ("1920x1088x161", "1920x1088x321")
 SMOKE_SIZES = ("96x64x17",)
+SMOKE_DECODE_SIZES = ("96x64x17", "96x64x33")
 
 
 class Sampler(threading.Thread):
@@ -93,8 +97,7 @@ def stage_seconds(marks: list[tuple[float, str]]) -> dict:
 
 # ---- contenders (each runs in its own process) ----
 
-def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, extra: list[str]) -> dict:
-    import generate
+def mark_our_stages(sampler: Sampler) -> None:
     from ltx2gen import memory
 
     def on_event(event: str, name: str, _obj) -> None:
@@ -102,6 +105,12 @@ def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work
             sampler.mark(f"{'start' if event == 'stage-start' else 'end'} {name}")
 
     memory.add_listener(on_event)
+
+
+def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, extra: list[str]) -> dict:
+    import generate
+
+    mark_our_stages(sampler)
     width, height, frames = size
     output = work / "ours.mp4"
     status = generate.main(["--model", str(model_dir), "--prompt", PROMPT, "--seed", str(SEED), "--width",
@@ -112,6 +121,33 @@ def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work
     sidecar = json.loads(output.with_suffix(".json").read_text())
     return {"transformer_calls": sidecar["transformer_calls"], "output": str(output),
             "plan": f"fp8 {sidecar['fp8']}, offload {sidecar['offload']}, compiled {sidecar['compiled']}"}
+
+
+def run_decode(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device: str) -> dict:
+    """decode_latents.py, the standalone decoder, on seeded random latents of this clip size."""
+    import torch
+
+    import decode_latents
+    from ltx2gen.config import latent_frame_count
+    from ltx2gen.latents import save_latents
+
+    width, height, frames = size
+    video_vae = json.loads((model_dir / "vae" / "config.json").read_text())
+    audio_vae = json.loads((model_dir / "audio_vae" / "config.json").read_text())
+    generator = torch.Generator().manual_seed(SEED)
+    video = torch.randn(1, video_vae["latent_channels"], latent_frame_count(frames), height // 32, width // 32,
+                        generator=generator)
+    audio = torch.randn(1, audio_vae["latent_channels"], round(frames / 24 * 25), audio_vae["mel_bins"] // 4,
+                        generator=generator)
+    latents = save_latents(work / "decode.latents.safetensors", video, audio,
+                           {"model": str(model_dir), "width": width, "height": height, "num_frames": frames,
+                            "fps": "24"})
+    mark_our_stages(sampler)
+    output = work / "decode.mp4"
+    status = decode_latents.main(["--input", str(latents), "--output", str(output), "--device", device])
+    if status != 0:
+        raise RuntimeError(f"decode_latents.py exited with {status}")
+    return {"transformer_calls": 0, "output": str(output)}
 
 
 def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
@@ -238,7 +274,9 @@ def child(args) -> int:
     sampler = Sampler(device)
     sampler.start()
     started = time.perf_counter()
-    if args.child in ("ours", "ours_bf16"):
+    if args.child == "decode":
+        result = run_decode(sampler, args.model, size, work, args.device)
+    elif args.child in ("ours", "ours_bf16"):
         extra = ["--device", args.device] + (["--fp8", "off"] if args.child == "ours_bf16" else [])
         result = run_ours(sampler, args.model, size, work, extra)
     else:
@@ -341,31 +379,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the tiny model on the CPU")
     parser.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHTxFRAMES (default: both full sizes)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--decode-sizes", nargs="*", help="clip sizes for the decode-only runs (default: 161 and "
+                                                          "321 frames at 1920x1088; none: skip)")
     parser.add_argument("--model", type=Path, help="model directory (written there when missing)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per contender")
-    parser.add_argument("--report", type=Path, metavar="JSON", help="only redraw the table and plot from a result")
-    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="only write the table and plot of these results (one or more runs) into --out")
+    parser.add_argument("--child", choices=CONTENDERS + ("decode",), help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
-    if args.report:
-        report(json.loads(args.report.read_text()), args.report.parent)
-        return 0
     if args.out is None:
         parser.error("--out is required")
+    if args.report:
+        records = [json.loads(path.read_text()) for path in args.report]
+        merged = dict(records[0], command=[record["command"] for record in records],
+                      results=[result for record in records for result in record["results"]])
+        args.out.mkdir(parents=True, exist_ok=True)
+        report(merged, args.out)
+        return 0
     device = args.device or ("cpu" if args.smoke else "cuda")
     sizes = args.sizes or (SMOKE_SIZES if args.smoke else FULL_SIZES)
+    decode_sizes = args.decode_sizes if args.decode_sizes is not None else (
+        SMOKE_DECODE_SIZES if args.smoke else FULL_DECODE_SIZES)
     args.out.mkdir(parents=True, exist_ok=True)
     model = write_model("tiny" if args.smoke else "full", args.model or args.out / "model", device)
     record = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "device": device_name(device),
               "prompt": PROMPT, "seed": SEED, "results": []}
-    for size in sizes:
-        for name in args.contenders:
-            record["results"].append(run_contender(name, size, model, args.out, device, args.timeout))
-            report(record, args.out)  # after each contender, so a cut-off run keeps what it measured
+    runs = [(name, size) for size in sizes for name in args.contenders] + [("decode", size) for size in decode_sizes]
+    for name, size in runs:
+        record["results"].append(run_contender(name, size, model, args.out, device, args.timeout))
+        report(record, args.out)  # after each contender, so a cut-off run keeps what it measured
     print(table(record), flush=True)
     return 1 if any("error" in result for result in record["results"]) else 0
 

@@ -15,15 +15,19 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "compare.json").read_text())
     by_name = {entry["contender"]: entry for entry in record["results"]}
-    assert list(by_name) == ["ours", "seed", "stock", "ours_bf16"]
-    for entry in by_name.values():
-        assert entry["transformer_calls"] == 8  # the distilled schedule, every guidance pass neutral
-        assert probe(entry["output"]).frames == 17
+    assert [(entry["contender"], entry["size"]) for entry in record["results"]] == [
+        ("ours", "96x64x17"), ("seed", "96x64x17"), ("stock", "96x64x17"), ("ours_bf16", "96x64x17"),
+        ("decode", "96x64x17"), ("decode", "96x64x33")]
+    for entry in record["results"]:
+        frames = int(entry["size"].split("x")[-1])
+        assert entry["transformer_calls"] == (0 if entry["contender"] == "decode" else 8)  # 8 distilled steps
+        assert probe(entry["output"]).frames == frames
         sampled = max(gpu + rss for _, gpu, rss in entry["samples"])  # a subsample of what the peak came from
         assert entry["peak_unified_gib"] + 0.005 >= sampled > 0  # the peak is rounded to 0.01 GiB
         assert 0 < sum(entry["stage_seconds"].values()) <= entry["end_to_end_s"]
     assert list(by_name["ours"]["stage_seconds"]) == ["text", "diffusion", "audio", "video"]
     assert list(by_name["seed"]["stage_seconds"]) == ["load", "text+diffusion", "decode", "encode"]
+    assert list(by_name["decode"]["stage_seconds"]) == ["audio", "video"]
     assert by_name["stock"]["untiled_decode"] == "ok"  # the 32-bit index error needs a 1080p clip
     table = (tmp_path / "compare.md").read_text()
     assert all(f"| 96x64x17 | {name} |" in table for name in by_name)
