@@ -52,6 +52,7 @@ class Sampler(threading.Thread):
         self.device, self.interval, self.started = device, interval, time.perf_counter()
         self.samples: list[tuple[float, float, float]] = []
         self.marks: list[tuple[float, str]] = []
+        self.stage_gpu_peaks: list[float] = []  # ours resets the CUDA peak at each stage start: keep each one
         self._stopping = threading.Event()
 
     def now(self) -> float:
@@ -81,7 +82,8 @@ class Sampler(threading.Thread):
 
         cuda = self.device.type == "cuda"
         return {
-            "peak_gpu_gib": round(torch.cuda.max_memory_allocated(self.device) / GIB, 2) if cuda else 0.0,
+            "peak_gpu_gib": round(max([torch.cuda.max_memory_allocated(self.device) / GIB] + self.stage_gpu_peaks), 2)
+            if cuda else 0.0,
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2),
             "peak_unified_gib": round(max(gpu + rss for _, gpu, rss in self.samples), 2),
             "marks": self.marks, "samples": self.samples[::max(1, len(self.samples) // 2000)],
@@ -100,9 +102,12 @@ def stage_seconds(marks: list[tuple[float, str]]) -> dict:
 def mark_our_stages(sampler: Sampler) -> None:
     from ltx2gen import memory
 
-    def on_event(event: str, name: str, _obj) -> None:
-        if event in ("stage-start", "stage-end"):
-            sampler.mark(f"{'start' if event == 'stage-start' else 'end'} {name}")
+    def on_event(event: str, name: str, report) -> None:
+        if event == "stage-start":
+            sampler.mark(f"start {name}")
+        elif event == "stage-end":
+            sampler.mark(f"end {name}")
+            sampler.stage_gpu_peaks.append(report.cuda_peak_gib)
 
     memory.add_listener(on_event)
 

@@ -39,6 +39,18 @@ def quantize_fp8(transformer: torch.nn.Module, mode: str, device: torch.device |
     With `device`, the transformer (loaded on the CPU) moves there one block at a time and each block is quantized
     as it arrives, so the device never holds the whole bf16 transformer: its peak is the FP8 model plus one block.
     """
+    count = 0
+    for block in getattr(transformer, BLOCKS):
+        if device is not None:
+            block.to(device)
+        count += quantize_block(block, mode)
+    if device is not None:
+        transformer.to(device)  # everything outside the blocks, in bf16
+    return count
+
+
+def quantize_block(block: torch.nn.Module, mode: str) -> int:
+    """Quantize one transformer block's linears in place for `mode`; returns how many layers changed."""
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow, \
         quantize_
 
@@ -48,18 +60,11 @@ def quantize_fp8(transformer: torch.nn.Module, mode: str, device: torch.device |
     def linear(module: torch.nn.Module) -> bool:
         return isinstance(module, torch.nn.Linear)
 
-    count = 0
-    for block in getattr(transformer, BLOCKS):
-        if device is not None:
-            block.to(device)
-        count += sum(1 for module in block.modules() if linear(module))
-        if mode == "dynamic":
-            quantize_(block, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-                      filter_fn=lambda module, name: linear(module) and is_dynamic_layer(name))
-            quantize_(block, Float8WeightOnlyConfig(),
-                      filter_fn=lambda module, name: linear(module) and not is_dynamic_layer(name))
-        else:
-            quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: linear(module))
-    if device is not None:
-        transformer.to(device)  # everything outside the blocks, in bf16
-    return count
+    if mode == "dynamic":
+        quantize_(block, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+                  filter_fn=lambda module, name: linear(module) and is_dynamic_layer(name))
+        quantize_(block, Float8WeightOnlyConfig(),
+                  filter_fn=lambda module, name: linear(module) and not is_dynamic_layer(name))
+    else:
+        quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: linear(module))
+    return sum(1 for module in block.modules() if linear(module))

@@ -20,8 +20,9 @@ from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
-from ltx2gen.quant import quantize_fp8
+from ltx2gen.quant import quantize_block, quantize_fp8
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
+from ltx2gen.weights import load_streamed
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -258,15 +259,22 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     """`fp8` is off, weight or dynamic (which needs `compiled`); `offload` none, model, group or sequential;
     `compiled` compiles the transformer blocks (not with sequential offload, whose per-layer hooks would sit inside
     the compiled graph)."""
-    # With FP8 the bf16 transformer is loaded on the CPU and reaches the device block by block, quantized.
     quantized = fp8 != "off"
-    load_device = CPU if offload != "none" or quantized else device
-    transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
-    fuse_loras("transformer", transformer, loras)  # into the bf16 weights, before any quantization
+    if offload == "none" and not loras:
+        # Straight from the files to the device, one tensor at a time, each block quantized as soon as it is whole.
+        transformer = stage.load("transformer", lambda: load_streamed(
+            _component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
+            on_block=(lambda block: quantize_block(block, fp8)) if quantized else None))
+    else:
+        # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
+        # With FP8 the transformer then reaches the device block by block, quantized.
+        load_device = CPU if offload != "none" or quantized else device
+        transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
+        fuse_loras("transformer", transformer, loras)
+        if quantized:
+            quantize_fp8(transformer, fp8, None if offload != "none" else device)
     chunk_token_wise_layers(transformer)
     chunk_rotary_embedding()
-    if quantized:
-        quantize_fp8(transformer, fp8, None if offload != "none" else device)
     if compiled:
         compile_blocks(transformer)  # before the offload hooks, which then wrap the compiled forward
     calls = []

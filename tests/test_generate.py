@@ -120,7 +120,11 @@ def test_staged_latents_equal_the_stock_pipeline_latents(clip, tiny_model):
     pipe = stock_pipeline(tiny_model)
     stock = pipe(prompt="w1 w2 w3", generator=torch.Generator().manual_seed(7),
                  max_sequence_length=pipe.tokenizer.model_max_length, **call)
-    assert torch.equal(saved.video, stock.frames) and torch.equal(saved.audio, stock.audio)
+    # The staged transformer is read tensor by tensor into fresh memory, the stock one is memory-mapped by
+    # from_pretrained: CPU float32 kernels round differently on the two layouts (cloning the stock weights makes the
+    # results bit-identical), so the check allows float32 rounding and nothing more.
+    torch.testing.assert_close(saved.video, stock.frames, rtol=0, atol=1e-5)
+    torch.testing.assert_close(saved.audio, stock.audio, rtol=0, atol=1e-5)
 
 
 def test_decode_latents_reproduces_the_generated_clip(clip, tmp_path):

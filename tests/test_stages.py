@@ -97,7 +97,8 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
             denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, offload=offload)
             return run_denoiser(denoiser, conditioning, call, seed=3, device=cpu)
         results[offload] = tracker.run("diffusion", diffuse)
-    assert torch.equal(results["none"].video_latents, results["group"].video_latents)
-    # Model offload's hooks move the inputs, which changes their memory layout: float32 rounding, nothing more.
-    torch.testing.assert_close(results["model"].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
+    # The same weights (resident ones are streamed from the files, offloaded ones loaded by diffusers): their memory
+    # layouts differ, so CPU kernels round differently in float32, nothing more.
+    for offload in ("model", "group"):
+        torch.testing.assert_close(results[offload].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
     assert results["group"].transformer_calls == results["model"].transformer_calls == 8
