@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="folder for compare.json/.md/.png, the model and the clips")
     parser.add_argument("--smoke", action="store_true", help="the tiny model on the CPU")
-    parser.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHTxFRAMES (default: both full sizes)")
+    parser.add_argument("--sizes", nargs="*",
+                        help="WIDTHxHEIGHTxFRAMES (default: both full sizes; none: only the decode runs)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--decode-sizes", nargs="*", help="clip sizes for the decode-only runs (default: 161 and "
                                                           "321 frames at 1920x1088; none: skip)")
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         report(merged, args.out)
         return 0
     device = args.device or ("cpu" if args.smoke else "cuda")
-    sizes = args.sizes or (SMOKE_SIZES if args.smoke else FULL_SIZES)
+    sizes = args.sizes if args.sizes is not None else (SMOKE_SIZES if args.smoke else FULL_SIZES)
     decode_sizes = args.decode_sizes if args.decode_sizes is not None else (
         SMOKE_DECODE_SIZES if args.smoke else FULL_DECODE_SIZES)
     args.out.mkdir(parents=True, exist_ok=True)
