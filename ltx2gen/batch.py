@@ -125,15 +125,16 @@ class Summary:
     def failed(self) -> list[Row]:
         return [row for row in self.rows if row.status in ("failed", "interrupted", "pending")]
 
-    def write(self) -> Path:
+    def write(self, name: str = "summary") -> Path:
+        """`name`.md (the table) and `name`.json in the output folder."""
         lines = ["| clip | status | seconds | attempts | detail |", "|---|---|---|---|---|"]
         lines += [f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.attempts} | {r.detail} |" for r in self.rows]
         table = "\n".join(lines)
         print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
               f"{self.out_dir}; {len(self.failed)} failed or not run; total {_clock(time.perf_counter() - self.started)}",
               flush=True)
-        (Path(self.out_dir) / "summary.md").write_text(table + "\n")
-        return write_json(Path(self.out_dir) / "summary.json", {"clips": [vars(r) for r in self.rows]})
+        (Path(self.out_dir) / f"{name}.md").write_text(table + "\n")
+        return write_json(Path(self.out_dir) / f"{name}.json", {"clips": [vars(r) for r in self.rows]})
 
 
 def _clock(seconds: float) -> str:
@@ -209,7 +210,7 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
         print("interrupted: stopping after writing the summary", flush=True)
     contact_sheet(out_dir, clips)
     summary.write()
-    return 130 if any(r.status == "interrupted" for r in summary.rows) else (1 if summary.failed else 0)
+    return _status(summary)
 
 
 def _render_process(clip: Clip, out_dir: Path, row: Row, retries: int, docker_image, hf_cache) -> None:
@@ -251,16 +252,23 @@ def _last_error(log: Path) -> str:
 def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> int:
     """Render the whole batch in this process: each prompt is encoded once (or read from the embedding cache),
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
-    Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode."""
+    Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
+    Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
     from ltx2gen import stages
     from ltx2gen.memory import MemoryTracker
+    from ltx2gen.ranks import Ranks
 
+    ranks = Ranks.from_env()
     clips = read_batch(batch_file)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if ranks.distributed:
+        ranks.join()
+        print(f"rank {ranks.rank} of {ranks.world_size}: {len(ranks.share(clips))} of the batch's {len(clips)} clips",
+              flush=True)
     summary = Summary(out_dir)
     cache = stages.EmbeddingCache(cache_dir) if cache_dir else None
-    jobs = _plan_jobs(clips, out_dir, summary)
+    jobs = _plan_jobs(ranks.share(clips), out_dir, summary)
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
         groups.setdefault(job.transformer_key(), []).append(job)
@@ -287,9 +295,28 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         print("interrupted: stopping after writing the summary", flush=True)
     for index, row in enumerate(summary.rows, 1):
         summary.progress(index, len(summary.rows), row)
+    if ranks.distributed:
+        summary.write(f"summary.rank{ranks.rank}")
+        ranks.wait_for_all()
+        if ranks.rank != 0:
+            return _status(summary)
+        summary = _merge_rank_summaries(out_dir, clips, ranks.world_size, summary.started)
     contact_sheet(out_dir, clips)
     summary.write()
+    return _status(summary)
+
+
+def _status(summary: Summary) -> int:
     return 130 if any(r.status == "interrupted" for r in summary.rows) else (1 if summary.failed else 0)
+
+
+def _merge_rank_summaries(out_dir: Path, clips: list[Clip], world_size: int, started: float) -> Summary:
+    """Every rank's rows, in batch order."""
+    rows = {}
+    for rank in range(world_size):
+        for row in json.loads((out_dir / f"summary.rank{rank}.json").read_text())["clips"]:
+            rows[row["name"]] = Row(**row)
+    return Summary(out_dir, [rows[clip.name] for clip in clips], started)
 
 
 @dataclass

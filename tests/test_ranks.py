@@ -1,0 +1,65 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import generate
+from conftest import ROOT
+from ltx2gen.config import ConfigError
+from ltx2gen.ranks import Ranks
+from ltx2gen.video import read_frames
+from tests.test_batch import GOOD_AND_BAD, write_batch
+
+CLIPS = GOOD_AND_BAD + [{"name": "owl", "prompt": "an owl blinks at night", "seed": 4}]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 5])
+def test_every_clip_goes_to_exactly_one_rank(world_size):
+    clips = list(range(11))
+    shares = [Ranks(rank, world_size).share(clips) for rank in range(world_size)]
+    assert sorted(clip for share in shares for clip in share) == clips
+
+
+def test_rank_variables_are_read_and_checked(monkeypatch):
+    assert Ranks.from_env() == Ranks(0, 1, 0)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert Ranks.from_env() == Ranks(3, 4, 1)
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ConfigError, match="RANK 4 is outside WORLD_SIZE 4"):
+        Ranks.from_env()
+
+
+def torchrun(batch_file, out):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(ROOT / "generate.py"), "--batch", str(batch_file), "--out", str(out)],
+                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1",
+                                                                   OMP_NUM_THREADS="1"))
+
+
+def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, tmp_path):
+    batch_file = write_batch(tmp_path / "four.jsonl", tiny_model, CLIPS)
+    assert generate.main(["--batch", str(batch_file), "--out", str(tmp_path / "alone")]) == 1
+    out = tmp_path / "ranks"
+    result = torchrun(batch_file, out)
+    assert result.returncode != 0, result.stdout  # the bad clip failed, so the run says so
+    assert "rank 1 of 2: 2 of the batch's 4 clips" in result.stdout
+    shares = [[row["name"] for row in json.loads((out / f"summary.rank{rank}.json").read_text())["clips"]]
+              for rank in (0, 1)]
+    assert shares == [["fox", "sea"], ["bad", "owl"]]
+    rows = json.loads((out / "summary.json").read_text())["clips"]
+    assert [(row["name"], row["status"]) for row in rows] == [("fox", "done"), ("bad", "failed"), ("sea", "done"),
+                                                              ("owl", "done")]
+    for name in ("fox", "sea", "owl"):
+        assert np.array_equal(read_frames(out / f"{name}.mp4"), read_frames(tmp_path / "alone" / f"{name}.mp4"))
+    assert (out / "contact_sheet.png").is_file()
+
+    before = {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
+    torchrun(batch_file, out)
+    rows = json.loads((out / "summary.json").read_text())["clips"]
+    assert [row["status"] for row in rows] == ["skipped", "failed", "skipped", "skipped"]
+    assert before == {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
