@@ -29,7 +29,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +62,12 @@ class Sampler(threading.Thread):
 
     def mark(self, label: str) -> None:
         self.marks.append((round(self.now(), 3), label))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.mark(f"start {name}")
+        yield
+        self.mark(f"end {name}")
 
     def read(self) -> tuple[float, float, float]:
         import torch
@@ -167,8 +175,10 @@ def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
 
 
 def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[dict, list]:
-    """The arguments ours passes (every guidance knob neutral, the distilled schedule), and a transformer call
-    counter."""
+    """The arguments ours passes (every guidance knob neutral, the distilled schedule, the seed's CPU generator), and
+    a transformer call counter."""
+    import torch
+
     from ltx2gen import stages
 
     width, height, frames = size
@@ -176,7 +186,8 @@ def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     call = stages.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
                                           guidance_scale=1.0, distilled=True)
-    return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False), calls
+    return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
+                generator=torch.Generator("cpu").manual_seed(SEED)), calls
 
 
 def _encode(path: Path, video, audio, sample_rate: int) -> str:
@@ -204,46 +215,36 @@ def _encode(path: Path, video, audio, sample_rate: int) -> str:
 def run_seed(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
     import torch
 
-    sampler.mark("start load")
-    pipe = _stock_pipeline(model_dir, device, dtype, device).to(device)
-    sampler.mark("end load")
+    with sampler.stage("load"):
+        pipe = _stock_pipeline(model_dir, device, dtype, device).to(device)
     call, calls = _pipeline_call(pipe, size, "latent")
-    generator = torch.Generator("cpu").manual_seed(SEED)
-    sampler.mark("start text+diffusion")
-    video_latents, audio_latents = pipe(generator=generator, **call)
-    sampler.mark("end text+diffusion")
-    sampler.mark("start decode")
-    with torch.no_grad():
+    with sampler.stage("text+diffusion"):
+        video_latents, audio_latents = pipe(**call)
+    with sampler.stage("decode"), torch.no_grad():
         pipe.vae.enable_tiling()
         video = pipe.vae.decode(video_latents.to(pipe.vae.dtype), None, return_dict=False)[0]
         video = pipe.video_processor.postprocess_video(video, output_type="np")[0]
         mel = pipe.audio_vae.decode(audio_latents.to(pipe.audio_vae.dtype), return_dict=False)[0]
         audio = pipe.vocoder(mel)[0]
-    sampler.mark("end decode")
-    sampler.mark("start encode")
-    encoder = _encode(work / "seed.mp4", video, audio, pipe.vocoder.config.output_sampling_rate)
-    sampler.mark("end encode")
+    with sampler.stage("encode"):
+        encoder = _encode(work / "seed.mp4", video, audio, pipe.vocoder.config.output_sampling_rate)
     return {"transformer_calls": len(calls), "output": str(work / "seed.mp4"), "encoder": encoder}
 
 
 def run_stock(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
     import torch
 
-    sampler.mark("start load")
-    pipe = _stock_pipeline(model_dir, device, dtype, "cpu")
-    if device.type == "cuda":
-        torch.cuda.empty_cache()  # the text encoder was built on the GPU and moved to host memory
-    pipe.enable_model_cpu_offload(device=device)
-    pipe.vae.enable_tiling()
-    sampler.mark("end load")
+    with sampler.stage("load"):
+        pipe = _stock_pipeline(model_dir, device, dtype, "cpu")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the text encoder was built on the GPU and moved to host memory
+        pipe.enable_model_cpu_offload(device=device)
+        pipe.vae.enable_tiling()
     call, calls = _pipeline_call(pipe, size, "np")
-    generator = torch.Generator("cpu").manual_seed(SEED)
-    sampler.mark("start pipeline")
-    video, audio = pipe(generator=generator, **call)
-    sampler.mark("end pipeline")
-    sampler.mark("start encode")
-    encoder = _encode(work / "stock.mp4", video[0], audio[0], pipe.vocoder.config.output_sampling_rate)
-    sampler.mark("end encode")
+    with sampler.stage("pipeline"):
+        video, audio = pipe(**call)
+    with sampler.stage("encode"):
+        encoder = _encode(work / "stock.mp4", video[0], audio[0], pipe.vocoder.config.output_sampling_rate)
     return {"transformer_calls": len(calls), "output": str(work / "stock.mp4"), "encoder": encoder,
             "untiled_decode": _untiled_decode(pipe, size, device)}
 
