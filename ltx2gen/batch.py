@@ -287,7 +287,8 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             for job in group:
                 if job.diffusion is not None:
                     _decode_job(job, tracker.reports)
-            stages.release_page_cache(first.model_dir, drop_system_cache=False)
+            if not Ranks.share_the_page_cache():  # otherwise each rank evicts once all ranks are done, below
+                stages.release_page_cache(first.model_dir, drop_system_cache=False)
     except KeyboardInterrupt:
         for row in summary.rows:
             if row.status == "pending":
@@ -298,6 +299,9 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     if ranks.distributed:
         summary.write(f"summary.rank{ranks.rank}")
         ranks.wait_for_all()
+        if Ranks.share_the_page_cache():  # every rank of the host has finished loading
+            for model_dir in {job.plan.model_dir for job in jobs}:
+                stages.release_page_cache(model_dir, drop_system_cache=False)
         if ranks.rank != 0:
             return _status(summary)
         summary = _merge_rank_summaries(out_dir, clips, ranks.world_size, summary.started)

@@ -40,6 +40,12 @@ class Ranks:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @staticmethod
+    def share_the_page_cache() -> bool:
+        """Several ranks on this host (torchrun's LOCAL_WORLD_SIZE): they read the same model files, so none of them
+        may evict those files from the page cache while the others load."""
+        return int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1
+
     def share(self, items: list) -> list:
         return items[self.rank::self.world_size]
 

@@ -22,6 +22,7 @@ from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_block, quantize_fp8
+from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 from ltx2gen.weights import load_streamed
 
@@ -268,7 +269,8 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         # Straight from the files to the device, one tensor at a time, each block quantized as soon as it is whole.
         transformer = stage.load("transformer", lambda: load_streamed(
             _component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
-            on_block=(lambda block: quantize_block(block, fp8)) if quantized else None))
+            on_block=(lambda block: quantize_block(block, fp8)) if quantized else None,
+            evict=not Ranks.share_the_page_cache()))
     else:
         # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
         # With FP8 the transformer then reaches the device block by block, quantized.

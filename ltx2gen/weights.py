@@ -50,10 +50,10 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
     return sorted(tensors, key=lambda tensor: (tensor.file, tensor.offset))
 
 
-def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype
+def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True
                  ) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype`. Each file
-    range is dropped from the page cache once copied (no root needed)."""
+    """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype`. With `evict`,
+    each file range is dropped from the page cache once copied (no root needed)."""
     buffer = torch.empty(max((tensor.nbytes for tensor in tensors), default=0), dtype=torch.uint8)
     handles: dict[Path, object] = {}
     try:
@@ -69,16 +69,19 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
             target = dtype if value.is_floating_point() else value.dtype
             # copy=True: on the CPU the result must not alias the reused buffer
             yield tensor.name, value.to(device=device, dtype=target, copy=True)
-            os.posix_fadvise(handle.fileno(), tensor.offset, tensor.nbytes, os.POSIX_FADV_DONTNEED)
+            if evict:
+                os.posix_fadvise(handle.fileno(), tensor.offset, tensor.nbytes, os.POSIX_FADV_DONTNEED)
     finally:
         for handle in handles.values():
             handle.close()
 
 
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
-                  on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks"):
+                  on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
+                  evict: bool = True):
     """`component_class` built without weights, then filled tensor by tensor from `folder` on `device`.
-    `on_block(block)` runs for each module of the `blocks` list once all of its weights have arrived."""
+    `on_block(block)` runs for each module of the `blocks` list once all of its weights have arrived; `evict` as
+    in `read_tensors`."""
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
@@ -92,7 +95,7 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
         raise ValueError(f"{folder}: the weights do not match {component_class.__name__}: "
                          f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
     waiting = Counter(_block_of(tensor.name, blocks) for tensor in tensors)
-    for name, value in read_tensors(tensors, device, dtype):
+    for name, value in read_tensors(tensors, device, dtype, evict):
         owner_name, _, attribute = name.rpartition(".")
         owner = model.get_submodule(owner_name)
         if attribute in owner._parameters:
