@@ -88,9 +88,10 @@ class GenerateConfig(DecodeOptions):
                                "only", choices=("auto", "none", "model", "group", "sequential"))
     sequential_offload: bool = opt(False, "the same as --offload sequential")
     compile: str = opt("auto", "compile the transformer blocks with torch.compile: faster steps (4.7 instead of 5.1 s "
-                               "at 1920x1088x161 on an H200) and 1.3 GiB less activation memory, for a one-time compile (about 30 s "
-                               "the first time on a machine, 10 s once cached); auto = on with --fp8 dynamic (which "
-                               "needs it) and with group offload, off otherwise", choices=("auto", "on", "off"))
+                               "at 1920x1088x161 on an H200) and 1.3 GiB less activation memory, for a one-time "
+                               "compile (about 30 s the first time on a machine, 10 s once cached); auto = on with "
+                               "--fp8 dynamic (which needs it) and with group offload, off otherwise",
+                       choices=("auto", "on", "off"))
     lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
                             "optionally followed by its scale in [-2, 2] (default 1); repeatable",
                       nargs="+", action="append", metavar="SPEC [SCALE]")

@@ -24,3 +24,16 @@ def test_full_preset_has_the_real_transformer_size():
     params = sum(p.numel() for p in transformer.parameters())
     assert 18.8e9 < params < 19.0e9
     assert transformer.config.num_layers == 48 and transformer.config.rope_type == "split"
+
+
+def test_a_component_built_at_load_is_only_configuration_on_disk_and_the_same_each_load(tmp_path):
+    import torch
+
+    from ltx2gen.stages import load_component
+    from ltx2gen.synthetic import write_model
+
+    model = write_model("tiny", tmp_path / "model", built_at_load=("text_encoder",))
+    assert sorted(path.name for path in (model / "text_encoder").iterdir()) == ["config.json"]
+    first, second = (load_component(model, "text_encoder", torch.device("cpu"), torch.float32) for _ in range(2))
+    assert type(first).__name__ == "Gemma3ForConditionalGeneration"
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
