@@ -56,6 +56,11 @@ class Sampler(threading.Thread):
         self.marks: list[tuple[float, str]] = []
         self.stage_gpu_peaks: list[float] = []  # ours resets the CUDA peak at each stage start: keep each one
         self._stopping = threading.Event()
+        import torch  # imported once here, not on every 10 ms sample
+
+        from ltx2gen.memory import process_rss_bytes
+
+        self._gpu_allocated, self._rss = torch.cuda.memory_allocated, process_rss_bytes
 
     def now(self) -> float:
         return time.perf_counter() - self.started
@@ -70,12 +75,8 @@ class Sampler(threading.Thread):
         self.mark(f"end {name}")
 
     def read(self) -> tuple[float, float, float]:
-        import torch
-
-        from ltx2gen.memory import process_rss_bytes
-
-        gpu = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else 0
-        return round(self.now(), 3), gpu / GIB, process_rss_bytes() / GIB
+        gpu = self._gpu_allocated(self.device) if self.device.type == "cuda" else 0
+        return round(self.now(), 3), gpu / GIB, self._rss() / GIB
 
     def run(self) -> None:
         while not self._stopping.is_set():

@@ -262,13 +262,14 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     clips = read_batch(batch_file)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    my_clips = ranks.share(clips)
     if ranks.distributed:
         ranks.join()
-        print(f"rank {ranks.rank} of {ranks.world_size}: {len(ranks.share(clips))} of the batch's {len(clips)} clips",
+        print(f"rank {ranks.rank} of {ranks.world_size}: {len(my_clips)} of the batch's {len(clips)} clips",
               flush=True)
     summary = Summary(out_dir)
     cache = stages.EmbeddingCache(cache_dir) if cache_dir else None
-    jobs = _plan_jobs(ranks.share(clips), out_dir, summary)
+    jobs = _plan_jobs(my_clips, out_dir, summary)
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
         groups.setdefault(job.transformer_key(), []).append(job)

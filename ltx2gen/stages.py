@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -74,8 +73,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
-        local_rank = os.environ.get("LOCAL_RANK")  # set by torchrun: one GPU per process
-        return torch.device("cuda", int(local_rank)) if local_rank else torch.device("cuda")
+        ranks = Ranks.from_env()  # under torchrun: one GPU per process
+        return torch.device("cuda", ranks.local_rank) if ranks.distributed else torch.device("cuda")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")

@@ -227,15 +227,16 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
 def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
     """The component `name` of a synthetic model directory that holds only its configuration, built with the
     directory's seed directly on `device`; None for every component whose weights are on disk."""
-    marker = Path(model_dir) / SYNTHETIC_MARKER
-    if not marker.is_file() or name not in json.loads(marker.read_text()).get("built_at_load", []):
+    marker_path = Path(model_dir) / SYNTHETIC_MARKER
+    marker = json.loads(marker_path.read_text()) if marker_path.is_file() else {}
+    if name not in marker.get("built_at_load", []):
         return None
     if name != "text_encoder":
         raise ValueError(f"{model_dir}: only the text encoder can be built at load, not {name}")
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     config = Gemma3Config.from_pretrained(Path(model_dir) / name)
-    with _building(json.loads(marker.read_text())["seed"], dtype, device):
+    with _building(marker["seed"], dtype, device):
         return Gemma3ForConditionalGeneration(config).to(dtype=dtype)
 
 
