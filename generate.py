@@ -27,31 +27,45 @@ def main(argv: list[str] | None = None) -> int:
         return render_batch(parser, args)
     try:
         config = GenerateConfig.from_args(args)
+        from ltx2gen.ranks import Ranks
+
+        ranks = Ranks.from_env()
+        if ranks.distributed:  # under torchrun: this one clip over every rank's GPU
+            config = one_clip_over_ranks(config, ranks)
         from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
 
         plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
     except ConfigError as err:
         parser.error(str(err))
-    return run(config, plan)
+    return run(config, plan, ranks)
 
 
-def run(config: GenerateConfig, plan) -> int:
-    from ltx2gen import latents, memory, report, stages
+def run(config: GenerateConfig, plan, ranks) -> int:
+    from ltx2gen import context_parallel, latents, memory, report, stages
 
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
     try:
-        # 1. Text: the transformer's conditioning. The Gemma text encoder and the connectors are freed.
+        if ranks.distributed:  # rank 0's seed and output name for all
+            context_parallel.join(plan.device)
+            config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
+        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
-                                   plan.text_offload)
-        # 2. Diffusion: denoised video and audio latents. The transformer is freed.
+                                   plan.text_offload) if ranks.rank == 0 else None
+        # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
+        # The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled)
+                                plan.compiled, ranks.world_size)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
-        return fail(err, "nothing was saved; fix the cause and run the same command again")
+        return fail(err, "nothing was saved; fix the cause and run the same command again", ranks)
+    finally:
+        if ranks.distributed:
+            context_parallel.leave()
+    if ranks.rank != 0:  # rank 0 alone writes the clip
+        return 0
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
     latents_path = latents.save_latents(config.latents_path, diffusion.video_latents, diffusion.audio_latents,
                                         plan.latents_metadata(config))
@@ -106,11 +120,34 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def fail(err: BaseException, advice: str) -> int:
+def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
+    """Check that the clip splits over the ranks; rank 0 alone prints progress and writes files."""
+    import dataclasses
+    import os
+
+    import torch
+
+    from ltx2gen import context_parallel
+
+    if config.device == "cpu" or not torch.cuda.is_available():
+        raise ConfigError(f"one clip over {ranks.world_size} processes needs a CUDA GPU per process (context "
+                          "parallelism over NCCL); on CPU, run one process, or render a batch with --batch")
+    context_parallel.check_split(ranks.world_size, config.width, config.height, config.num_frames)
+    if config.offload not in ("auto", "none"):
+        raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
+                          "each GPU; drop --offload, or render on one GPU")
+    if ranks.rank:
+        sys.stdout = open(os.devnull, "w")
+        os.environ["TQDM_DISABLE"] = "1"
+    return dataclasses.replace(config, offload="none")
+
+
+def fail(err: BaseException, advice: str, ranks=None) -> int:
     if not isinstance(err, KeyboardInterrupt):
         traceback.print_exc()
     reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-    print(f"error: {reason}\n{advice}", file=sys.stderr, flush=True)
+    rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""
+    print(f"error{rank}: {reason}\n{advice}", file=sys.stderr, flush=True)
     return 130 if isinstance(err, KeyboardInterrupt) else 1
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ltx2gen import context_parallel
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
@@ -327,11 +328,18 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
     )
 
 
-def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
+def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | None, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), compiled: bool = False) -> DiffusionResult:
-    """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
+            loras: tuple = (), compiled: bool = False, world_size: int = 1) -> DiffusionResult:
+    """Stage 2: the transformer denoises video and audio latents with the stock pipeline.
+
+    With `world_size` > 1 (one clip over several GPUs) every rank loads the transformer while rank 0 encodes the
+    prompt; rank 0's conditioning (the other ranks pass None) reaches them once loaded, and each rank computes its
+    share of the video tokens. Every rank ends with the same latents."""
     denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, compiled)
+    if world_size > 1:
+        context_parallel.enable(denoiser.pipe.transformer, world_size)
+        conditioning = context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), device)
     return run_denoiser(denoiser, conditioning, call, seed, device)
 
 

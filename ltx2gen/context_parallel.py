@@ -1,0 +1,102 @@
+"""One clip over several GPUs: under `torchrun` without `--batch`, every rank holds the transformer and computes its
+share of the video tokens (diffusers' Ulysses context parallelism: each attention trades its token split for a
+head split with an all-to-all, so every rank attends over all tokens for 1/N of the heads).
+
+The plan below is ours, not the one diffusers ships for LTX-2, for two reasons found by reading and running it:
+- The LTX-2.0 checkpoint uses the "split" rotary embedding, which is 4-D ([batch, heads, tokens, dim/2]); diffusers'
+  plan expects 3-D rotary tensors, so it leaves them whole ("split will not be applied") while the video tokens
+  are split, and the attention fails on mismatched shapes.
+- The audio-to-video cross-attention rotates the video queries with a second rotary embedding (`cross_attn_rope`),
+  which that plan does not split at all.
+
+The audio stream and the audio prompt stay whole on every rank (they are 1-2% of the tokens). Under Ulysses a
+replicated sequence arrives N times over after the all-to-all; softmax attention over N identical copies of every
+key and value equals attention over one copy, and every rank gets back its own (identical) copy of the output, so
+the audio self-attention, both audio-video cross-attentions and the masked text attentions are exact. The video
+prompt is split like the video tokens and its mask is gathered with it by diffusers' Ulysses attention.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ltx2gen.config import ConfigError, latent_frame_count
+
+
+def plan(rope_type: str, per_token_timesteps: bool = False) -> dict:
+    """diffusers' context-parallel plan for `LTX2VideoTransformer3DModel`: which inputs are split along the tokens
+    and where the video output is gathered back. With image conditioning the timesteps are per video token and
+    are split with the tokens."""
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+
+    # "split" rotary embeddings are [batch, heads, tokens, dim/2]; "interleaved" ones [batch, tokens, dim].
+    rotary = (ContextParallelInput(split_dim=2, expected_dims=4, split_output=True) if rope_type == "split"
+              else ContextParallelInput(split_dim=1, expected_dims=3, split_output=True))
+    inputs = {
+        "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
+        "encoder_hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
+        "encoder_attention_mask": ContextParallelInput(split_dim=1, expected_dims=2, split_output=False),
+    }
+    if per_token_timesteps:
+        inputs["timestep"] = ContextParallelInput(split_dim=1, expected_dims=2, split_output=False)
+    return {
+        "": inputs,
+        "rope": {0: rotary, 1: rotary},
+        "cross_attn_rope": {0: rotary, 1: rotary},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
+
+
+def check_split(world_size: int, width: int, height: int, num_frames: int, heads: int = 32,
+                prompt_tokens: int = 1024) -> None:
+    """The split must be even: video tokens, prompt tokens and attention heads divisible by the number of GPUs.
+    Raises ConfigError with sizes that would work."""
+    if world_size == 1:
+        return
+    if heads % world_size:
+        divisors = [n for n in range(2, heads + 1) if heads % n == 0]
+        raise ConfigError(f"one clip over {world_size} GPUs: the transformer's {heads} attention heads must divide "
+                          f"evenly; use --nproc-per-node {' or '.join(map(str, divisors[:4]))}")
+    if prompt_tokens % world_size:
+        raise ConfigError(f"one clip over {world_size} GPUs: the {prompt_tokens} prompt tokens must divide evenly; "
+                          f"use a number of GPUs that divides {prompt_tokens}")
+    latent_frames = latent_frame_count(num_frames)
+    tokens = latent_frames * (height // 32) * (width // 32)
+    if tokens % world_size:
+        step = world_size // math.gcd(world_size, latent_frames * (height // 32)) * 32
+        raise ConfigError(f"one clip over {world_size} GPUs: {width}x{height}x{num_frames} has {tokens} video "
+                          f"tokens, which do not split evenly; use a --width that is a multiple of {step}")
+
+
+def join(device: torch.device) -> None:
+    """Meet the other ranks over NCCL. (diffusers builds its device mesh for CUDA devices only.)"""
+    import torch.distributed as dist
+
+    torch.cuda.set_device(device)
+    dist.init_process_group("nccl", device_id=device)
+
+
+def enable(transformer: torch.nn.Module, world_size: int, per_token_timesteps: bool = False) -> None:
+    """Split the transformer's video tokens over all ranks of the (already joined) process group."""
+    from diffusers import ContextParallelConfig
+
+    transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world_size),
+                                   cp_plan=plan(transformer.config.rope_type, per_token_timesteps))
+
+
+def from_rank_zero(value, device: torch.device):
+    """Rank 0's `value` (any picklable object, tensors included) on every rank; other ranks pass None."""
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0, device=device)
+    return box[0]
+
+
+def leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()

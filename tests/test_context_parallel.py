@@ -1,0 +1,73 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import CLIP, ROOT
+from ltx2gen import context_parallel, synthetic
+from ltx2gen.config import ConfigError
+
+
+@pytest.mark.parametrize("rope_type", ["split", "interleaved"])
+def test_plan_splits_every_video_rotary_embedding_along_its_tokens(rope_type):
+    """Each rotary embedding the plan splits must have the dimensions the plan expects, with the video tokens on
+    the split dimension; otherwise diffusers silently leaves it whole while the tokens are split."""
+    config = dict(synthetic.PRESETS["tiny"]()["transformer"], rope_type=rope_type)
+    from diffusers import LTX2VideoTransformer3DModel
+
+    transformer = LTX2VideoTransformer3DModel(**config)
+    frames, height, width = 3, 2, 3
+    coords = transformer.rope.prepare_video_coords(1, frames, height, width, torch.device("cpu"), fps=24.0)
+    embeddings = {"rope": transformer.rope(coords), "cross_attn_rope": transformer.cross_attn_rope(coords[:, 0:1])}
+    plan = context_parallel.plan(rope_type)
+    for name, (cos, sin) in embeddings.items():
+        for index, tensor in enumerate((cos, sin)):
+            split = plan[name][index]
+            assert tensor.dim() == split.expected_dims, name
+            assert tensor.shape[split.split_dim] == frames * height * width, name
+
+
+@pytest.mark.parametrize("world_size, size, message", [
+    (3, (1920, 1088, 161), "32 attention heads must divide evenly"),
+    (4, (96, 64, 1), "do not split evenly; use a --width that is a multiple of 64"),
+])
+def test_uneven_splits_are_refused_with_a_size_that_works(world_size, size, message):
+    with pytest.raises(ConfigError, match=message):
+        context_parallel.check_split(world_size, *size)
+    context_parallel.check_split(2, 1920, 1088, 161)
+    context_parallel.check_split(4, 1920, 1088, 161)
+
+
+def torchrun(*args, nproc=2, **env):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                           str(nproc), str(ROOT / "generate.py"), *args],
+                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+                                                                   **env))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_one_clip_over_ranks_needs_gpus(tiny_model, tmp_path):
+    result = torchrun("--prompt", "w1 w2", "--model", str(tiny_model), "--output", str(tmp_path / "c.mp4"), *CLIP)
+    assert result.returncode != 0
+    assert "one clip over 2 processes needs a CUDA GPU per process" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_one_clip_over_two_gpus_equals_one_gpu(tiny_model, tmp_path):
+    from ltx2gen.latents import load_latents
+
+    args = ["--prompt", "w1 w2 w3", "--model", str(tiny_model), "--no-timestamp", "--keep-latents", "--fp8", "off",
+            "--width", "128", "--height", "64", "--num-frames", "17", "--seed", "3"]
+    alone = subprocess.run([sys.executable, str(ROOT / "generate.py"), *args, "--output", str(tmp_path / "a.mp4")],
+                           capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    split = torchrun(*args, "--output", str(tmp_path / "b.mp4"))
+    assert split.returncode == 0, split.stderr
+    one, two = (load_latents(tmp_path / f"{name}.latents.safetensors") for name in "ab")
+    for reference, value in ((one.video, two.video), (one.audio, two.audio)):
+        error = (value.float() - reference.float()).norm() / reference.float().norm()
+        assert error < 2e-2, error
