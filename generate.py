@@ -136,10 +136,13 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
                           "each GPU; drop --offload, or render on one GPU")
+    if config.compile == "on" or config.fp8 == "dynamic":
+        raise ConfigError("one clip over several GPUs runs the transformer uncompiled (compiled and split, it hung "
+                          "in testing); drop --compile on / --fp8 dynamic, or render on one GPU")
     if ranks.rank:
         sys.stdout = open(os.devnull, "w")
         os.environ["TQDM_DISABLE"] = "1"
-    return dataclasses.replace(config, offload="none")
+    return dataclasses.replace(config, offload="none", compile="off")
 
 
 def fail(err: BaseException, advice: str, ranks=None) -> int:

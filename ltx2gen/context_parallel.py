@@ -1,19 +1,19 @@
 """One clip over several GPUs: under `torchrun` without `--batch`, every rank holds the transformer and computes its
-share of the video tokens (diffusers' Ulysses context parallelism: each attention trades its token split for a
-head split with an all-to-all, so every rank attends over all tokens for 1/N of the heads).
+share of the video tokens. The video self-attention and the video-to-audio cross-attention, whose keys are the split
+video tokens, use diffusers' Ulysses context parallelism (each trades its token split for a head split with an
+all-to-all, so every rank attends over all tokens for 1/N of the heads). Every other attention has keys that are
+whole on every rank (the prompt, the audio), so it runs locally with no exchange: the text cross-attention and the
+audio-to-video cross-attention over the rank's own video queries, and the audio stream (1-2% of the tokens) whole on
+every rank.
 
-The plan below is ours, not the one diffusers ships for LTX-2, for two reasons found by reading and running it:
-- The LTX-2.0 checkpoint uses the "split" rotary embedding, which is 4-D ([batch, heads, tokens, dim/2]); diffusers'
-  plan expects 3-D rotary tensors, so it leaves them whole ("split will not be applied") while the video tokens
-  are split, and the attention fails on mismatched shapes.
+The plan is ours, not the one diffusers ships for LTX-2, because that one fails on the LTX-2.0 checkpoint (run on
+two H200s: "The size of tensor a (2) must match the size of tensor b (4)"):
+- LTX-2.0 uses the "split" rotary embedding, which is 4-D ([batch, heads, tokens, dim/2]); diffusers' plan expects
+  3-D rotary tensors, so it leaves them whole ("split will not be applied") while the video tokens are split.
 - The audio-to-video cross-attention rotates the video queries with a second rotary embedding (`cross_attn_rope`),
   which that plan does not split at all.
-
-The audio stream and the audio prompt stay whole on every rank (they are 1-2% of the tokens). Under Ulysses a
-replicated sequence arrives N times over after the all-to-all; softmax attention over N identical copies of every
-key and value equals attention over one copy, and every rank gets back its own (identical) copy of the output, so
-the audio self-attention, both audio-video cross-attentions and the masked text attentions are exact. The video
-prompt is split like the video tokens and its mask is gathered with it by diffusers' Ulysses attention.
+- It splits the prompt too, and the masked text attentions then hand Ulysses a mask repeated per head, which no
+  longer matches the rank's share of the heads.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import math
 import torch
 
 from ltx2gen.config import ConfigError, latent_frame_count
+
+# Attentions of each block whose keys and values are whole on every rank: they need no exchange between ranks.
+LOCAL_ATTENTIONS = ("attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn")
 
 
 def plan(rope_type: str, per_token_timesteps: bool = False) -> dict:
@@ -34,11 +37,7 @@ def plan(rope_type: str, per_token_timesteps: bool = False) -> dict:
     # "split" rotary embeddings are [batch, heads, tokens, dim/2]; "interleaved" ones [batch, tokens, dim].
     rotary = (ContextParallelInput(split_dim=2, expected_dims=4, split_output=True) if rope_type == "split"
               else ContextParallelInput(split_dim=1, expected_dims=3, split_output=True))
-    inputs = {
-        "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
-        "encoder_hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
-        "encoder_attention_mask": ContextParallelInput(split_dim=1, expected_dims=2, split_output=False),
-    }
+    inputs = {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)}
     if per_token_timesteps:
         inputs["timestep"] = ContextParallelInput(split_dim=1, expected_dims=2, split_output=False)
     return {
@@ -49,9 +48,8 @@ def plan(rope_type: str, per_token_timesteps: bool = False) -> dict:
     }
 
 
-def check_split(world_size: int, width: int, height: int, num_frames: int, heads: int = 32,
-                prompt_tokens: int = 1024) -> None:
-    """The split must be even: video tokens, prompt tokens and attention heads divisible by the number of GPUs.
+def check_split(world_size: int, width: int, height: int, num_frames: int, heads: int = 32) -> None:
+    """The split must be even: video tokens and attention heads divisible by the number of GPUs.
     Raises ConfigError with sizes that would work."""
     if world_size == 1:
         return
@@ -59,9 +57,6 @@ def check_split(world_size: int, width: int, height: int, num_frames: int, heads
         divisors = [n for n in range(2, heads + 1) if heads % n == 0]
         raise ConfigError(f"one clip over {world_size} GPUs: the transformer's {heads} attention heads must divide "
                           f"evenly; use --nproc-per-node {' or '.join(map(str, divisors[:4]))}")
-    if prompt_tokens % world_size:
-        raise ConfigError(f"one clip over {world_size} GPUs: the {prompt_tokens} prompt tokens must divide evenly; "
-                          f"use a number of GPUs that divides {prompt_tokens}")
     latent_frames = latent_frame_count(num_frames)
     tokens = latent_frames * (height // 32) * (width // 32)
     if tokens % world_size:
@@ -84,6 +79,9 @@ def enable(transformer: torch.nn.Module, world_size: int, per_token_timesteps: b
 
     transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world_size),
                                    cp_plan=plan(transformer.config.rope_type, per_token_timesteps))
+    for block in transformer.transformer_blocks:
+        for attention in LOCAL_ATTENTIONS:
+            getattr(block, attention).processor._parallel_config = None
 
 
 def from_rank_zero(value, device: torch.device):
@@ -100,3 +98,4 @@ def leave() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+
