@@ -44,11 +44,11 @@ def run(config: GenerateConfig, plan) -> int:
         # 1. Text: the transformer's conditioning. The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
-                                   plan.text_offload)
+                                   plan.text_offload, with_nag=config.uses_nag)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled)
+                                plan.compiled, nag_settings=plan.nag)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
+from ltx2gen import nag
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_block, quantize_fp8
@@ -37,7 +38,8 @@ CPU = torch.device("cpu")
 @dataclass
 class TextConditioning:
     """What the text stage leaves for diffusion: the connectors' outputs for the video and audio streams (a batch
-    of [negative, positive] with guidance, as the stock pipeline builds it) and the Gemma attention masks."""
+    of [negative, positive] with guidance, as the stock pipeline builds it; with NAG each row's tokens followed by
+    the negative prompt's, `nag.with_negative_context`) and the Gemma attention masks."""
 
     video: torch.Tensor
     audio: torch.Tensor
@@ -154,12 +156,13 @@ class PromptRequest:
     prompt: str
     negative_prompt: str | None
     with_guidance: bool
+    with_nag: bool = False
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
                    dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
                    text_offload: bool = False) -> list[TextConditioning]:
-    """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on) and the text connectors turn
+    """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
     that into the transformer's conditioning. With a cache, prompts encoded before are read from disk, and no model
     is loaded at all when every prompt is cached."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
@@ -182,14 +185,17 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
     for i in missing:
         request = requests[i]
+        with_negative = request.with_guidance or request.with_nag
         with torch.no_grad():
             embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
-                request.prompt, request.negative_prompt, do_classifier_free_guidance=request.with_guidance,
+                request.prompt, request.negative_prompt, do_classifier_free_guidance=with_negative,
                 max_sequence_length=max_length, device=device, dtype=dtype)
-            if request.with_guidance:  # the order the stock pipeline concatenates them in
+            if with_negative:  # the order the stock pipeline concatenates them in
                 embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
             video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
         results[i] = TextConditioning(video, audio, connector_mask, mask)
+        if request.with_nag:
+            results[i] = nag.with_negative_context(results[i], request.with_guidance)
         if cache:
             cache.put(model_dir, request, key_extra, results[i])
     return results
@@ -197,10 +203,10 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
                   with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = (),
-                  text_offload: bool = False) -> TextConditioning:
+                  text_offload: bool = False, with_nag: bool = False) -> TextConditioning:
     """Stage 1 for one prompt."""
-    return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance)], device,
-                          dtype, loras, text_offload=text_offload)[0]
+    return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance, with_nag)],
+                          device, dtype, loras, text_offload=text_offload)[0]
 
 
 class EmbeddingCache:
@@ -213,8 +219,11 @@ class EmbeddingCache:
     def _path(self, model_dir: Path, request: PromptRequest, key_extra: list) -> Path:
         import hashlib
 
-        key = json.dumps([str(Path(model_dir).resolve()), request.prompt, request.negative_prompt,
-                          request.with_guidance, key_extra])
+        fields = [str(Path(model_dir).resolve()), request.prompt, request.negative_prompt, request.with_guidance,
+                  key_extra]
+        if request.with_nag:  # appended only when on, so the entries cached before NAG existed keep their keys
+            fields.append("nag")
+        key = json.dumps(fields)
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
     def get(self, model_dir: Path, request: PromptRequest, key_extra: list) -> TextConditioning | None:
@@ -310,13 +319,14 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device) -> DiffusionResult:
+                 device: torch.device, nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
-        output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                               **conditioning.pipeline_inputs(), **call)
+        with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning):
+            output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
+                                   **conditioning.pipeline_inputs(), **call)
     finally:
         denoiser.pipe.connectors = None
     scheduler = denoiser.pipe.scheduler
@@ -329,10 +339,12 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), compiled: bool = False) -> DiffusionResult:
-    """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
+            loras: tuple = (), compiled: bool = False,
+            nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
+    """Stage 2: the transformer denoises video and audio latents with the stock pipeline (NAG in its text
+    cross-attention with `nag_settings`)."""
     denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, compiled)
-    return run_denoiser(denoiser, conditioning, call, seed, device)
+    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
