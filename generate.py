@@ -44,7 +44,8 @@ def run(config: GenerateConfig, plan) -> int:
         # 1. Text: the transformer's conditioning. The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
-                                   plan.text_offload, with_nag=config.uses_nag)
+                                   plan.text_offload, with_nag=config.uses_nag, enhance_seed=config.enhance_seed)
+        encoded_prompt = conditioning.prompt  # the enhanced prompt with --enhance-prompt
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
@@ -64,7 +65,7 @@ def run(config: GenerateConfig, plan) -> int:
             plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
         stages.release_page_cache(plan.model_dir, config.drop_page_cache)
-        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)
+        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path, encoded_prompt)
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "the latents are kept; recover the clip with:\n  "
                     + report.recovery_command(latents_path, config.output))

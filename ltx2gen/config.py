@@ -104,13 +104,17 @@ class GenerateConfig(DecodeOptions):
     nag_scale: float = opt(0.0, "Normalized Attention Guidance: steers every block's text cross-attention (video and "
                                 "audio) away from --negative-prompt, so negative prompts work at guidance 1 (the "
                                 "distilled model) for one extra cross-attention per block, not a second transformer "
-                                "pass: z = z+ + scale (z+ - z-); 0 = off (the default). The NAG paper's Wan2.1 video setting "
-                                "(phi 9 in its phi z+ - (phi - 1) z- form) is 8 here")
+                                "pass: z = z+ + scale (z+ - z-); 0 = off (the default). The NAG paper's Wan2.1 "
+                                "video setting (phi 9 in its phi z+ - (phi - 1) z- form) is 8 here")
     nag_tau: float = opt(2.5, "NAG clipping: where a token's guided output has more than tau times the L1 norm of its "
                               "unguided one, it is scaled down to tau times (at least 1; 2.5 is the NAG paper's "
                               "setting for DiT image and video models)")
     nag_alpha: float = opt(0.25, "NAG blend: alpha x guided + (1 - alpha) x unguided output (above 0, at most 1; "
                                  "0.25 is the NAG paper's setting for DiT image and video models)")
+    enhance_prompt: bool = opt(False, "rewrite --prompt into a detailed LTX-2-style paragraph with the Gemma text "
+                                      "encoder before encoding it (diffusers' prompt enhancement with Lightricks' "
+                                      "system prompt, seeded by --seed); the enhanced prompt is printed and recorded "
+                                      "beside the original")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -199,6 +203,11 @@ class GenerateConfig(DecodeOptions):
     @property
     def uses_nag(self) -> bool:
         return self.nag_scale > 0
+
+    @property
+    def enhance_seed(self) -> int | None:
+        """The seed of the prompt enhancement; None when the prompt is encoded as given."""
+        return self.seed if self.enhance_prompt else None
 
     @property
     def latents_path(self) -> Path:

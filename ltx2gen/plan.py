@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import fit, memory, report, stages
+from ltx2gen import enhance, fit, memory, report, stages
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -53,6 +53,8 @@ class RunPlan:
                                                config.vae_tile_size, config.vae_tile_overlap)
         model_dir = stages.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
+        if config.enhance_prompt:
+            enhance.check_supported(model_dir)
         text_offload, fit_line = False, ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
@@ -63,6 +65,9 @@ class RunPlan:
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
                 fp8 = "weight"
+        if text_offload and config.enhance_prompt:
+            raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
+                              "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
@@ -105,7 +110,9 @@ class RunPlan:
         }
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
-                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:
+                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
+                      encoded_prompt: str | None = None) -> Path:
+        """`encoded_prompt`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
@@ -117,6 +124,7 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
+            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
