@@ -17,10 +17,13 @@ PROMPT = "a fox in snow"
 
 def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(tiny_model, tmp_path, capsys):
     out = tmp_path / "clip.mp4"
+    # With NAG too: one generate.py run covers both features' way through the stages.
     assert generate.main(["--prompt", PROMPT, "--model", str(tiny_model), "--no-timestamp", "--output", str(out),
-                          *CLIP, "--enhance-prompt"]) == 0
+                          *CLIP, "--enhance-prompt", "--nag-scale", "8", "--negative-prompt", "a dog"]) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["prompt"] == PROMPT and sidecar["enhanced_prompt"] not in (None, "", PROMPT)
+    assert sidecar["nag"]["scale"] == 8.0 and sidecar["negative_prompt"] == "a dog"
+    assert sidecar["transformer_calls"] == 8
     assert capsys.readouterr().out.count(f"enhanced prompt (seed 7): {sidecar['enhanced_prompt']}") == 1
 
 
