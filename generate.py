@@ -52,12 +52,14 @@ def run(config: GenerateConfig, plan, ranks) -> int:
         # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
-                                   plan.text_offload) if ranks.rank == 0 else None
+                                   plan.text_offload, with_nag=config.uses_nag,
+                                   enhance_seed=config.enhance_seed) if ranks.rank == 0 else None
+        encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled, ranks.world_size)
+                                plan.compiled, ranks.world_size, nag_settings=plan.nag)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again", ranks)
@@ -78,7 +80,7 @@ def run(config: GenerateConfig, plan, ranks) -> int:
             plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
         stages.release_page_cache(plan.model_dir, config.drop_page_cache)
-        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)
+        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path, encoded_prompt)
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "the latents are kept; recover the clip with:\n  "
                     + report.recovery_command(latents_path, config.output))

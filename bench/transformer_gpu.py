@@ -3,6 +3,9 @@ of the output against plain bf16. Random seeded weights with the real LTX-2 19B 
 
     python3 bench/transformer_gpu.py --size 1920x1088x161 --modes stock bf16 fp8_weight --out result.json
 
+A mode ending in `_nag` is its base mode with Normalized Attention Guidance in the text cross-attention (a negative
+context of another 1,024 tokens): its step time against the base mode's is NAG's overhead.
+
 Each mode builds the same transformer (same seed) and prepares it with the product's own functions (token-chunked
 token-wise layers, FP8 quantization, offload), so the figures are those of `generate.py`.
 The first mode is the reference for the relative error: list `stock` first.
@@ -11,6 +14,7 @@ The first mode is the reference for the relative error: list `stock` first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
@@ -21,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ltx2gen import kernels, quant, stages, synthetic  # noqa: E402
+from ltx2gen import kernels, nag, quant, stages, synthetic  # noqa: E402
 from ltx2gen.config import latent_frame_count  # noqa: E402
 
 GIB = 1024**3
@@ -40,10 +44,14 @@ MODES = {
     "group_leaf_fp8": ("weight", True, "group_leaf", False),
     "model_fp8": ("weight", True, "model", False),
 }
+NAG_MODES = {f"{mode}_nag": mode for mode in ("bf16", "bf16_compiled", "fp8_weight", "fp8_dynamic", "group",
+                                               "group_compiled")}
+NAG_SETTINGS = nag.NagSettings(scale=8.0, tau=2.5, alpha=0.25)
 
 
-def step_inputs(config, width: int, height: int, frames: int, device: torch.device) -> dict:
-    """What the pipeline hands a transformer of `config` at one distilled step, for one prompt of 1,024 tokens."""
+def step_inputs(config, width: int, height: int, frames: int, device: torch.device, guided: bool = False) -> dict:
+    """What the pipeline hands a transformer of `config` at one distilled step, for one prompt of 1,024 tokens
+    (followed by a negative prompt of 1,024 tokens when `guided`, as NAG's text stage leaves it)."""
     generator = torch.Generator().manual_seed(0)
     latent_frames, latent_h, latent_w = latent_frame_count(frames), height // 32, width // 32
     audio_frames = round(frames / 24.0 * 16000 / 160 / 4)
@@ -51,12 +59,13 @@ def step_inputs(config, width: int, height: int, frames: int, device: torch.devi
     def noise(*shape):
         return torch.randn(*shape, generator=generator).to(device, torch.bfloat16)
 
+    context = 2048 if guided else 1024
     return dict(hidden_states=noise(1, latent_frames * latent_h * latent_w, config.in_channels),
                 audio_hidden_states=noise(1, audio_frames, config.audio_in_channels),
-                encoder_hidden_states=noise(1, 1024, config.caption_channels),
-                audio_encoder_hidden_states=noise(1, 1024, config.caption_channels),
-                encoder_attention_mask=torch.ones(1, 1024, device=device),
-                audio_encoder_attention_mask=torch.ones(1, 1024, device=device),
+                encoder_hidden_states=noise(1, context, config.caption_channels),
+                audio_encoder_hidden_states=noise(1, context, config.caption_channels),
+                encoder_attention_mask=torch.ones(1, context, device=device),
+                audio_encoder_attention_mask=torch.ones(1, context, device=device),
                 timestep=torch.tensor([900.0], device=device), num_frames=latent_frames, height=latent_h,
                 width=latent_w, fps=24.0, audio_num_frames=audio_frames, use_cross_timestep=False,
                 return_dict=False)
@@ -89,21 +98,24 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats:
     cuda = device.type == "cuda"
     torch._dynamo.utils.counters.clear()
     started = time.perf_counter()
-    transformer = prepare(mode, preset, device)
+    base = NAG_MODES.get(mode, mode)
+    transformer = prepare(base, preset, device)
+    guidance = nag.guided_cross_attention(transformer, NAG_SETTINGS) if mode in NAG_MODES else contextlib.nullcontext()
     synchronize(device)
     resident = torch.cuda.memory_allocated(device) / GIB if cuda else 0.0
     setup = time.perf_counter() - started
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), guidance:
         for _ in range(repeats + 1):  # the first call compiles, warms kernels and fills the offload pipeline
             synchronize(device)
             started = time.perf_counter()
             output = transformer(**inputs)[0]
             synchronize(device)
             times.append(time.perf_counter() - started)
-    result = {"mode": mode, "settings": dict(zip(("fp8", "chunked", "offload", "compiled"), MODES[mode])),
+    result = {"mode": mode, "settings": dict(zip(("fp8", "chunked", "offload", "compiled"), MODES[base]),
+                                             nag=NAG_SETTINGS.record() if mode in NAG_MODES else None),
               "graphs_compiled": torch._dynamo.utils.counters["stats"]["unique_graphs"],
               "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
               "step_s": round(min(times[1:]), 3), "resident_gib": round(resident, 2),
@@ -223,7 +235,7 @@ def attention_speed(tokens: int, device: torch.device, repeats: int = 10) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1920x1088x161", help="WIDTHxHEIGHTxFRAMES")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, *NAG_MODES])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--linears", action="store_true", help="also time the dynamic-FP8 linears alone (CUDA)")
     parser.add_argument("--trace-peak", metavar="MODE", help="list what is alive at the peak of one step of MODE")
@@ -238,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     config = synthetic.build_transformer(args.preset, device="meta").config
     inputs = step_inputs(config, width, height, frames, device)
+    guided = set(args.modes) & set(NAG_MODES)
+    guided_inputs = step_inputs(config, width, height, frames, device, guided=True) if guided else None
     record = {"size": args.size, "preset": args.preset, "video_tokens": inputs["hidden_states"].shape[1],
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "modes": []}
@@ -250,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record["linears"]), flush=True)
     reference = None
     for mode in args.modes:
-        result, output = measure(mode, args.preset, inputs, device, args.repeats, mode == args.trace_peak)
-        if reference is None:
+        result, output = measure(mode, args.preset, guided_inputs if mode in NAG_MODES else inputs, device,
+                                 args.repeats, mode == args.trace_peak)
+        if mode in NAG_MODES:  # other inputs and a guided output: an error against the reference means nothing
+            result["overhead_of"] = NAG_MODES[mode]
+        elif reference is None:
             reference, result["reference"] = output, True
         else:
             result["relative_error"] = float((output - reference).norm() / reference.norm())

@@ -277,8 +277,8 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         for group in groups.values():
             first = group[0].plan
             tracker = MemoryTracker(first.device)
-            requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance)
-                        for job in group]
+            requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance,
+                                             job.config.uses_nag, job.config.enhance_seed) for job in group]
             conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
                                         first.dtype, first.loras, cache, any(job.plan.text_offload for job in group))
             for job, conditioning in zip(group, conditionings):
@@ -372,7 +372,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                first.device)
+                                                first.device, job.plan.nag)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
         except Exception as err:
@@ -394,7 +394,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
             tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
             plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
-        plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path)
+        plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path, job.conditioning.prompt)
         save_previews(config.output)
         if not config.keep_latents:
             job.latents_path.unlink()

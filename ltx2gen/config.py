@@ -62,7 +62,8 @@ class GenerateConfig(DecodeOptions):
     """Everything one generation needs. Built only through `from_args`, which validates."""
 
     prompt: str = opt(None, "what to generate (required)")
-    negative_prompt: str | None = opt(None, "what to avoid; only used when guidance is above 1.0")
+    negative_prompt: str | None = opt(None, "what to avoid; used with guidance above 1.0, and at any guidance with "
+                                            "--nag-scale (which defaults it to LTX-2's default negative prompt)")
     output: Path = opt(Path("outputs/video.mp4"), "output MP4; a _YYYYMMDD_HHMMSS stamp is appended", type=Path)
     no_timestamp: bool = opt(False, "write exactly --output, without the timestamp")
     width: int = opt(768, "video width in pixels (positive, divisible by 32)")
@@ -100,6 +101,20 @@ class GenerateConfig(DecodeOptions):
     camera: str | None = opt(None, "camera move with Lightricks' camera-control LoRA: dolly-in, dolly-out, "
                                    "dolly-left, dolly-right, jib-up, jib-down or static")
     list_lora_files: str | None = opt(None, "list the .safetensors files of a LoRA repo and exit", metavar="REPO")
+    nag_scale: float = opt(0.0, "Normalized Attention Guidance: steers every block's text cross-attention (video and "
+                                "audio) away from --negative-prompt, so negative prompts work at guidance 1 (the "
+                                "distilled model) for one extra cross-attention per block, not a second transformer "
+                                "pass: z = z+ + scale (z+ - z-); 0 = off (the default). The NAG paper's Wan2.1 "
+                                "video setting (phi 9 in its phi z+ - (phi - 1) z- form) is 8 here")
+    nag_tau: float = opt(2.5, "NAG clipping: where a token's guided output has more than tau times the L1 norm of its "
+                              "unguided one, it is scaled down to tau times (at least 1; 2.5 is the NAG paper's "
+                              "setting for DiT image and video models)")
+    nag_alpha: float = opt(0.25, "NAG blend: alpha x guided + (1 - alpha) x unguided output (above 0, at most 1; "
+                                 "0.25 is the NAG paper's setting for DiT image and video models)")
+    enhance_prompt: bool = opt(False, "rewrite --prompt into a detailed LTX-2-style paragraph with the Gemma text "
+                                      "encoder before encoding it (diffusers' prompt enhancement with Lightricks' "
+                                      "system prompt, seeded by --seed); the enhanced prompt is printed and recorded "
+                                      "beside the original")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -142,9 +157,16 @@ class GenerateConfig(DecodeOptions):
                               f"{offload}); use --fp8 weight with --offload {offload}, or --offload none")
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        negative_prompt = config.negative_prompt
+        if config.uses_nag and negative_prompt is None:
+            from ltx2gen.nag import default_negative_prompt
+
+            negative_prompt = default_negative_prompt()
+            print(f"note: --nag-scale without --negative-prompt: guiding away from LTX-2's default negative prompt "
+                  f"(give --negative-prompt to choose): {negative_prompt}")
         return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
                                    output=output, seed=seed, offload=offload, sequential_offload=False, fp8=fp8,
-                                   no_fp8=False)
+                                   no_fp8=False, negative_prompt=negative_prompt)
 
     def validate(self) -> None:
         if self.prompt is None:
@@ -166,6 +188,7 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         if self.output.suffix.lower() != ".mp4":
             raise ConfigError(f"--output {self.output}: must end in .mp4")
+        validate_nag_options(self)
         validate_decode_options(self)
         ensure_writable_dir(self.output.parent, "--output")
 
@@ -176,6 +199,15 @@ class GenerateConfig(DecodeOptions):
     @property
     def uses_guidance(self) -> bool:
         return self.guidance_scale is not None and self.guidance_scale > 1.0
+
+    @property
+    def uses_nag(self) -> bool:
+        return self.nag_scale > 0
+
+    @property
+    def enhance_seed(self) -> int | None:
+        """The seed of the prompt enhancement; None when the prompt is encoded as given."""
+        return self.seed if self.enhance_prompt else None
 
     @property
     def latents_path(self) -> Path:
@@ -213,6 +245,18 @@ def validate_frame_count(num_frames: int) -> None:
         upper = max(upper, 9)
         raise ConfigError(f"--num-frames {num_frames}: must be of the form 8n+1; nearest valid counts are "
                           f"{lower} and {upper}")
+
+
+def validate_nag_options(config: GenerateConfig) -> None:
+    if not math.isfinite(config.nag_scale) or config.nag_scale < 0:
+        raise ConfigError(f"--nag-scale {config.nag_scale}: must be 0 (off) or more; the NAG paper's video setting "
+                          "is 8 in this form")
+    if not math.isfinite(config.nag_tau) or config.nag_tau < 1:
+        raise ConfigError(f"--nag-tau {config.nag_tau}: must be at least 1 (below 1 it would shrink the "
+                          "cross-attention even where the prompts agree); the NAG paper uses 2.5")
+    if not 0 < config.nag_alpha <= 1:
+        raise ConfigError(f"--nag-alpha {config.nag_alpha}: must be above 0 and at most 1 (0 would discard the "
+                          "guidance: use --nag-scale 0 to turn NAG off); the NAG paper uses 0.25")
 
 
 def validate_decode_options(options: DecodeOptions) -> None:

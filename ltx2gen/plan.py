@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import fit, memory, report, stages
+from ltx2gen import enhance, fit, memory, report, stages
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
+from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
 
 
@@ -29,6 +30,7 @@ class RunPlan:
     compiled: bool = False
     text_offload: bool = False
     fit: str = ""
+    nag: NagSettings | None = None
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -41,9 +43,9 @@ class RunPlan:
             print(f"warning: --offload {offload} saves nothing on an integrated (unified-memory) GPU; ignored")
         discrete_gpu = device.type == "cuda" and not torch.cuda.get_device_properties(device).is_integrated
         offload = offload if discrete_gpu else "none"
-        if config.negative_prompt and not config.uses_guidance:
-            print("warning: --negative-prompt has no effect at guidance 1.0; it is ignored "
-                  "(raise --guidance-scale above 1 to use it)")
+        if config.negative_prompt and not config.uses_guidance and not config.uses_nag:
+            print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
+                  "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         call = stages.pipeline_call_arguments(
             width=config.width, height=config.height, num_frames=config.num_frames, fps=float(config.fps),
             steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
@@ -51,6 +53,8 @@ class RunPlan:
                                                config.vae_tile_size, config.vae_tile_overlap)
         model_dir = stages.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
+        if config.enhance_prompt:
+            enhance.check_supported(model_dir)
         text_offload, fit_line = False, ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
@@ -61,10 +65,14 @@ class RunPlan:
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
                 fp8 = "weight"
+        if text_offload and config.enhance_prompt:
+            raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
+                              "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_offload, fit_line)
+                  compiled, text_offload, fit_line,
+                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -77,6 +85,7 @@ class RunPlan:
         offload += f", {self.offload} offload" if self.offload != "none" else ""
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
+        offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
         latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
@@ -101,7 +110,9 @@ class RunPlan:
         }
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
-                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path) -> Path:
+                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
+                      encoded_prompt: str | None = None) -> Path:
+        """`encoded_prompt`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
@@ -112,6 +123,8 @@ class RunPlan:
             "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
+            "nag": self.nag.record() if self.nag else None,
+            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

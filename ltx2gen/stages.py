@@ -6,6 +6,7 @@ are None), so the numerics are exactly the stock pipeline's while peak memory is
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ltx2gen import context_parallel
+from ltx2gen import context_parallel, enhance, nag
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
@@ -38,19 +39,25 @@ CPU = torch.device("cpu")
 @dataclass
 class TextConditioning:
     """What the text stage leaves for diffusion: the connectors' outputs for the video and audio streams (a batch
-    of [negative, positive] with guidance, as the stock pipeline builds it) and the Gemma attention masks."""
+    of [negative, positive] with guidance, as the stock pipeline builds it; with NAG each row's tokens followed by
+    the negative prompt's, `nag.with_negative_context`), the Gemma attention masks and the prompt they encode
+    (the enhanced one with --enhance-prompt)."""
 
     video: torch.Tensor
     audio: torch.Tensor
     mask: torch.Tensor
     prompt_mask: torch.Tensor
+    prompt: str | None = None
 
     @property
     def with_guidance(self) -> bool:
         return self.video.shape[0] == 2
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {name: value for name, value in vars(self).items() if isinstance(value, torch.Tensor)}
+
     def to(self, device) -> "TextConditioning":
-        return TextConditioning(*(value.to(device) for value in vars(self).values()))
+        return dataclasses.replace(self, **{name: value.to(device) for name, value in self.tensors().items()})
 
     def pipeline_inputs(self) -> dict:
         """The stock call's prompt arguments; its connectors call then returns these outputs unchanged."""
@@ -146,7 +153,8 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
 def _pipeline(**components):
     from diffusers import LTX2Pipeline
 
-    names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder")
+    names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder",
+             "processor")
     return LTX2Pipeline(**{name: components.get(name) for name in names})
 
 
@@ -155,53 +163,80 @@ class PromptRequest:
     prompt: str
     negative_prompt: str | None
     with_guidance: bool
+    with_nag: bool = False
+    enhance_seed: int | None = None  # --enhance-prompt: rewrite the prompt first, with this seed
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
                    dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
                    text_offload: bool = False) -> list[TextConditioning]:
-    """Stage 1: Gemma encodes each prompt (and negative prompt when guidance is on) and the text connectors turn
-    that into the transformer's conditioning. With a cache, prompts encoded before are read from disk, and no model
-    is loaded at all when every prompt is cached."""
+    """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
+    that into the transformer's conditioning. Prompts to enhance are rewritten first by the same text encoder
+    (`ltx2gen.enhance`). With a cache, prompts encoded before are read from disk (keyed by the prompt encoded), and
+    no model is loaded at all when every prompt is cached and none is to be enhanced."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
     max_length = tokenizer.model_max_length
+    enhancing = any(request.enhance_seed is not None for request in requests)
+    pipe = None
+
+    def text_pipeline():  # the text encoder, loaded once, when first needed
+        nonlocal pipe
+        if pipe is None:
+            pipe = _pipeline(tokenizer=tokenizer,
+                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_offload),
+                             processor=enhance.load_processor(model_dir) if enhancing else None)
+        return pipe
+
+    requests = list(requests)
+    for i, request in enumerate(requests):
+        if request.enhance_seed is not None:
+            prompt = enhance.enhance(text_pipeline(), request.prompt, request.enhance_seed, device)
+            requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
     key_extra = [max_length, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
     results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
         return results
+    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
+    fuse_loras("connectors", connectors, loras)
+    pipe = text_pipeline()
+    for i in missing:
+        request = requests[i]
+        with_negative = request.with_guidance or request.with_nag
+        with torch.no_grad():
+            embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
+                request.prompt, request.negative_prompt, do_classifier_free_guidance=with_negative,
+                max_sequence_length=max_length, device=device, dtype=dtype)
+            if with_negative:  # the order the stock pipeline concatenates them in
+                embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
+            video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
+        results[i] = TextConditioning(video, audio, connector_mask, mask, request.prompt)
+        if request.with_nag:
+            results[i] = nag.with_negative_context(results[i], request.with_guidance)
+        if cache:
+            cache.put(model_dir, request, key_extra, results[i])
+    return results
+
+
+def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
+                      text_offload: bool):
     if text_offload:  # host memory, each layer streamed to the GPU when it runs
         from diffusers.hooks import apply_group_offloading
 
         text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", CPU, dtype))
         apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
                                use_stream=device.type == "cuda")
-    else:
-        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
-    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
-    fuse_loras("connectors", connectors, loras)
-    pipe = _pipeline(tokenizer=tokenizer, text_encoder=text_encoder)
-    for i in missing:
-        request = requests[i]
-        with torch.no_grad():
-            embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
-                request.prompt, request.negative_prompt, do_classifier_free_guidance=request.with_guidance,
-                max_sequence_length=max_length, device=device, dtype=dtype)
-            if request.with_guidance:  # the order the stock pipeline concatenates them in
-                embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
-            video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
-        results[i] = TextConditioning(video, audio, connector_mask, mask)
-        if cache:
-            cache.put(model_dir, request, key_extra, results[i])
-    return results
+        return text_encoder
+    return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
 
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
                   with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = (),
-                  text_offload: bool = False) -> TextConditioning:
+                  text_offload: bool = False, with_nag: bool = False,
+                  enhance_seed: int | None = None) -> TextConditioning:
     """Stage 1 for one prompt."""
-    return encode_prompts(stage, model_dir, [PromptRequest(prompt, negative_prompt, with_guidance)], device,
-                          dtype, loras, text_offload=text_offload)[0]
+    request = PromptRequest(prompt, negative_prompt, with_guidance, with_nag, enhance_seed)
+    return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_offload=text_offload)[0]
 
 
 class EmbeddingCache:
@@ -214,8 +249,11 @@ class EmbeddingCache:
     def _path(self, model_dir: Path, request: PromptRequest, key_extra: list) -> Path:
         import hashlib
 
-        key = json.dumps([str(Path(model_dir).resolve()), request.prompt, request.negative_prompt,
-                          request.with_guidance, key_extra])
+        fields = [str(Path(model_dir).resolve()), request.prompt, request.negative_prompt, request.with_guidance,
+                  key_extra]
+        if request.with_nag:  # appended only when on, so the entries cached before NAG existed keep their keys
+            fields.append("nag")
+        key = json.dumps(fields)
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
     def get(self, model_dir: Path, request: PromptRequest, key_extra: list) -> TextConditioning | None:
@@ -224,15 +262,14 @@ class EmbeddingCache:
         path = self._path(model_dir, request, key_extra)
         if not path.is_file():
             return None
-        tensors = load_file(str(path))
-        return TextConditioning(*(tensors[name] for name in TextConditioning.__dataclass_fields__))
+        return TextConditioning(**load_file(str(path)), prompt=request.prompt)
 
     def put(self, model_dir: Path, request: PromptRequest, key_extra: list, conditioning: TextConditioning) -> None:
         from safetensors.torch import save_file
 
         from ltx2gen.files import atomic_path
 
-        tensors = {name: value.detach().cpu().contiguous() for name, value in vars(conditioning).items()}
+        tensors = {name: value.detach().cpu().contiguous() for name, value in conditioning.tensors().items()}
         with atomic_path(self._path(model_dir, request, key_extra)) as temporary:
             save_file(tensors, str(temporary))
 
@@ -311,13 +348,14 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device) -> DiffusionResult:
+                 device: torch.device, nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
-        output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                               **conditioning.pipeline_inputs(), **call)
+        with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning):
+            output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
+                                   **conditioning.pipeline_inputs(), **call)
     finally:
         denoiser.pipe.connectors = None
     scheduler = denoiser.pipe.scheduler
@@ -330,8 +368,10 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | None, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), compiled: bool = False, world_size: int = 1) -> DiffusionResult:
-    """Stage 2: the transformer denoises video and audio latents with the stock pipeline.
+            loras: tuple = (), compiled: bool = False, world_size: int = 1,
+            nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
+    """Stage 2: the transformer denoises video and audio latents with the stock pipeline (NAG in its text
+    cross-attention with `nag_settings`).
 
     With `world_size` > 1 (one clip over several GPUs) every rank loads the transformer while rank 0 encodes the
     prompt; rank 0's conditioning (the other ranks pass None) reaches them once loaded, and each rank computes its
@@ -340,7 +380,7 @@ def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | 
     if world_size > 1:
         context_parallel.enable(denoiser.pipe.transformer, world_size)
         conditioning = context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), device)
-    return run_denoiser(denoiser, conditioning, call, seed, device)
+    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,

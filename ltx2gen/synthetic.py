@@ -127,6 +127,27 @@ def _tokenizer(max_length: int):
     return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=max_length, padding_side="left")
 
 
+# Gemma's chat turns, as the real Gemma 3 template writes them (which folds the system prompt into the first turn).
+TINY_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<start_of_turn>"
+    "{{ 'model' if message['role'] == 'assistant' else 'user' }}\n{{ message['content'] }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+
+
+def _processor(max_length: int):
+    """What `LTX2Pipeline.enhance_prompt` needs besides the text encoder: a Gemma 3 processor with a chat template.
+    Its tokenizer is the model's plus the image markers Gemma3Processor requires (never in a text-only prompt, so
+    the tiny text encoder's vocabulary stays as it is)."""
+    from transformers import Gemma3ImageProcessorPil, Gemma3Processor, GemmaTokenizer
+
+    markers = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+    vocab = {token: i for i, token in enumerate(TINY_VOCAB + list(markers.values()))}
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=[], model_max_length=max_length, padding_side="left",
+                               extra_special_tokens=markers)
+    return Gemma3Processor(image_processor=Gemma3ImageProcessorPil(), tokenizer=tokenizer,
+                           chat_template=TINY_CHAT_TEMPLATE, image_seq_length=4)
+
+
 def _text_encoder(config: dict):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
@@ -188,6 +209,7 @@ def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = tor
                                                   base_image_seq_len=1024, max_image_seq_len=4096,
                                                   shift_terminal=0.1),
         tokenizer=_tokenizer(configs["max_sequence_length"]),
+        processor=_processor(configs["max_sequence_length"]),
         **components,
     )
 

@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_transformer_benchmark_smoke_run_reports_every_mode(tmp_path):
     out = tmp_path / "transformer.json"
-    modes = ["stock", "bf16", "fp8_weight", "group", "group_leaf"]
+    modes = ["stock", "bf16", "fp8_weight", "group", "group_leaf", "bf16_nag"]
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "transformer_gpu.py"), "--preset", "tiny",
                              "--device", "cpu", "--size", "96x64x17", "--repeats", "1", "--modes", *modes,
                              "--out", str(out)], capture_output=True, text=True)
@@ -22,3 +22,4 @@ def test_transformer_benchmark_smoke_run_reports_every_mode(tmp_path):
     assert by_mode["group"]["relative_error"] < 1e-2  # streamed blocks: the same weights
     assert by_mode["group_leaf"]["relative_error"] < 1e-2  # streamed layers: the same weights
     assert 0 < by_mode["fp8_weight"]["relative_error"] < 0.1
+    assert by_mode["bf16_nag"]["settings"]["nag"]["scale"] == 8.0 and by_mode["bf16_nag"]["overhead_of"] == "bf16"

@@ -43,6 +43,11 @@ BAD_INPUTS = [
     (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
     (["--fp8", "dynamic", "--compile", "off"], "--fp8 dynamic needs the compiled transformer"),
     (["--compile", "on", "--offload", "sequential"], "--compile on cannot compile through the per-layer hooks"),
+    (["--nag-scale", "-1"], "--nag-scale -1.0: must be 0 (off) or more"),
+    (["--nag-scale", "nan"], "--nag-scale nan: must be 0 (off) or more"),
+    (["--nag-tau", "0.5"], "--nag-tau 0.5: must be at least 1"),
+    (["--nag-alpha", "0"], "--nag-alpha 0.0: must be above 0 and at most 1"),
+    (["--nag-alpha", "1.5"], "--nag-alpha 1.5: must be above 0 and at most 1"),
 ]
 
 

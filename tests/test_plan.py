@@ -19,3 +19,19 @@ def test_blocks_are_compiled_where_asked_needed_or_paying(requested, fp8, offloa
 def test_a_plan_that_falls_back_to_sequential_offload_says_it_does_not_compile(capsys):
     assert choose_compile("on", "weight", "sequential") is False
     assert "--compile on is ignored" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags,warned", [([], True), (["--nag-scale", "8"], False),
+                                          (["--guidance-scale", "3"], False)])
+def test_a_negative_prompt_at_guidance_1_is_only_called_ignored_without_nag(tiny_model, tmp_path, capsys, flags,
+                                                                           warned):
+    from ltx2gen.config import GenerateConfig, build_parser
+    from ltx2gen.plan import RunPlan
+
+    args = ["--prompt", "a fox", "--negative-prompt", "a dog", "--model", str(tiny_model), "--device", "cpu",
+            "--output", str(tmp_path / "clip.mp4"), *flags]
+    plan = RunPlan.choose(GenerateConfig.from_args(build_parser().parse_args(args)))
+    out = capsys.readouterr().out
+    assert ("--negative-prompt has no effect" in out) is warned
+    assert (plan.nag is not None) == ("--nag-scale" in flags)
+    assert ("NAG scale 8 tau 2.5 alpha 0.25" in out) == ("--nag-scale" in flags)
