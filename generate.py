@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: GenerateConfig, plan) -> int:
     from ltx2gen import latents, memory, report, stages
+    from ltx2gen.image import encode_image
 
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
@@ -45,11 +46,14 @@ def run(config: GenerateConfig, plan) -> int:
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
                                    plan.text_offload)
+        # 1b. With --image: the first frame's latents. The video VAE is freed.
+        image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
+                            config.image_strength, plan.device, plan.dtype) if plan.image else None
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled)
-        del conditioning
+                                plan.compiled, image)
+        del conditioning, image
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.

@@ -100,6 +100,10 @@ class GenerateConfig(DecodeOptions):
     camera: str | None = opt(None, "camera move with Lightricks' camera-control LoRA: dolly-in, dolly-out, "
                                    "dolly-left, dolly-right, jib-up, jib-down or static")
     list_lora_files: str | None = opt(None, "list the .safetensors files of a LoRA repo and exit", metavar="REPO")
+    image: Path | None = opt(None, "condition the first frame on this local PNG, JPEG or WebP image (scaled to cover "
+                                   "--width x --height and center-cropped)", type=Path)
+    image_strength: float = opt(1.0, "how closely the first frame follows --image, from 0 (not at all) to 1 (kept "
+                                     "as the image)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -167,6 +171,9 @@ class GenerateConfig(DecodeOptions):
         if self.output.suffix.lower() != ".mp4":
             raise ConfigError(f"--output {self.output}: must end in .mp4")
         validate_decode_options(self)
+        from ltx2gen.image import validate_image_options
+
+        validate_image_options(self.image, self.image_strength)
         ensure_writable_dir(self.output.parent, "--output")
 
     @property

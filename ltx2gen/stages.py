@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
+from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_block, quantize_fp8
@@ -310,16 +311,18 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device) -> DiffusionResult:
+                 device: torch.device, image: ImageConditioning | None = None) -> DiffusionResult:
+    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
-    denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
+    pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
+    pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
-        output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                               **conditioning.pipeline_inputs(), **call)
+        output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
+                      **image_inputs, **call)
     finally:
-        denoiser.pipe.connectors = None
-    scheduler = denoiser.pipe.scheduler
+        pipe.connectors = None
+    scheduler = pipe.scheduler
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
@@ -329,10 +332,11 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), compiled: bool = False) -> DiffusionResult:
+            loras: tuple = (), compiled: bool = False,
+            image: ImageConditioning | None = None) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
     denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, compiled)
-    return run_denoiser(denoiser, conditioning, call, seed, device)
+    return run_denoiser(denoiser, conditioning, call, seed, device, image)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
