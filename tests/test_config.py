@@ -43,6 +43,10 @@ BAD_INPUTS = [
     (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
     (["--fp8", "dynamic", "--compile", "off"], "--fp8 dynamic needs the compiled transformer"),
     (["--compile", "on", "--offload", "sequential"], "--compile on cannot compile through the per-layer hooks"),
+    (["--image", "missing.png"], "--image missing.png: no such file"),
+    (["--image", "afile"], "--image afile: not a readable image"),
+    (["--image-strength", "0.5"], "--image-strength 0.5 needs --image"),
+    (["--image", "afile", "--image-strength", "-0.1"], "--image-strength -0.1: must be between 0 and 1"),
 ]
 
 
