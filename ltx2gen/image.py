@@ -8,6 +8,13 @@ diffusers' stock image-to-video sampling with a stand-in VAE that hands the pipe
 - strength below 1: `LTX2ConditionPipeline` with one first-frame `LTX2VideoCondition` of that strength, the stock
   pipeline that has a strength. Its noise is drawn in another layout, so a strength just below 1 is a different
   sample of the same seed, not a small change of the strength-1 clip.
+
+FP8 works with it (tested with --fp8 weight on the CPU): image-to-video differs from text-to-video in per-token
+timesteps (the conditioned tokens get `t * (1 - mask)`) and in the VAE encoder running. Both stay out of float8
+here: `ltx2gen.quant` converts only the block linears with torchao, so the timestep embedding and AdaLN layers
+that see the per-token timesteps stay bf16, the float32 latents are cast to the transformer's dtype by the
+pipeline before any float8 linear dequantizes, and the encoder runs unquantized in its own stage. Casting every
+parameter to float8 by hand, as the earlier tool did, breaks exactly those layers.
 """
 
 from __future__ import annotations
