@@ -14,7 +14,8 @@ timesteps (the conditioned tokens get `t * (1 - mask)`) and in the VAE encoder r
 here: `ltx2gen.quant` converts only the block linears with torchao, so the timestep embedding and AdaLN layers
 that see the per-token timesteps stay bf16, the float32 latents are cast to the transformer's dtype by the
 pipeline before any float8 linear dequantizes, and the encoder runs unquantized in its own stage. Casting every
-parameter to float8 by hand, as the earlier tool did, breaks exactly those layers.
+parameter to float8 by hand, as the earlier tool did, also put those layers in float8 (the likely cause of its
+failure; not reproduced here).
 """
 
 from __future__ import annotations
