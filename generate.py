@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: GenerateConfig, plan, ranks) -> int:
     from ltx2gen import context_parallel, latents, memory, report, stages
+    from ltx2gen.image import encode_image
 
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
@@ -55,12 +56,15 @@ def run(config: GenerateConfig, plan, ranks) -> int:
                                    plan.text_offload, with_nag=config.uses_nag,
                                    enhance_seed=config.enhance_seed) if ranks.rank == 0 else None
         encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
+        # 1b. With --image: the first frame's latents. The video VAE is freed.
+        image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
+                            config.image_strength, plan.device, plan.dtype) if plan.image else None
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled, ranks.world_size, nag_settings=plan.nag)
-        del conditioning
+                                plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image)
+        del conditioning, image
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again", ranks)
     finally:

@@ -255,6 +255,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
     from ltx2gen import stages
+    from ltx2gen.image import encode_images
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
 
@@ -284,6 +285,13 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings
+            with_images = [job for job in group if job.plan.image]
+            if with_images:  # the video VAE once for the group's images, freed before the transformer loads
+                images = tracker.run("image", encode_images, first.model_dir,
+                                     [(job.plan.image, job.config.width, job.config.height,
+                                       job.config.image_strength) for job in with_images], first.device, first.dtype)
+                for job, image in zip(with_images, images):
+                    job.image = image
             tracker.run("diffusion", _diffuse_group, group)
             for job in group:
                 if job.diffusion is not None:
@@ -331,6 +339,7 @@ class _Job:
     config: object
     plan: object
     conditioning: object = None
+    image: object = None
     diffusion: object = None
     latents_path: Path | None = None
 
@@ -372,7 +381,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                first.device, job.plan.nag)
+                                                first.device, job.plan.nag, job.image)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
         except Exception as err:

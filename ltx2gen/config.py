@@ -115,6 +115,10 @@ class GenerateConfig(DecodeOptions):
                                       "encoder before encoding it (diffusers' prompt enhancement with Lightricks' "
                                       "system prompt, seeded by --seed); the enhanced prompt is printed and recorded "
                                       "beside the original")
+    image: Path | None = opt(None, "condition the first frame on this local PNG, JPEG or WebP image (scaled to cover "
+                                   "--width x --height and center-cropped)", type=Path)
+    image_strength: float = opt(1.0, "how closely the first frame follows --image, from 0 (not at all) to 1 (kept "
+                                     "as the image)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -190,6 +194,9 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--output {self.output}: must end in .mp4")
         validate_nag_options(self)
         validate_decode_options(self)
+        from ltx2gen.image import validate_image_options
+
+        validate_image_options(self.image, self.image_strength)
         ensure_writable_dir(self.output.parent, "--output")
 
     @property

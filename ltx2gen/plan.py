@@ -12,6 +12,7 @@ import torch
 from ltx2gen import enhance, fit, memory, report, stages
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
+from ltx2gen.image import SourceImage, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
@@ -31,6 +32,7 @@ class RunPlan:
     text_offload: bool = False
     fit: str = ""
     nag: NagSettings | None = None
+    image: SourceImage | None = None
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -70,9 +72,13 @@ class RunPlan:
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
+        image = inspect_image(config.image) if config.image else None
+        crop_note = image and image.crop_note(config.width, config.height)
+        if crop_note:
+            print(crop_note)
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_offload, fit_line,
-                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None)
+                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -86,6 +92,7 @@ class RunPlan:
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
+        offload += f", first frame from {self.image.path.name}" if self.image else ""
         latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
@@ -106,8 +113,11 @@ class RunPlan:
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
-            "output": str(config.output),
+            "output": str(config.output), **self.image_record(config),
         }
+
+    def image_record(self, config: GenerateConfig) -> dict:
+        return self.image.record(config.image_strength) if self.image else {"image": None}
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
@@ -124,7 +134,7 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
-            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None,
+            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None, **self.image_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

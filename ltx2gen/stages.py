@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ltx2gen import context_parallel, enhance, nag
 from ltx2gen import memory as mem
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
+from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_block, quantize_fp8
@@ -348,17 +349,20 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device, nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
+                 device: torch.device, nag_settings: nag.NagSettings | None = None,
+                 image: ImageConditioning | None = None) -> DiffusionResult:
+    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
-    denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
+    pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
+    pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
         with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning):
-            output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                                   **conditioning.pipeline_inputs(), **call)
+            output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
+                          **image_inputs, **call)
     finally:
-        denoiser.pipe.connectors = None
-    scheduler = denoiser.pipe.scheduler
+        pipe.connectors = None
+    scheduler = pipe.scheduler
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
@@ -369,9 +373,10 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | None, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
             loras: tuple = (), compiled: bool = False, world_size: int = 1,
-            nag_settings: nag.NagSettings | None = None) -> DiffusionResult:
+            nag_settings: nag.NagSettings | None = None,
+            image: ImageConditioning | None = None) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline (NAG in its text
-    cross-attention with `nag_settings`).
+    cross-attention with `nag_settings`; with `image`, the stock image-to-video sampling).
 
     With `world_size` > 1 (one clip over several GPUs) every rank loads the transformer while rank 0 encodes the
     prompt; rank 0's conditioning (the other ranks pass None) reaches them once loaded, and each rank computes its
@@ -380,7 +385,7 @@ def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | 
     if world_size > 1:
         context_parallel.enable(denoiser.pipe.transformer, world_size)
         conditioning = context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), device)
-    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings)
+    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings, image)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,

@@ -68,3 +68,28 @@ class ConnectorOutputs(TensorHolder):
             raise ValueError(f"precomputed conditioning is for a batch of {self.video.shape[0]}, "
                              f"the pipeline passed {prompt_embeds.shape[0]}")
         return self.video, self.audio, self.mask
+
+
+class EncodedImage(TensorHolder):
+    """The video VAE as the image-to-video pipelines use it while sampling: the latent statistics and configuration
+    of a `LatentStatistics`, and an `encode` that returns the latents the image stage computed (`ltx2gen.image`)."""
+
+    def __init__(self, statistics: LatentStatistics, image_latents: torch.Tensor):
+        super().__init__()
+        self.register_buffer("image_latents", image_latents)
+        self.statistics = statistics
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("statistics"), name)
+
+    def encode(self, pixels: torch.Tensor):
+        from types import SimpleNamespace
+
+        height, width = (side * self.spatial_compression_ratio for side in self.image_latents.shape[3:])
+        if tuple(pixels.shape) != (1, 3, 1, height, width):
+            raise ValueError(f"the image was encoded for a {width}x{height} frame, the pipeline passed pixels of "
+                             f"shape {tuple(pixels.shape)}")
+        return SimpleNamespace(latents=self.image_latents)

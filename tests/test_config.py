@@ -48,6 +48,10 @@ BAD_INPUTS = [
     (["--nag-tau", "0.5"], "--nag-tau 0.5: must be at least 1"),
     (["--nag-alpha", "0"], "--nag-alpha 0.0: must be above 0 and at most 1"),
     (["--nag-alpha", "1.5"], "--nag-alpha 1.5: must be above 0 and at most 1"),
+    (["--image", "missing.png"], "--image missing.png: no such file"),
+    (["--image", "afile"], "--image afile: not a readable image"),
+    (["--image-strength", "0.5"], "--image-strength 0.5 needs --image"),
+    (["--image", "afile", "--image-strength", "-0.1"], "--image-strength -0.1: must be between 0 and 1"),
 ]
 
 
