@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: GenerateConfig, plan) -> int:
-    from ltx2gen import latents, memory, report, stages
+    from ltx2gen import latents, memory, report, stages, two_stage
 
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
@@ -46,12 +46,16 @@ def run(config: GenerateConfig, plan) -> int:
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
                                    plan.text_offload)
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
-        diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
-                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled)
+        if config.pipeline == "two-stage":  # half size (its latents saved), upsampled 2x, refined at full size
+            diffusion = tracker.run("diffusion", two_stage.diffuse, config, plan, conditioning)
+        else:
+            diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
+                                    config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
+                                    plan.compiled)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
-        return fail(err, "nothing was saved; fix the cause and run the same command again")
+        return fail(err, two_stage.failure_advice(config, plan)
+                    or "nothing was saved; fix the cause and run the same command again")
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
     latents_path = latents.save_latents(config.latents_path, diffusion.video_latents, diffusion.audio_latents,
                                         plan.latents_metadata(config))
@@ -70,6 +74,7 @@ def run(config: GenerateConfig, plan) -> int:
                     + report.recovery_command(latents_path, config.output))
     if not config.keep_latents:
         latents_path.unlink()
+    two_stage.discard_stage_one(config)
     print(f"sidecar: {sidecar}")
     print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
                               time.perf_counter() - started), flush=True)

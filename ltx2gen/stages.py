@@ -67,6 +67,7 @@ class DiffusionResult:
     sigmas: list[float]
     timesteps: list[float]
     transformer_calls: int
+    stages: list[dict] | None = None  # each diffusion stage's size, steps and sigmas, for multi-stage pipelines
 
 
 def resolve_device(name: str) -> torch.device:
@@ -310,13 +311,14 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device) -> DiffusionResult:
+                 device: torch.device, inputs: dict | None = None) -> DiffusionResult:
+    """`call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
         output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                               **conditioning.pipeline_inputs(), **call)
+                               **conditioning.pipeline_inputs(), **call, **(inputs or {}))
     finally:
         denoiser.pipe.connectors = None
     scheduler = denoiser.pipe.scheduler
