@@ -97,6 +97,8 @@ def read_stage_one_metadata(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
+            if length > path.stat().st_size - 8:  # not a safetensors header: don't try to read it
+                raise ValueError("header length beyond the end of the file")
             header = json.loads(handle.read(length))
         metadata = json.loads(header["__metadata__"]["ltx2gen"])
     except FileNotFoundError:
@@ -113,7 +115,7 @@ def settings_from_stage_one(values: dict, defaults: dict) -> dict:
     """`--refine-from FILE`: the clip's settings come from the file. A setting also given on the command line must
     agree with it (a different prompt or seed would refine latents it did not make). The output is the
     interrupted run's unless --output is given."""
-    metadata = read_stage_one_metadata(Path(values["refine_from"]))
+    metadata = read_stage_one_metadata(Path(values["refine_from"]).expanduser())
     if values["pipeline"] not in ("auto", "two-stage"):
         raise ConfigError(f"--refine-from resumes a two-stage run; drop --pipeline {values['pipeline']}")
     stored = dict(metadata["clip"])
