@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import struct
 import sys
@@ -150,6 +151,8 @@ def resume_command(config: GenerateConfig, plan) -> str:
     arguments = ["--refine-from", str(stage_one_path(config)), "--fp8", plan.fp8]
     for spec in config.lora:
         arguments += ["--lora", spec.label, f"{spec.scale:g}"]
+    if os.environ.get("LTX2GEN_IN_CONTAINER") == "1":
+        return "docker run <the same options and image> generate " + shlex.join(arguments)
     script = Path(__file__).resolve().parent.parent / "generate.py"
     return shlex.join([sys.executable, str(script), *arguments])
 
@@ -230,7 +233,8 @@ def stage_one_metadata(config: GenerateConfig, plan) -> dict:
     """The latents file's usual metadata at half the size (so decode_latents.py previews it), plus the clip's
     settings for `--refine-from`."""
     clip = {name: getattr(config, name) for name in CLIP_FIELDS}
-    clip.update(fps=str(config.fps), output=str(config.output), model=plan.model_reference(config.model))
+    # An absolute output, so the resumed run writes the same file from any folder.
+    clip.update(fps=str(config.fps), output=str(config.output.resolve()), model=plan.model_reference(config.model))
     return dict(plan.latents_metadata(config), width=config.width // 2, height=config.height // 2,
                 kind=STAGE_ONE_KIND, clip=clip)
 

@@ -125,3 +125,19 @@ def test_a_resumed_refine_refuses_settings_that_differ_from_its_stage_one(clip, 
         generate.main(["--refine-from", str(out.with_suffix(".stage1.latents.safetensors")), "--seed", "9"])
     assert exit_info.value.code == 2
     assert "--seed 9: the stage-one latents were made with 5; drop the flag" in capsys.readouterr().err
+
+
+def test_resume_advice_in_the_container_is_the_images_generate_command(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from ltx2gen.config import GenerateConfig, build_parser
+    from ltx2gen.two_stage import resume_command
+
+    config = GenerateConfig.from_args(build_parser().parse_args([
+        "--prompt", "a fox", "--pipeline", "two-stage", "--camera", "jib-up", "--no-timestamp",
+        "--output", str(tmp_path / "a b.mp4")]))
+    monkeypatch.setenv("LTX2GEN_IN_CONTAINER", "1")
+    assert resume_command(config, SimpleNamespace(fp8="weight")) == (
+        f"docker run <the same options and image> generate --refine-from '{tmp_path}/a b.stage1.latents.safetensors' "
+        "--fp8 weight --lora Lightricks/LTX-2-19b-LoRA-Camera-Control-Jib-Up::"
+        "ltx-2-19b-lora-camera-control-jib-up.safetensors 1")
