@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: GenerateConfig, plan, ranks) -> int:
-    from ltx2gen import context_parallel, latents, memory, report, stages
+    from ltx2gen import context_parallel, latents, memory, report, stages, two_stage
     from ltx2gen.image import encode_image
 
     started = time.perf_counter()
@@ -61,12 +61,16 @@ def run(config: GenerateConfig, plan, ranks) -> int:
                             config.image_strength, plan.device, plan.dtype) if plan.image else None
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
-        diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
-                                config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image)
+        if config.pipeline == "two-stage":  # half size (its latents saved), upsampled 2x, refined at full size
+            diffusion = tracker.run("diffusion", two_stage.diffuse, config, plan, conditioning)
+        else:
+            diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
+                                    config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
+                                    plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image)
         del conditioning, image
     except (Exception, KeyboardInterrupt) as err:
-        return fail(err, "nothing was saved; fix the cause and run the same command again", ranks)
+        return fail(err, two_stage.failure_advice(config, plan)
+                    or "nothing was saved; fix the cause and run the same command again", ranks)
     finally:
         if ranks.distributed:
             context_parallel.leave()
@@ -90,6 +94,7 @@ def run(config: GenerateConfig, plan, ranks) -> int:
                     + report.recovery_command(latents_path, config.output))
     if not config.keep_latents:
         latents_path.unlink()
+    two_stage.discard_stage_one(config)
     print(f"sidecar: {sidecar}")
     print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
                               time.perf_counter() - started), flush=True)

@@ -24,7 +24,7 @@ from ltx2gen.files import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files"}
+RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from"}
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
 
 
 def _diffuse_group(stage, group: list[_Job]) -> None:
-    from ltx2gen import stages
+    from ltx2gen import stages, two_stage
     from ltx2gen.latents import save_latents
 
     first = group[0].plan
@@ -380,8 +380,11 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
     for job in group:
         started = time.perf_counter()
         try:
-            job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                first.device, job.plan.nag, job.image)
+            if job.config.pipeline == "two-stage":
+                job.diffusion = two_stage.diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning)
+            else:
+                job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
+                                                    first.device, job.plan.nag, job.image)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
         except Exception as err:
@@ -390,7 +393,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
 
 
 def _decode_job(job: _Job, shared_reports: list) -> None:
-    from ltx2gen import stages
+    from ltx2gen import stages, two_stage
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.report import recovery_command
 
@@ -407,6 +410,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
         save_previews(config.output)
         if not config.keep_latents:
             job.latents_path.unlink()
+        two_stage.discard_stage_one(config)
         job.row.status = "done"
     except Exception as err:
         job.row.status = "failed"

@@ -19,7 +19,7 @@ from pathlib import Path
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
 FULL_DEFAULT_STEPS = 40
-FULL_DEFAULT_GUIDANCE = 4.0
+FULL_DEFAULT_GUIDANCE = 3.5
 # The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
 MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
 SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
@@ -71,12 +71,23 @@ class GenerateConfig(DecodeOptions):
     num_frames: int = opt(97, "number of frames, of the form 8n+1 (e.g. 97, 121, 161)")
     fps: Fraction = opt(Fraction(24), "frame rate: 24, 25, 23.976 or an exact fraction such as 24000/1001",
                         type=str)
-    steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled, {FULL_DEFAULT_STEPS} full)")
+    steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled and two-stage stage one, "
+                                  f"{FULL_DEFAULT_STEPS} full)")
     guidance_scale: float | None = opt(
         None, f"classifier-free guidance (default 1.0 = off for distilled, {FULL_DEFAULT_GUIDANCE} full)")
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
-    pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule) or full",
-                        choices=("auto", "distilled", "full"))
+    pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule), full (the "
+                                "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
+                                "steps at half the size, latents upsampled 2x, 3 refine steps at the full size)",
+                        choices=("auto", "distilled", "full", "two-stage"))
+    upsampler: str | None = opt(None, "two-stage: the latent upsampler, a folder (its config.json and weights, or a "
+                                      "latent_upsampler/ folder in it) or a repo id whose latent_upsampler/ folder "
+                                      "holds it (default: the model's latent_upsampler/ folder)",
+                                metavar="PATH|REPO")
+    refine_from: Path | None = opt(None, "two-stage: resume from a stage-one latents file (NAME.stage1.latents."
+                                         "safetensors, kept when a later stage failed): upsample, refine and decode; "
+                                         "the prompt, size, seed and output come from the file", type=Path,
+                                   metavar="FILE")
     fp8: str = opt("auto", "transformer precision: weight (float8 weight storage, about half the memory), dynamic "
                            "(float8 weights and activations, compiled, for speed on Hopper and newer) or off (bf16); "
                            "auto = weight on GPUs of compute capability 8.9+, off elsewhere",
@@ -124,6 +135,10 @@ class GenerateConfig(DecodeOptions):
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
         values = vars(args)
         values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
+        if values["refine_from"] is not None:
+            from ltx2gen.two_stage import settings_from_stage_one
+
+            values = settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["fps"] = parse_fps(values["fps"])
         from ltx2gen.lora import parse_lora_args
 
@@ -132,7 +147,11 @@ class GenerateConfig(DecodeOptions):
         config = cls(**values)
         config.validate()
         pipeline = config.pipeline if config.pipeline != "auto" else guess_pipeline(config.model)
-        distilled = pipeline == "distilled"
+        if pipeline == "two-stage":
+            from ltx2gen import two_stage
+
+            two_stage.validate(config)
+        distilled = pipeline in ("distilled", "two-stage")
         steps = config.steps if config.steps is not None else (DISTILLED_STEPS if distilled else FULL_DEFAULT_STEPS)
         if distilled and steps != DISTILLED_STEPS:
             raise ConfigError(f"--steps {steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
@@ -162,12 +181,11 @@ class GenerateConfig(DecodeOptions):
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         negative_prompt = config.negative_prompt
-        if config.uses_nag and negative_prompt is None:
-            from ltx2gen.nag import default_negative_prompt
+        if negative_prompt is None and (guidance > 1.0 or config.uses_nag):
+            from ltx2gen.nag import default_negative_prompt  # Lightricks' own
 
             negative_prompt = default_negative_prompt()
-            print(f"note: --nag-scale without --negative-prompt: guiding away from LTX-2's default negative prompt "
-                  f"(give --negative-prompt to choose): {negative_prompt}")
+            print(f"note: no --negative-prompt; using LTX-2's default negative prompt: {negative_prompt}")
         return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
                                    output=output, seed=seed, offload=offload, sequential_offload=False, fp8=fp8,
                                    no_fp8=False, negative_prompt=negative_prompt)
@@ -201,7 +219,8 @@ class GenerateConfig(DecodeOptions):
 
     @property
     def distilled(self) -> bool:
-        return self.pipeline == "distilled"
+        """Whether the (first) diffusion runs the distilled schedule."""
+        return self.pipeline in ("distilled", "two-stage")
 
     @property
     def uses_guidance(self) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import enhance, fit, memory, report, stages
+from ltx2gen import enhance, fit, memory, report, stages, two_stage
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, inspect_image
@@ -33,6 +33,7 @@ class RunPlan:
     fit: str = ""
     nag: NagSettings | None = None
     image: SourceImage | None = None
+    upsampler_dir: Path | None = None  # two-stage only
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -48,15 +49,18 @@ class RunPlan:
         if config.negative_prompt and not config.uses_guidance and not config.uses_nag:
             print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
+        is_two_stage = config.pipeline == "two-stage"
+        divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
         call = stages.pipeline_call_arguments(
-            width=config.width, height=config.height, num_frames=config.num_frames, fps=float(config.fps),
-            steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
+            width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
+            fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
         decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames,
                                                config.vae_tile_size, config.vae_tile_overlap)
         model_dir = stages.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
+        upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
         text_offload, fit_line = False, ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
@@ -78,8 +82,10 @@ class RunPlan:
             print(crop_note)
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_offload, fit_line,
-                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image)
-        print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
+                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
+                  upsampler_dir)
+        pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
+        print(f"plan: {pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
         return run
@@ -138,6 +144,7 @@ class RunPlan:
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
+            "diffusion_stages": diffusion.stages,
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),

@@ -76,6 +76,7 @@ class DiffusionResult:
     sigmas: list[float]
     timesteps: list[float]
     transformer_calls: int
+    stages: list[dict] | None = None  # each diffusion stage's size, steps and sigmas, for multi-stage pipelines
 
 
 def resolve_device(name: str) -> torch.device:
@@ -350,8 +351,9 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
                  device: torch.device, nag_settings: nag.NagSettings | None = None,
-                 image: ImageConditioning | None = None) -> DiffusionResult:
-    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`)."""
+                 image: ImageConditioning | None = None, inputs: dict | None = None) -> DiffusionResult:
+    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`).
+    `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
@@ -359,7 +361,7 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
     try:
         with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning):
             output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
-                          **image_inputs, **call)
+                          **image_inputs, **call, **(inputs or {}))
     finally:
         pipe.connectors = None
     scheduler = pipe.scheduler

@@ -71,6 +71,8 @@ def _tiny_configs() -> dict:
             num_attention_heads=2, num_key_value_heads=1, head_dim=16, vocab_size=len(TINY_VOCAB),
             max_position_embeddings=512, sliding_window=64,
         ),
+        # GroupNorm(32, ...) needs at least 32 channels.
+        "latent_upsampler": dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1),
         "max_sequence_length": 128,
     }
 
@@ -104,6 +106,8 @@ def _full_configs() -> dict:
             num_key_value_heads=8, head_dim=256, vocab_size=262208, max_position_embeddings=131072,
             sliding_window=1024,
         ),
+        "latent_upsampler": dict(in_channels=128, mid_channels=1024, num_blocks_per_stage=4, dims=3,
+                                 spatial_upsample=True, temporal_upsample=False, rational_spatial_scale=2.0),
         "max_sequence_length": 1024,
     }
 
@@ -214,6 +218,15 @@ def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = tor
     )
 
 
+def build_latent_upsampler(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
+                           device: str | torch.device = "cpu"):
+    """The 2x spatial latent upsampler of two-stage runs, seeded, as the real repos ship it (latent_upsampler/)."""
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    with _building(seed, dtype, device):
+        return LTX2LatentUpsamplerModel(**PRESETS[preset]()["latent_upsampler"]).to(dtype=dtype).eval()
+
+
 def _randomize_latent_statistics(vae, audio_vae) -> None:
     # Real checkpoints carry non-trivial normalisation statistics; zeros/ones would hide a missing denormalisation.
     generator = torch.Generator().manual_seed(1234)
@@ -236,6 +249,9 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
     for name in unwritten:
         setattr(pipe, name, None)
     pipe.save_pretrained(out, safe_serialization=True)
+    # Not an LTX2Pipeline component: beside them, where the real repos keep it (not in model_index.json).
+    build_latent_upsampler(preset, seed, dtype, device).save_pretrained(out / "latent_upsampler",
+                                                                        safe_serialization=True)
     index = json.loads((out / "model_index.json").read_text())
     for name, module in unwritten.items():
         module.config.save_pretrained(out / name)

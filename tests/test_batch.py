@@ -90,6 +90,19 @@ def test_in_process_batch_equals_separate_runs_and_reuses_cached_embeddings(rend
     assert np.array_equal(read_frames(tmp_path / "two" / "fox.mp4"), read_frames(separate / "fox.mp4"))
 
 
+def test_in_process_batch_renders_a_two_stage_clip(tiny_model, tmp_path):
+    batch_file = write_batch(tmp_path / "two.jsonl", tiny_model, [
+        {"name": "big", "prompt": "a red fox in snow", "seed": 1, "pipeline": "two-stage", "width": 128,
+         "height": 128}])
+    assert generate.main(["--batch", str(batch_file), "--out", str(tmp_path / "out"), "--embedding-cache",
+                          str(tmp_path / "embeddings")]) == 0
+    info = probe(tmp_path / "out" / "big.mp4")
+    assert (info.frames, info.width, info.height) == (17, 128, 128)
+    sidecar = json.loads((tmp_path / "out" / "big.json").read_text())
+    assert [stage["width"] for stage in sidecar["diffusion_stages"]] == [64, 128, 128]
+    assert not list((tmp_path / "out").glob("*.latents.safetensors"))  # stage-one latents discarded after success
+
+
 def test_ctrl_c_stops_cleanly_after_writing_the_summary(tiny_model, tmp_path):
     batch_file = write_batch(tmp_path / "long.jsonl", tiny_model,
                              [{"name": f"c{i}", "prompt": "a slow clip", "seed": i} for i in range(4)])

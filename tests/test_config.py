@@ -52,6 +52,17 @@ BAD_INPUTS = [
     (["--image", "afile"], "--image afile: not a readable image"),
     (["--image-strength", "0.5"], "--image-strength 0.5 needs --image"),
     (["--image", "afile", "--image-strength", "-0.1"], "--image-strength -0.1: must be between 0 and 1"),
+    (["--pipeline", "two-stage", "--width", "800"], "--width 800: --pipeline two-stage needs a multiple of 64 "
+                                                    "(stage one runs at half the size, which must be a multiple of "
+                                                    "32); try 768 or 832"),
+    (["--pipeline", "two-stage", "--height", "544"], "--height 544: --pipeline two-stage needs a multiple of 64"),
+    (["--pipeline", "two-stage", "--steps", "20"], "--steps 20: two-stage runs the distilled schedule (8 steps)"),
+    (["--pipeline", "two-stage", "--guidance-scale", "3"], "--guidance-scale 3: two-stage runs the distilled model"),
+    (["--pipeline", "two-stage", "--upsampler", "./no/upsampler"], "--upsampler ./no/upsampler: no latent upsampler"),
+    (["--refine-from", "nothing.stage1.latents.safetensors"], "--refine-from nothing.stage1.latents.safetensors: "
+                                                              "no such file"),
+    (["--refine-from", "afile"], "--refine-from afile: not an ltx2gen latents file"),
+    (["--pipeline", "fast"], "argument --pipeline: invalid choice: 'fast'"),
 ]
 
 
@@ -88,10 +99,27 @@ def test_defaults_follow_the_issue_and_the_distilled_model():
 
 def test_full_model_gets_full_defaults_and_explicit_values_win():
     config = parse("--model", "Lightricks/LTX-2")
-    assert config.pipeline == "full" and config.steps == 40 and config.guidance_scale == 4.0
+    assert config.pipeline == "full" and config.steps == 40 and config.guidance_scale == 3.5
     config = parse("--model", "Lightricks/LTX-2", "--steps", "12", "--guidance-scale", "3", "--seed", "5")
     assert (config.steps, config.guidance_scale, config.seed) == (12, 3.0, 5)
     assert parse("--pipeline", "distilled", "--model", "Lightricks/LTX-2").steps == 8
+
+
+def test_guidance_without_a_negative_prompt_gets_the_ltx2_default_loudly(capsys):
+    from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT
+
+    assert parse("--model", "Lightricks/LTX-2").negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert f"using LTX-2's default negative prompt: {DEFAULT_NEGATIVE_PROMPT}" in capsys.readouterr().out
+    assert parse("--model", "Lightricks/LTX-2", "--negative-prompt", "rain").negative_prompt == "rain"
+    assert parse().negative_prompt is None  # no guidance, no negative prompt
+    assert "negative prompt" not in capsys.readouterr().out
+
+
+def test_two_stage_defaults_are_the_distilled_schedule_without_guidance():
+    config = parse("--pipeline", "two-stage", "--width", "1920", "--height", "1088")
+    assert (config.pipeline, config.steps, config.guidance_scale, config.negative_prompt) == (
+        "two-stage", 8, 1.0, None)
+    assert config.distilled
 
 
 def test_sequential_offload_and_no_fp8_switches_are_aliases():

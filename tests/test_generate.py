@@ -202,12 +202,17 @@ def test_negative_prompt_at_guidance_one_is_reported_as_ignored(tiny_model, tmp_
 
 
 def test_full_mode_with_guidance_uses_the_negative_prompt_in_one_batched_forward_per_step(tiny_model, tmp_path):
+    from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT
+
     outputs = {}
-    for negative in ("w5 w6", "w7 w8"):
-        out = tmp_path / f"{negative.replace(' ', '')}.mp4"
+    for negative in (None, "w5 w6", "w7 w8"):
+        out = tmp_path / f"{str(negative).replace(' ', '')}.mp4"
+        flags = ["--negative-prompt", negative] if negative else []
         assert run_generate(tiny_model, out, "--pipeline", "full", "--steps", "3", "--guidance-scale", "3",
-                            "--negative-prompt", negative) == 0
+                            *flags) == 0
         sidecar = json.loads(out.with_suffix(".json").read_text())
         assert sidecar["transformer_calls"] == 3 and sidecar["pipeline_call"]["sigmas"] is None
+        assert sidecar["negative_prompt"] == (negative or DEFAULT_NEGATIVE_PROMPT)
         outputs[negative] = read_frames(out)
-    assert not np.array_equal(*outputs.values())
+    assert not np.array_equal(outputs["w5 w6"], outputs["w7 w8"])
+    assert not np.array_equal(outputs[None], outputs["w5 w6"])  # the default negative prompt is really used
