@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: GenerateConfig, plan) -> int:
-    from ltx2gen import latents, memory, report, stages
+    from ltx2gen import audio_input, latents, memory, report, stages
 
     started = time.perf_counter()
     tracker = memory.MemoryTracker(plan.device)
@@ -45,10 +45,13 @@ def run(config: GenerateConfig, plan) -> int:
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, config.prompt,
                                    config.negative_prompt, config.uses_guidance, plan.device, plan.dtype, plan.loras,
                                    plan.text_offload)
+        # 1b. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
+        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], plan.device,
+                            plan.dtype)[0] if plan.audio_input else None
         # 2. Diffusion: denoised video and audio latents. The transformer is freed.
         diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                 config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                plan.compiled)
+                                plan.compiled, audio)
         del conditioning
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, "nothing was saved; fix the cause and run the same command again")
@@ -57,11 +60,13 @@ def run(config: GenerateConfig, plan) -> int:
                                         plan.latents_metadata(config))
     print(f"saved latents: {latents_path}", flush=True)
     try:
-        # 4-5. Audio (audio VAE + vocoder), then the video decode streamed into the MP4. Each model is freed.
+        # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4.
+        # Each model is freed.
         sample_rate = stages.decode_to_mp4(
             tracker, plan.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
+            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
         stages.release_page_cache(plan.model_dir, config.drop_page_cache)
         sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ltx2gen import fit, memory, report, stages
+from ltx2gen.audio_input import AudioInput
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -29,6 +30,7 @@ class RunPlan:
     compiled: bool = False
     text_offload: bool = False
     fit: str = ""
+    audio_input: AudioInput | None = None
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -63,8 +65,10 @@ class RunPlan:
                 fp8 = "weight"
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
+        audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
+            if config.audio else None
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_offload, fit_line)
+                  compiled, text_offload, fit_line, audio_input)
         print(f"plan: {config.pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
@@ -77,6 +81,8 @@ class RunPlan:
         offload += f", {self.offload} offload" if self.offload != "none" else ""
         offload += ", offloaded text encoder" if self.text_offload else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
+        offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
+            if self.audio_input else ""
         latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
@@ -98,6 +104,7 @@ class RunPlan:
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output),
+            "audio_input": self.audio_input.record() if self.audio_input else None,
         }
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
@@ -112,6 +119,7 @@ class RunPlan:
             "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
+            "audio_input": self.audio_input.record() if self.audio_input else None,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

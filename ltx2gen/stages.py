@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
+from ltx2gen.audio_input import AudioCondition, conditioned
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
@@ -310,13 +311,14 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
-                 device: torch.device) -> DiffusionResult:
+                 device: torch.device, audio: AudioCondition | None = None) -> DiffusionResult:
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     denoiser.pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
-        output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
-                               **conditioning.pipeline_inputs(), **call)
+        with conditioned(denoiser.pipe, audio):  # --audio: the video follows the given audio latents
+            output = denoiser.pipe(generator=torch.Generator("cpu").manual_seed(seed),
+                                   **conditioning.pipeline_inputs(), **call)
     finally:
         denoiser.pipe.connectors = None
     scheduler = denoiser.pipe.scheduler
@@ -329,10 +331,10 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
-            loras: tuple = (), compiled: bool = False) -> DiffusionResult:
+            loras: tuple = (), compiled: bool = False, audio: AudioCondition | None = None) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline."""
     denoiser = load_denoiser(stage, model_dir, device, dtype, fp8, offload, loras, compiled)
-    return run_denoiser(denoiser, conditioning, call, seed, device)
+    return run_denoiser(denoiser, conditioning, call, seed, device, audio)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
@@ -429,13 +431,15 @@ def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan:
 
 def decode_to_mp4(tracker: mem.MemoryTracker, model_dir: Path, video_latents: torch.Tensor,
                   audio_latents: torch.Tensor | None, output: Path, *, width: int, height: int, num_frames: int,
-                  fps, plan: DecodePlan, device: torch.device, dtype: torch.dtype) -> int | None:
+                  fps, plan: DecodePlan, device: torch.device, dtype: torch.dtype,
+                  soundtrack: tuple[np.ndarray, int] | None = None) -> int | None:
     """Stages 4 and 5, shared by generation and recovery: audio waveform, then the streamed video decode
-    into `output`. Returns the audio sample rate (None without audio)."""
+    into `output`. Returns the audio sample rate (None without audio). A `soundtrack` (waveform, rate), the
+    --audio input, replaces the audio decode."""
     from ltx2gen.video import write_mp4
 
-    waveform, sample_rate = None, None
-    if audio_latents is not None:
+    waveform, sample_rate = soundtrack or (None, None)
+    if audio_latents is not None and soundtrack is None:
         waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device, dtype)
 
     def write(frames):
