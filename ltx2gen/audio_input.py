@@ -69,7 +69,7 @@ def decode_waveform(path: Path, sample_rate: int, channels: int = 2) -> np.ndarr
     result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
                              "-ac", str(channels), "-ar", str(sample_rate), "-f", "f32le", "-"], capture_output=True)
     if result.returncode != 0:
-        raise AudioDecodeError(result.stderr.decode(errors="replace").strip().splitlines()[-1])
+        raise AudioDecodeError(result.stderr.decode(errors="replace").strip())
     return np.frombuffer(result.stdout, "<f4").reshape(-1, channels).T.copy()
 
 
@@ -90,8 +90,8 @@ def probe_seconds(path: Path) -> float:
     except AudioDecodeError as err:
         if "matches no streams" in str(err):
             raise ConfigError(f"{flag}: has no audio stream; give a wav, flac or mp3 file") from None
-        raise ConfigError(f"{flag}: not an audio file ffmpeg can read ({err}); give a wav, flac or mp3 "
-                          "file") from None
+        raise ConfigError(f"{flag}: not an audio file ffmpeg can read ({str(err).splitlines()[-1]}); give a wav, "
+                          "flac or mp3 file") from None
     if samples == 0:
         raise ConfigError(f"{flag}: holds no audio samples; give a wav, flac or mp3 file with sound in it")
     return samples / PROBE_RATE

@@ -254,7 +254,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import stages
+    from ltx2gen import audio_input, stages
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
 
@@ -284,6 +284,12 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings
+            listening = [job for job in group if job.plan.audio_input]  # --audio: encoded before the transformer
+            if listening:
+                audio = tracker.run("audio input", audio_input.encode, first.model_dir,
+                                    [job.plan.audio_input for job in listening], first.device, first.dtype)
+                for job, condition in zip(listening, audio):
+                    job.audio = condition
             tracker.run("diffusion", _diffuse_group, group)
             for job in group:
                 if job.diffusion is not None:
@@ -331,6 +337,7 @@ class _Job:
     config: object
     plan: object
     conditioning: object = None
+    audio: object = None
     diffusion: object = None
     latents_path: Path | None = None
 
@@ -372,7 +379,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                first.device)
+                                                first.device, job.audio)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
         except Exception as err:
@@ -381,7 +388,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
 
 
 def _decode_job(job: _Job, shared_reports: list) -> None:
-    from ltx2gen import stages
+    from ltx2gen import audio_input, stages
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.report import recovery_command
 
@@ -393,7 +400,8 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
         sample_rate = stages.decode_to_mp4(
             tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
+            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
         plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path)
         save_previews(config.output)
         if not config.keep_latents:

@@ -43,6 +43,11 @@ BAD_INPUTS = [
     (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
     (["--fp8", "dynamic", "--compile", "off"], "--fp8 dynamic needs the compiled transformer"),
     (["--compile", "on", "--offload", "sequential"], "--compile on cannot compile through the per-layer hooks"),
+    (["--audio", "missing.wav"], "--audio missing.wav: no such file"),
+    (["--audio", "afile"], "--audio afile: not an audio file ffmpeg can read"),
+    (["--audio", "afile", "--audio-strength", "1.5"], "--audio-strength 1.5: must be between 0"),
+    (["--audio", "afile", "--audio-strength", "nan"], "--audio-strength nan: must be between 0"),
+    (["--audio-strength", "0.5"], "--audio-strength 0.5 has no effect without --audio"),
 ]
 
 
