@@ -43,20 +43,24 @@ def dominant_hz(samples, rate):
     return np.argmax(np.abs(np.fft.rfft(samples))) * rate / len(samples)
 
 
+HALF = 0.5
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_model, tmp_path_factory):
-    """One clip (seed 7) following a 1.3 s tone at strength 1, rendered by generate.py, which also records the models
-    alive when the transformer loads; then a batch file of the same clip plain, at strength 0 and at strength 1."""
+    """One clip (seed 7) following a 1.3 s tone at strength 0.5, rendered by generate.py, which also records the
+    models alive when the transformer loads and every transformer call's audio input, timesteps and raw output; then a
+    batch file of the same clip plain and at strengths 0, 0.5 and 1."""
     folder = tmp_path_factory.mktemp("audio")
     tone = write_tone(folder / "tone.wav", 1.3)
-    refs, alive, timesteps = {}, [], []
+    refs, alive, calls = {}, [], []
 
     def observe(event, name, obj):
         if event == "loaded":
             refs[name] = weakref.ref(obj)
-        if event == "loaded" and name == "transformer":
-            obj.register_forward_hook(lambda module, args, kwargs, output: timesteps.append(
-                (kwargs["timestep"], kwargs.get("audio_timestep"))), with_kwargs=True)
+        if event == "loaded" and name == "transformer":  # registered before, so it runs before, the audio blend
+            obj.register_forward_hook(lambda module, args, kwargs, output: calls.append(
+                dict(kwargs, audio_velocity=output[1])), with_kwargs=True)
         if event == "load" and name == "transformer":
             alive.extend(sorted(name for name, ref in refs.items() if ref() is not None))
 
@@ -64,19 +68,21 @@ def runs(tiny_model, tmp_path_factory):
     memory.add_listener(observe)
     try:
         assert generate.main(["--prompt", "w1 w2 w3", "--model", str(tiny_model), "--no-timestamp", "--output",
-                              str(separate), "--keep-latents", *CLIP, "--audio", str(tone)]) == 0
+                              str(separate), "--keep-latents", *CLIP, "--audio", str(tone), "--audio-strength",
+                              str(HALF)]) == 0
     finally:
         memory.remove_listener(observe)
     common = {"prompt": "w1 w2 w3", "model": str(tiny_model), "width": 96, "height": 64, "num_frames": 17, "seed": 7,
               "keep_latents": True}
-    lines = [dict(common, name="plain"), dict(common, name="s0", audio=str(tone), audio_strength=0.0),
-             dict(common, name="s1", audio=str(tone), audio_strength=1.0)]
+    strengths = {"s0": 0.0, "half": HALF, "s1": 1.0}
+    lines = [dict(common, name="plain")] + [dict(common, name=name, audio=str(tone), audio_strength=strength)
+                                            for name, strength in strengths.items()]
     batch_file = folder / "voices.jsonl"
     batch_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert generate.main(["--batch", str(batch_file), "--out", str(folder / "batch"), "--embedding-cache",
                           str(folder / "cache")]) == 0
-    outputs = {name: folder / "batch" / f"{name}.mp4" for name in ("plain", "s0", "s1")}
-    return dict(outputs, separate=separate), tone, (sorted(refs), alive, timesteps)
+    outputs = {name: folder / "batch" / f"{name}.mp4" for name in ("plain", *strengths)}
+    return dict(outputs, separate=separate), tone, (sorted(refs), alive, calls)
 
 
 def latents(mp4):
@@ -85,6 +91,26 @@ def latents(mp4):
 
 def vocoder_rate(model):
     return json.loads((model / "vocoder" / "config.json").read_text())["output_sampling_rate"]
+
+
+def encoded(model, tone):
+    from ltx2gen.audio_input import encode
+
+    tracker = memory.MemoryTracker(torch.device("cpu"))
+    [given] = tracker.run("audio input", encode, model, [AudioInput.inspect(tone, 1.0, 17, Fraction(24))],
+                          torch.device("cpu"), torch.float32)
+    return given.latents
+
+
+def normalized_tokens(model, audio_latents):
+    """Audio latents [1, C, L, M] as the pipeline's tokens: packed and normalized, with the stock methods."""
+    from diffusers import LTX2Pipeline, AutoencoderKLLTX2Audio
+
+    from ltx2gen.stand_ins import LatentStatistics
+
+    stats = LatentStatistics.load(AutoencoderKLLTX2Audio, model / "audio_vae", torch.device("cpu"))
+    return LTX2Pipeline._normalize_audio_latents(LTX2Pipeline._pack_audio_latents(audio_latents),
+                                                 stats.latents_mean, stats.latents_std)
 
 
 def test_mp4_carries_the_input_audio_resampled_to_the_vocoder_rate_and_trimmed_to_the_clip(runs, tiny_model):
@@ -99,24 +125,12 @@ def test_mp4_carries_the_input_audio_resampled_to_the_vocoder_rate_and_trimmed_t
 
 
 def test_strength_one_keeps_the_audio_latents_as_given_and_changes_the_video(runs, tiny_model):
-    from ltx2gen.audio_input import encode
-
     outputs, tone, _ = runs
-    tracker = memory.MemoryTracker(torch.device("cpu"))
-    [given] = tracker.run("audio input", encode, tiny_model, [AudioInput.inspect(tone, 1.0, 17, Fraction(24))],
-                          torch.device("cpu"), torch.float32)
-    followed, plain = latents(outputs["separate"]), latents(outputs["plain"])
-    torch.testing.assert_close(followed.audio, given.latents, rtol=0, atol=1e-5)
+    followed, plain = latents(outputs["s1"]), latents(outputs["plain"])
+    torch.testing.assert_close(followed.audio, encoded(tiny_model, tone), rtol=0, atol=1e-5)
     assert (followed.audio - plain.audio).abs().max() > 0.1
     assert (followed.video - plain.video).abs().max() > 0.01
-    assert not np.array_equal(read_frames(outputs["separate"]), read_frames(outputs["plain"]))
-
-
-def test_at_strength_one_the_transformer_sees_the_audio_clean_at_every_step(runs):
-    _, _, (_, _, timesteps) = runs
-    assert len(timesteps) == 8
-    for video, audio in timesteps:
-        assert video.min() > 0 and audio is not None and torch.equal(audio, torch.zeros_like(video))
+    assert not np.array_equal(read_frames(outputs["s1"]), read_frames(outputs["plain"]))
 
 
 def test_strength_zero_is_the_plain_run_bit_for_bit(runs):
@@ -124,6 +138,21 @@ def test_strength_zero_is_the_plain_run_bit_for_bit(runs):
     ignored, plain = latents(outputs["s0"]), latents(outputs["plain"])
     assert torch.equal(ignored.video, plain.video) and torch.equal(ignored.audio, plain.audio)
     assert np.array_equal(read_frames(outputs["s0"]), read_frames(outputs["plain"]))
+
+
+def test_audio_tokens_are_seen_at_their_own_noise_level_and_blended_with_the_given_audio_in_x0(runs, tiny_model):
+    outputs, tone, (_, _, calls) = runs
+    assert len(calls) == 8
+    for call in calls:
+        assert call["timestep"].min() > 0 and torch.equal(call["audio_timestep"], call["timestep"] * (1 - HALF))
+    # The last step lands on x0: (1 - s) * the model's x0 at the tokens' noise level (1 - s) * sigma, + s * given.
+    last = calls[-1]
+    token_sigma = (1 - HALF) * last["timestep"].view(-1, 1, 1) / 1000
+    model_x0 = last["audio_hidden_states"] - token_sigma * last["audio_velocity"]
+    expected = (1 - HALF) * model_x0 + HALF * normalized_tokens(tiny_model, encoded(tiny_model, tone))
+    result = normalized_tokens(tiny_model, latents(outputs["separate"]).audio)
+    torch.testing.assert_close(result, expected, rtol=0, atol=1e-5)
+    assert (result - normalized_tokens(tiny_model, latents(outputs["plain"]).audio)).abs().max() > 0.1
 
 
 def test_audio_is_encoded_in_its_own_stage_freed_before_the_transformer_loads(runs):
@@ -138,7 +167,7 @@ def test_sidecar_and_latents_record_the_audio_path_hash_and_strength(runs):
 
     outputs, tone, _ = runs
     expected = {"path": str(tone.resolve()), "sha256": hashlib.sha256(tone.read_bytes()).hexdigest(),
-                "seconds": 1.3, "strength": 1.0}
+                "seconds": 1.3, "strength": HALF}
     assert json.loads(outputs["separate"].with_suffix(".json").read_text())["audio_input"] == expected
     assert latents(outputs["separate"]).metadata["audio_input"] == expected
     assert json.loads(outputs["s0"].with_suffix(".json").read_text())["audio_input"]["strength"] == 0.0
@@ -165,9 +194,9 @@ def test_recovery_muxes_the_input_audio_again_or_says_it_decodes_the_latents(run
 
 def test_batch_lines_accept_audio_and_render_like_a_separate_run(runs):
     outputs, tone, _ = runs
-    assert np.array_equal(read_frames(outputs["s1"]), read_frames(outputs["separate"]))
-    assert np.array_equal(audio_track(outputs["s1"]), audio_track(outputs["separate"]))
-    assert json.loads(outputs["s1"].with_suffix(".json").read_text())["audio_input"]["path"] == str(tone.resolve())
+    assert np.array_equal(read_frames(outputs["half"]), read_frames(outputs["separate"]))
+    assert np.array_equal(audio_track(outputs["half"]), audio_track(outputs["separate"]))
+    assert json.loads(outputs["half"].with_suffix(".json").read_text())["audio_input"]["path"] == str(tone.resolve())
 
 
 def test_short_audio_is_padded_with_silence_and_said_once(tmp_path, capsys):
