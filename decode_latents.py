@@ -71,7 +71,7 @@ def load_config(args: argparse.Namespace):
 
 
 def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
-    from ltx2gen import memory, report, stages
+    from ltx2gen import audio_input, memory, report, stages
 
     started = time.perf_counter()
     meta = latents_file.metadata
@@ -84,9 +84,11 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
     print(f"decoding {config.input}: {width}x{height}x{num_frames} at {report.fps_text(fps)} fps with {config.model}, "
           f"VAE decode {plan.describe(latent_frame_count(num_frames))}", flush=True)
     try:
+        # A clip made with --audio gets its input audio again, if that file is unchanged.
+        soundtrack = audio_input.stored_soundtrack(meta.get("audio_input"), num_frames, fps, meta.get("sample_rate"))
         stages.decode_to_mp4(tracker, model_dir, latents_file.video, latents_file.audio, config.output,
                              width=width, height=height, num_frames=num_frames, fps=fps, plan=plan, device=device,
-                             dtype=dtype)
+                             dtype=dtype, soundtrack=soundtrack)
         stages.release_page_cache(model_dir, config.drop_page_cache)
     except (Exception, KeyboardInterrupt) as err:
         print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)

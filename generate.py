@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: GenerateConfig, plan, ranks) -> int:
-    from ltx2gen import context_parallel, latents, memory, report, stages, two_stage
+    from ltx2gen import audio_input, context_parallel, latents, memory, report, stages, two_stage
     from ltx2gen.image import encode_image
 
     started = time.perf_counter()
@@ -59,6 +59,9 @@ def run(config: GenerateConfig, plan, ranks) -> int:
         # 1b. With --image: the first frame's latents. The video VAE is freed.
         image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
                             config.image_strength, plan.device, plan.dtype) if plan.image else None
+        # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
+        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], plan.device,
+                            plan.dtype)[0] if plan.audio_input else None
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
         if config.pipeline == "two-stage":  # half size (its latents saved), upsampled 2x, refined at full size
@@ -66,8 +69,9 @@ def run(config: GenerateConfig, plan, ranks) -> int:
         else:
             diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
                                     config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                    plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image)
-        del conditioning, image
+                                    plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image,
+                                    audio=audio)
+        del conditioning, image, audio
     except (Exception, KeyboardInterrupt) as err:
         return fail(err, two_stage.failure_advice(config, plan)
                     or "nothing was saved; fix the cause and run the same command again", ranks)
@@ -81,11 +85,13 @@ def run(config: GenerateConfig, plan, ranks) -> int:
                                         plan.latents_metadata(config))
     print(f"saved latents: {latents_path}", flush=True)
     try:
-        # 4-5. Audio (audio VAE + vocoder), then the video decode streamed into the MP4. Each model is freed.
+        # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4.
+        # Each model is freed.
         sample_rate = stages.decode_to_mp4(
             tracker, plan.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
+            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
         stages.release_page_cache(plan.model_dir, config.drop_page_cache)
         sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path, encoded_prompt)
@@ -147,6 +153,10 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
                           "each GPU; drop --offload, or render on one GPU")
+    for flag, value in (("--image", config.image), ("--audio", config.audio)):
+        if value:
+            raise ConfigError(f"{flag} {value}: one clip over several GPUs does not take {flag} yet (per-token "
+                              "timesteps are not split and were not measured); render it on one GPU")
     if config.compile == "on" or config.fp8 == "dynamic":
         raise ConfigError("one clip over several GPUs runs the transformer uncompiled (compiled and split, it hung "
                           "in testing); drop --compile on / --fp8 dynamic, or render on one GPU")

@@ -254,7 +254,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import stages
+    from ltx2gen import audio_input, stages
     from ltx2gen.image import encode_images
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
@@ -292,6 +292,12 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
                                        job.config.image_strength) for job in with_images], first.device, first.dtype)
                 for job, image in zip(with_images, images):
                     job.image = image
+            listening = [job for job in group if job.plan.audio_input]  # --audio: encoded before the transformer
+            if listening:
+                audio = tracker.run("audio input", audio_input.encode, first.model_dir,
+                                    [job.plan.audio_input for job in listening], first.device, first.dtype)
+                for job, condition in zip(listening, audio):
+                    job.audio = condition
             tracker.run("diffusion", _diffuse_group, group)
             for job in group:
                 if job.diffusion is not None:
@@ -340,6 +346,7 @@ class _Job:
     plan: object
     conditioning: object = None
     image: object = None
+    audio: object = None
     diffusion: object = None
     latents_path: Path | None = None
 
@@ -384,7 +391,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
                 job.diffusion = two_stage.diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning)
             else:
                 job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                    first.device, job.plan.nag, job.image)
+                                                    first.device, job.plan.nag, job.image, audio=job.audio)
             job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
                                             job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
         except Exception as err:
@@ -393,7 +400,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
 
 
 def _decode_job(job: _Job, shared_reports: list) -> None:
-    from ltx2gen import stages, two_stage
+    from ltx2gen import audio_input, stages, two_stage
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.report import recovery_command
 
@@ -405,7 +412,8 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
         sample_rate = stages.decode_to_mp4(
             tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype)
+            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
+            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
         plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path, job.conditioning.prompt)
         save_previews(config.output)
         if not config.keep_latents:

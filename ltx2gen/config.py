@@ -71,6 +71,11 @@ class GenerateConfig(DecodeOptions):
     num_frames: int = opt(97, "number of frames, of the form 8n+1 (e.g. 97, 121, 161)")
     fps: Fraction = opt(Fraction(24), "frame rate: 24, 25, 23.976 or an exact fraction such as 24000/1001",
                         type=str)
+    audio: Path | None = opt(None, "a soundtrack or speech for the video to follow (wav, flac, mp3 or any file with an "
+                                   "audio stream ffmpeg reads); the MP4 carries it, trimmed or padded to the clip",
+                             type=Path, metavar="FILE")
+    audio_strength: float = opt(1.0, "how closely the video follows --audio: 1 keeps the audio exactly as given, "
+                                     "0 is the plain text-to-video run")
     steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled and two-stage stage one, "
                                   f"{FULL_DEFAULT_STEPS} full)")
     guidance_scale: float | None = opt(
@@ -212,9 +217,11 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--output {self.output}: must end in .mp4")
         validate_nag_options(self)
         validate_decode_options(self)
+        from ltx2gen.audio_input import validate_audio_options
         from ltx2gen.image import validate_image_options
 
         validate_image_options(self.image, self.image_strength)
+        validate_audio_options(self.audio, self.audio_strength)
         ensure_writable_dir(self.output.parent, "--output")
 
     @property

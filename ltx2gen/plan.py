@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ltx2gen import enhance, fit, memory, report, stages, two_stage
+from ltx2gen.audio_input import AudioInput
 from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, inspect_image
@@ -34,6 +35,7 @@ class RunPlan:
     nag: NagSettings | None = None
     image: SourceImage | None = None
     upsampler_dir: Path | None = None  # two-stage only
+    audio_input: AudioInput | None = None
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -80,10 +82,12 @@ class RunPlan:
         crop_note = image and image.crop_note(config.width, config.height)
         if crop_note:
             print(crop_note)
+        audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
+            if config.audio else None
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_offload, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir)
+                  upsampler_dir, audio_input)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
         print(f"plan: {pipeline} {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
@@ -99,6 +103,8 @@ class RunPlan:
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
         offload += f", first frame from {self.image.path.name}" if self.image else ""
+        offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
+            if self.audio_input else ""
         latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
 
@@ -120,6 +126,7 @@ class RunPlan:
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.image_record(config),
+            "audio_input": self.audio_input.record() if self.audio_input else None,
         }
 
     def image_record(self, config: GenerateConfig) -> dict:
@@ -141,6 +148,7 @@ class RunPlan:
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
             "enhanced_prompt": encoded_prompt if config.enhance_prompt else None, **self.image_record(config),
+            "audio_input": self.audio_input.record() if self.audio_input else None,
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

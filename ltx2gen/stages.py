@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ltx2gen import context_parallel, enhance, nag
 from ltx2gen import memory as mem
+from ltx2gen.audio_input import AudioCondition, conditioned
 from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
@@ -351,15 +352,17 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int,
                  device: torch.device, nag_settings: nag.NagSettings | None = None,
-                 image: ImageConditioning | None = None, inputs: dict | None = None) -> DiffusionResult:
-    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`).
+                 image: ImageConditioning | None = None, inputs: dict | None = None,
+                 audio: AudioCondition | None = None) -> DiffusionResult:
+    """With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`); with
+    `audio`, the video follows the given audio latents (`ltx2gen.audio_input`).
     `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(device)
     pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
     pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
     try:
-        with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning):
+        with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), conditioned(pipe, audio):
             output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
                           **image_inputs, **call, **(inputs or {}))
     finally:
@@ -375,10 +378,11 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | None, call: dict, seed: int,
             device: torch.device, dtype: torch.dtype, fp8: str = "off", offload: str = "none",
             loras: tuple = (), compiled: bool = False, world_size: int = 1,
-            nag_settings: nag.NagSettings | None = None,
-            image: ImageConditioning | None = None) -> DiffusionResult:
+            nag_settings: nag.NagSettings | None = None, image: ImageConditioning | None = None,
+            audio: AudioCondition | None = None) -> DiffusionResult:
     """Stage 2: the transformer denoises video and audio latents with the stock pipeline (NAG in its text
-    cross-attention with `nag_settings`; with `image`, the stock image-to-video sampling).
+    cross-attention with `nag_settings`; with `image`, the stock image-to-video sampling; with `audio`, the video
+    follows the given audio).
 
     With `world_size` > 1 (one clip over several GPUs) every rank loads the transformer while rank 0 encodes the
     prompt; rank 0's conditioning (the other ranks pass None) reaches them once loaded, and each rank computes its
@@ -387,7 +391,7 @@ def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | 
     if world_size > 1:
         context_parallel.enable(denoiser.pipe.transformer, world_size)
         conditioning = context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), device)
-    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings, image)
+    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings, image, audio=audio)
 
 
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
@@ -484,13 +488,15 @@ def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan:
 
 def decode_to_mp4(tracker: mem.MemoryTracker, model_dir: Path, video_latents: torch.Tensor,
                   audio_latents: torch.Tensor | None, output: Path, *, width: int, height: int, num_frames: int,
-                  fps, plan: DecodePlan, device: torch.device, dtype: torch.dtype) -> int | None:
+                  fps, plan: DecodePlan, device: torch.device, dtype: torch.dtype,
+                  soundtrack: tuple[np.ndarray, int] | None = None) -> int | None:
     """Stages 4 and 5, shared by generation and recovery: audio waveform, then the streamed video decode
-    into `output`. Returns the audio sample rate (None without audio)."""
+    into `output`. Returns the audio sample rate (None without audio). A `soundtrack` (waveform, rate), the
+    --audio input, replaces the audio decode."""
     from ltx2gen.video import write_mp4
 
-    waveform, sample_rate = None, None
-    if audio_latents is not None:
+    waveform, sample_rate = soundtrack or (None, None)
+    if audio_latents is not None and soundtrack is None:
         waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device, dtype)
 
     def write(frames):

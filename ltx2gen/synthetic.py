@@ -56,7 +56,9 @@ def _tiny_configs() -> dict:
             decoder_spatial_padding_mode="reflect", spatial_compression_ratio=32, temporal_compression_ratio=8,
         ),
         "audio_vae": dict(
-            base_channels=4, output_channels=2, ch_mult=(1,), num_res_blocks=1, attn_resolutions=None,
+            # Two downsamplings, as in the real VAE: the encoder's output has the pipeline's audio latent shape
+            # (4x fewer frames and mel bins), so --audio can be encoded.
+            base_channels=4, output_channels=2, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=None,
             in_channels=2, resolution=32, latent_channels=2, norm_type="pixel", causality_axis="height",
             dropout=0.0, mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160,
             is_causal=True, mel_bins=8,

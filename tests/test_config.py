@@ -63,6 +63,11 @@ BAD_INPUTS = [
                                                               "no such file"),
     (["--refine-from", "afile"], "--refine-from afile: not an ltx2gen latents file"),
     (["--pipeline", "fast"], "argument --pipeline: invalid choice: 'fast'"),
+    (["--audio", "missing.wav"], "--audio missing.wav: no such file"),
+    (["--audio", "afile"], "--audio afile: not an audio file ffmpeg can read"),
+    (["--audio", "afile", "--audio-strength", "1.5"], "--audio-strength 1.5: must be between 0"),
+    (["--audio", "afile", "--audio-strength", "nan"], "--audio-strength nan: must be between 0"),
+    (["--audio-strength", "0.5"], "--audio-strength 0.5 has no effect without --audio"),
 ]
 
 
