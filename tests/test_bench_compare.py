@@ -24,7 +24,8 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
         assert probe(entry["output"]).frames == frames
         sampled = max(gpu + rss for _, gpu, rss in entry["samples"])  # a subsample of what the peak came from
         assert entry["peak_unified_gib"] + 0.005 >= sampled > 0  # the peak is rounded to 0.01 GiB
-        assert 0 < sum(entry["stage_seconds"].values()) <= entry["end_to_end_s"]
+        stages = entry["stage_seconds"].values()  # each rounded to 0.01 s, as is the end-to-end time
+        assert 0 < sum(stages) <= entry["end_to_end_s"] + 0.005 * (len(stages) + 1)
     assert list(by_name["ours"]["stage_seconds"]) == ["text", "diffusion", "audio", "video"]
     assert list(by_name["seed"]["stage_seconds"]) == ["load", "text+diffusion", "decode", "encode"]
     assert list(by_name["decode"]["stage_seconds"]) == ["audio", "video"]
