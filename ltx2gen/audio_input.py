@@ -269,17 +269,21 @@ def conditioned(pipe, condition: AudioCondition | None):
         return strength * clean["latents"] + (1 - strength) * noise
 
     def audio_timestep(module, args, kwargs):
-        kwargs["audio_timestep"] = kwargs["audio_sigma"] = kwargs["timestep"] * (1 - strength)
+        # The step's own timestep: image-to-video passes it as `audio_timestep` beside per-token video timesteps.
+        step = kwargs["audio_timestep"] if kwargs.get("audio_timestep") is not None else kwargs["timestep"]
+        current["sigma"] = (step.float() / train_steps).view(-1, 1, 1)
+        kwargs["audio_timestep"] = kwargs["audio_sigma"] = step * (1 - strength)
         return args, kwargs
 
     def blend_audio_velocity(module, args, kwargs, output):
         video, velocity = output
         seen = kwargs["audio_hidden_states"]
-        sigma = (kwargs["timestep"].float() / train_steps).view(-1, 1, 1)
+        sigma = current["sigma"]
         # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
         offset = seen.float() - clean["latents"].to(seen.dtype).float()
         return video, (1 - strength) ** 2 * velocity.float() + strength * offset / sigma
 
+    current = {}
     stock_prepare = pipe.prepare_audio_latents
     pipe.prepare_audio_latents = start_from_the_audio
     hooks = [pipe.transformer.register_forward_pre_hook(audio_timestep, with_kwargs=True),

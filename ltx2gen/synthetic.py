@@ -251,8 +251,9 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
     for name in unwritten:
         setattr(pipe, name, None)
     pipe.save_pretrained(out, safe_serialization=True)
-    # Not an LTX2Pipeline component: beside them, where the real repos keep it (not in model_index.json).
-    build_latent_upsampler(preset, seed, dtype, device).save_pretrained(out / "latent_upsampler",
+    # Not an LTX2Pipeline component: beside them, where the real repos keep it (not in model_index.json). Built on
+    # the CPU: its constructor multiplies integer tensors, which CUDA does not implement ("addmm_cuda" for 'Long').
+    build_latent_upsampler(preset, seed, dtype).save_pretrained(out / "latent_upsampler",
                                                                         safe_serialization=True)
     index = json.loads((out / "model_index.json").read_text())
     for name, module in unwritten.items():

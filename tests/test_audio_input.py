@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import decode_latents
 import generate
@@ -75,13 +76,16 @@ def runs(tiny_model, tmp_path_factory):
     common = {"prompt": "w1 w2 w3", "model": str(tiny_model), "width": 96, "height": 64, "num_frames": 17, "seed": 7,
               "keep_latents": True}
     strengths = {"s0": 0.0, "half": HALF, "s1": 1.0}
+    image = folder / "first_frame.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(image)
     lines = [dict(common, name="plain")] + [dict(common, name=name, audio=str(tone), audio_strength=strength)
                                             for name, strength in strengths.items()]
+    lines.append(dict(common, name="s1_image", audio=str(tone), image=str(image)))
     batch_file = folder / "voices.jsonl"
     batch_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert generate.main(["--batch", str(batch_file), "--out", str(folder / "batch"), "--embedding-cache",
                           str(folder / "cache")]) == 0
-    outputs = {name: folder / "batch" / f"{name}.mp4" for name in ("plain", *strengths)}
+    outputs = {name: folder / "batch" / f"{name}.mp4" for name in ("plain", *strengths, "s1_image")}
     return dict(outputs, separate=separate), tone, (sorted(refs), alive, calls)
 
 
@@ -131,6 +135,12 @@ def test_strength_one_keeps_the_audio_latents_as_given_and_changes_the_video(run
     assert (followed.audio - plain.audio).abs().max() > 0.1
     assert (followed.video - plain.video).abs().max() > 0.01
     assert not np.array_equal(read_frames(outputs["s1"]), read_frames(outputs["plain"]))
+
+
+def test_audio_conditioning_holds_with_image_to_video(runs, tiny_model):
+    """Image-to-video hands the transformer per-token video timesteps; the audio keeps its own."""
+    outputs, tone, _ = runs
+    torch.testing.assert_close(latents(outputs["s1_image"]).audio, encoded(tiny_model, tone), rtol=0, atol=1e-5)
 
 
 def test_strength_zero_is_the_plain_run_bit_for_bit(runs):
