@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,3 +65,36 @@ def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, 
     rows = json.loads((out / "summary.json").read_text())["clips"]
     assert [row["status"] for row in rows] == ["skipped", "failed", "skipped", "skipped"]
     assert before == {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
+
+
+def worker_of_rank(torchrun_pid: int, rank: int) -> int:
+    """The worker process torchrun started for `rank` (its children carry RANK in their environment)."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            environ = (status.parent / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields["PPid"]) == torchrun_pid and f"RANK={rank}".encode() in environ:
+            return int(status.parent.name)
+    raise AssertionError(f"no worker of rank {rank} under process {torchrun_pid}")
+
+
+def test_a_rank_that_dies_stops_the_others_and_torchrun_names_it(tiny_model, tmp_path):
+    clips = [{"name": f"clip{i}", "prompt": "w1 w2 w3", "seed": i} for i in range(8)]
+    batch_file = write_batch(tmp_path / "eight.jsonl", tiny_model, clips)
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                                "2", str(ROOT / "generate.py"), "--batch", str(batch_file), "--out",
+                                str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    seen = []
+    for line in process.stdout:  # until both ranks have joined and rank 1 works on its share
+        seen.append(line)
+        if line.startswith("rank 1 of 2:"):
+            break
+    os.kill(worker_of_rank(process.pid, 1), signal.SIGKILL)
+    rest, _ = process.communicate(timeout=120)  # rank 0 is stopped too, not left waiting at the end of the batch
+    output = "".join(seen) + rest
+    assert process.returncode != 0
+    assert "local_rank: 1" in output and "Signal 9 (SIGKILL)" in output, output[-3000:]
+    assert not (tmp_path / "out" / "summary.json").exists()  # no merged summary claims the batch finished
