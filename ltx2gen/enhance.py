@@ -9,7 +9,6 @@ template; it runs in the text stage with the text encoder already loaded there, 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ PROCESSOR = "processor"
 
 def check_supported(model_dir: Path) -> None:
     """Raise ConfigError unless the model directory provides what enhancement needs (no weights are read)."""
-    library, class_name = json.loads((Path(model_dir) / "model_index.json").read_text()).get(PROCESSOR, (None, None))
+    _, class_name = json.loads((Path(model_dir) / "model_index.json").read_text()).get(PROCESSOR, (None, None))
     folder = Path(model_dir) / PROCESSOR
     if class_name is None or not folder.is_dir():
         raise ConfigError(f"--enhance-prompt: the model {model_dir} has no '{PROCESSOR}' component (the Gemma 3 "
@@ -39,11 +38,6 @@ def _has_chat_template(folder: Path) -> bool:
         if path.is_file() and json.loads(path.read_text()).get("chat_template"):
             return True
     return False
-
-
-def load_processor(model_dir: Path):
-    library, class_name = json.loads((Path(model_dir) / "model_index.json").read_text())[PROCESSOR]
-    return getattr(importlib.import_module(library), class_name).from_pretrained(Path(model_dir) / PROCESSOR)
 
 
 def enhance(pipe, prompt: str, seed: int, device) -> str:

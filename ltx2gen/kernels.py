@@ -31,13 +31,13 @@ def _over_token_chunks(forward, chunk_tokens: int):
     def chunked(hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if hidden_states.shape[1] <= chunk_tokens:
             return forward(hidden_states, *args, **kwargs)
-        return _fill_in_chunks(hidden_states, chunk_tokens,
+        return fill_in_chunks(hidden_states, chunk_tokens,
                                lambda tokens: forward(hidden_states[:, tokens], *args, **kwargs))
 
     return chunked
 
 
-def _fill_in_chunks(like: torch.Tensor, chunk_tokens: int, compute) -> torch.Tensor:
+def fill_in_chunks(like: torch.Tensor, chunk_tokens: int, compute) -> torch.Tensor:
     """A tensor shaped like `like` (batch, tokens, ...), filled by `compute(token_slice)` one chunk at a time."""
     output = torch.empty_like(like)
     for start in range(0, like.shape[1], chunk_tokens):
@@ -69,7 +69,7 @@ def chunk_rotary_embedding() -> None:
         cos, sin = freqs
         if x.ndim != 3 or cos.ndim != 4 or x.shape[1] <= ROTARY_CHUNK_TOKENS:  # (batch, tokens, heads * dim)
             return rotate(x, freqs)
-        return _fill_in_chunks(x, ROTARY_CHUNK_TOKENS,
+        return fill_in_chunks(x, ROTARY_CHUNK_TOKENS,
                                lambda tokens: rotate(x[:, tokens], (cos[:, :, tokens], sin[:, :, tokens])))
 
     rotate_in_chunks.chunked = True

@@ -22,7 +22,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_ltx2 import LTX2AudioVideoAttnProcessor
 
-from ltx2gen.kernels import CHUNK_TOKENS, _fill_in_chunks
+from ltx2gen.kernels import CHUNK_TOKENS, fill_in_chunks
 
 CROSS_ATTENTION_LAYERS = ("attn2", "audio_attn2")
 
@@ -83,7 +83,7 @@ class NagCrossAttention(LTX2AudioVideoAttnProcessor):
         positive, negative = slice(None, half), slice(half, None)
         contexts = [(key[:, part], value[:, part], None if attention_mask is None else attention_mask[..., part])
                     for part in (positive, negative)]
-        return _fill_in_chunks(hidden_states, CHUNK_TOKENS,
+        return fill_in_chunks(hidden_states, CHUNK_TOKENS,
                                lambda tokens: self._guided(attn, hidden_states[:, tokens], contexts))
 
     def _guided(self, attn, hidden_states: torch.Tensor, contexts: list) -> torch.Tensor:

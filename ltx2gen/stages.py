@@ -144,7 +144,7 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
     if built is not None:
         return built.eval().requires_grad_(False)
     cls = _component_class(model_dir, name)
-    if name in ("tokenizer", "scheduler"):
+    if name in ("tokenizer", "scheduler", "processor"):
         return cls.from_pretrained(model_dir, subfolder=name)
     if cls.__module__.startswith("transformers"):
         model = cls.from_pretrained(model_dir, subfolder=name, dtype=dtype, device_map=str(device))
@@ -187,7 +187,8 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         if pipe is None:
             pipe = _pipeline(tokenizer=tokenizer,
                              text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_offload),
-                             processor=enhance.load_processor(model_dir) if enhancing else None)
+                             processor=load_component(model_dir, enhance.PROCESSOR, device, dtype) if enhancing
+                             else None)
         return pipe
 
     requests = list(requests)
