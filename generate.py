@@ -153,10 +153,9 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
                           "each GPU; drop --offload, or render on one GPU")
-    for flag, value in (("--image", config.image), ("--audio", config.audio)):
-        if value:
-            raise ConfigError(f"{flag} {value}: one clip over several GPUs does not take {flag} yet (per-token "
-                              "timesteps are not split and were not measured); render it on one GPU")
+    for flag, path in config.conditioning_inputs:
+        raise ConfigError(f"{flag} {path}: one clip over several GPUs does not take {flag} yet (per-token "
+                          "timesteps are not split and were not measured); render it on one GPU")
     if config.compile == "on" or config.fp8 == "dynamic":
         raise ConfigError("one clip over several GPUs runs the transformer uncompiled (compiled and split, it hung "
                           "in testing); drop --compile on / --fp8 dynamic, or render on one GPU")

@@ -234,6 +234,11 @@ class GenerateConfig(DecodeOptions):
         return self.guidance_scale is not None and self.guidance_scale > 1.0
 
     @property
+    def conditioning_inputs(self) -> list[tuple[str, Path]]:
+        """(flag, file) of each conditioning input given: --image, --audio."""
+        return [(flag, path) for flag, path in (("--image", self.image), ("--audio", self.audio)) if path]
+
+    @property
     def uses_nag(self) -> bool:
         return self.nag_scale > 0
 

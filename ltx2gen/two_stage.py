@@ -59,10 +59,9 @@ def validate(config: GenerateConfig) -> None:
     if config.guidance_scale is not None and config.guidance_scale != 1.0:
         raise ConfigError(f"--guidance-scale {config.guidance_scale:g}: two-stage runs the distilled model without "
                           "guidance; omit --guidance-scale (or use --pipeline full for guidance)")
-    for flag, value in (("--image", config.image), ("--audio", config.audio)):
-        if value:
-            raise ConfigError(f"{flag} {value}: conditioning is not built into --pipeline two-stage yet (the refine "
-                              "would have to re-impose it at full size); use --pipeline distilled")
+    for flag, path in config.conditioning_inputs:
+        raise ConfigError(f"{flag} {path}: conditioning is not built into --pipeline two-stage yet (the refine "
+                          "would have to re-impose it at full size); use --pipeline distilled")
     if guess_pipeline(config.model) != "distilled":  # a local folder may be distilled without saying so
         print(f"warning: --model {config.model} does not look like a distilled checkpoint; two-stage runs the "
               "distilled schedules (use e.g. rootonchair/LTX-2-19b-distilled)")

@@ -127,6 +127,25 @@ def test_a_resumed_refine_refuses_settings_that_differ_from_its_stage_one(clip, 
     assert "--seed 9: the stage-one latents were made with 5; drop the flag" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--image", "--audio"])
+def test_conditioning_inputs_are_refused_with_two_stage(flag, tiny_model, tmp_path, capsys):
+    from PIL import Image
+
+    from tests.test_audio_input import write_tone
+
+    path = tmp_path / ("still.png" if flag == "--image" else "tone.wav")
+    if flag == "--image":
+        Image.new("RGB", (128, 128)).save(path)
+    else:
+        write_tone(path, 1.0)
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--prompt", "a fox", "--model", str(tiny_model), "--pipeline", "two-stage", "--width", "128",
+                       "--height", "128", flag, str(path), "--output", str(tmp_path / "clip.mp4")])
+    assert exit_info.value.code == 2
+    assert f"{flag} {path}: conditioning is not built into --pipeline two-stage yet" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
 def test_resume_advice_in_the_container_is_the_images_generate_command(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
