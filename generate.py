@@ -91,7 +91,7 @@ def run(config: GenerateConfig, plan, ranks) -> int:
             tracker, plan.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
             plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
-            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
+            soundtrack=plan.soundtrack())
         # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
         stages.release_page_cache(plan.model_dir, config.drop_page_cache)
         sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path, encoded_prompt)

@@ -400,7 +400,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
 
 
 def _decode_job(job: _Job, shared_reports: list) -> None:
-    from ltx2gen import audio_input, stages, two_stage
+    from ltx2gen import stages, two_stage
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.report import recovery_command
 
@@ -413,7 +413,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
             tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
             width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
             plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
-            soundtrack=audio_input.soundtrack(plan.audio_input, plan.sample_rate()) if plan.audio_input else None)
+            soundtrack=plan.soundtrack())
         plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path, job.conditioning.prompt)
         save_previews(config.output)
         if not config.keep_latents:

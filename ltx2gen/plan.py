@@ -125,12 +125,19 @@ class RunPlan:
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
-            "output": str(config.output), **self.image_record(config),
-            "audio_input": self.audio_input.record() if self.audio_input else None,
+            "output": str(config.output), **self.conditioning_record(config),
         }
 
-    def image_record(self, config: GenerateConfig) -> dict:
-        return self.image.record(config.image_strength) if self.image else {"image": None}
+    def conditioning_record(self, config: GenerateConfig) -> dict:
+        """The --image and --audio entries of the latents file and the sidecar."""
+        return {**(self.image.record(config.image_strength) if self.image else {"image": None}),
+                "audio_input": self.audio_input.record() if self.audio_input else None}
+
+    def soundtrack(self):
+        """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""
+        from ltx2gen import audio_input
+
+        return audio_input.soundtrack(self.audio_input, self.sample_rate()) if self.audio_input else None
 
     def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
@@ -147,8 +154,7 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
-            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None, **self.image_record(config),
-            "audio_input": self.audio_input.record() if self.audio_input else None,
+            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None, **self.conditioning_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
