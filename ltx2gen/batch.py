@@ -278,8 +278,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         for group in groups.values():
             first = group[0].plan
             tracker = MemoryTracker(first.device)
-            requests = [stages.PromptRequest(job.config.prompt, job.config.negative_prompt, job.config.uses_guidance,
-                                             job.config.uses_nag, job.config.enhance_seed) for job in group]
+            requests = [stages.PromptRequest.for_clip(job.config) for job in group]
             conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
                                         first.dtype, first.loras, cache, any(job.plan.text_offload for job in group))
             for job, conditioning in zip(group, conditionings):

@@ -169,6 +169,11 @@ class PromptRequest:
     with_nag: bool = False
     enhance_seed: int | None = None  # --enhance-prompt: rewrite the prompt first, with this seed
 
+    @classmethod
+    def for_clip(cls, config) -> "PromptRequest":
+        """What the text stage encodes for one clip's settings (a `GenerateConfig`)."""
+        return cls(config.prompt, config.negative_prompt, config.uses_guidance, config.uses_nag, config.enhance_seed)
+
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
                    dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
@@ -234,12 +239,9 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
     return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
 
 
-def encode_prompt(stage: mem.Stage, model_dir: Path, prompt: str, negative_prompt: str | None,
-                  with_guidance: bool, device: torch.device, dtype: torch.dtype, loras: tuple = (),
-                  text_offload: bool = False, with_nag: bool = False,
-                  enhance_seed: int | None = None) -> TextConditioning:
+def encode_prompt(stage: mem.Stage, model_dir: Path, request: PromptRequest, device: torch.device,
+                  dtype: torch.dtype, loras: tuple = (), text_offload: bool = False) -> TextConditioning:
     """Stage 1 for one prompt."""
-    request = PromptRequest(prompt, negative_prompt, with_guidance, with_nag, enhance_seed)
     return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_offload=text_offload)[0]
 
 

@@ -43,10 +43,11 @@ def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, offload, text_of
 
 def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     from ltx2gen import memory
-    from ltx2gen.stages import encode_prompt
+    from ltx2gen.stages import PromptRequest, encode_prompt
 
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)
-    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, "a fox", "blur", True, cpu, torch.float32,
-                                       (), text_offload) for text_offload in (False, True))
+    request = PromptRequest("a fox", "blur", True)
+    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, (),
+                                       text_offload) for text_offload in (False, True))
     assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)

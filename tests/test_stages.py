@@ -84,11 +84,12 @@ def test_decode_runs_with_gradients_off(tiny_vae):
 
 def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     from ltx2gen import memory
-    from ltx2gen.stages import encode_prompt, load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.stages import PromptRequest, encode_prompt, load_denoiser, pipeline_call_arguments, run_denoiser
 
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)
-    conditioning = tracker.run("text", encode_prompt, tiny_model, "a fox", None, False, cpu, torch.float32)
+    conditioning = tracker.run("text", encode_prompt, tiny_model, PromptRequest("a fox", None, False), cpu,
+                               torch.float32)
     call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance_scale=1.0,
                                    distilled=True)
     results = {}
