@@ -1,10 +1,11 @@
-"""Atomic file writes: the final name only ever holds a complete file."""
+"""Atomic file writes (the final name only ever holds a complete file), and safetensors headers read without torch."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -27,3 +28,13 @@ def write_json(path: Path, data: dict) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return Path(path)
+
+
+def safetensors_header(path: Path) -> tuple[dict, int]:
+    """A safetensors file's JSON header and the offset its tensor data starts at. Raises ValueError (or
+    struct.error for a file shorter than 8 bytes) when the file is not safetensors."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        if length > Path(path).stat().st_size - 8:  # not a safetensors header: don't try to read it
+            raise ValueError(f"{path}: header length beyond the end of the file")
+        return json.loads(handle.read(length)), 8 + length

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from ltx2gen.config import ConfigError, GenerateConfig, guess_pipeline, is_local_path
+from ltx2gen.files import safetensors_header
 
 STAGE_ONE_STEPS = 8  # the distilled schedule
 REFINE_SIGMAS = [0.909375, 0.725, 0.421875]  # diffusers' STAGE_2_DISTILLED_SIGMA_VALUES; the scheduler appends 0
@@ -99,12 +100,7 @@ def resolve_upsampler(upsampler: str | None, model_dir: Path) -> Path:
 def read_stage_one_metadata(path: Path) -> dict:
     """The metadata of a stage-one latents file, read from the safetensors header alone (no torch)."""
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > path.stat().st_size - 8:  # not a safetensors header: don't try to read it
-                raise ValueError("header length beyond the end of the file")
-            header = json.loads(handle.read(length))
-        metadata = json.loads(header["__metadata__"]["ltx2gen"])
+        metadata = json.loads(safetensors_header(path)[0]["__metadata__"]["ltx2gen"])
     except FileNotFoundError:
         raise ConfigError(f"--refine-from {path}: no such file") from None
     except (OSError, struct.error, ValueError, KeyError, TypeError):

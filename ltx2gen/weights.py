@@ -10,15 +10,15 @@ of its weights are on the device: quantizing there means the device never holds 
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+
+from ltx2gen.files import safetensors_header
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -39,13 +39,11 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
     """Every tensor of the folder's safetensors files, in file order (from each file's header alone)."""
     tensors = []
     for file in sorted(Path(folder).glob("*.safetensors")):
-        with open(file, "rb") as handle:
-            (header_size,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(header_size))
+        header, data_start = safetensors_header(file)
         header.pop("__metadata__", None)
         for name, entry in header.items():
             start, end = entry["data_offsets"]
-            tensors.append(StoredTensor(name, file, 8 + header_size + start, end - start, DTYPES[entry["dtype"]],
+            tensors.append(StoredTensor(name, file, data_start + start, end - start, DTYPES[entry["dtype"]],
                                         tuple(entry["shape"])))
     return sorted(tensors, key=lambda tensor: (tensor.file, tensor.offset))
 
