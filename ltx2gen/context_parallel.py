@@ -28,20 +28,16 @@ from ltx2gen.config import ConfigError, latent_frame_count
 LOCAL_ATTENTIONS = ("attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn")
 
 
-def plan(rope_type: str, per_token_timesteps: bool = False) -> dict:
+def plan(rope_type: str) -> dict:
     """diffusers' context-parallel plan for `LTX2VideoTransformer3DModel`: which inputs are split along the tokens
-    and where the video output is gathered back. With image conditioning the timesteps are per video token and
-    are split with the tokens."""
+    and where the video output is gathered back."""
     from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 
     # "split" rotary embeddings are [batch, heads, tokens, dim/2]; "interleaved" ones [batch, tokens, dim].
     rotary = (ContextParallelInput(split_dim=2, expected_dims=4, split_output=True) if rope_type == "split"
               else ContextParallelInput(split_dim=1, expected_dims=3, split_output=True))
-    inputs = {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)}
-    if per_token_timesteps:
-        inputs["timestep"] = ContextParallelInput(split_dim=1, expected_dims=2, split_output=False)
     return {
-        "": inputs,
+        "": {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)},
         "rope": {0: rotary, 1: rotary},
         "cross_attn_rope": {0: rotary, 1: rotary},
         "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
@@ -73,12 +69,12 @@ def join(device: torch.device) -> None:
     dist.init_process_group("nccl", device_id=device)
 
 
-def enable(transformer: torch.nn.Module, world_size: int, per_token_timesteps: bool = False) -> None:
+def enable(transformer: torch.nn.Module, world_size: int) -> None:
     """Split the transformer's video tokens over all ranks of the (already joined) process group."""
     from diffusers import ContextParallelConfig
 
     transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world_size),
-                                   cp_plan=plan(transformer.config.rope_type, per_token_timesteps))
+                                   cp_plan=plan(transformer.config.rope_type))
     for block in transformer.transformer_blocks:
         for attention in LOCAL_ATTENTIONS:
             getattr(block, attention).processor._parallel_config = None
