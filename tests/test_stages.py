@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ltx2gen.config import latent_frame_count
-from ltx2gen.stages import DecodePlan, decode_video_frames, load_component, tile_stride
+from ltx2gen.stages import DecodePlan, decode_video_frames, load_component, tile_stride, to_uint8_frames
 
 
 @pytest.mark.parametrize("num_frames,chunk,context", [(17, 0, 32), (161, 0, 32), (321, 0, 32), (97, 16, 8),
@@ -69,6 +69,16 @@ def test_pieces_with_context_covering_the_receptive_field_match_a_whole_decode(t
     # the pieces match a whole decode up to float rounding (different conv shapes); with 2 they visibly do not.
     assert pieced_error(tiny_vae, latents, context_latents=8) <= 1
     assert pieced_error(tiny_vae, latents, context_latents=2) > 20
+
+
+def test_uint8_frames_are_the_stock_conversion_bit_for_bit():
+    # The stock pipeline's VideoProcessor scales on the device, then numpy_to_pil rounds float32 on the host.
+    video = torch.randn(3, 5, 8, 6, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16) * 1.2
+    video[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 1 / 255 - 1, 2 / 255 - 1])  # ends and half-way cases
+    stock = ((video / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).float().numpy() * 255).round().astype(np.uint8)
+    frames = to_uint8_frames(video)
+    assert frames.dtype == torch.uint8 and frames.shape == (5, 8, 6, 3)
+    assert np.array_equal(frames.numpy(), stock)
 
 
 def test_decode_runs_with_gradients_off(tiny_vae):
