@@ -52,7 +52,7 @@ def run(config: GenerateConfig, plan, ranks) -> int:
             config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
         # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, stages.PromptRequest.for_clip(config),
-                                   plan.device, plan.dtype, plan.loras, plan.text_offload) if ranks.rank == 0 else None
+                                   plan.device, plan.dtype, plan.loras, plan.text_encoder) if ranks.rank == 0 else None
         encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
         # 1b. With --image: the first frame's latents. The video VAE is freed.
         image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,

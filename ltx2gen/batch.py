@@ -273,14 +273,14 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     jobs = _plan_jobs(my_clips, out_dir, summary)
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
-        groups.setdefault(job.transformer_key(), []).append(job)
+        groups.setdefault(job.shared_models_key(), []).append(job)
     try:
         for group in groups.values():
             first = group[0].plan
             tracker = MemoryTracker(first.device)
             requests = [stages.PromptRequest.for_clip(job.config) for job in group]
             conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
-                                        first.dtype, first.loras, cache, any(job.plan.text_offload for job in group))
+                                        first.dtype, first.loras, cache, first.text_encoder)
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings
@@ -349,9 +349,9 @@ class _Job:
     diffusion: object = None
     latents_path: Path | None = None
 
-    def transformer_key(self) -> tuple:
+    def shared_models_key(self) -> tuple:
         plan = self.plan
-        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload, plan.compiled,
+        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload, plan.compiled, plan.text_encoder,
                 tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
 
 

@@ -98,6 +98,10 @@ class GenerateConfig(DecodeOptions):
                            "auto = weight on GPUs of compute capability 8.9+, off elsewhere",
                    choices=("auto", "off", "weight", "dynamic"))
     no_fp8: bool = opt(False, "the same as --fp8 off")
+    text_fp8: str = opt("auto", "Gemma text encoder precision: on stores its linear layers in float8 as they load "
+                                "(about 12 instead of 22 GiB, the text stage's peak), off keeps bf16; auto = on "
+                                "whenever the transformer is FP8. Where even the FP8 encoder does not fit, the memory "
+                                "plan streams it in bf16", choices=("auto", "on", "off"))
     offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
                                "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
                                "(layer by layer; lowest memory, slowest); auto picks the fastest that fits the free "

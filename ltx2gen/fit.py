@@ -18,6 +18,9 @@ FP8_WEIGHT_FRACTION = 0.53  # block linears in float8 with scales, everything el
 TRANSFORMER_BLOCKS = 48
 GROUP_OVERHEAD_GIB = 0.6  # two blocks in flight (current + prefetched) plus stream buffers, above activations
 TEXT_OVERHEAD_GIB = 3.0  # Gemma's stacked hidden states and attention work on top of the text stage's weights
+# Gemma 12B with its linear layers in float8: the 1B-parameter embedding (tied to the output head) and the norms
+# stay bf16, so the encoder keeps about 0.55 of its bf16 bytes.
+TEXT_FP8_FRACTION = 0.55
 HEADROOM = 0.95
 MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
 
@@ -40,14 +43,16 @@ def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: 
     return activations + 0.1
 
 
-def text_peak_gib(text_bytes: int, offload: bool) -> float:
-    return TEXT_OVERHEAD_GIB + (text_bytes / GIB / 12 if offload else text_bytes / GIB)
+def text_peak_gib(encoder_bytes: int, connector_bytes: int, mode: str) -> float:
+    """The text stage's peak with Gemma held as `mode` (`stages.TEXT_ENCODER_MODES`); the connectors are resident."""
+    encoder = encoder_bytes / GIB * {"resident": 1.0, "fp8": TEXT_FP8_FRACTION, "offloaded": 1 / 12}[mode]
+    return TEXT_OVERHEAD_GIB + encoder + connector_bytes / GIB
 
 
 @dataclass(frozen=True)
 class Fit:
     offload: str
-    text_offload: bool
+    text_encoder: str  # resident, fp8 or offloaded
     diffusion_gib: float
     text_gib: float
     budget_gib: float
@@ -55,21 +60,24 @@ class Fit:
     def describe(self) -> str:
         return (f"memory plan for {self.budget_gib:.0f} GiB: diffusion ~{self.diffusion_gib:.1f} GiB "
                 f"({self.offload} offload), text ~{self.text_gib:.1f} GiB "
-                f"({'offloaded' if self.text_offload else 'resident'} text encoder)")
+                f"({self.text_encoder} text encoder)")
 
 
-def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: str = "auto") -> Fit:
-    """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder must be
-    offloaded too."""
+def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: str = "auto",
+           text_fp8: bool = False) -> Fit:
+    """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder (in float8
+    with `text_fp8`) must be offloaded too."""
     transformer = files_bytes(Path(model_dir) / "transformer")
-    text = files_bytes(Path(model_dir) / "text_encoder") + files_bytes(Path(model_dir) / "connectors")
+    encoder, connectors = (files_bytes(Path(model_dir) / name) for name in ("text_encoder", "connectors"))
     limit = budget_gib * HEADROOM
     if offload == "auto":
         offload = next((mode for mode in ("none", "group") if diffusion_peak_gib(transformer, tokens, fp8, mode) <=
                         limit), "sequential")
-    text_offload = text_peak_gib(text, False) > limit
-    return Fit(offload, text_offload, diffusion_peak_gib(transformer, tokens, fp8, offload),
-               text_peak_gib(text, text_offload), budget_gib)
+    text_encoder = "fp8" if text_fp8 else "resident"
+    if text_peak_gib(encoder, connectors, text_encoder) > limit:
+        text_encoder = "offloaded"
+    return Fit(offload, text_encoder, diffusion_peak_gib(transformer, tokens, fp8, offload),
+               text_peak_gib(encoder, connectors, text_encoder), budget_gib)
 
 
 def gpu_budget_gib(device) -> float:

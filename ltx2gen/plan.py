@@ -30,7 +30,7 @@ class RunPlan:
     decode_plan: stages.DecodePlan
     loras: tuple[ResolvedLora, ...] = ()
     compiled: bool = False
-    text_offload: bool = False
+    text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
     fit: str = ""
     nag: NagSettings | None = None
     image: SourceImage | None = None
@@ -63,17 +63,21 @@ class RunPlan:
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
         upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
-        text_offload, fit_line = False, ""
+        text_fp8 = config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off")
+        text_encoder, fit_line = "fp8" if text_fp8 else "resident", ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
-            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", fit.gpu_budget_gib(device), offload)
-            offload, text_offload, fit_line = memory_fit.offload, memory_fit.text_offload, memory_fit.describe()
+            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", fit.gpu_budget_gib(device), offload, text_fp8)
+            offload, text_encoder, fit_line = memory_fit.offload, memory_fit.text_encoder, memory_fit.describe()
             print(fit_line)
+            if text_encoder == "offloaded" and config.text_fp8 == "on":
+                print("note: the text encoder does not fit this GPU even in float8, so it is streamed layer by layer "
+                      "in bf16 instead of --text-fp8 on")
             if fp8 == "dynamic" and offload != "none":
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
                 fp8 = "weight"
-        if text_offload and config.enhance_prompt:
+        if text_encoder == "offloaded" and config.enhance_prompt:
             raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
@@ -85,7 +89,7 @@ class RunPlan:
         audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
             if config.audio else None
         run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_offload, fit_line,
+                  compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
                   upsampler_dir, audio_input)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
@@ -99,7 +103,7 @@ class RunPlan:
             self.fp8, str(self.dtype).replace("torch.", ""))
         offload = ", compiled" if self.compiled and self.fp8 != "dynamic" else ""
         offload += f", {self.offload} offload" if self.offload != "none" else ""
-        offload += ", offloaded text encoder" if self.text_offload else ""
+        offload += f", {self.text_encoder} text encoder" if self.text_encoder != "resident" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
         offload += f", first frame from {self.image.path.name}" if self.image else ""
@@ -150,7 +154,8 @@ class RunPlan:
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": self.fp8, "compiled": self.compiled,
-            "offload": self.offload, "text_offload": self.text_offload, "memory_plan": self.fit,
+            "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
+            "text_encoder": self.text_encoder, "memory_plan": self.fit,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,

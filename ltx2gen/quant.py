@@ -1,4 +1,4 @@
-"""FP8 for the transformer with torchao.
+"""FP8 for the transformer and the text encoder with torchao.
 
 - `weight`: float8 weight storage (e4m3, per-channel scales), about half the bf16 memory; matmuls still run in
   bf16 after dequantization, so it saves memory, not time.
@@ -68,3 +68,13 @@ def quantize_block(block: torch.nn.Module, mode: str) -> int:
     else:
         quantize_(block, Float8WeightOnlyConfig(), filter_fn=lambda module, _: linear(module))
     return sum(1 for module in block.modules() if linear(module))
+
+
+def text_encoder_quantization():
+    """transformers' loading option for the Gemma text encoder: its linear layers stored in float8 (per-row scales,
+    as `weight` above) as each loads, so the bf16 encoder (22 GiB at full size) is never whole in memory.
+    transformers keeps the output head, tied to the input embedding, in bf16; the embedding and norms stay bf16."""
+    from torchao.quantization import Float8WeightOnlyConfig
+    from transformers import TorchAoConfig
+
+    return TorchAoConfig(Float8WeightOnlyConfig())

@@ -24,7 +24,7 @@ from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
-from ltx2gen.quant import quantize_block, quantize_fp8
+from ltx2gen.quant import quantize_block, quantize_fp8, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 from ltx2gen.weights import load_streamed
@@ -37,6 +37,7 @@ AUTO_CHUNK_FRAMES = 64
 VAE_TILE_LATENTS = 16
 FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the host at a time
 CPU = torch.device("cpu")
+TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
 
 
 @dataclass
@@ -138,17 +139,23 @@ def _component_class(model_dir: Path, name: str):
     return getattr(importlib.import_module(module), class_name)
 
 
-def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
+def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype, fp8: bool = False):
+    """One component of the model directory on `device`. `fp8` (transformers models: the text encoder) stores
+    its linear layers in float8 as they load, so the bf16 model is never whole in memory."""
     from ltx2gen.synthetic import build_at_load
 
-    built = build_at_load(model_dir, name, device, dtype)
+    built = build_at_load(model_dir, name, device, dtype,
+                          quantize=(lambda layer: quantize_block(layer, "weight")) if fp8 else None)
     if built is not None:
         return built.eval().requires_grad_(False)
     cls = _component_class(model_dir, name)
     if name in ("tokenizer", "scheduler", "processor"):
         return cls.from_pretrained(model_dir, subfolder=name)
+    if fp8 and not cls.__module__.startswith("transformers"):
+        raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
     if cls.__module__.startswith("transformers"):
-        model = cls.from_pretrained(model_dir, subfolder=name, dtype=dtype, device_map=str(device))
+        model = cls.from_pretrained(model_dir, subfolder=name, dtype=dtype, device_map=str(device),
+                                    quantization_config=text_encoder_quantization() if fp8 else None)
     else:
         model = cls.from_pretrained(model_dir, subfolder=name, torch_dtype=dtype, device_map=str(device))
     return model.eval().requires_grad_(False)
@@ -178,9 +185,9 @@ class PromptRequest:
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
                    dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
-                   text_offload: bool = False) -> list[TextConditioning]:
+                   text_encoder: str = "resident") -> list[TextConditioning]:
     """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
-    that into the transformer's conditioning. Prompts to enhance are rewritten first by the same text encoder
+    that into the transformer's conditioning. `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts to enhance are rewritten first by the same text encoder
     (`ltx2gen.enhance`). With a cache, prompts encoded before are read from disk (keyed by the prompt encoded), and
     no model is loaded at all when every prompt is cached and none is to be enhanced."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
@@ -192,7 +199,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         nonlocal pipe
         if pipe is None:
             pipe = _pipeline(tokenizer=tokenizer,
-                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_offload),
+                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_encoder),
                              processor=load_component(model_dir, enhance.PROCESSOR, device, dtype) if enhancing
                              else None)
         return pipe
@@ -203,6 +210,8 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
             prompt = enhance.enhance(text_pipeline(), request.prompt, request.enhance_seed, device)
             requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
     key_extra = [max_length, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
+    if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
+        key_extra.append("fp8 text encoder")
     results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
@@ -229,21 +238,27 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
 
 
 def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
-                      text_offload: bool):
-    if text_offload:  # host memory, each layer streamed to the GPU when it runs
+                      mode: str = "resident"):
+    """Gemma for the text stage, by `mode` (one of TEXT_ENCODER_MODES): `resident` on `device`; `fp8` there with
+    its linear layers stored in float8 (about 12 instead of 22 GiB at full size); `offloaded` in host memory, each
+    layer streamed to the GPU when it runs."""
+    if mode not in TEXT_ENCODER_MODES:
+        raise ValueError(f"unknown text encoder mode {mode!r}; expected one of {', '.join(TEXT_ENCODER_MODES)}")
+    if mode == "offloaded":
         from diffusers.hooks import apply_group_offloading
 
         text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", CPU, dtype))
         apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
                                use_stream=device.type == "cuda")
         return text_encoder
-    return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype))
+    return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype,
+                                                             fp8=mode == "fp8"))
 
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, request: PromptRequest, device: torch.device,
-                  dtype: torch.dtype, loras: tuple = (), text_offload: bool = False) -> TextConditioning:
+                  dtype: torch.dtype, loras: tuple = (), text_encoder: str = "resident") -> TextConditioning:
     """Stage 1 for one prompt."""
-    return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_offload=text_offload)[0]
+    return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_encoder=text_encoder)[0]
 
 
 class EmbeddingCache:
@@ -310,11 +325,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     the compiled graph)."""
     quantized = fp8 != "off"
     if offload == "none" and not loras:
-        # Straight from the files to the device, one tensor at a time, each block quantized as soon as it is whole.
-        transformer = stage.load("transformer", lambda: load_streamed(
-            _component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
-            on_block=(lambda block: quantize_block(block, fp8)) if quantized else None,
-            evict=not Ranks.share_the_page_cache()))
+        transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8))
     else:
         # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
         # With FP8 the transformer then reaches the device block by block, quantized.
@@ -343,6 +354,14 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     elif offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     return Denoiser(pipe, calls)
+
+
+def load_transformer(model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off"):
+    """The transformer straight from its files to `device`, one tensor at a time, each block quantized for `fp8`
+    (off, weight or dynamic) as soon as it is whole."""
+    return load_streamed(_component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
+                         on_block=(lambda block: quantize_block(block, fp8)) if fp8 != "off" else None,
+                         evict=not Ranks.share_the_page_cache())
 
 
 def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str = "block") -> None:

@@ -16,6 +16,7 @@ import string
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -190,6 +191,13 @@ def build_transformer(preset: str = "full", seed: int = 0, dtype: torch.dtype = 
         return LTX2VideoTransformer3DModel(**PRESETS[preset]()["transformer"]).to(dtype=dtype).eval()
 
 
+def build_text_encoder(preset: str = "full", seed: int = 0, dtype: torch.dtype = torch.bfloat16,
+                       device: str | torch.device = "cpu"):
+    """The preset's Gemma text encoder alone, with seeded random weights, built directly on `device`."""
+    with _building(seed, dtype, device):
+        return _text_encoder(PRESETS[preset]()["text_encoder"]).to(dtype=dtype).eval()
+
+
 def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
                    device: str | torch.device = "cpu"):
     """An `LTX2Pipeline` with seeded random weights, built directly on `device`."""
@@ -265,20 +273,40 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
     return out
 
 
-def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype):
+def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype,
+                  quantize: Callable[[torch.nn.Module], object] | None = None):
     """The component `name` of a synthetic model directory that holds only its configuration, built with the
-    directory's seed directly on `device`; None for every component whose weights are on disk."""
+    directory's seed directly on `device`; None for every component whose weights are on disk.
+
+    Layers are built one at a time, as loading fills them: with `quantize`, each linear layer except the output head
+    is quantized as soon as it exists, so the unquantized encoder is never whole in memory, as when real files load
+    with quantization. Its random values are the same either way."""
     marker_path = Path(model_dir) / SYNTHETIC_MARKER
     marker = json.loads(marker_path.read_text()) if marker_path.is_file() else {}
     if name not in marker.get("built_at_load", []):
         return None
     if name != "text_encoder":
         raise ValueError(f"{model_dir}: only the text encoder can be built at load, not {name}")
+    from accelerate import init_empty_weights
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     config = Gemma3Config.from_pretrained(Path(model_dir) / name)
     with _building(marker["seed"], dtype, device):
-        return Gemma3ForConditionalGeneration(config).to(dtype=dtype)
+        with init_empty_weights(include_buffers=False):  # parameters on the meta device, constructor buffers real
+            model = Gemma3ForConditionalGeneration(config)
+        model.tie_weights()  # on the meta device too, so the head is built once, as the input embedding
+        built: dict[int, torch.nn.Parameter] = {}  # tied parameters (the output head) stay one tensor
+        for module_name, module in model.named_modules():
+            for attribute, empty in list(module.named_parameters(recurse=False, remove_duplicate=False)):
+                if id(empty) not in built:
+                    value = torch.empty(empty.shape, device=device, dtype=dtype)
+                    built[id(empty)] = torch.nn.Parameter(
+                        value.normal_(0, 0.02) if value.ndim > 1 else value.zero_(), requires_grad=False)
+                module._parameters[attribute] = built[id(empty)]
+            # the layers transformers quantizes while loading: not the head, nor MultiheadAttention's projection
+            if quantize is not None and type(module) is torch.nn.Linear and module_name != "lm_head":
+                quantize(module)
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,14 +30,17 @@ def write_weights(folder, sizes):
     return folder
 
 
-@pytest.mark.parametrize("budget,offload,text_offload", [(80, "none", False), (48, "none", False),
-                                                         (24, "group", True), (4, "sequential", True)])
-def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, offload, text_offload):
+@pytest.mark.parametrize("budget,text_fp8,offload,text_encoder", [
+    (80, False, "none", "resident"), (48, False, "none", "resident"), (24, False, "group", "offloaded"),
+    (4, False, "sequential", "offloaded"), (24, True, "group", "fp8"), (16, True, "group", "offloaded")])
+def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, text_fp8, offload, text_encoder):
     model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
                                      "connectors": int(2.7 * GB)})
-    chosen = fit.choose(model, TOKENS_1080P, fp8=True, budget_gib=budget)
-    assert (chosen.offload, chosen.text_offload) == (offload, text_offload)
+    chosen = fit.choose(model, TOKENS_1080P, fp8=True, budget_gib=budget, text_fp8=text_fp8)
+    assert (chosen.offload, chosen.text_encoder) == (offload, text_encoder)
     assert chosen.diffusion_gib <= budget or offload == "sequential"
+    assert chosen.text_gib <= budget * fit.HEADROOM or text_encoder == "offloaded"
+    assert f"{text_encoder} text encoder" in chosen.describe()
     assert fit.choose(model, TOKENS_1080P, True, budget, offload="none").offload == "none"  # a flag wins
 
 
@@ -48,6 +51,6 @@ def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)
     request = PromptRequest("a fox", "blur", True)
-    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, (),
-                                       text_offload) for text_offload in (False, True))
+    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, (), mode)
+                           for mode in ("resident", "offloaded"))
     assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)

@@ -35,3 +35,18 @@ def test_a_negative_prompt_at_guidance_1_is_only_called_ignored_without_nag(tiny
     assert ("--negative-prompt has no effect" in out) is warned
     assert (plan.nag is not None) == ("--nag-scale" in flags)
     assert ("NAG scale 8 tau 2.5 alpha 0.25" in out) == ("--nag-scale" in flags)
+
+
+@pytest.mark.parametrize("flags,text_encoder", [([], "resident"), (["--fp8", "weight"], "fp8"),
+                                                (["--fp8", "weight", "--text-fp8", "off"], "resident"),
+                                                (["--text-fp8", "on"], "fp8")])
+def test_the_text_encoder_is_fp8_whenever_the_transformer_is_unless_told(tiny_model, tmp_path, capsys, flags,
+                                                                         text_encoder):
+    from ltx2gen.config import GenerateConfig, build_parser
+    from ltx2gen.plan import RunPlan
+
+    args = ["--prompt", "a fox", "--model", str(tiny_model), "--device", "cpu", "--output", str(tmp_path / "c.mp4"),
+            *flags]
+    plan = RunPlan.choose(GenerateConfig.from_args(build_parser().parse_args(args)))
+    assert plan.text_encoder == text_encoder
+    assert ("fp8 text encoder" in capsys.readouterr().out) is (text_encoder == "fp8")

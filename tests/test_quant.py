@@ -72,3 +72,30 @@ def test_dynamic_fp8_runs_compiled_and_stays_close_to_bf16(tiny_model):
     assert "Float8" in type(transformer.transformer_blocks[0].ff.net[2].weight).__name__
     relative_error = (quantized - reference).norm() / reference.norm()
     assert 0 < relative_error < 0.1
+
+
+def test_fp8_text_encoder_stores_its_linears_in_float8_as_it_loads_and_conditions_closely(tiny_model, tmp_path):
+    from torchao.quantization import Float8Tensor
+
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.stages import EmbeddingCache, PromptRequest, encode_prompts, load_text_encoder
+
+    cpu = torch.device("cpu")
+    with MemoryTracker(cpu).stage("text") as stage:
+        gemma = load_text_encoder(stage, tiny_model, cpu, torch.float32, "fp8")  # from_pretrained of the files
+        linears = {name: module for name, module in gemma.named_modules() if isinstance(module, torch.nn.Linear)}
+        assert all(isinstance(module.weight, Float8Tensor) for name, module in linears.items()
+                   if name.startswith("model.language_model."))  # every layer the prompt passes through
+        assert not isinstance(linears["lm_head"].weight, Float8Tensor)  # tied to the bf16 input embedding
+        del gemma, linears
+    requests = [PromptRequest("a red fox in snow", "blur", True)]
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoded = {}
+    for mode in ("resident", "fp8"):
+        with MemoryTracker(cpu).stage("text") as stage:
+            encoded[mode] = encode_prompts(stage, tiny_model, requests, cpu, torch.float32, cache=cache,
+                                           text_encoder=mode)[0]
+    assert len(list(cache.folder.iterdir())) == 2  # an FP8 encoding never answers for a bf16 one
+    exact = encoded["resident"].video
+    error = (encoded["fp8"].video - exact).norm() / exact.norm()
+    assert 0 < error < 0.1, error

@@ -37,3 +37,26 @@ def test_a_component_built_at_load_is_only_configuration_on_disk_and_the_same_ea
     first, second = (load_component(model, "text_encoder", torch.device("cpu"), torch.float32) for _ in range(2))
     assert type(first).__name__ == "Gemma3ForConditionalGeneration"
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_a_text_encoder_built_in_fp8_quantizes_the_layers_loading_quantizes_and_keeps_the_values(tmp_path):
+    import torch
+    from torchao.quantization import Float8Tensor
+
+    from ltx2gen.stages import load_component
+    from ltx2gen.synthetic import write_model
+
+    cpu = torch.device("cpu")
+    written = write_model("tiny", tmp_path / "written")
+    at_load = write_model("tiny", tmp_path / "at_load", built_at_load=("text_encoder",))
+    loaded = load_component(written, "text_encoder", cpu, torch.float32, fp8=True)  # transformers + torchao
+    built, built_fp8 = (load_component(at_load, "text_encoder", cpu, torch.float32, fp8=fp8) for fp8 in (False, True))
+
+    def float8_layers(model):
+        return sorted(name for name, module in model.named_modules() if isinstance(getattr(module, "weight", None),
+                                                                                     Float8Tensor))
+
+    assert float8_layers(built_fp8) == float8_layers(loaded) and float8_layers(built) == []
+    assert built_fp8.lm_head.weight is built_fp8.model.language_model.embed_tokens.weight
+    layer, layer_fp8 = (model.model.language_model.layers[0].mlp.up_proj.weight for model in (built, built_fp8))
+    assert torch.allclose(layer_fp8.dequantize(), layer, rtol=0.07, atol=1e-3)  # e4m3: 3 mantissa bits

@@ -1,0 +1,185 @@
+"""Loading weights from disk: what the disk itself reads, against the text encoder and the transformer as ours
+loads them, with their memory peaks.
+
+- `disk`: a component's weight files read cold (evicted from the page cache first) with plain reads and no GPU:
+  the floor of any loader on this machine.
+- `text_bf16`, `text_fp8`: the Gemma text encoder through transformers' from_pretrained onto the GPU
+  (`stages.load_text_encoder`), in bf16 and with its linear layers stored in float8 as they load (`--text-fp8`),
+  then one 1,024-token forward with every hidden state, as the text stage runs it. The FP8 run reports the relative
+  error of its stacked hidden states against the bf16 run's.
+- `transformer_bf16`, `transformer_fp8`: the streamed transformer loader (`ltx2gen.weights`), in bf16 and with each
+  block quantized as it arrives (`--fp8 weight`).
+
+Each load runs in its own process from a cold page cache; "unified" is GPU memory allocated plus process RSS sampled
+together every 10 ms. The full-size text encoder (23.5 GB) and transformer (38 GB) do not fit the GPU machine's disk
+together, so each is written, measured and deleted in turn.
+
+    python3 bench/loading_gpu.py --out OUT_DIR --work /tmp/loading   # full size (GPU)
+    python3 bench/loading_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from compare_gpu import GIB, Sampler  # noqa: E402
+
+TEXT_TOKENS = 1024
+COMPONENT_CLASSES = {"text_encoder": ["transformers", "Gemma3ForConditionalGeneration"],
+                     "transformer": ["diffusers", "LTX2VideoTransformer3DModel"]}
+RUNS = {"text_encoder": ("text_bf16", "text_fp8"), "transformer": ("transformer_bf16", "transformer_fp8")}
+
+
+def write_component(name: str, preset: str, model_dir: Path, device: str) -> float:
+    """Seconds to build `name` of the preset on `device` and save it as the only component of `model_dir`."""
+    from ltx2gen import synthetic
+
+    started = time.perf_counter()
+    build = synthetic.build_text_encoder if name == "text_encoder" else synthetic.build_transformer
+    dtype = synthetic.torch.float32 if preset == "tiny" else synthetic.torch.bfloat16
+    module = build(preset, seed=0, dtype=dtype, device=device)
+    module.save_pretrained(model_dir / name, safe_serialization=True)
+    del module
+    (model_dir / "model_index.json").write_text(json.dumps({name: COMPONENT_CLASSES[name]}) + "\n")
+    return time.perf_counter() - started
+
+
+def read_cold(folder: Path) -> dict:
+    """Every safetensors file of `folder` read once with plain reads, after evicting it from the page cache."""
+    from ltx2gen import memory
+
+    files = sorted(folder.glob("*.safetensors"))
+    memory.evict_from_page_cache(files)
+    buffer = bytearray(64 * 1024**2)
+    started, total = time.perf_counter(), 0
+    for path in files:
+        with open(path, "rb", buffering=0) as handle:
+            while read := handle.readinto(buffer):
+                total += read
+    seconds = time.perf_counter() - started
+    memory.evict_from_page_cache(files)
+    return {"run": "disk", "component": folder.name, "bytes": total, "gib": round(total / GIB, 2),
+            "seconds": round(seconds, 2),
+            "gib_per_s": round(total / GIB / seconds, 2)}
+
+
+def child(args) -> int:
+    """One load in this fresh process; writes its result JSON."""
+    import torch
+
+    from ltx2gen import memory, stages
+
+    device = stages.resolve_device(args.device)
+    dtype = stages.default_dtype(device)
+    name = "text_encoder" if args.child.startswith("text") else "transformer"
+    fp8 = args.child.endswith("fp8")
+    memory.evict_from_page_cache(sorted((args.model / name).glob("*.safetensors")))
+    sampler = Sampler(device)
+    sampler.start()
+    result = {"run": args.child}
+    with memory.MemoryTracker(device).stage(name) as stage:
+        with sampler.stage("load"):
+            if name == "text_encoder":
+                model = stages.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
+            else:
+                model = stage.load(name, lambda: stages.load_transformer(args.model, device, dtype,
+                                                                        "weight" if fp8 else "off"))
+        if name == "text_encoder":
+            with sampler.stage("forward"), torch.no_grad():
+                ids = torch.randint(0, model.config.text_config.vocab_size, (1, TEXT_TOKENS),
+                                    generator=torch.Generator().manual_seed(0)).to(device)
+                hidden = torch.stack(model(input_ids=ids, output_hidden_states=True).hidden_states).float().cpu()
+            reference = args.result.with_name("text_bf16.hidden.pt")
+            if fp8 and reference.is_file():
+                exact = torch.load(reference)
+                result["relative_error"] = round(float((hidden - exact).norm() / exact.norm()), 4)
+            elif not fp8:
+                torch.save(hidden, reference)
+        del model
+    result.update(sampler.finish())
+    marks = dict((label, t) for t, label in result["marks"])
+    result["load_s"] = round(marks["end load"] - marks["start load"], 2)
+    if "end forward" in marks:
+        result["forward_s"] = round(marks["end forward"] - marks["start forward"], 2)
+    result.pop("samples")
+    args.result.write_text(json.dumps(result) + "\n")
+    return 0
+
+
+def run_child(run: str, model_dir: Path, out: Path, device: str) -> dict:
+    path = out / f"{run}.json"
+    command = [sys.executable, __file__, "--child", run, "--model", str(model_dir), "--device", device,
+               "--result", str(path)]
+    process = subprocess.run(command, capture_output=True, text=True)
+    if process.returncode != 0 or not path.is_file():
+        lines = [line for line in process.stderr.splitlines() if line.strip()]
+        return {"run": run, "error": (lines or ["no output"])[-1][:300]}
+    return json.loads(path.read_text())
+
+
+def table(results: list[dict]) -> str:
+    rows = ["| run | GiB read | load | forward | peak GPU | peak RSS | unified peak | relative error |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "error" in r:
+            rows.append(f"| {r['run']} | failed: {r['error']} |||||||")
+        elif r["run"] == "disk":
+            rows.append(f"| disk, {r['component']} | {r['gib']} | {r['seconds']} s ({r['gib_per_s']} GiB/s) "
+                        f"|||||| ")
+        else:
+            rows.append(f"| {r['run']} | | {r['load_s']} s | {r.get('forward_s', '')}{' s' if 'forward_s' in r else ''}"
+                        f" | {r['peak_gpu_gib']} GiB | {r['peak_rss_gib']} GiB | {r['peak_unified_gib']} GiB "
+                        f"| {r.get('relative_error', '')} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="where loading.json and loading.md go")
+    parser.add_argument("--work", type=Path, help="scratch folder for the weight files (default: OUT/work)")
+    parser.add_argument("--smoke", action="store_true", help="the tiny model on CPU")
+    parser.add_argument("--components", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    if not args.out:
+        parser.error("--out is required")
+    device = "cpu" if args.smoke else "cuda"
+    preset = "tiny" if args.smoke else "full"
+    work = args.work or args.out / "work"
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.components:
+        model_dir = work / name
+        shutil.rmtree(model_dir, ignore_errors=True)
+        model_dir.mkdir(parents=True)
+        print(f"writing the {preset} {name}: {write_component(name, preset, model_dir, device):.0f} s", flush=True)
+        results.append(read_cold(model_dir / name))
+        for run in RUNS[name]:
+            results.append(run_child(run, model_dir, args.out, device))
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "marks"}), flush=True)
+        shutil.rmtree(model_dir)
+    record = {"command": " ".join(["bench/loading_gpu.py", *(argv if argv is not None else sys.argv[1:])]),
+              "date": time.strftime("%Y-%m-%d"), "preset": preset, "results": results}
+    (args.out / "loading.json").write_text(json.dumps(record, indent=1) + "\n")
+    (args.out / "loading.md").write_text(table(results))
+    print(table(results))
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""bench/loading_gpu.py runs the same code on the tiny model on CPU, so the loading benchmark never rots."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_loading_smoke_run_measures_the_disk_and_both_text_encoder_precisions(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "loading_gpu.py"), "--smoke", "--out",
+                             str(tmp_path), "--components", "text_encoder"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "loading.json").read_text())
+    disk, bf16, fp8 = record["results"]
+    assert (disk["run"], bf16["run"], fp8["run"]) == ("disk", "text_bf16", "text_fp8")
+    assert disk["bytes"] > 0 and bf16["load_s"] > 0 and bf16["forward_s"] > 0
+    assert 0 < fp8["relative_error"] < 0.2  # float8 weights: close to bf16, not equal
+    assert "| text_fp8 |" in (tmp_path / "loading.md").read_text()
+    assert not (tmp_path / "work" / "text_encoder").exists()  # the weights are deleted after measuring
