@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -89,11 +88,13 @@ class Sampler(threading.Thread):
         self.samples.append(self.read())
         import torch
 
+        from ltx2gen.memory import peak_rss_bytes
+
         cuda = self.device.type == "cuda"
         return {
             "peak_gpu_gib": round(max([torch.cuda.max_memory_allocated(self.device) / GIB] + self.stage_gpu_peaks), 2)
             if cuda else 0.0,
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2),
+            "peak_rss_gib": round(peak_rss_bytes() / GIB, 2),
             "peak_unified_gib": round(max(gpu + rss for _, gpu, rss in self.samples), 2),
             "marks": self.marks, "samples": self.samples[::max(1, len(self.samples) // 2000)],
         }

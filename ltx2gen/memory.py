@@ -92,10 +92,11 @@ class StageReport:
                 f"(process peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
 
 
-def _peak_rss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def peak_rss_bytes() -> int:
+    """This process's own RSS high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux carries that over from the
+    parent, so a process started by one that once held 23 GiB would report 23 GiB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 
 
 @dataclass
@@ -161,7 +162,7 @@ class MemoryTracker:
 
     def _report(self, name: str, seconds: float) -> StageReport:
         report = StageReport(name=name, seconds=seconds, rss_gib=process_rss_bytes() / GIB,
-                             peak_rss_gib=_peak_rss_bytes() / GIB, mem_available_gib=mem_available_bytes() / GIB)
+                             peak_rss_gib=peak_rss_bytes() / GIB, mem_available_gib=mem_available_bytes() / GIB)
         if self.device.type == "cuda":
             report.cuda_allocated_gib = torch.cuda.memory_allocated(self.device) / GIB
             report.cuda_reserved_gib = torch.cuda.memory_reserved(self.device) / GIB

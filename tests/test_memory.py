@@ -46,3 +46,20 @@ def test_page_cache_eviction_covers_the_files(tmp_path):
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"\x01" * 65536)
     assert memory.evict_from_page_cache([weights, tmp_path / "missing.safetensors"]) == 65536
+
+
+def test_peak_rss_is_the_process_own_not_its_parents():
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from conftest import ROOT
+    from ltx2gen.memory import GIB, peak_rss_bytes
+
+    held = np.ones(GIB // 8 * 2)  # 2 GiB touched by this (parent) process
+    child = subprocess.run([sys.executable, "-c", "from ltx2gen.memory import peak_rss_bytes; print(peak_rss_bytes())"],
+                           capture_output=True, text=True, cwd=ROOT, check=True)
+    assert peak_rss_bytes() >= 2 * GIB
+    assert int(child.stdout) < 1.5 * GIB  # torch and the module, not the parent's 2 GiB
+    del held
