@@ -70,6 +70,19 @@ def quantize_block(block: torch.nn.Module, mode: str) -> int:
     return sum(1 for module in block.modules() if linear(module))
 
 
+def quantize_text_encoder_linears(text_encoder: torch.nn.Module) -> int:
+    """Store every plain linear layer of the text encoder not yet in float8 as `weight` does, as transformers'
+    quantization while loading (`text_encoder_quantization`) does: all but the output head (tied to the bf16 input
+    embedding) and MultiheadAttention's projection. Returns how many layers changed."""
+    from torchao.quantization import Float8Tensor
+
+    count = 0
+    for name, module in text_encoder.named_modules():
+        if type(module) is torch.nn.Linear and name != "lm_head" and not isinstance(module.weight, Float8Tensor):
+            count += quantize_block(module, "weight")
+    return count
+
+
 def text_encoder_quantization():
     """transformers' loading option for the Gemma text encoder: its linear layers stored in float8 (per-row scales,
     as `weight` above) as each loads, so the bf16 encoder (22 GiB at full size) is never whole in memory.

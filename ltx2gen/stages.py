@@ -24,10 +24,10 @@ from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
 from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
-from ltx2gen.quant import quantize_block, quantize_fp8, text_encoder_quantization
+from ltx2gen.quant import quantize_block, quantize_fp8, quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
-from ltx2gen.weights import load_streamed
+from ltx2gen.weights import load_streamed, load_transformers_streamed
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -38,6 +38,7 @@ VAE_TILE_LATENTS = 16
 FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the host at a time
 CPU = torch.device("cpu")
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
+TEXT_ENCODER_LAYERS = "model.language_model.layers"  # Gemma's decoder layers, quantized one by one as they load
 
 
 @dataclass
@@ -154,11 +155,28 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
     if fp8 and not cls.__module__.startswith("transformers"):
         raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
     if cls.__module__.startswith("transformers"):
-        model = cls.from_pretrained(model_dir, subfolder=name, dtype=dtype, device_map=str(device),
-                                    quantization_config=text_encoder_quantization() if fp8 else None)
+        model = _load_transformers_model(cls, model_dir / name, device, dtype, fp8)
     else:
         model = cls.from_pretrained(model_dir, subfolder=name, torch_dtype=dtype, device_map=str(device))
     return model.eval().requires_grad_(False)
+
+
+def _load_transformers_model(cls, folder: Path, device: torch.device, dtype: torch.dtype, fp8: bool):
+    """Streamed from the files one tensor at a time, each decoder layer quantized as it arrives with `fp8`:
+    from_pretrained memory-maps the files, and every page it reads stays in the process's memory until it returns
+    (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
+    from_pretrained after all (quantizing as it loads with `fp8`), said in one line."""
+    model = load_transformers_streamed(cls, folder, device, dtype,
+                                       on_block=(lambda layer: quantize_block(layer, "weight")) if fp8 else None,
+                                       blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache())
+    if model is None:
+        print(f"note: the weight names in {folder} do not match {cls.__name__}'s; loading it with from_pretrained, "
+              "which holds its files in memory while it loads", flush=True)
+        return cls.from_pretrained(folder, dtype=dtype, device_map=str(device),
+                                   quantization_config=text_encoder_quantization() if fp8 else None)
+    if fp8:
+        quantize_text_encoder_linears(model)  # the layers outside the decoder (the unused vision tower)
+    return model
 
 
 def _pipeline(**components):

@@ -77,23 +77,72 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
                   on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
                   evict: bool = True):
-    """`component_class` built without weights, then filled tensor by tensor from `folder` on `device`.
-    `on_block(block)` runs for each module of the `blocks` list once all of its weights have arrived; `evict` as
-    in `read_tensors`."""
+    """The diffusers `component_class` built without weights, then filled tensor by tensor from `folder` on
+    `device` (`fill_streamed`)."""
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
         model = component_class.from_config(component_class.load_config(folder))
-    expected = {name for name, _ in model.named_parameters()} | {
-        name for name, _ in model.named_buffers() if _is_persistent(model, name)}
     tensors = stored_tensors(folder)
+    expected = _expected_names(model)
     unknown = sorted({tensor.name for tensor in tensors} - expected)
     missing = sorted(expected - {tensor.name for tensor in tensors})
     if unknown or missing:
         raise ValueError(f"{folder}: the weights do not match {component_class.__name__}: "
                          f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
-    waiting = Counter(_block_of(tensor.name, blocks) for tensor in tensors)
-    for name, value in read_tensors(tensors, device, dtype, evict):
+    model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict)
+    return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
+
+
+def load_transformers_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
+                               on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "",
+                               evict: bool = True):
+    """The transformers `component_class` (the Gemma text encoder) built without weights and filled like
+    `load_streamed`, or None when the stored names do not match the model's one to one (`match_names`)."""
+    from accelerate import init_empty_weights
+
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # as from_pretrained builds it: constructor buffers in the model's dtype
+    try:
+        with init_empty_weights(include_buffers=False):
+            model = component_class(component_class.config_class.from_pretrained(folder))
+    finally:
+        torch.set_default_dtype(previous_dtype)
+    model.tie_weights()  # the output head shares the input embedding: one stored tensor fills both
+    tensors = stored_tensors(folder)
+    names = match_names([tensor.name for tensor in tensors], _expected_names(model))
+    if names is None:
+        return None
+    model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict, names)
+    model.tie_weights()  # filling replaced the embedding's parameter
+    return model.to(device).eval().requires_grad_(False)
+
+
+def match_names(stored: list[str], expected: set[str]) -> dict[str, str] | None:
+    """{stored name: model name} for names equal once their `model` path segments are dropped (transformers
+    saves Gemma's layers as `language_model.model.layers.N`, and builds them as `model.language_model.layers.N`);
+    None unless that pairs every stored name with a different expected one and leaves none out."""
+    def bare(name: str) -> str:
+        return ".".join(part for part in name.split(".") if part != "model")
+
+    by_bare = {bare(name): name for name in expected}
+    names = {name: by_bare.get(bare(name)) for name in stored}
+    paired = set(names.values())
+    if len(by_bare) != len(expected) or None in paired or len(paired) != len(names) or paired != expected:
+        return None
+    return names
+
+
+def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype,
+                  on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
+                  evict: bool = True, names: dict[str, str] | None = None) -> torch.nn.Module:
+    """Fill a model built on the meta device from `tensors`, one at a time, on `device`. `names` maps stored
+    names to the model's where they differ. `on_block(block)` runs for each module of the `blocks` list (a dotted
+    path) once all of its weights have arrived; `evict` as in `read_tensors`."""
+    names = names or {}
+    waiting = Counter(_block_of(names.get(tensor.name, tensor.name), blocks) for tensor in tensors)
+    for stored_name, value in read_tensors(tensors, device, dtype, evict):
+        name = names.get(stored_name, stored_name)
         owner_name, _, attribute = name.rpartition(".")
         owner = model.get_submodule(owner_name)
         if attribute in owner._parameters:
@@ -104,12 +153,20 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
         waiting[block] -= 1
         if block is not None and waiting[block] == 0 and on_block is not None:
             on_block(model.get_submodule(block))
-    return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
+    return model
+
+
+def _expected_names(model: torch.nn.Module) -> set[str]:
+    """The names a complete checkpoint of `model` holds: its parameters (tied ones once) and persistent buffers."""
+    return {name for name, _ in model.named_parameters()} | {
+        name for name, _ in model.named_buffers() if _is_persistent(model, name)}
 
 
 def _block_of(name: str, blocks: str) -> str | None:
-    parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] == blocks else None
+    """The block (`blocks`.N) that the parameter `name` belongs to, or None."""
+    if not name.startswith(blocks + "."):
+        return None
+    return f"{blocks}.{name[len(blocks) + 1:].split('.')[0]}"
 
 
 def _is_persistent(model: torch.nn.Module, name: str) -> bool:

@@ -50,3 +50,55 @@ def test_weights_that_do_not_match_the_model_are_refused(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="missing .* 1 unexpected .*not_a_layer"):
         streamed(folder, tiny_model)
     assert [tensor.name for tensor in stored_tensors(folder)] == ["not_a_layer.weight", "proj_in.weight"]
+
+
+def gemma_states(model):
+    ids = torch.tensor([[2, 10, 11, 12, 40, 41]])
+    with torch.no_grad():
+        return torch.stack(model(input_ids=ids, output_hidden_states=True).hidden_states)
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_streamed_text_encoder_equals_from_pretrained_with_its_files_read_one_tensor_at_a_time(tiny_model, fp8):
+    from transformers import Gemma3ForConditionalGeneration
+
+    from ltx2gen.quant import text_encoder_quantization
+
+    reference = Gemma3ForConditionalGeneration.from_pretrained(
+        tiny_model / "text_encoder", dtype=torch.bfloat16, device_map="cpu",
+        quantization_config=text_encoder_quantization() if fp8 else None)
+    ours = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.bfloat16, fp8=fp8)
+    assert ours.lm_head.weight is ours.model.language_model.embed_tokens.weight  # still tied
+    assert torch.equal(gemma_states(ours), gemma_states(reference))
+
+
+def test_stored_gemma_names_pair_with_the_built_model_and_nothing_else():
+    from ltx2gen.weights import match_names
+
+    expected = {"model.language_model.layers.0.mlp.up_proj.weight", "model.language_model.embed_tokens.weight",
+                "model.vision_tower.vision_model.post_layernorm.weight"}
+    stored = ["language_model.model.layers.0.mlp.up_proj.weight", "language_model.model.embed_tokens.weight",
+              "vision_tower.vision_model.post_layernorm.weight"]
+    assert match_names(stored, expected) == dict(zip(stored, ["model.language_model.layers.0.mlp.up_proj.weight",
+                                                              "model.language_model.embed_tokens.weight",
+                                                              "model.vision_tower.vision_model.post_layernorm.weight"]))
+    assert match_names(stored[:2], expected) is None  # one left out
+    assert match_names(stored + ["language_model.model.extra.weight"], expected) is None  # one unknown
+    assert match_names(stored + ["model.language_model.embed_tokens.weight"], expected) is None  # stored twice
+
+
+def test_a_text_encoder_whose_names_do_not_match_loads_with_from_pretrained_and_says_so(tiny_model, tmp_path,
+                                                                                      capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = folder / "text_encoder" / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({**tensors, "language_model.model.unused_extra": torch.zeros(2)}, weights, metadata={"format": "pt"})
+    model = load_component(folder, "text_encoder", torch.device("cpu"), torch.float32)
+    assert "do not match Gemma3ForConditionalGeneration's; loading it with from_pretrained" in capsys.readouterr().out
+    reference = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.float32)
+    assert torch.equal(gemma_states(model), gemma_states(reference))
