@@ -14,6 +14,7 @@ import argparse
 import json
 import string
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -295,14 +296,19 @@ def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch
         with init_empty_weights(include_buffers=False):  # parameters on the meta device, constructor buffers real
             model = Gemma3ForConditionalGeneration(config)
         model.tie_weights()  # on the meta device too, so the head is built once, as the input embedding
-        built: dict[int, torch.nn.Parameter] = {}  # tied parameters (the output head) stay one tensor
+        uses = Counter(id(empty) for _, empty in model.named_parameters(remove_duplicate=False))
+        shared: dict[int, torch.nn.Parameter] = {}  # tied parameters (the output head) stay one tensor
         for module_name, module in model.named_modules():
             for attribute, empty in list(module.named_parameters(recurse=False, remove_duplicate=False)):
-                if id(empty) not in built:
+                parameter = shared.get(id(empty))
+                if parameter is None:
                     value = torch.empty(empty.shape, device=device, dtype=dtype)
-                    built[id(empty)] = torch.nn.Parameter(
-                        value.normal_(0, 0.02) if value.ndim > 1 else value.zero_(), requires_grad=False)
-                module._parameters[attribute] = built[id(empty)]
+                    parameter = torch.nn.Parameter(value.normal_(0, 0.02) if value.ndim > 1 else value.zero_(),
+                                                   requires_grad=False)
+                    if uses[id(empty)] > 1:  # only these are held here: quantizing must free the rest
+                        shared[id(empty)] = parameter
+                module._parameters[attribute] = parameter
+                del parameter
             # the layers transformers quantizes while loading: not the head, nor MultiheadAttention's projection
             if quantize is not None and type(module) is torch.nn.Linear and module_name != "lm_head":
                 quantize(module)

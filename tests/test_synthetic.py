@@ -60,3 +60,25 @@ def test_a_text_encoder_built_in_fp8_quantizes_the_layers_loading_quantizes_and_
     assert built_fp8.lm_head.weight is built_fp8.model.language_model.embed_tokens.weight
     layer, layer_fp8 = (model.model.language_model.layers[0].mlp.up_proj.weight for model in (built, built_fp8))
     assert torch.allclose(layer_fp8.dequantize(), layer, rtol=0.07, atol=1e-3)  # e4m3: 3 mantissa bits
+
+
+def test_building_in_fp8_frees_each_unquantized_weight_once_quantized(tmp_path):
+    import gc
+    import weakref
+
+    import torch
+
+    from ltx2gen.quant import quantize_block
+    from ltx2gen.synthetic import build_at_load, write_model
+
+    model_dir = write_model("tiny", tmp_path / "model", built_at_load=("text_encoder",))
+    originals = []
+
+    def quantize(layer):
+        originals.append(weakref.ref(layer.weight))
+        quantize_block(layer, "weight")
+
+    model = build_at_load(model_dir, "text_encoder", torch.device("cpu"), torch.float32, quantize=quantize)
+    gc.collect()
+    assert len(originals) > 10 and all(ref() is None for ref in originals)  # no second copy of the encoder
+    del model
