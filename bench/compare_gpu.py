@@ -12,7 +12,8 @@ grows with clip length.
     python3 bench/compare_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
     python3 bench/compare_gpu.py --report A/compare.json B/compare.json --out DIR   # one table and plot from runs
 
-Each contender runs in its own process, so its memory starts from nothing. A sampler thread reads GPU memory
+Each contender runs in its own process, so its memory starts from nothing, and with the model's files evicted from
+the page cache, so each reads its weights from disk. A sampler thread reads GPU memory
 allocated and the process RSS together every 10 ms: their sum is the unified-memory figure, what a Jetson user
 (one memory pool for CPU and GPU) runs out of. Peaks of GPU memory and RSS are the exact high-water marks. Writes
 compare.json, compare.md (the table) and compare.png (memory over time, stage boundaries marked).
@@ -312,8 +313,13 @@ def write_model(preset: str, out: Path, device: str) -> Path:
 
 
 def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
+    from ltx2gen.memory import evict_from_page_cache
+
     result_path = work / size / f"{name}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
+    # Every contender reads the weights from disk, as the first clip after a boot does: otherwise whoever runs
+    # right after the model is written finds it in the page cache.
+    evict_from_page_cache(sorted(model.rglob("*.safetensors")))
     started = time.perf_counter()
     command = [sys.executable, __file__, "--child", name, "--size", size, "--model", str(model), "--device", device,
                "--result", str(result_path)]
