@@ -54,3 +54,10 @@ def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, (), mode)
                            for mode in ("resident", "offloaded"))
     assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)
+
+
+@pytest.mark.parametrize("mode,measured", [("resident", 25.79), ("fp8", 15.71)])
+def test_text_stage_estimates_cover_the_measured_peaks_closely(mode, measured):
+    # Full-size text stage on an H100 (docs/BENCHMARKS.md): Gemma 3 12B (23.5 GB) and the connectors (2.86 GB).
+    estimate = fit.text_peak_gib(int(23.5 * GB), int(2.86 * GB), mode)
+    assert measured <= estimate <= measured * 1.2
