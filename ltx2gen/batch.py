@@ -25,6 +25,7 @@ from ltx2gen.files import write_json
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from"}
+INPUT_FILE_KEYS = ("image", "audio")  # local files a clip reads: relative to the batch file where they are there
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ def read_batch(path: Path) -> list[Clip]:
         if reserved:
             raise ConfigError(f"{path}:{number}: clip {name!r} sets {', '.join(sorted(reserved))}; outputs are "
                               "named by the batch (name.mp4 in the output folder)")
+        for key in INPUT_FILE_KEYS:
+            value = entry.get(key)
+            if isinstance(value, str) and not Path(value).is_absolute() and (path.parent / value).is_file():
+                entry[key] = str(path.parent / value)
         names.add(name)
         clips.append(Clip(name, number, entry))
     if not clips:

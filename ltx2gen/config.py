@@ -380,7 +380,8 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
         if f.type in (bool, "bool"):
             parser.add_argument(flag, action="store_true", help=help_text)
             continue
-        default_text = "" if f.default in (None, False) or meta.get("required") else f" (default: {f.default})"
+        hidden = f.default is None or f.default is False or meta.get("required")  # 0.0 == False, yet is shown
+        default_text = "" if hidden else f" (default: {f.default})"
         meta.setdefault("type", _arg_type(f.type))
         parser.add_argument(flag, default=f.default, help=help_text + default_text, **meta)
 

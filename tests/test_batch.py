@@ -171,3 +171,15 @@ def test_shipped_prompt_files_are_valid_batches():
     assert {clip.flags["camera"] for clip in cameras} == {"dolly-in", "dolly-out", "dolly-left", "dolly-right",
                                                           "jib-up", "jib-down", "static"}
     assert len({clip.flags["prompt"] for clip in cameras}) == 1
+
+
+def test_relative_image_and_audio_paths_are_found_beside_the_batch_file(tmp_path, monkeypatch):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "frame.png").write_bytes(b"png")
+    (tmp_path / "voice.wav").write_bytes(b"wav")
+    (folder / "b.jsonl").write_text('{"name": "a", "prompt": "p", "image": "frame.png", "audio": "voice.wav"}\n')
+    monkeypatch.chdir(tmp_path)
+    clip, = read_batch(folder / "b.jsonl")
+    assert clip.flags["image"] == str(folder / "frame.png")  # beside the batch file
+    assert clip.flags["audio"] == "voice.wav"  # not there: as given, from the working directory

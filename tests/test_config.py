@@ -180,3 +180,10 @@ def test_directory_without_model_index_is_refused(tmp_path):
                              str(tmp_path / "not-a-model"), "--output", str(tmp_path / "c.mp4")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no model_index.json" in result.stderr
+
+
+def test_help_shows_zero_defaults_too():
+    from ltx2gen.config import build_parser
+
+    help_text = " ".join(build_parser().format_help().split())
+    assert "is 8 here (default: 0.0)" in help_text  # --nag-scale: 0.0 == False must not hide it
