@@ -312,25 +312,34 @@ def write_model(preset: str, out: Path, device: str) -> Path:
     return out
 
 
+def run_child(command: list[str], result_path: Path, timeout: float | None = None) -> dict:
+    """The result JSON that the child process `command` wrote to `result_path`, or {"error": why not} (its last
+    line of stderr, or the timeout)."""
+    try:
+        process = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s"}
+    if process.returncode != 0 or not result_path.is_file():
+        lines = [line for line in process.stderr.splitlines() if line.strip()]
+        return {"error": (lines or ["no output"])[-1][:300]}
+    return json.loads(result_path.read_text())
+
+
 def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
     from ltx2gen.memory import evict_from_page_cache
+    from ltx2gen.stages import weight_files
 
     result_path = work / size / f"{name}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     # Every contender reads the weights from disk, as the first clip after a boot does: otherwise whoever runs
     # right after the model is written finds it in the page cache.
-    evict_from_page_cache(sorted(model.rglob("*.safetensors")))
+    evict_from_page_cache(weight_files(model))
     started = time.perf_counter()
     command = [sys.executable, __file__, "--child", name, "--size", size, "--model", str(model), "--device", device,
                "--result", str(result_path)]
-    try:
-        process = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
-    except subprocess.TimeoutExpired:
-        return {"contender": name, "size": size, "error": f"did not finish in {timeout:.0f} s"}
-    if process.returncode != 0 or not result_path.is_file():
-        lines = [line for line in process.stderr.splitlines() if line.strip()]
-        return {"contender": name, "size": size, "error": (lines or ["no output"])[-1][:300]}
-    result = json.loads(result_path.read_text())
+    result = run_child(command, result_path, timeout)
+    if "error" in result:
+        return {"contender": name, "size": size, **result}
     print(f"{size} {name}: {result['end_to_end_s']} s end to end (process {time.perf_counter() - started:.0f} s), "
           f"GPU {result['peak_gpu_gib']} GiB, RSS {result['peak_rss_gib']} GiB, unified "
           f"{result['peak_unified_gib']} GiB, {result['transformer_calls']} transformer calls", flush=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from compare_gpu import GIB, Sampler  # noqa: E402
+from compare_gpu import GIB, Sampler, run_child  # noqa: E402
 
 TEXT_TOKENS = 1024
 COMPONENT_CLASSES = {"text_encoder": ["transformers", "Gemma3ForConditionalGeneration"],
@@ -42,16 +41,18 @@ RUNS = {"text_encoder": ("text_bf16", "text_fp8"), "transformer": ("transformer_
 
 def write_component(name: str, preset: str, model_dir: Path, device: str) -> float:
     """Seconds to build `name` of the preset on `device` and save it as the only component of `model_dir`."""
+    import torch
+
     from ltx2gen import synthetic
 
     started = time.perf_counter()
     build = synthetic.build_text_encoder if name == "text_encoder" else synthetic.build_transformer
-    dtype = synthetic.torch.float32 if preset == "tiny" else synthetic.torch.bfloat16
+    dtype = torch.float32 if preset == "tiny" else torch.bfloat16
     module = build(preset, seed=0, dtype=dtype, device=device)
     module.save_pretrained(model_dir / name, safe_serialization=True)
     del module
     if device == "cuda":  # give the writer's memory back before the measured processes start
-        synthetic.torch.cuda.empty_cache()
+        torch.cuda.empty_cache()
     (model_dir / "model_index.json").write_text(json.dumps({name: COMPONENT_CLASSES[name]}) + "\n")
     return time.perf_counter() - started
 
@@ -118,15 +119,11 @@ def child(args) -> int:
     return 0
 
 
-def run_child(run: str, model_dir: Path, out: Path, device: str) -> dict:
+def run_load(run: str, model_dir: Path, out: Path, device: str) -> dict:
     path = out / f"{run}.json"
     command = [sys.executable, __file__, "--child", run, "--model", str(model_dir), "--device", device,
                "--result", str(path)]
-    process = subprocess.run(command, capture_output=True, text=True)
-    if process.returncode != 0 or not path.is_file():
-        lines = [line for line in process.stderr.splitlines() if line.strip()]
-        return {"run": run, "error": (lines or ["no output"])[-1][:300]}
-    return json.loads(path.read_text())
+    return {"run": run, **run_child(command, path)}
 
 
 def table(results: list[dict]) -> str:
@@ -172,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing the {preset} {name}: {write_component(name, preset, model_dir, device):.0f} s", flush=True)
         results.append(read_cold(model_dir / name))
         for run in RUNS[name]:
-            results.append(run_child(run, model_dir, args.out, device))
+            results.append(run_load(run, model_dir, args.out, device))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "marks"}), flush=True)
         shutil.rmtree(model_dir)
     record = {"command": " ".join(["bench/loading_gpu.py", *(argv if argv is not None else sys.argv[1:])]),

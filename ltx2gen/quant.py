@@ -70,16 +70,22 @@ def quantize_block(block: torch.nn.Module, mode: str) -> int:
     return sum(1 for module in block.modules() if linear(module))
 
 
-def quantize_text_encoder_linears(text_encoder: torch.nn.Module) -> int:
-    """Store every plain linear layer of the text encoder not yet in float8 as `weight` does, as transformers'
-    quantization while loading (`text_encoder_quantization`) does: all but the output head (tied to the bf16 input
-    embedding) and MultiheadAttention's projection. Returns how many layers changed."""
+def is_text_encoder_fp8_layer(name: str, module: torch.nn.Module) -> bool:
+    """The text encoder layers that transformers' quantization while loading (`text_encoder_quantization`) stores
+    in float8: plain linear layers, but not the output head (tied to the bf16 input embedding), nor
+    MultiheadAttention's projection (a Linear subclass)."""
+    return type(module) is torch.nn.Linear and name != "lm_head"
+
+
+def quantize_text_encoder_linears(module: torch.nn.Module) -> int:
+    """Store the `is_text_encoder_fp8_layer` layers of the text encoder (or of one of its layers) that are not in
+    float8 yet as `weight` does. Returns how many layers changed."""
     from torchao.quantization import Float8Tensor
 
     count = 0
-    for name, module in text_encoder.named_modules():
-        if type(module) is torch.nn.Linear and name != "lm_head" and not isinstance(module.weight, Float8Tensor):
-            count += quantize_block(module, "weight")
+    for name, layer in module.named_modules():
+        if is_text_encoder_fp8_layer(name, layer) and not isinstance(layer.weight, Float8Tensor):
+            count += quantize_block(layer, "weight")
     return count
 
 

@@ -145,17 +145,16 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
     its linear layers in float8 as they load, so the bf16 model is never whole in memory."""
     from ltx2gen.synthetic import build_at_load
 
-    built = build_at_load(model_dir, name, device, dtype,
-                          quantize=(lambda layer: quantize_block(layer, "weight")) if fp8 else None)
+    built = build_at_load(model_dir, name, device, dtype, quantize=quantize_text_encoder_linears if fp8 else None)
     if built is not None:
         return built.eval().requires_grad_(False)
     cls = _component_class(model_dir, name)
     if name in ("tokenizer", "scheduler", "processor"):
         return cls.from_pretrained(model_dir, subfolder=name)
-    if fp8 and not cls.__module__.startswith("transformers"):
-        raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
     if cls.__module__.startswith("transformers"):
         model = _load_transformers_model(cls, model_dir / name, device, dtype, fp8)
+    elif fp8:
+        raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
     else:
         model = cls.from_pretrained(model_dir, subfolder=name, torch_dtype=dtype, device_map=str(device))
     return model.eval().requires_grad_(False)
@@ -167,7 +166,7 @@ def _load_transformers_model(cls, folder: Path, device: torch.device, dtype: tor
     (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
     from_pretrained after all (quantizing as it loads with `fp8`), said in one line."""
     model = load_transformers_streamed(cls, folder, device, dtype,
-                                       on_block=(lambda layer: quantize_block(layer, "weight")) if fp8 else None,
+                                       on_block=quantize_text_encoder_linears if fp8 else None,
                                        blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache())
     if model is None:
         print(f"note: the weight names in {folder} do not match {cls.__name__}'s; loading it with from_pretrained, "
@@ -205,9 +204,10 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
                    dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
                    text_encoder: str = "resident") -> list[TextConditioning]:
     """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
-    that into the transformer's conditioning. `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts to enhance are rewritten first by the same text encoder
-    (`ltx2gen.enhance`). With a cache, prompts encoded before are read from disk (keyed by the prompt encoded), and
-    no model is loaded at all when every prompt is cached and none is to be enhanced."""
+    that into the transformer's conditioning; `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts
+    to enhance are rewritten first by the same text encoder (`ltx2gen.enhance`). With a cache, prompts encoded
+    before are read from disk (keyed by the prompt encoded), and no model is loaded at all when every prompt is
+    cached and none is to be enhanced."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
     max_length = tokenizer.model_max_length
     enhancing = any(request.enhance_seed is not None for request in requests)

@@ -291,6 +291,8 @@ def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch
     from accelerate import init_empty_weights
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
+    from ltx2gen.quant import is_text_encoder_fp8_layer
+
     config = Gemma3Config.from_pretrained(Path(model_dir) / name)
     with _building(marker["seed"], dtype, device):
         with init_empty_weights(include_buffers=False):  # parameters on the meta device, constructor buffers real
@@ -309,8 +311,7 @@ def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch
                         shared[id(empty)] = parameter
                 module._parameters[attribute] = parameter
                 del parameter
-            # the layers transformers quantizes while loading: not the head, nor MultiheadAttention's projection
-            if quantize is not None and type(module) is torch.nn.Linear and module_name != "lm_head":
+            if quantize is not None and is_text_encoder_fp8_layer(module_name, module):
                 quantize(module)
     return model
 

@@ -128,7 +128,7 @@ def match_names(stored: list[str], expected: set[str]) -> dict[str, str] | None:
     by_bare = {bare(name): name for name in expected}
     names = {name: by_bare.get(bare(name)) for name in stored}
     paired = set(names.values())
-    if len(by_bare) != len(expected) or None in paired or len(paired) != len(names) or paired != expected:
+    if len(by_bare) != len(expected) or len(paired) != len(names) or paired != expected:
         return None
     return names
 
