@@ -3,14 +3,16 @@
 `from_pretrained` memory-maps each weight file, and every page it touches counts in the process's resident memory
 until the file is closed: loading the 38 GB transformer onto the GPU held 9 GiB of host memory at once (one
 shard), on top of the GPU copy. On unified memory (Jetson Thor) host and GPU memory are one pool. Here each tensor
-is read with plain file reads into one reused host buffer, copied to the device, and its file range dropped from
-the page cache, so the host side holds one tensor at a time. `on_block` sees each transformer block as soon as all
+is read with plain file reads into one of two reused host buffers, copied to the device, and its file range dropped
+from the page cache, so the host side holds two tensors at a time. `on_block` sees each transformer block as soon as all
 of its weights are on the device: quantizing there means the device never holds the whole bf16 transformer.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import torch
 
 from ltx2gen.files import safetensors_header
 
+READ_BUFFERS = 2  # host buffers of the largest tensor: one being read while the other is copied to the device
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
           "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
@@ -51,27 +54,57 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
 def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True
                  ) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype`. With `evict`,
-    each file range is dropped from the page cache once copied (no root needed)."""
-    buffer = torch.empty(max((tensor.nbytes for tensor in tensors), default=0), dtype=torch.uint8)
-    handles: dict[Path, object] = {}
+    each file range is dropped from the page cache once read (no root needed).
+
+    A reader thread reads the next tensor from disk while this one is copied to the device and used by the caller
+    (quantized, for FP8), into one of two reused host buffers (pinned for a GPU, so the copy is a direct transfer):
+    the load takes about as long as the disk's read, not the read plus the copies."""
+    size = max((tensor.nbytes for tensor in tensors), default=0)
+    pinned = device.type == "cuda"
+    free: queue.Queue = queue.Queue()
+    for _ in range(READ_BUFFERS):
+        free.put(torch.empty(size, dtype=torch.uint8, pin_memory=pinned))
+    filled: queue.Queue = queue.Queue()
+    stopping = threading.Event()
+
+    def read_ahead() -> None:
+        handles: dict[Path, object] = {}
+        try:
+            for tensor in tensors:
+                buffer = free.get()
+                if stopping.is_set():
+                    return
+                if tensor.file not in handles:
+                    handles[tensor.file] = open(tensor.file, "rb", buffering=0)
+                handle = handles[tensor.file]
+                handle.seek(tensor.offset)
+                if handle.readinto(memoryview(buffer[:tensor.nbytes].numpy())) != tensor.nbytes:
+                    raise ValueError(f"{tensor.file}: truncated at {tensor.name}")
+                if evict:
+                    os.posix_fadvise(handle.fileno(), tensor.offset, tensor.nbytes, os.POSIX_FADV_DONTNEED)
+                filled.put((tensor, buffer))
+        except BaseException as err:  # handed to the consumer, which raises it
+            filled.put((None, err))
+        finally:
+            for handle in handles.values():
+                handle.close()
+
+    reader = threading.Thread(target=read_ahead, name="weights-reader", daemon=True)
+    reader.start()
     try:
-        for tensor in tensors:
-            if tensor.file not in handles:
-                handles[tensor.file] = open(tensor.file, "rb", buffering=0)
-            handle = handles[tensor.file]
-            handle.seek(tensor.offset)
-            view = buffer[:tensor.nbytes]
-            if handle.readinto(memoryview(view.numpy())) != tensor.nbytes:
-                raise ValueError(f"{tensor.file}: truncated at {tensor.name}")
-            value = view.view(tensor.dtype).view(tensor.shape)
+        for _ in tensors:
+            tensor, buffer = filled.get()
+            if tensor is None:
+                raise buffer
+            value = buffer[:tensor.nbytes].view(tensor.dtype).view(tensor.shape)
             target = dtype if value.is_floating_point() else value.dtype
             # copy=True: on the CPU the result must not alias the reused buffer
             yield tensor.name, value.to(device=device, dtype=target, copy=True)
-            if evict:
-                os.posix_fadvise(handle.fileno(), tensor.offset, tensor.nbytes, os.POSIX_FADV_DONTNEED)
+            free.put(buffer)
     finally:
-        for handle in handles.values():
-            handle.close()
+        stopping.set()
+        free.put(None)  # wakes a reader waiting for a buffer
+        reader.join()
 
 
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,

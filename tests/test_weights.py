@@ -102,3 +102,27 @@ def test_a_text_encoder_whose_names_do_not_match_loads_with_from_pretrained_and_
     assert "do not match Gemma3ForConditionalGeneration's; loading it with from_pretrained" in capsys.readouterr().out
     reference = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.float32)
     assert torch.equal(gemma_states(model), gemma_states(reference))
+
+
+def test_a_read_error_in_the_reader_thread_reaches_the_caller(sharded_transformer):
+    from ltx2gen.weights import read_tensors
+
+    tensors = stored_tensors(sharded_transformer)
+    last = max(sharded_transformer.glob("*.safetensors"))
+    with open(last, "r+b") as handle:
+        handle.truncate(last.stat().st_size - 8)
+    with pytest.raises(ValueError, match="truncated"):
+        for _ in read_tensors(tensors, torch.device("cpu"), torch.float32, evict=False):
+            pass
+
+
+def test_stopping_early_ends_the_reader_thread(sharded_transformer):
+    import threading
+
+    from ltx2gen.weights import read_tensors
+
+    before = threading.active_count()
+    reading = read_tensors(stored_tensors(sharded_transformer), torch.device("cpu"), torch.float32, evict=False)
+    name, value = next(reading)
+    reading.close()
+    assert threading.active_count() == before and value.numel() > 0
