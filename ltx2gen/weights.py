@@ -3,9 +3,10 @@
 `from_pretrained` memory-maps each weight file, and every page it touches counts in the process's resident memory
 until the file is closed: loading the 38 GB transformer onto the GPU held 9 GiB of host memory at once (one
 shard), on top of the GPU copy. On unified memory (Jetson Thor) host and GPU memory are one pool. Here each tensor
-is read with plain file reads into one of two reused host buffers, copied to the device, and its file range dropped
-from the page cache, so the host side holds two tensors at a time. `on_block` sees each transformer block as soon as all
-of its weights are on the device: quantizing there means the device never holds the whole bf16 transformer.
+is read with plain file reads, in pieces, into a few small reused host buffers, copied to the device, and its file
+range dropped from the page cache, so the host side holds a few 64 MiB pieces at a time. `on_block` sees each
+transformer block as soon as all of its weights are on the device: quantizing there means the device never holds
+the whole bf16 transformer.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 
 from ltx2gen.files import safetensors_header
 
-READ_BUFFERS = 2  # host buffers of the largest tensor: one being read while the other is copied to the device
+READ_CHUNK_BYTES = 64 << 20  # a larger tensor is read and copied in pieces of this size
+READ_BUFFERS = 4  # pieces the reader may run ahead: it keeps reading while a finished block is quantized
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
           "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
@@ -51,15 +53,16 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
     return sorted(tensors, key=lambda tensor: (tensor.file, tensor.offset))
 
 
-def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True
-                 ) -> Iterator[tuple[str, torch.Tensor]]:
+def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True,
+                 chunk_bytes: int = READ_CHUNK_BYTES) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype`. With `evict`,
     each file range is dropped from the page cache once read (no root needed).
 
-    A reader thread reads the next tensor from disk while this one is copied to the device and used by the caller
-    (quantized, for FP8), into one of two reused host buffers (pinned for a GPU, so the copy is a direct transfer):
-    the load takes about as long as the disk's read, not the read plus the copies."""
-    size = max((tensor.nbytes for tensor in tensors), default=0)
+    A reader thread reads ahead while the caller copies to the device and uses each tensor (quantizes it, for FP8),
+    so the load takes about as long as the disk's read, not the read plus the copies. It reads in pieces of at most
+    `chunk_bytes` into `READ_BUFFERS` reused host buffers (pinned for a GPU, so each copy is a direct transfer): the
+    host side stays small even for Gemma's 1.9 GiB embedding."""
+    size = min(chunk_bytes, max((tensor.nbytes for tensor in tensors), default=0))
     pinned = device.type == "cuda"
     free: queue.Queue = queue.Queue()
     for _ in range(READ_BUFFERS):
@@ -67,22 +70,28 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
     filled: queue.Queue = queue.Queue()
     stopping = threading.Event()
 
+    def pieces(tensor: StoredTensor) -> Iterator[tuple[int, int]]:
+        """(start, length) within the tensor; one empty piece for an empty tensor."""
+        for start in range(0, max(tensor.nbytes, 1), size or 1):
+            yield start, min(size, tensor.nbytes - start)
+
     def read_ahead() -> None:
         handles: dict[Path, object] = {}
         try:
             for tensor in tensors:
-                buffer = free.get()
-                if stopping.is_set():
-                    return
                 if tensor.file not in handles:
                     handles[tensor.file] = open(tensor.file, "rb", buffering=0)
                 handle = handles[tensor.file]
-                handle.seek(tensor.offset)
-                if handle.readinto(memoryview(buffer[:tensor.nbytes].numpy())) != tensor.nbytes:
-                    raise ValueError(f"{tensor.file}: truncated at {tensor.name}")
-                if evict:
-                    os.posix_fadvise(handle.fileno(), tensor.offset, tensor.nbytes, os.POSIX_FADV_DONTNEED)
-                filled.put((tensor, buffer))
+                for start, length in pieces(tensor):
+                    buffer = free.get()
+                    if stopping.is_set():
+                        return
+                    handle.seek(tensor.offset + start)
+                    if handle.readinto(memoryview(buffer[:length].numpy())) != length:
+                        raise ValueError(f"{tensor.file}: truncated at {tensor.name}")
+                    if evict:
+                        os.posix_fadvise(handle.fileno(), tensor.offset + start, length, os.POSIX_FADV_DONTNEED)
+                    filled.put((buffer, None))
         except BaseException as err:  # handed to the consumer, which raises it
             filled.put((None, err))
         finally:
@@ -92,15 +101,16 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
     reader = threading.Thread(target=read_ahead, name="weights-reader", daemon=True)
     reader.start()
     try:
-        for _ in tensors:
-            tensor, buffer = filled.get()
-            if tensor is None:
-                raise buffer
-            value = buffer[:tensor.nbytes].view(tensor.dtype).view(tensor.shape)
-            target = dtype if value.is_floating_point() else value.dtype
-            # copy=True: on the CPU the result must not alias the reused buffer
-            yield tensor.name, value.to(device=device, dtype=target, copy=True)
-            free.put(buffer)
+        for tensor in tensors:
+            raw = torch.empty(tensor.nbytes, dtype=torch.uint8, device=device)
+            for start, length in pieces(tensor):
+                buffer, error = filled.get()
+                if error is not None:
+                    raise error
+                raw[start:start + length].copy_(buffer[:length])  # synchronous: the buffer is free once it returns
+                free.put(buffer)
+            value = raw.view(tensor.dtype).view(tensor.shape)
+            yield tensor.name, value.to(dtype) if value.is_floating_point() else value
     finally:
         stopping.set()
         free.put(None)  # wakes a reader waiting for a buffer

@@ -126,3 +126,20 @@ def test_stopping_early_ends_the_reader_thread(sharded_transformer):
     name, value = next(reading)
     reading.close()
     assert threading.active_count() == before and value.numel() > 0
+
+
+def test_tensors_read_in_pieces_equal_the_stored_ones(sharded_transformer):
+    from safetensors.torch import load_file
+
+    from ltx2gen.weights import read_tensors
+
+    stored = {}
+    for file in sharded_transformer.glob("*.safetensors"):
+        stored.update(load_file(file))
+    tensors = stored_tensors(sharded_transformer)
+    assert max(tensor.nbytes for tensor in tensors) > 3 * 1000  # several pieces, the last one short
+    read = dict(read_tensors(tensors, torch.device("cpu"), torch.bfloat16, evict=False, chunk_bytes=1000))
+    assert read.keys() == stored.keys()
+    for name, value in stored.items():
+        assert read[name].dtype == (torch.bfloat16 if value.is_floating_point() else value.dtype)
+        assert torch.equal(read[name], value.to(read[name].dtype)), name
