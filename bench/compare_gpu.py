@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -123,12 +124,11 @@ def mark_our_stages(sampler: Sampler) -> None:
     memory.add_listener(on_event)
 
 
-def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, extra: list[str]) -> dict:
+def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], output: Path, extra: list[str]) -> dict:
     import generate
 
     mark_our_stages(sampler)
     width, height, frames = size
-    output = work / "ours.mp4"
     status = generate.main(["--model", str(model_dir), "--prompt", PROMPT, "--seed", str(SEED), "--width",
                             str(width), "--height", str(height), "--num-frames", str(frames), "--output",
                             str(output), "--no-timestamp", *extra])
@@ -287,7 +287,7 @@ def child(args) -> int:
         result = run_decode(sampler, args.model, size, work, args.device)
     elif args.child in ("ours", "ours_bf16"):
         extra = ["--device", args.device] + (["--fp8", "off"] if args.child == "ours_bf16" else [])
-        result = run_ours(sampler, args.model, size, work, extra)
+        result = run_ours(sampler, args.model, size, work / f"{args.child}.mp4", extra)
     else:
         run = run_seed if args.child == "seed" else run_stock
         result = run(sampler, args.model, size, work, device, dtype)
@@ -308,6 +308,7 @@ def write_model(preset: str, out: Path, device: str) -> Path:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ltx2gen.synthetic", "--preset", preset, "--out", str(out), "--device",
                         device, "--text-encoder-at-load"], check=True, cwd=ROOT)
+        os.sync()  # else the first contender reads while 60 GB of written pages still go to the disk
         print(f"wrote the {preset} model in {time.perf_counter() - started:.0f} s", flush=True)
     return out
 
@@ -329,7 +330,7 @@ def run_contender(name: str, size: str, model: Path, work: Path, device: str, ti
     from ltx2gen.memory import evict_from_page_cache
     from ltx2gen.stages import weight_files
 
-    result_path = work / size / f"{name}.json"
+    result_path = work / size / f"{name}.result.json"  # not {name}.json: that is the sidecar of ours' clip
     result_path.parent.mkdir(parents=True, exist_ok=True)
     # Every contender reads the weights from disk, as the first clip after a boot does: otherwise whoever runs
     # right after the model is written finds it in the page cache.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(model_dir, ignore_errors=True)
         model_dir.mkdir(parents=True)
         print(f"writing the {preset} {name}: {write_component(name, preset, model_dir, device):.0f} s", flush=True)
+        os.sync()  # written pages cannot be evicted until they are on the disk, and writeback would slow the reads
         results.append(read_cold(model_dir / name))
         for run in RUNS[name]:
             results.append(run_load(run, model_dir, args.out, device))

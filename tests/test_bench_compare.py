@@ -29,6 +29,11 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
     assert list(by_name["ours"]["stage_seconds"]) == ["text", "diffusion", "audio", "video"]
     assert list(by_name["seed"]["stage_seconds"]) == ["load", "text+diffusion", "decode", "encode"]
     assert list(by_name["decode"]["stage_seconds"]) == ["audio", "video"]
+    assert by_name["ours"]["output"] != by_name["ours_bf16"]["output"]
+    assert by_name["ours_bf16"]["plan"].startswith("fp8 off")
+    for name in ("ours", "ours_bf16"):  # the saved result, not overwritten by a clip's sidecar
+        saved = json.loads((tmp_path / "96x64x17" / f"{name}.result.json").read_text())
+        assert saved["contender"] == name and saved["plan"] == by_name[name]["plan"]
     assert by_name["stock"]["untiled_decode"] == "ok"  # the 32-bit index error needs a 1080p clip
     table = (tmp_path / "compare.md").read_text()
     assert all(f"| 96x64x17 | {name} |" in table for name in by_name)
