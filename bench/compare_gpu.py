@@ -131,11 +131,11 @@ def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], outp
     width, height, frames = size
     status = generate.main(["--model", str(model_dir), "--prompt", PROMPT, "--seed", str(SEED), "--width",
                             str(width), "--height", str(height), "--num-frames", str(frames), "--output",
-                            str(output), "--no-timestamp", *extra])
+                            str(output), "--no-timestamp", "--keep-latents", *extra])
     if status != 0:
         raise RuntimeError(f"generate.py exited with {status}")
     sidecar = json.loads(output.with_suffix(".json").read_text())
-    return {"transformer_calls": sidecar["transformer_calls"], "output": str(output),
+    return {"transformer_calls": sidecar["transformer_calls"], "output": str(output), "latents": sidecar["latents"],
             "plan": f"fp8 {sidecar['fp8']}, offload {sidecar['offload']}, compiled {sidecar['compiled']}"}
 
 
@@ -190,6 +190,7 @@ def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[
     call = stages.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
                                           guidance_scale=1.0, distilled=True)
     return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
+                max_sequence_length=pipe.tokenizer.model_max_length,  # 1,024 at full size, the stock default
                 generator=torch.Generator("cpu").manual_seed(SEED)), calls
 
 
@@ -218,11 +219,16 @@ def _encode(path: Path, video, audio, sample_rate: int) -> str:
 def run_seed(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
     import torch
 
+    from ltx2gen.latents import save_latents
+
     with sampler.stage("load"):
         pipe = _stock_pipeline(model_dir, device, dtype, device).to(device)
     call, calls = _pipeline_call(pipe, size, "latent")
     with sampler.stage("text+diffusion"):
         video_latents, audio_latents = pipe(**call)
+    width, height, frames = size
+    latents = save_latents(work / "seed.latents.safetensors", video_latents, audio_latents,
+                           {"model": str(model_dir), "fps": 24, "width": width, "height": height, "num_frames": frames})
     with sampler.stage("decode"), torch.no_grad():
         pipe.vae.enable_tiling()
         video = pipe.vae.decode(video_latents.to(pipe.vae.dtype), None, return_dict=False)[0]
@@ -231,7 +237,8 @@ def run_seed(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work
         audio = pipe.vocoder(mel)[0]
     with sampler.stage("encode"):
         encoder = _encode(work / "seed.mp4", video, audio, pipe.vocoder.config.output_sampling_rate)
-    return {"transformer_calls": len(calls), "output": str(work / "seed.mp4"), "encoder": encoder}
+    return {"transformer_calls": len(calls), "output": str(work / "seed.mp4"), "encoder": encoder,
+            "latents": str(latents)}
 
 
 def run_stock(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work: Path, device, dtype) -> dict:
@@ -347,17 +354,34 @@ def run_contender(name: str, size: str, model: Path, work: Path, device: str, ti
     return result
 
 
+def compare_latents(results: list[dict]) -> None:
+    """Give each of ours' results the relative difference |ours - seed| / |seed| of its video and audio latents
+    from the seed approach's at the same size: the same pipeline on the same noise, so 0 is an exact match."""
+    from ltx2gen.latents import load_latents
+
+    seeds = {result["size"]: result["latents"] for result in results
+             if result["contender"] == "seed" and "latents" in result}
+    for result in results:
+        if result["contender"] in ("ours", "ours_bf16") and "latents" in result and result["size"] in seeds:
+            ours, seed = load_latents(result["latents"]), load_latents(seeds[result["size"]])
+            result["latents_vs_seed"] = {
+                kind: round(float((getattr(ours, kind).float() - getattr(seed, kind).float()).norm()
+                                  / getattr(seed, kind).float().norm()), 5) for kind in ("video", "audio")}
+
+
 def table(record: dict) -> str:
-    lines = ["| size | contender | end to end | stages | transformer calls | peak GPU | peak RSS | unified peak |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | contender | end to end | stages | transformer calls | peak GPU | peak RSS | unified peak | "
+             "latents vs seed (video, audio) |", "|---|---|---|---|---|---|---|---|---|"]
     for result in record["results"]:
         if "error" in result:
-            lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | |")
+            lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | | |")
             continue
         stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stage_seconds"].items())
+        difference = result.get("latents_vs_seed")
+        latents = "" if difference is None else f"{difference['video']}, {difference['audio']}"
         lines.append(f"| {result['size']} | {result['contender']} | {result['end_to_end_s']:.1f} s | {stages} | "
                      f"{result['transformer_calls']} | {result['peak_gpu_gib']:.2f} GiB | "
-                     f"{result['peak_rss_gib']:.2f} GiB | {result['peak_unified_gib']:.2f} GiB |")
+                     f"{result['peak_rss_gib']:.2f} GiB | {result['peak_unified_gib']:.2f} GiB | {latents} |")
     return "\n".join(lines) + "\n"
 
 
@@ -438,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(name, size) for size in sizes for name in args.contenders] + [("decode", size) for size in decode_sizes]
     for name, size in runs:
         record["results"].append(run_contender(name, size, model, args.out, device, args.timeout))
+        compare_latents(record["results"])
         report(record, args.out)  # after each contender, so a cut-off run keeps what it measured
     print(table(record), flush=True)
     return 1 if any("error" in result for result in record["results"]) else 0

@@ -34,6 +34,8 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
     for name in ("ours", "ours_bf16"):  # the saved result, not overwritten by a clip's sidecar
         saved = json.loads((tmp_path / "96x64x17" / f"{name}.result.json").read_text())
         assert saved["contender"] == name and saved["plan"] == by_name[name]["plan"]
+    for name in ("ours", "ours_bf16"):  # the same pipeline on the same noise as the seed approach
+        assert max(by_name[name]["latents_vs_seed"].values()) <= 1e-5, by_name[name]["latents_vs_seed"]
     assert by_name["stock"]["untiled_decode"] == "ok"  # the 32-bit index error needs a 1080p clip
     table = (tmp_path / "compare.md").read_text()
     assert all(f"| 96x64x17 | {name} |" in table for name in by_name)
