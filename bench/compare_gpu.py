@@ -136,6 +136,8 @@ def run_ours(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], outp
         raise RuntimeError(f"generate.py exited with {status}")
     sidecar = json.loads(output.with_suffix(".json").read_text())
     return {"transformer_calls": sidecar["transformer_calls"], "output": str(output), "latents": sidecar["latents"],
+            "load_seconds": {stage["name"]: round(sum(stage["load_seconds"].values()), 2)
+                             for stage in sidecar["stages"] if stage["load_seconds"]},
             "plan": f"fp8 {sidecar['fp8']}, offload {sidecar['offload']}, compiled {sidecar['compiled']}"}
 
 
@@ -376,7 +378,9 @@ def table(record: dict) -> str:
         if "error" in result:
             lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | | |")
             continue
-        stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stage_seconds"].items())
+        loading = result.get("load_seconds", {})
+        stages = ", ".join(f"{name} {seconds:.1f} s" + (f" (loading {loading[name]:.1f} s)" if name in loading else "")
+                           for name, seconds in result["stage_seconds"].items())
         difference = result.get("latents_vs_seed")
         latents = "" if difference is None else f"{difference['video']}, {difference['audio']}"
         lines.append(f"| {result['size']} | {result['contender']} | {result['end_to_end_s']:.1f} s | {stages} | "

@@ -84,6 +84,7 @@ class StageReport:
     rss_gib: float = 0.0
     peak_rss_gib: float = 0.0
     mem_available_gib: float = 0.0
+    load_seconds: dict[str, float] = field(default_factory=dict)  # of each model the stage loaded
 
     def line(self) -> str:
         cuda = (f"CUDA alloc {self.cuda_allocated_gib:.2f} / reserved {self.cuda_reserved_gib:.2f} / "
@@ -105,10 +106,13 @@ class Stage:
 
     name: str
     models: dict[str, object] = field(default_factory=dict)
+    load_seconds: dict[str, float] = field(default_factory=dict)
 
     def load(self, name: str, loader: Callable[[], object]):
         emit("load", name)
+        start = time.perf_counter()
         model = loader()
+        self.load_seconds[name] = self.load_seconds.get(name, 0.0) + time.perf_counter() - start
         self.models[name] = model
         emit("loaded", name, model)
         return model
@@ -150,6 +154,7 @@ class MemoryTracker:
         finally:
             stage.release(*list(stage.models))
             report = self._report(name, time.perf_counter() - start)
+            report.load_seconds = stage.load_seconds
             self.reports.append(report)
             emit("stage-end", name, report)
             print(report.line(), flush=True)

@@ -26,13 +26,21 @@ def recovery_command(latents_path: Path, output: Path) -> str:
 
 
 def stage_reports(tracker: MemoryTracker) -> list[dict]:
-    return [{key: round(value, 3) if isinstance(value, float) else value
-             for key, value in dataclasses.asdict(report).items()} for report in tracker.reports]
+    return [_rounded(dataclasses.asdict(report)) for report in tracker.reports]
+
+
+def _rounded(values: dict) -> dict:
+    return {key: round(value, 3) if isinstance(value, float) else _rounded(value) if isinstance(value, dict) else value
+            for key, value in values.items()}
 
 
 def summary_line(output: Path, num_frames: int, width: int, height: int, fps: Fraction,
                  tracker: MemoryTracker, total_seconds: float) -> str:
-    stages = ", ".join(f"{report.name} {report.seconds:.1f} s" for report in tracker.reports)
+    """Ends every run: where the clip is, and each stage's time with how much of it went to loading weights (from
+    disk, so the first thing to look at when a run is slower than the GPU should make it)."""
+    stages = ", ".join(f"{report.name} {report.seconds:.1f} s"
+                       + (f" (loading {sum(report.load_seconds.values()):.1f} s)" if report.load_seconds else "")
+                       for report in tracker.reports)
     return (f"done: {output} ({num_frames} frames {width}x{height} at {float(fps):g} fps, "
             f"{float(num_frames / fps):.2f} s) | {stages} | total {total_seconds:.1f} s")
 

@@ -27,6 +27,7 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
         stages = entry["stage_seconds"].values()  # each rounded to 0.01 s, as is the end-to-end time
         assert 0 < sum(stages) <= entry["end_to_end_s"] + 0.005 * (len(stages) + 1)
     assert list(by_name["ours"]["stage_seconds"]) == ["text", "diffusion", "audio", "video"]
+    assert 0 < by_name["ours"]["load_seconds"]["diffusion"] < by_name["ours"]["stage_seconds"]["diffusion"]
     assert list(by_name["seed"]["stage_seconds"]) == ["load", "text+diffusion", "decode", "encode"]
     assert list(by_name["decode"]["stage_seconds"]) == ["audio", "video"]
     assert by_name["ours"]["output"] != by_name["ours_bf16"]["output"]

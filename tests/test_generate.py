@@ -74,6 +74,8 @@ def test_sidecar_records_everything_needed_to_reproduce(clip):
     assert len(sidecar["scheduler_sigmas"]) == 9
     assert set(sidecar["stage_seconds"]) == {"text", "diffusion", "audio", "video"}
     assert all("rss_gib" in stage for stage in sidecar["stages"])
+    diffusion = next(stage for stage in sidecar["stages"] if stage["name"] == "diffusion")
+    assert 0 < diffusion["load_seconds"]["transformer"] <= diffusion["seconds"]
     assert (sidecar["fp8"], sidecar["offload"]) == ("off", "none")  # the CPU defaults
 
 

@@ -63,3 +63,19 @@ def test_peak_rss_is_the_process_own_not_its_parents():
     assert peak_rss_bytes() >= 2 * GIB
     assert int(child.stdout) < 1.5 * GIB  # torch and the module, not the parent's 2 GiB
     del held
+
+
+def test_each_stage_reports_how_long_its_models_took_to_load():
+    import time
+
+    def slow_loader():
+        time.sleep(0.05)
+        return object()
+
+    tracker = memory.MemoryTracker(torch.device("cpu"))
+    tracker.run("diffusion", lambda stage: (stage.load("transformer", slow_loader), stage.load("vae", object)))
+    tracker.run("audio", lambda stage: None)
+    diffusion, audio = tracker.reports
+    assert list(diffusion.load_seconds) == ["transformer", "vae"]
+    assert 0.05 <= diffusion.load_seconds["transformer"] <= diffusion.seconds
+    assert audio.load_seconds == {}
