@@ -1,6 +1,6 @@
 """One clip made three ways, measured side by side on the same random-weight model and inputs:
 
-- `ours`: generate.py with its default flags (`ours_bf16`: the same with --fp8 off);
+- `ours`: generate.py with its default flags (`ours_fp8`: the same with --fp8 weight, float8 weight storage);
 - `seed`: the whole `LTX2Pipeline` moved to the GPU, diffusion with output_type="latent", a tiled decode of the whole
   video (`vae.enable_tiling()`), the audio decode, then encoding;
 - `stock`: `LTX2Pipeline` with `enable_model_cpu_offload()`, `vae.enable_tiling()` and output_type="np", then
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 GIB = 1024**3
 PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds calling in the pines"
 SEED = 1
-CONTENDERS = ("ours", "seed", "stock", "ours_bf16")
+CONTENDERS = ("ours", "seed", "stock", "ours_fp8")
 FULL_SIZES = ("768x512x97", "1920x1088x161")
 FULL_DECODE_SIZES = ("1920x1088x161", "1920x1088x321")
 SMOKE_SIZES = ("96x64x17",)
@@ -294,8 +294,8 @@ def child(args) -> int:
     started = time.perf_counter()
     if args.child == "decode":
         result = run_decode(sampler, args.model, size, work, args.device)
-    elif args.child in ("ours", "ours_bf16"):
-        extra = ["--device", args.device] + (["--fp8", "off"] if args.child == "ours_bf16" else [])
+    elif args.child in ("ours", "ours_fp8"):
+        extra = ["--device", args.device] + (["--fp8", "weight"] if args.child == "ours_fp8" else [])
         result = run_ours(sampler, args.model, size, work / f"{args.child}.mp4", extra)
     else:
         run = run_seed if args.child == "seed" else run_stock
@@ -364,7 +364,7 @@ def compare_latents(results: list[dict]) -> None:
     seeds = {result["size"]: result["latents"] for result in results
              if result["contender"] == "seed" and "latents" in result}
     for result in results:
-        if result["contender"] in ("ours", "ours_bf16") and "latents" in result and result["size"] in seeds:
+        if result["contender"] in ("ours", "ours_fp8") and "latents" in result and result["size"] in seeds:
             ours, seed = load_latents(result["latents"]), load_latents(seeds[result["size"]])
             result["latents_vs_seed"] = {
                 kind: round(float((getattr(ours, kind).float() - getattr(seed, kind).float()).norm()

@@ -95,7 +95,9 @@ class GenerateConfig(DecodeOptions):
                                    metavar="FILE")
     fp8: str = opt("auto", "transformer precision: weight (float8 weight storage, about half the memory), dynamic "
                            "(float8 weights and activations, compiled, for speed on Hopper and newer) or off (bf16); "
-                           "auto = weight on GPUs of compute capability 8.9+, off elsewhere",
+                           "auto = off on a discrete GPU where the whole run fits in bf16 (exact and faster), else "
+                           "weight on GPUs of compute capability 8.9+ (always on integrated GPUs such as Jetson Thor, "
+                           "whose memory the system shares), off elsewhere",
                    choices=("auto", "off", "weight", "dynamic"))
     no_fp8: bool = opt(False, "the same as --fp8 off")
     text_fp8: str = opt("auto", "Gemma text encoder precision: on stores its linear layers in float8 as they load "

@@ -80,6 +80,15 @@ def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: 
                text_peak_gib(encoder, connectors, text_encoder), budget_gib)
 
 
+def bf16_fits(model_dir: Path, tokens: int, budget_gib: float) -> bool:
+    """Whether every stage fits `budget_gib` in bf16 with nothing offloaded. `--fp8 auto` then keeps bf16: it is
+    exact, and faster than float8 weight storage, whose matmuls dequantize the weights first (measured)."""
+    transformer = files_bytes(Path(model_dir) / "transformer")
+    encoder, connectors = (files_bytes(Path(model_dir) / name) for name in ("text_encoder", "connectors"))
+    return max(diffusion_peak_gib(transformer, tokens, False, "none"),
+               text_peak_gib(encoder, connectors, "resident")) <= budget_gib * HEADROOM
+
+
 def gpu_budget_gib(device) -> float:
     """Free GPU memory now; LTX2GEN_GPU_MEMORY_GIB caps it, and the allocator is held to that cap, so a plan for a
     smaller card can be tried (and is enforced) on a larger one."""

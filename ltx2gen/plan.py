@@ -63,11 +63,18 @@ class RunPlan:
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
         upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
-        text_fp8 = config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off")
-        text_encoder, fit_line = "fp8" if text_fp8 else "resident", ""
+        fit_line = ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
-            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", fit.gpu_budget_gib(device), offload, text_fp8)
+            budget = fit.gpu_budget_gib(device)
+            if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
+                print(f"note: the run fits this GPU ({budget:.0f} GiB free) in bf16, which is exact and faster than "
+                      "FP8 weight storage; --fp8 weight would halve the transformer's memory")
+                fp8 = "off"
+        text_fp8 = config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off")
+        text_encoder = "fp8" if text_fp8 else "resident"
+        if discrete_gpu:
+            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", budget, offload, text_fp8)
             offload, text_encoder, fit_line = memory_fit.offload, memory_fit.text_encoder, memory_fit.describe()
             print(fit_line)
             if text_encoder == "offloaded" and config.text_fp8 == "on":
@@ -185,7 +192,7 @@ def choose_compile(requested: str, fp8: str, offload: str) -> bool:
 
 def choose_fp8(requested: str, device: torch.device) -> str:
     """auto: FP8 weights where float8 kernels exist (CUDA, compute capability 8.9+), bf16 elsewhere, said in one
-    line. An explicit `weight` is honoured anywhere (torchao stores float8 on any device); `dynamic` needs the
+    line; the memory plan then keeps bf16 on a discrete GPU where everything fits (`fit.bf16_fits`). An explicit `weight` is honoured anywhere (torchao stores float8 on any device); `dynamic` needs the
     float8 tensor cores."""
     if requested == "dynamic" and not fp8_supported(device):
         raise ConfigError(f"--fp8 dynamic needs float8 tensor cores (an NVIDIA GPU of compute capability 8.9 or "

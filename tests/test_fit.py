@@ -61,3 +61,12 @@ def test_text_stage_estimates_cover_the_measured_peaks_closely(mode, measured):
     # Full-size text stage on an H100 (docs/BENCHMARKS.md): Gemma 3 12B (23.5 GB) and the connectors (2.86 GB).
     estimate = fit.text_peak_gib(int(23.5 * GB), int(2.86 * GB), mode)
     assert measured <= estimate <= measured * 1.2
+
+
+@pytest.mark.parametrize("budget,tokens,fits", [
+    (80, TOKENS_1080P, True), (48, TOKENS_1080P, True), (40, TOKENS_1080P, False), (40, 4_992, True),
+    (24, 4_992, False)])
+def test_bf16_is_kept_only_where_every_stage_fits(tmp_path, budget, tokens, fits):
+    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
+                                     "connectors": int(2.7 * GB)})
+    assert fit.bf16_fits(model, tokens, budget) == fits
