@@ -29,6 +29,11 @@ def files_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors"))
 
 
+def weight_bytes(model_dir: Path) -> tuple[int, int, int]:
+    """Bytes of the transformer's, the text encoder's and the connectors' weight files."""
+    return tuple(files_bytes(Path(model_dir) / name) for name in ("transformer", "text_encoder", "connectors"))
+
+
 def clip_tokens(width: int, height: int, num_frames: int) -> int:
     return latent_frame_count(num_frames) * (height // 32) * (width // 32)
 
@@ -67,8 +72,7 @@ def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: 
            text_fp8: bool = False) -> Fit:
     """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder (in float8
     with `text_fp8`) must be offloaded too."""
-    transformer = files_bytes(Path(model_dir) / "transformer")
-    encoder, connectors = (files_bytes(Path(model_dir) / name) for name in ("text_encoder", "connectors"))
+    transformer, encoder, connectors = weight_bytes(model_dir)
     limit = budget_gib * HEADROOM
     if offload == "auto":
         offload = next((mode for mode in ("none", "group") if diffusion_peak_gib(transformer, tokens, fp8, mode) <=
@@ -83,8 +87,7 @@ def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: 
 def bf16_fits(model_dir: Path, tokens: int, budget_gib: float) -> bool:
     """Whether every stage fits `budget_gib` in bf16 with nothing offloaded. `--fp8 auto` then keeps bf16: it is
     exact, and faster than float8 weight storage, whose matmuls dequantize the weights first (measured)."""
-    transformer = files_bytes(Path(model_dir) / "transformer")
-    encoder, connectors = (files_bytes(Path(model_dir) / name) for name in ("text_encoder", "connectors"))
+    transformer, encoder, connectors = weight_bytes(model_dir)
     return max(diffusion_peak_gib(transformer, tokens, False, "none"),
                text_peak_gib(encoder, connectors, "resident")) <= budget_gib * HEADROOM
 
