@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,32 +68,45 @@ def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, 
     assert before == {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
 
 
-def worker_of_rank(torchrun_pid: int, rank: int) -> int:
-    """The worker process torchrun started for `rank` (its children carry RANK in their environment)."""
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            environ = (status.parent / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields["PPid"]) == torchrun_pid and f"RANK={rank}".encode() in environ:
-            return int(status.parent.name)
-    raise AssertionError(f"no worker of rank {rank} under process {torchrun_pid}")
+def worker_of_rank(run_marker: str, rank: int, wait_seconds: float = 10) -> int | None:
+    """The generate.py process torchrun started for `rank`: the one whose environment has RANK=rank and the
+    variable that marks this test's run. None if it does not appear within `wait_seconds`."""
+    wanted = {f"RANK={rank}".encode(), run_marker.encode()}
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        for process in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = set((process / "environ").read_bytes().split(b"\0"))
+                command = (process / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            if wanted <= environ and str(ROOT / "generate.py").encode() in command:
+                return int(process.name)
+        time.sleep(0.1)
+    return None
 
 
 def test_a_rank_that_dies_stops_the_others_and_torchrun_names_it(tiny_model, tmp_path):
     clips = [{"name": f"clip{i}", "prompt": "w1 w2 w3", "seed": i} for i in range(8)]
     batch_file = write_batch(tmp_path / "eight.jsonl", tiny_model, clips)
+    run_marker = f"LTX2GEN_TEST_RUN={tmp_path}"
     process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                                 "2", str(ROOT / "generate.py"), "--batch", str(batch_file), "--out",
                                 str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+                               env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+                                        LTX2GEN_TEST_RUN=str(tmp_path)))
     seen = []
     for line in process.stdout:  # until both ranks have joined and rank 1 works on its share
         seen.append(line)
         if line.startswith("rank 1 of 2:"):
             break
-    os.kill(worker_of_rank(process.pid, 1), signal.SIGKILL)
+    worker = worker_of_rank(run_marker, 1)
+    if worker is None:
+        process.kill()
+        rest, _ = process.communicate(timeout=120)
+        raise AssertionError(f"no worker of rank 1 under torchrun (process {process.pid}); its output:\n"
+                             + ("".join(seen) + rest)[-3000:])
+    os.kill(worker, signal.SIGKILL)
     rest, _ = process.communicate(timeout=120)  # rank 0 is stopped too, not left waiting at the end of the batch
     output = "".join(seen) + rest
     assert process.returncode != 0
