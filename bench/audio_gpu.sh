@@ -8,13 +8,11 @@
 set -euo pipefail
 out_dir="${1:?usage: bench/audio_gpu.sh OUT_DIR [WIDTH HEIGHT FRAMES]}"
 size=(--width "${2:-768}" --height "${3:-512}" --num-frames "${4:-97}")
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
 
-if [ ! -f "$work/bench/model_index.json" ]; then
-    python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench"
-fi
+write_bench_model
 ffmpeg_exe="$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 "$ffmpeg_exe" -hide_banner -loglevel error -y -f lavfi -i "sine=frequency=440:duration=5" "$work/tone.wav"
 

@@ -4,12 +4,11 @@
 # (`bench` preset), 3 clips at 768x512x97. Usage: bench/batch_gpu.sh OUT_DIR
 set -euo pipefail
 out_dir="${1:?usage: bench/batch_gpu.sh OUT_DIR}"
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHON=python3
-if [ ! -f "$work/bench/model_index.json" ]; then
-    python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench" > /dev/null 2>&1
-fi
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
+export PYTHON=python3
+write_bench_model > /dev/null 2>&1
 batch_file="$work/three.jsonl"
 python3 - "$work/bench" > "$batch_file" <<'PY'
 import json, sys
@@ -21,7 +20,6 @@ for i, prompt in enumerate(prompts):
 PY
 
 seconds() { local start="$1"; python3 -c "import time; print(f'{time.time() - $start:.1f}')"; }
-quiet() { grep -v -E "it/s\]|Loading weights|Failed to load|_pytree|SyntaxWarning|Configuration class|torchao" || true; }
 
 start=$(date +%s.%N); batch/run_batch.sh "$batch_file" --out "$work/per_process" | quiet
 per_process=$(seconds "$start")

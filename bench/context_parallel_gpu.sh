@@ -7,10 +7,9 @@ set -euo pipefail
 out_dir="${1:?usage: bench/context_parallel_gpu.sh OUT_DIR step|clip}"
 part="${2:?usage: bench/context_parallel_gpu.sh OUT_DIR step|clip}"
 gpus="$(python3 -c 'import torch; print(torch.cuda.device_count())')"
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-cp}"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-quiet() { grep -v -E "it/s\]|s/it\]|Loading weights|Failed to load|_pytree|SyntaxWarning|Configuration class|torchao|experimental feature" || true; }
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
 
 if [ "$part" = step ]; then
     timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_context_parallel.py > "$out_dir/pytest.log" 2>&1 \

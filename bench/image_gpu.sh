@@ -8,17 +8,16 @@
 set -euo pipefail
 out_dir="${1:?usage: bench/image_gpu.sh OUT_DIR [WIDTH HEIGHT FRAMES]}"
 size=(--width "${2:-1920}" --height "${3:-1088}" --num-frames "${4:-161}")
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
-prompt="A red fox runs through fresh snow at dawn, breath steaming, birds calling"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
 failures=0
 
 generate() {
     local name="$1"; shift
     echo "=== $name: generate.py $*"
     if python3 generate.py --prompt "$prompt" --seed 1 --no-timestamp --output "$work/$name.mp4" \
-            --model "$work/bench" "${size[@]}" "$@" 2>&1 | grep -v -E "it/s\]|Loading weights|Failed to load|_pytree"; then
+            --model "$work/bench" "${size[@]}" "$@" 2>&1 | quiet; then
         cp "$work/$name.json" "$out_dir/$name.json"
         python3 -c "import json; s = json.load(open('$out_dir/$name.json')); \
 print('$name:', 'peak GiB', {r['name']: r['cuda_peak_gib'] for r in s['stages']}, s['stage_seconds'])"
@@ -29,9 +28,7 @@ print('$name:', 'peak GiB', {r['name']: r['cuda_peak_gib'] for r in s['stages']}
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-if [ ! -f "$work/bench/model_index.json" ]; then
-    python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench"
-fi
+write_bench_model
 python3 -c "import numpy as np; from PIL import Image; \
 Image.fromarray(np.random.default_rng(0).integers(0, 256, (1080, 1440, 3), dtype=np.uint8)).save('$work/still.jpg')"
 generate text_fp8 --fp8 weight

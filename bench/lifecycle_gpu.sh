@@ -7,16 +7,14 @@ set -euo pipefail
 out_dir="${1:?usage: bench/lifecycle_gpu.sh OUT_DIR [WIDTH HEIGHT FRAMES]}"
 size=(--width "${2:-768}" --height "${3:-512}" --num-frames "${4:-97}")
 runs="${LTX2GEN_RUNS:-fp8 bf16 offload}"
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
-prompt="A red fox runs through fresh snow at dawn, breath steaming, birds calling"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
 
 generate() {
     local name="$1"; shift
     echo "=== $name: generate.py $*"
-    python3 generate.py --prompt "$prompt" --seed 1 --no-timestamp --output "$work/$name.mp4" "$@" 2>&1 \
-        | grep -v -E "it/s\]|Loading weights|Failed to load|_pytree"
+    python3 generate.py --prompt "$prompt" --seed 1 --no-timestamp --output "$work/$name.mp4" "$@" 2>&1 | quiet
     cp "$work/$name.json" "$out_dir/$name.json"
     python3 -c "from ltx2gen.video import probe; print('$name:', probe('$work/$name.mp4'))"
 }
@@ -32,11 +30,8 @@ if [ "${LTX2GEN_SKIP_TINY:-0}" != 1 ]; then
 np.array_equal(read_frames('$work/tiny_recovered.mp4'), read_frames('$work/tiny_fp8.mp4')))"
 fi
 
-if [ ! -f "$work/bench/model_index.json" ]; then
-    echo "=== writing the bench model"
-    time python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench"
-    du -sh "$work/bench"/*
-fi
+time write_bench_model
+du -sh "$work/bench"/*
 label="${2:-768}x${3:-512}x${4:-97}"
 for run in $runs; do
     case "$run" in

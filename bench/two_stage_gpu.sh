@@ -6,22 +6,16 @@
 set -euo pipefail
 out_dir="${1:?usage: bench/two_stage_gpu.sh OUT_DIR [WIDTH HEIGHT FRAMES]}"
 size=(--width "${2:-1920}" --height "${3:-1088}" --num-frames "${4:-161}")
-work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
-prompt="A red fox runs through fresh snow at dawn, breath steaming, birds calling"
-mkdir -p "$out_dir" "$work"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# shellcheck source=common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+mkdir -p "$out_dir"
 
-if [ ! -f "$work/bench/latent_upsampler/config.json" ]; then
-    echo "=== writing the bench model (with its latent upsampler)"
-    rm -rf "$work/bench"
-    python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench"
-fi
+write_bench_model
 for pipeline in distilled two-stage; do
     name="${pipeline/-/_}"
     echo "=== $name"
     python3 generate.py --prompt "$prompt" --seed 1 --no-timestamp --output "$work/$name.mp4" \
-        --model "$work/bench" --pipeline "$pipeline" "${size[@]}" 2>&1 \
-        | grep -v -E "it/s\]|Loading weights|Failed to load|_pytree"
+        --model "$work/bench" --pipeline "$pipeline" "${size[@]}" 2>&1 | quiet
     cp "$work/$name.json" "$out_dir/$name.json"
 done
 python3 - "$out_dir" <<'PY'

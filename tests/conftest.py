@@ -14,12 +14,12 @@ sys.path.insert(0, str(ROOT))
 CLIP = ["--width", "96", "--height", "64", "--num-frames", "17", "--seed", "7"]
 
 
-def assert_linter_passes(linter: str, path: Path) -> None:
+def assert_linter_passes(linter: str, *arguments: str | Path) -> None:
     """Run a linter installed by requirements-dev.txt; skip visibly where it is not on PATH."""
     executable = shutil.which(linter)
     if executable is None:
         pytest.skip(f"{linter} is not on PATH")
-    result = subprocess.run([executable, str(path)], capture_output=True, text=True)
+    result = subprocess.run([executable, *map(str, arguments)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

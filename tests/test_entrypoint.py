@@ -134,11 +134,3 @@ def test_batch_runs_the_runner_module(run):
     assert argv(result) == ["-m", "ltx2gen.batch", "/app/batch/prompts/cinematic.jsonl", "--out",
                             "/outputs/cinematic"]
 
-
-def test_bash_syntax():
-    result = subprocess.run(["bash", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_shellcheck():
-    assert_linter_passes("shellcheck", ENTRYPOINT)
