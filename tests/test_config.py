@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import generate
 from conftest import ROOT
 from ltx2gen.config import ConfigError, build_parser, GenerateConfig, parse_fps, stamped
 
@@ -160,26 +161,32 @@ def test_help_lists_every_flag_with_its_default():
     assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model", "nobody/not-downloaded"], "--model nobody/not-downloaded: not in the Hugging Face cache"),
-    (["--device", "cuda:7"], "--device cuda:7"),
-    (["--device", "cpu", "--fp8", "dynamic"], "--fp8 dynamic needs float8 tensor cores"),
-])
-def test_unavailable_model_or_device_exits_2_before_any_weight_is_read(tmp_path, args, message):
-    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", *args,
-                             "--output", str(tmp_path / "out" / "c.mp4")], capture_output=True, text=True,
+def test_a_model_not_downloaded_exits_2_before_any_weight_is_read(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", "--model",
+                             "nobody/not-downloaded", "--output", str(tmp_path / "out" / "c.mp4")],
+                            capture_output=True, text=True,
                             env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
-    assert message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert "--model nobody/not-downloaded: not in the Hugging Face cache" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
-def test_directory_without_model_index_is_refused(tmp_path):
+@pytest.mark.parametrize("args,message", [
+    (["--device", "cuda:7"], "--device cuda:7"),
+    (["--device", "cpu", "--fp8", "dynamic"], "--fp8 dynamic needs float8 tensor cores"),
+    (["--model", "{tmp_path}/not-a-model"], "no model_index.json"),
+])
+def test_an_unavailable_device_or_model_folder_exits_2_before_any_weight_is_read(tiny_model, tmp_path, capsys,
+                                                                                  args, message):
     (tmp_path / "not-a-model").mkdir()
-    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", "--model",
-                             str(tmp_path / "not-a-model"), "--output", str(tmp_path / "c.mp4")],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "no model_index.json" in result.stderr
+    args = [arg.format(tmp_path=tmp_path) for arg in args]
+    model = [] if "--model" in args else ["--model", str(tiny_model)]
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--prompt", "a fox", *model, *args, "--output", str(tmp_path / "out" / "c.mp4")])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert message in captured.err.splitlines()[-1] and "[memory]" not in captured.out
+    assert not (tmp_path / "out").exists()
 
 
 def test_help_shows_zero_defaults_too():

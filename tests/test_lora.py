@@ -124,13 +124,10 @@ def test_lora_flags_parse_every_form(tmp_path):
         parse_lora_args([["a/b"], ["c/d"]], "w.safetensors", None, None)
 
 
-def run_cli(tiny_model, tmp_path, *args):
-    return subprocess.run([sys.executable, str(ROOT / "generate.py"), "--prompt", "a fox", "--model", str(tiny_model),
-                           "--output", str(tmp_path / "out" / "c.mp4"), *CLIP, *args], capture_output=True, text=True,
-                          env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"})
+def test_bad_loras_exit_2_before_the_base_model_loads(tiny_model, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
 
-
-def test_bad_loras_exit_2_before_the_base_model_loads(tiny_model, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache
     save_file({"some.weight": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
     write_lora(tmp_path / "foreign.safetensors", tiny_model, seed=3, modules=["transformer_blocks.9.attn1.to_q"])
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 10)
@@ -146,10 +143,13 @@ def test_bad_loras_exit_2_before_the_base_model_loads(tiny_model, tmp_path):
         (["--camera", "dolly-in"], "not in the Hugging Face cache"),
     ]
     for args, message in cases:
-        result = run_cli(tiny_model, tmp_path, *args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert message in result.stderr.splitlines()[-1], (args, result.stderr)
-        assert "[memory]" not in result.stdout and not (tmp_path / "out").exists()
+        with pytest.raises(SystemExit) as exit_info:
+            generate.main(["--prompt", "a fox", "--model", str(tiny_model), "--output", str(tmp_path / "out" / "c.mp4"),
+                           *CLIP, *args])
+        captured = capsys.readouterr()
+        assert exit_info.value.code == 2, (args, captured.err)
+        assert message in captured.err.splitlines()[-1], (args, captured.err)
+        assert "[memory]" not in captured.out and not (tmp_path / "out").exists()
 
 
 def test_generate_with_a_lora_records_it_and_frees_the_transformer(tiny_model, lora_files, tmp_path):
