@@ -9,6 +9,10 @@ loads them, with their memory peaks.
   error of its stacked hidden states against the bf16 run's.
 - `transformer_bf16`, `transformer_fp8`: the streamed transformer loader (`ltx2gen.weights`), in bf16 and with each
   block quantized as it arrives (`--fp8 weight`).
+- `vae_whole`, `vae_decoder`, `vae_decoder_prefetched`: the video VAE as the video stage loaded it before (whole,
+  through diffusers' from_pretrained), as it loads it now (`stages.load_video_decoder`: the decoder's weights only),
+  and the same once the decoder's file ranges are in the page cache (what `stages.prefetch_decoders` does while
+  the transformer runs).
 
 Each load runs in its own process from a cold page cache; "unified" is GPU memory allocated plus process RSS sampled
 together every 10 ms. The full-size text encoder (23.5 GB) and transformer (38 GB) do not fit the GPU machine's disk
@@ -16,6 +20,7 @@ together, so each is written, measured and deleted in turn.
 
     python3 bench/loading_gpu.py --out OUT_DIR --work /tmp/loading   # full size (GPU)
     python3 bench/loading_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
+    python3 bench/loading_gpu.py --components vae --device cpu --out OUT_DIR   # the full-size VAE, no GPU needed
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from compare_gpu import GIB, Sampler, run_child  # noqa: E402
 
 TEXT_TOKENS = 1024
 COMPONENT_CLASSES = {"text_encoder": ["transformers", "Gemma3ForConditionalGeneration"],
-                     "transformer": ["diffusers", "LTX2VideoTransformer3DModel"]}
-RUNS = {"text_encoder": ("text_bf16", "text_fp8"), "transformer": ("transformer_bf16", "transformer_fp8")}
+                     "transformer": ["diffusers", "LTX2VideoTransformer3DModel"],
+                     "vae": ["diffusers", "AutoencoderKLLTX2Video"]}
+RUNS = {"text_encoder": ("text_bf16", "text_fp8"), "transformer": ("transformer_bf16", "transformer_fp8"),
+        "vae": ("vae_whole", "vae_decoder", "vae_decoder_prefetched")}
+COMPONENT_OF_RUN = {run: name for name, runs in RUNS.items() for run in runs}
 
 
 def write_component(name: str, preset: str, model_dir: Path, device: str) -> float:
@@ -47,7 +55,8 @@ def write_component(name: str, preset: str, model_dir: Path, device: str) -> flo
     from ltx2gen import synthetic
 
     started = time.perf_counter()
-    build = synthetic.build_text_encoder if name == "text_encoder" else synthetic.build_transformer
+    build = {"text_encoder": synthetic.build_text_encoder, "transformer": synthetic.build_transformer,
+             "vae": synthetic.build_video_vae}[name]
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
     module = build(preset, seed=0, dtype=dtype, device=device)
     module.save_pretrained(model_dir / name, safe_serialization=True)
@@ -85,9 +94,16 @@ def child(args) -> int:
 
     device = stages.resolve_device(args.device)
     dtype = stages.default_dtype(device)
-    name = "text_encoder" if args.child.startswith("text") else "transformer"
+    name = COMPONENT_OF_RUN[args.child]
     fp8 = args.child.endswith("fp8")
     memory.evict_from_page_cache(sorted((args.model / name).glob("*.safetensors")))
+    if args.child == "vae_decoder_prefetched":
+        ranges = stages.decoder_weight_ranges(args.model)
+        memory.prefetch_into_page_cache(ranges).join()
+        for path, offset, length in ranges:  # waits for the reads the prefetch queued, as diffusion would
+            with open(path, "rb", buffering=0) as handle:
+                handle.seek(offset)
+                handle.read(length)
     sampler = Sampler(device)
     sampler.start()
     result = {"run": args.child}
@@ -95,6 +111,10 @@ def child(args) -> int:
         with sampler.stage("load"):
             if name == "text_encoder":
                 model = stages.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
+            elif name == "vae":
+                whole = args.child == "vae_whole"
+                model = stage.load(name, lambda: stages.load_component(args.model, name, device, dtype) if whole
+                                   else stages.load_video_decoder(args.model, device, dtype))
             else:
                 model = stage.load(name, lambda: stages.load_transformer(args.model, device, dtype,
                                                                         "weight" if fp8 else "off"))
@@ -151,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda", help="where the components load (default: cuda; cpu with --smoke)")
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
     if not args.out:
         parser.error("--out is required")
-    device = "cpu" if args.smoke else "cuda"
+    device = "cpu" if args.smoke else args.device
     preset = "tiny" if args.smoke else "full"
     work = args.work or args.out / "work"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,28 @@ def evict_from_page_cache(paths: list[Path]) -> int:
         finally:
             os.close(fd)
     return total
+
+
+def prefetch_into_page_cache(ranges: list[tuple[Path, int, int]]) -> threading.Thread:
+    """Start reading these file ranges (path, offset, length; length 0 is to the end of the file) into the page
+    cache in the background, so a later load reads them from memory. Returns the thread, already started; a range
+    that cannot be opened is skipped."""
+    emit("prefetch", "page-cache", ranges)
+
+    def advise() -> None:
+        for path, offset, length in ranges:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:  # the kernel queues the reads; this returns once they are submitted
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
+    thread = threading.Thread(target=advise, name="page-cache-prefetch", daemon=True)
+    thread.start()
+    return thread
 
 
 def drop_system_page_cache() -> bool:

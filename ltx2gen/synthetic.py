@@ -199,6 +199,15 @@ def build_text_encoder(preset: str = "full", seed: int = 0, dtype: torch.dtype =
         return _text_encoder(PRESETS[preset]()["text_encoder"]).to(dtype=dtype).eval()
 
 
+def build_video_vae(preset: str = "full", seed: int = 0, dtype: torch.dtype = torch.bfloat16,
+                    device: str | torch.device = "cpu"):
+    """The preset's video VAE alone, with seeded random weights, built directly on `device`."""
+    from diffusers import AutoencoderKLLTX2Video
+
+    with _building(seed, dtype, device):
+        return AutoencoderKLLTX2Video(**PRESETS[preset]()["vae"]).to(dtype=dtype).eval()
+
+
 def build_pipeline(preset: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
                    device: str | torch.device = "cpu"):
     """An `LTX2Pipeline` with seeded random weights, built directly on `device`."""

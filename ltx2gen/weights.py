@@ -119,14 +119,17 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
 
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
                   on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
-                  evict: bool = True):
+                  evict: bool = True, without: tuple[str, ...] = ()):
     """The diffusers `component_class` built without weights, then filled tensor by tensor from `folder` on
-    `device` (`fill_streamed`)."""
+    `device` (`fill_streamed`). The top-level submodules named in `without` are left out (set to None): their
+    weights are neither read nor held."""
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
         model = component_class.from_config(component_class.load_config(folder))
-    tensors = stored_tensors(folder)
+    for name in without:
+        setattr(model, name, None)
+    tensors = [tensor for tensor in stored_tensors(folder) if tensor.name.split(".")[0] not in without]
     expected = _expected_names(model)
     unknown = sorted({tensor.name for tensor in tensors} - expected)
     missing = sorted(expected - {tensor.name for tensor in tensors})

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, assert_linter_passes
+from conftest import ROOT
 from ltx2gen.config import DEFAULT_MODEL
 
 ENTRYPOINT = ROOT / "entrypoint.sh"

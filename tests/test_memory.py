@@ -1,4 +1,6 @@
 import gc
+import os
+import time
 import weakref
 
 import pytest
@@ -79,3 +81,31 @@ def test_each_stage_reports_how_long_its_models_took_to_load():
     assert list(diffusion.load_seconds) == ["transformer", "vae"]
     assert 0.05 <= diffusion.load_seconds["transformer"] <= diffusion.seconds
     assert audio.load_seconds == {}
+
+
+def resident_bytes(path) -> int:
+    import shutil
+    import subprocess
+
+    if shutil.which("fincore") is None:
+        pytest.skip("fincore (util-linux) is not on PATH")
+    result = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)],
+                            capture_output=True, text=True, check=True)
+    return int(result.stdout)
+
+
+def test_prefetch_reads_the_given_ranges_into_the_page_cache(tmp_path):
+    weights = tmp_path / "w.safetensors"
+    mib = 1 << 20
+    with open(weights, "wb") as handle:
+        handle.write(bytes(range(256)) * (32 * mib // 256))
+        handle.flush()
+        os.fsync(handle.fileno())  # written back, so eviction can drop every page
+    memory.evict_from_page_cache([weights])
+    if resident_bytes(weights) > mib:
+        pytest.skip("this file system keeps the file's pages in memory regardless (tmpfs?)")
+    memory.prefetch_into_page_cache([(weights, 8 * mib, 8 * mib), (tmp_path / "missing", 0, 0)]).join(timeout=30)
+    deadline = time.monotonic() + 10
+    while resident_bytes(weights) < 8 * mib and time.monotonic() < deadline:  # the reads complete asynchronously
+        time.sleep(0.05)
+    assert 8 * mib <= resident_bytes(weights) < 32 * mib  # the range, give or take the kernel's read-ahead

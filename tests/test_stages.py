@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from ltx2gen.config import latent_frame_count
-from ltx2gen.stages import DecodePlan, decode_video_frames, load_component, tile_stride, to_uint8_frames
+from ltx2gen.stages import (DecodePlan, decode_video_frames, decoder_weight_ranges, load_component,
+                           load_video_decoder, tile_stride, to_uint8_frames)
+from ltx2gen.weights import stored_tensors
 
 
 @pytest.mark.parametrize("num_frames,chunk,context", [(17, 0, 32), (161, 0, 32), (321, 0, 32), (97, 16, 8),
@@ -113,3 +115,25 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     for offload in ("model", "group"):
         torch.testing.assert_close(results[offload].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
     assert results["group"].transformer_calls == results["model"].transformer_calls == 8
+
+
+def test_the_video_decoder_decodes_like_the_whole_vae_without_holding_its_encoder(tiny_model):
+    cpu = torch.device("cpu")
+    whole = load_component(tiny_model, "vae", cpu, torch.float32)
+    decoder = load_video_decoder(tiny_model, cpu, torch.float32)
+    assert decoder.encoder is None and whole.encoder is not None
+    assert dict(decoder.state_dict()).keys() == {name for name in whole.state_dict() if not name.startswith("encoder.")}
+    latents = torch.randn(1, 4, 3, 2, 3, generator=torch.Generator().manual_seed(0))
+    plan = DecodePlan(3, 0)
+    assert np.array_equal(np.stack(list(decode_video_frames(decoder, latents, plan))),
+                          np.stack(list(decode_video_frames(whole, latents, plan))))
+
+
+def test_the_decoders_ranges_are_the_video_decoder_and_the_audio_files(tiny_model):
+    ranges = decoder_weight_ranges(tiny_model)
+    decoder_bytes = sum(tensor.nbytes for tensor in stored_tensors(tiny_model / "vae")
+                        if not tensor.name.startswith("encoder."))
+    vae_file = next((tiny_model / "vae").glob("*.safetensors"))
+    assert 0 < sum(length for file, _, length in ranges if file == vae_file) == decoder_bytes < vae_file.stat().st_size
+    whole_files = {file.parent.name for file, offset, length in ranges if (offset, length) == (0, 0)}
+    assert whole_files == {"audio_vae", "vocoder"}
