@@ -27,7 +27,7 @@ from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, com
 from ltx2gen.quant import quantize_block, quantize_fp8, quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
-from ltx2gen.weights import load_streamed, load_transformers_streamed, stored_tensors
+from ltx2gen.weights import WeightNamesMismatch, load_streamed, load_transformers_streamed, stored_tensors
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -531,11 +531,17 @@ def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
 def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype):
     """The video VAE without its encoder, whose weights decoding never uses (1.29 of the 2.28 GiB at full size):
     they are neither read from disk nor held. Its file pages stay in the page cache until the run releases them, as
-    the other decoders' do. A VAE that a synthetic model builds at load comes whole."""
+    the other decoders' do. A VAE that a synthetic model builds at load comes whole, and so does one whose stored
+    names do not pair with the model's (through from_pretrained, said in one line)."""
     folder = Path(model_dir) / "vae"
     if not any(folder.glob("*.safetensors")):
         return load_component(model_dir, "vae", device, dtype)
-    vae = load_streamed(_component_class(model_dir, "vae"), folder, device, dtype, evict=False, without=("encoder",))
+    try:
+        vae = load_streamed(_component_class(model_dir, "vae"), folder, device, dtype, evict=False,
+                            without=("encoder",))
+    except WeightNamesMismatch as mismatch:
+        print(f"note: {mismatch}; loading the whole VAE with from_pretrained", flush=True)
+        return load_component(model_dir, "vae", device, dtype)
     return vae.eval().requires_grad_(False)
 
 

@@ -30,6 +30,10 @@ DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F
           "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
 
 
+class WeightNamesMismatch(ValueError):
+    """The stored tensor names are not the model's, one to one: raised before any weight is read."""
+
+
 @dataclass(frozen=True)
 class StoredTensor:
     name: str
@@ -134,7 +138,7 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
     unknown = sorted({tensor.name for tensor in tensors} - expected)
     missing = sorted(expected - {tensor.name for tensor in tensors})
     if unknown or missing:
-        raise ValueError(f"{folder}: the weights do not match {component_class.__name__}: "
+        raise WeightNamesMismatch(f"{folder}: the weights do not match {component_class.__name__}: "
                          f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
     model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict)
     return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made

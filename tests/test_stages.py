@@ -137,3 +137,18 @@ def test_the_decoders_ranges_are_the_video_decoder_and_the_audio_files(tiny_mode
     assert 0 < sum(length for file, _, length in ranges if file == vae_file) == decoder_bytes < vae_file.stat().st_size
     whole_files = {file.parent.name for file, offset, length in ranges if (offset, length) == (0, 0)}
     assert whole_files == {"audio_vae", "vocoder"}
+
+
+def test_a_vae_whose_names_do_not_match_decodes_whole_through_from_pretrained_and_says_so(tiny_model, tmp_path,
+                                                                                        capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = next((folder / "vae").glob("*.safetensors"))
+    save_file({**load_file(weights), "decoder.unused_extra": torch.zeros(2)}, weights, metadata={"format": "pt"})
+    vae = load_video_decoder(folder, torch.device("cpu"), torch.float32)
+    assert "1 unexpected (e.g. ['decoder.unused_extra']); loading the whole VAE" in capsys.readouterr().out
+    assert vae.encoder is not None
