@@ -11,6 +11,7 @@ or a leak in one clip cannot touch the next), or everything in one process (`run
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -271,8 +272,8 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     my_clips = ranks.share(clips)
     if ranks.distributed:
         ranks.join()
-        print(f"rank {ranks.rank} of {ranks.world_size}: {len(my_clips)} of the batch's {len(clips)} clips",
-              flush=True)
+        print(f"rank {ranks.rank} of {ranks.world_size}: {len(my_clips)} of the batch's {len(clips)} clips "
+              f"(process {os.getpid()})", flush=True)  # the process to look at, or to stop, on this host
     summary = Summary(out_dir)
     cache = stages.EmbeddingCache(cache_dir) if cache_dir else None
     jobs = _plan_jobs(my_clips, out_dir, summary)
