@@ -74,12 +74,13 @@ def test_a_rank_that_dies_stops_the_others_and_torchrun_names_it(tiny_model, tmp
                                 "2", str(ROOT / "generate.py"), "--batch", str(batch_file), "--out",
                                 str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
-    seen = []
+    seen, worker = [], None
     for line in process.stdout:  # until both ranks have joined and rank 1 says which process it is
         seen.append(line)
-        if line.startswith("rank 1 of 2:"):
+        # anywhere in the line: the other rank's output can precede it on the same line (both share the pipe)
+        worker = re.search(r"rank 1 of 2: .*\(process (\d+)\)", line)
+        if worker:
             break
-    worker = re.search(r"\(process (\d+)\)", seen[-1])
     assert worker, "".join(seen)[-3000:]
     os.kill(int(worker[1]), signal.SIGKILL)
     rest, _ = process.communicate(timeout=120)  # rank 0 is stopped too, not left waiting at the end of the batch
