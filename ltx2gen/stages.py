@@ -528,6 +528,9 @@ def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
     return pixels.permute(1, 2, 3, 0).cpu()
 
 
+NOT_FOR_DECODING = ("encoder",)  # the video VAE's submodules that decoding never runs
+
+
 def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype):
     """The video VAE without its encoder, whose weights decoding never uses (1.29 of the 2.28 GiB at full size):
     they are neither read from disk nor held. Its file pages stay in the page cache until the run releases them, as
@@ -537,12 +540,11 @@ def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype
     if not any(folder.glob("*.safetensors")):
         return load_component(model_dir, "vae", device, dtype)
     try:
-        vae = load_streamed(_component_class(model_dir, "vae"), folder, device, dtype, evict=False,
-                            without=("encoder",))
+        return load_streamed(_component_class(model_dir, "vae"), folder, device, dtype, evict=False,
+                             without=NOT_FOR_DECODING)
     except WeightNamesMismatch as mismatch:
         print(f"note: {mismatch}; loading the whole VAE with from_pretrained", flush=True)
         return load_component(model_dir, "vae", device, dtype)
-    return vae.eval().requires_grad_(False)
 
 
 def decoder_weight_ranges(model_dir: Path) -> list[tuple[Path, int, int]]:
@@ -550,7 +552,7 @@ def decoder_weight_ranges(model_dir: Path) -> list[tuple[Path, int, int]]:
     and the vocoder whole (a length of 0 is to the end of the file)."""
     model_dir = Path(model_dir)
     ranges = [(tensor.file, tensor.offset, tensor.nbytes) for tensor in stored_tensors(model_dir / "vae")
-              if not tensor.name.startswith("encoder.")]
+              if tensor.name.split(".")[0] not in NOT_FOR_DECODING]
     return ranges + [(file, 0, 0) for name in ("audio_vae", "vocoder")
                      for file in sorted((model_dir / name).glob("*.safetensors"))]
 

@@ -139,7 +139,7 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
     missing = sorted(expected - {tensor.name for tensor in tensors})
     if unknown or missing:
         raise WeightNamesMismatch(f"{folder}: the weights do not match {component_class.__name__}: "
-                         f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
+                                  f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
     model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict)
     return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
 
