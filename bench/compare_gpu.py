@@ -185,6 +185,7 @@ def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[
     import torch
 
     from ltx2gen import stages
+    from ltx2gen.config import PROMPT_TOKENS
 
     width, height, frames = size
     calls: list[int] = []
@@ -192,7 +193,7 @@ def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[
     call = stages.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
                                           guidance_scale=1.0, distilled=True)
     return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
-                max_sequence_length=pipe.tokenizer.model_max_length,  # 1,024 at full size, the stock default
+                max_sequence_length=PROMPT_TOKENS,  # the stock default; the tokenizer file says "no limit"
                 generator=torch.Generator("cpu").manual_seed(SEED)), calls
 
 
@@ -337,13 +338,13 @@ def run_child(command: list[str], result_path: Path, timeout: float | None = Non
 
 def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
     from ltx2gen.memory import evict_from_page_cache
-    from ltx2gen.stages import weight_files
+    from ltx2gen.stages import model_weight_files
 
     result_path = work / size / f"{name}.result.json"  # not {name}.json: that is the sidecar of ours' clip
     result_path.parent.mkdir(parents=True, exist_ok=True)
     # Every contender reads the weights from disk, as the first clip after a boot does: otherwise whoever runs
     # right after the model is written finds it in the page cache.
-    evict_from_page_cache(weight_files(model))
+    evict_from_page_cache(model_weight_files(model))
     started = time.perf_counter()
     command = [sys.executable, __file__, "--child", name, "--size", size, "--model", str(model), "--device", device,
                "--result", str(result_path)]

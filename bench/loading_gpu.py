@@ -3,10 +3,13 @@ loads them, with their memory peaks.
 
 - `disk`: a component's weight files read cold (evicted from the page cache first) with plain reads and no GPU:
   the floor of any loader on this machine.
-- `text_bf16`, `text_fp8`: the Gemma text encoder through transformers' from_pretrained onto the GPU
-  (`stages.load_text_encoder`), in bf16 and with its linear layers stored in float8 as they load (`--text-fp8`),
-  then one 1,024-token forward with every hidden state, as the text stage runs it. The FP8 run reports the relative
-  error of its stacked hidden states against the bf16 run's.
+- `text_bf16`, `text_fp8`: the Gemma text encoder as the text stage loads it (`stages.load_text_encoder`, streamed
+  from its files), from bf16 files as `save_pretrained` writes them, in bf16 and with its linear layers stored in
+  float8 as they load (`--text-fp8`), then one 1,024-token forward with every hidden state, as the text stage runs
+  it. The FP8 run reports the relative error of its stacked hidden states against the bf16 run's.
+- `published_text_bf16`, `published_text_fp8`, `published_text_from_pretrained`: the same from the text encoder
+  as the published repos store it (float32 shards listed by `model.safetensors.index.json`, transformers-4 names,
+  the vision tower beside the language model), streamed as above, and through transformers' from_pretrained.
 - `transformer_bf16`, `transformer_fp8`: the streamed transformer loader (`ltx2gen.weights`), in bf16 and with each
   block quantized as it arrives (`--fp8 weight`).
 - `vae_whole`, `vae_decoder`, `vae_decoder_prefetched`: the video VAE as the video stage loaded it before (whole,
@@ -43,9 +46,12 @@ TEXT_TOKENS = 1024
 COMPONENT_CLASSES = {"text_encoder": ["transformers", "Gemma3ForConditionalGeneration"],
                      "transformer": ["diffusers", "LTX2VideoTransformer3DModel"],
                      "vae": ["diffusers", "AutoencoderKLLTX2Video"]}
-RUNS = {"text_encoder": ("text_bf16", "text_fp8"), "transformer": ("transformer_bf16", "transformer_fp8"),
+RUNS = {"text_encoder": ("text_bf16", "text_fp8"),
+        "published_text_encoder": ("published_text_bf16", "published_text_fp8", "published_text_from_pretrained"),
+        "transformer": ("transformer_bf16", "transformer_fp8"),
         "vae": ("vae_whole", "vae_decoder", "vae_decoder_prefetched")}
-COMPONENT_OF_RUN = {run: name for name, runs in RUNS.items() for run in runs}
+FOLDERS = {"published_text_encoder": "text_encoder"}  # the model folder a component is written to, where not its name
+COMPONENT_OF_RUN = {run: FOLDERS.get(name, name) for name, runs in RUNS.items() for run in runs}
 
 
 def write_component(name: str, preset: str, model_dir: Path, device: str) -> float:
@@ -55,6 +61,11 @@ def write_component(name: str, preset: str, model_dir: Path, device: str) -> flo
     from ltx2gen import synthetic
 
     started = time.perf_counter()
+    folder = FOLDERS.get(name, name)
+    (model_dir / "model_index.json").write_text(json.dumps({folder: COMPONENT_CLASSES[folder]}) + "\n")
+    if name == "published_text_encoder":  # float32, sharded and indexed, as the published repos store it
+        synthetic.write_text_encoder(model_dir / folder, preset, seed=0, device=device)
+        return time.perf_counter() - started
     build = {"text_encoder": synthetic.build_text_encoder, "transformer": synthetic.build_transformer,
              "vae": synthetic.build_video_vae}[name]
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
@@ -63,15 +74,15 @@ def write_component(name: str, preset: str, model_dir: Path, device: str) -> flo
     del module
     if device == "cuda":  # give the writer's memory back before the measured processes start
         torch.cuda.empty_cache()
-    (model_dir / "model_index.json").write_text(json.dumps({name: COMPONENT_CLASSES[name]}) + "\n")
     return time.perf_counter() - started
 
 
 def read_cold(folder: Path) -> dict:
-    """Every safetensors file of `folder` read once with plain reads, after evicting it from the page cache."""
+    """Every weight file of `folder` read once with plain reads, after evicting it from the page cache."""
     from ltx2gen import memory
+    from ltx2gen.weights import weight_files
 
-    files = sorted(folder.glob("*.safetensors"))
+    files = weight_files(folder)
     memory.evict_from_page_cache(files)
     buffer = bytearray(64 * 1024**2)
     started, total = time.perf_counter(), 0
@@ -96,7 +107,7 @@ def child(args) -> int:
     dtype = stages.default_dtype(device)
     name = COMPONENT_OF_RUN[args.child]
     fp8 = args.child.endswith("fp8")
-    memory.evict_from_page_cache(sorted((args.model / name).glob("*.safetensors")))
+    memory.evict_from_page_cache(stages.model_weight_files(args.model))
     if args.child == "vae_decoder_prefetched":
         ranges = stages.decoder_weight_ranges(args.model)
         memory.prefetch_into_page_cache(ranges).join()
@@ -109,7 +120,12 @@ def child(args) -> int:
     result = {"run": args.child}
     with memory.MemoryTracker(device).stage(name) as stage:
         with sampler.stage("load"):
-            if name == "text_encoder":
+            if args.child == "published_text_from_pretrained":  # what the text stage did with these files before
+                from transformers import Gemma3ForConditionalGeneration
+
+                model = stage.load(name, lambda: Gemma3ForConditionalGeneration.from_pretrained(
+                    args.model / name, dtype=dtype, device_map=str(device)))
+            elif name == "text_encoder":
                 model = stages.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
             elif name == "vae":
                 whole = args.child == "vae_whole"
@@ -123,12 +139,14 @@ def child(args) -> int:
                 ids = torch.randint(0, model.config.text_config.vocab_size, (1, TEXT_TOKENS),
                                     generator=torch.Generator().manual_seed(0)).to(device)
                 hidden = torch.stack(model(input_ids=ids, output_hidden_states=True).hidden_states).float().cpu()
-            reference = args.result.with_name("text_bf16.hidden.pt")
-            if fp8 and reference.is_file():
+            # Against the bf16 streamed load of the same files (the first run of the layout).
+            bf16_run = "published_text_bf16" if args.child.startswith("published_") else "text_bf16"
+            reference = args.result.with_name(f"{bf16_run}.hidden.pt")
+            if args.child == bf16_run:
+                torch.save(hidden, reference)
+            elif reference.is_file():
                 exact = torch.load(reference)
                 result["relative_error"] = round(float((hidden - exact).norm() / exact.norm()), 4)
-            elif not fp8:
-                torch.save(hidden, reference)
         del model
     result.update(sampler.finish())
     marks = dict((label, t) for t, label in result["marks"])
@@ -189,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir.mkdir(parents=True)
         print(f"writing the {preset} {name}: {write_component(name, preset, model_dir, device):.0f} s", flush=True)
         os.sync()  # written pages cannot be evicted until they are on the disk, and writeback would slow the reads
-        results.append(read_cold(model_dir / name))
+        results.append(read_cold(model_dir / FOLDERS.get(name, name)))
         for run in RUNS[name]:
             results.append(run_load(run, model_dir, args.out, device))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "marks"}), flush=True)

@@ -6,6 +6,7 @@ Everything here is pure and cheap (no torch import), so bad input is rejected be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,6 +23,13 @@ FULL_DEFAULT_STEPS = 40
 FULL_DEFAULT_GUIDANCE = 3.5
 # The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
 MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
+# Nothing reads these: the published text_encoder/ folders hold a stale second shard set (51.6 GB, names under
+# `base_text_encoder.`) beside the one their index lists.
+MODEL_IGNORE_PATTERNS = ["text_encoder/diffusion_pytorch_model*"]
+# The prompt length LTX-2 was trained with (Lightricks' TOKENIZER_MAX_LENGTH in ltx-core's gemma_assets.py, and
+# diffusers' default max_sequence_length): every prompt is padded to it. The tokenizer files cannot say it: the
+# published ones are Gemma's own, whose model_max_length is transformers' "no limit" default (about 1e30).
+PROMPT_TOKENS = 1024
 SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
 NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
 
@@ -157,7 +165,7 @@ class GenerateConfig(DecodeOptions):
                                          values["camera"])
         config = cls(**values)
         config.validate()
-        pipeline = config.pipeline if config.pipeline != "auto" else guess_pipeline(config.model)
+        pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
         if pipeline == "two-stage":
             from ltx2gen import two_stage
 
@@ -329,14 +337,71 @@ def is_local_path(model: str) -> bool:
     return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
 
 
-def guess_pipeline(model: str) -> str:
-    """Distilled checkpoints say so in their name; synthetic models say so in their marker file."""
-    if "distill" in Path(model.rstrip("/")).name.lower():
-        return "distilled"
-    marker = Path(model).expanduser() / SYNTHETIC_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("pipeline") == "distilled":
-        return "distilled"
-    return "full"
+def detect_pipeline(model: str) -> tuple[str, str]:
+    """("distilled" or "full", the reason) from what the checkpoint is, read from its files before any weight:
+    1. its scheduler configuration: diffusers' conversion writes one without dynamic shifting for distilled
+       checkpoints only (since March 2026), so that the distilled sigmas are used as given;
+    2. its repo name, where one is known (the repo id given, or the Hugging Face cache folder
+       `models--OWNER--NAME` a local path lies in), else the folder's own name: distilled checkpoints say so
+       in their name (rootonchair/LTX-2-19b-distilled), while the converted files of January 2026 are otherwise
+       the same as the full model's (Lightricks/LTX-2)."""
+    scheduler = _scheduler_config(model)
+    if scheduler is not None and scheduler.get("use_dynamic_shifting") is False:
+        return "distilled", "its scheduler takes the sigmas as given (no dynamic shifting), as distilled checkpoints do"
+    name = repo_name(model)
+    if "distill" in name.lower():
+        return "distilled", f"its name, {name}, says distilled"
+    shifting = "its scheduler shifts the sigmas with the clip size" if scheduler else "no scheduler config found"
+    return "full", f"{shifting} and its name, {name}, does not say distilled"
+
+
+def repo_name(model: str) -> str:
+    """The repo a model comes from: the repo id as given, the `OWNER/NAME` of a Hugging Face cache snapshot
+    (`.../models--OWNER--NAME/snapshots/HASH`), else the local folder's name."""
+    if not is_local_path(model):
+        return model
+    path = Path(os.path.abspath(Path(model).expanduser()))  # as given: a link's target may be named otherwise
+    for part in reversed(path.parts):
+        if part.startswith("models--"):
+            return part.removeprefix("models--").replace("--", "/")
+    return path.name
+
+
+def _scheduler_config(model: str) -> dict | None:
+    """The model's scheduler configuration: from a local folder, or from the Hugging Face cache for a repo id
+    (never downloaded here); None where there is none."""
+    if is_local_path(model):
+        path = Path(model).expanduser() / "scheduler" / "scheduler_config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "scheduler/scheduler_config.json")
+        path = Path(cached) if isinstance(cached, str) else None
+    try:
+        return json.loads(path.read_text()) if path and path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def video_vae_compression(model_dir: Path) -> tuple[int, int]:
+    """(spatial, temporal) compression of the model's video VAE, from its configuration as diffusers derives it."""
+    config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+    scaling = sum(config.get("spatio_temporal_scaling") or ())
+    spatial = config.get("spatial_compression_ratio") or config.get("patch_size", 1) * 2 ** scaling
+    temporal = config.get("temporal_compression_ratio") or config.get("patch_size_t", 1) * 2 ** scaling
+    return spatial, temporal
+
+
+def check_video_vae(model_dir: Path, flag: str) -> None:
+    """Sizes are checked against 32 and frame counts against 8n+1, the LTX-2 VAE's compression: a VAE that
+    compresses otherwise would diffuse fine and then fail at the writer with the work spent."""
+    try:
+        spatial, temporal = video_vae_compression(model_dir)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"{flag}: cannot read its video VAE configuration (vae/config.json: {err})") from None
+    if (spatial, temporal) != (32, 8):
+        raise ConfigError(f"{flag}: its video VAE compresses x{spatial} in space and x{temporal} in time; this "
+                          "product decodes LTX-2's x32/x8 video VAE only")
 
 
 def parse_fps(text: str | Fraction) -> Fraction:
@@ -362,13 +427,31 @@ def stamped(output: Path, now: datetime) -> Path:
 
 
 def ensure_writable_dir(folder: Path, flag: str) -> None:
-    existing = folder if folder != Path("") else Path(".")
+    """Proven by writing a probe file: as root, os.access says yes to folders that cannot be written (/proc, a
+    network mount that squashes root). The probe and any folder made for it are removed again; the writers create
+    the folder when they write."""
+    folder = folder if folder != Path("") else Path(".")
+    existing, missing = folder, []
     while not existing.exists():
+        missing.append(existing)
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"{flag}: {existing} is a file, so the folder {folder} cannot be created")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag}: folder {existing} is not writable; choose an output folder you can write to")
+    made = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            made.append(path)
+        probe = folder / f".ltx2gen-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{flag}: cannot write in {folder} ({err.strerror or err}); choose an output folder you "
+                          "can write to") from None
+    finally:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:

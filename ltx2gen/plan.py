@@ -11,7 +11,8 @@ import torch
 
 from ltx2gen import enhance, fit, memory, report, stages, two_stage
 from ltx2gen.audio_input import AudioInput
-from ltx2gen.config import ConfigError, GenerateConfig, latent_frame_count
+from ltx2gen.config import (PROMPT_TOKENS, ConfigError, GenerateConfig, detect_pipeline,
+                            latent_frame_count)
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -100,7 +101,7 @@ class RunPlan:
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
                   upsampler_dir, audio_input)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
-        print(f"plan: {pipeline} {config.width}x{config.height}x{config.num_frames} at "
+        print(f"plan: {pipeline} ({pipeline_reason(config)}) {config.width}x{config.height}x{config.num_frames} at "
               f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
               f"seed {config.seed}, {run.describe()}", flush=True)
         return run
@@ -132,7 +133,8 @@ class RunPlan:
         return {
             "model": self.model_reference(config.model), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
-            "prompt": config.prompt, "negative_prompt": config.negative_prompt, "sample_rate": self.sample_rate(),
+            "prompt": config.prompt, "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS,
+            "sample_rate": self.sample_rate(),
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
@@ -157,7 +159,8 @@ class RunPlan:
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
-            "negative_prompt": config.negative_prompt, "model": config.model, "model_dir": str(self.model_dir),
+            "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
+            "model_dir": str(self.model_dir),
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": self.fp8, "compiled": self.compiled,
@@ -176,6 +179,15 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def pipeline_reason(config: GenerateConfig) -> str:
+    """Why the run takes its pipeline, for the plan line: what the checkpoint's files say, or the flag."""
+    detected, reason = detect_pipeline(config.model)
+    wanted = "distilled" if config.distilled else "full"
+    if detected != wanted:
+        return f"as asked with --pipeline; auto would take {detected}: {reason}"
+    return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
 
 
 def choose_compile(requested: str, fp8: str, offload: str) -> bool:

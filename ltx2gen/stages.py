@@ -20,14 +20,16 @@ from tqdm.auto import tqdm
 from ltx2gen import context_parallel, enhance, nag
 from ltx2gen import memory as mem
 from ltx2gen.audio_input import AudioCondition, conditioned
-from ltx2gen.config import MODEL_FILE_PATTERNS, ConfigError, latent_frame_count
+from ltx2gen.config import (MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, PROMPT_TOKENS, ConfigError,
+                            check_video_vae, latent_frame_count)
 from ltx2gen.image import ImageConditioning
 from ltx2gen.lora import fuse_loras
 from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, compile_blocks
 from ltx2gen.quant import quantize_block, quantize_fp8, quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
-from ltx2gen.weights import WeightNamesMismatch, load_streamed, load_transformers_streamed, stored_tensors
+from ltx2gen.weights import (WeightNamesMismatch, load_streamed, load_transformers_streamed, stored_tensors,
+                             weight_files)
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -39,6 +41,8 @@ FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the 
 CPU = torch.device("cpu")
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
 TEXT_ENCODER_LAYERS = "model.language_model.layers"  # Gemma's decoder layers, quantized one by one as they load
+# Gemma's image path: the pipeline encodes text only, so these weights (0.42B in the published files) are not read.
+TEXT_ENCODER_UNUSED = ("model.vision_tower", "model.multi_modal_projector")
 
 
 @dataclass
@@ -104,30 +108,41 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 def resolve_model_dir(model: str) -> Path:
     """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
-    Raises ConfigError when the model cannot be found, before any weight is read."""
+    Raises ConfigError, before any weight is read, when the model cannot be found or its video VAE is not one this
+    product decodes."""
     local = Path(model).expanduser()
     if local.is_dir():
         if not (local / "model_index.json").is_file():
             raise ConfigError(f"--model {model}: not a diffusers-format model directory (no model_index.json)")
-        return local.resolve()
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+        model_dir = local.resolve()
+    else:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        return Path(snapshot_download(model, allow_patterns=MODEL_FILE_PATTERNS))
-    except LocalEntryNotFoundError:
-        raise ConfigError(f"--model {model}: not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE=1); "
-                          f"download it first (docker: 'download {model}') or give a local directory") from None
+        try:
+            model_dir = Path(snapshot_download(model, allow_patterns=MODEL_FILE_PATTERNS,
+                                               ignore_patterns=MODEL_IGNORE_PATTERNS))
+        except LocalEntryNotFoundError:
+            raise ConfigError(f"--model {model}: not in the Hugging Face cache and downloads are off "
+                              f"(HF_HUB_OFFLINE=1); download it first (docker: 'download {model}') or give a local "
+                              "directory") from None
+    check_video_vae(model_dir, f"--model {model}")
+    return model_dir
 
 
-def weight_files(model_dir: Path) -> list[Path]:
-    return sorted(Path(model_dir).resolve().rglob("*.safetensors"))
+def model_weight_files(model_dir: Path) -> list[Path]:
+    """The weight files a run reads: each component's (`weights.weight_files`: the indexed shard set where a
+    folder holds two) and the latent upsampler's, never a stale set beside them."""
+    model_dir = Path(model_dir).resolve()
+    components = [name for name, value in json.loads((model_dir / "model_index.json").read_text()).items()
+                  if isinstance(value, list)]
+    return [file for name in [*components, "latent_upsampler"] for file in weight_files(model_dir / name)]
 
 
 def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
     """Stage 6: with every model deleted and the video on disk, evict the weight files from the page cache
     (no root needed) and, if asked and permitted, drop the whole page cache."""
-    advised = mem.evict_from_page_cache(weight_files(model_dir))
+    advised = mem.evict_from_page_cache(model_weight_files(model_dir))
     dropped = drop_system_cache and mem.drop_system_page_cache()
     extra = "; whole page cache dropped" if dropped else (
         "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
@@ -165,16 +180,18 @@ def _load_transformers_model(cls, folder: Path, device: torch.device, dtype: tor
     from_pretrained memory-maps the files, and every page it reads stays in the process's memory until it returns
     (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
     from_pretrained after all (quantizing as it loads with `fp8`), said in one line."""
-    model = load_transformers_streamed(cls, folder, device, dtype,
-                                       on_block=quantize_text_encoder_linears if fp8 else None,
-                                       blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache())
-    if model is None:
-        print(f"note: the weight names in {folder} do not match {cls.__name__}'s; loading it with from_pretrained, "
-              "which holds its files in memory while it loads", flush=True)
+    try:
+        model = load_transformers_streamed(cls, folder, device, dtype,
+                                           on_block=quantize_text_encoder_linears if fp8 else None,
+                                           blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache(),
+                                           without=TEXT_ENCODER_UNUSED)
+    except WeightNamesMismatch as mismatch:
+        print(f"note: {mismatch}; loading it with from_pretrained, which holds its files in memory while it loads",
+              flush=True)
         return cls.from_pretrained(folder, dtype=dtype, device_map=str(device),
                                    quantization_config=text_encoder_quantization() if fp8 else None)
     if fp8:
-        quantize_text_encoder_linears(model)  # the layers outside the decoder (the unused vision tower)
+        quantize_text_encoder_linears(model)  # the layers outside the decoder
     return model
 
 
@@ -209,7 +226,6 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     before are read from disk (keyed by the prompt encoded), and no model is loaded at all when every prompt is
     cached and none is to be enhanced."""
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
-    max_length = tokenizer.model_max_length
     enhancing = any(request.enhance_seed is not None for request in requests)
     pipe = None
 
@@ -227,7 +243,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         if request.enhance_seed is not None:
             prompt = enhance.enhance(text_pipeline(), request.prompt, request.enhance_seed, device)
             requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
-    key_extra = [max_length, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
+    key_extra = [PROMPT_TOKENS, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
     if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
         key_extra.append("fp8 text encoder")
     results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
@@ -243,7 +259,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         with torch.no_grad():
             embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
                 request.prompt, request.negative_prompt, do_classifier_free_guidance=with_negative,
-                max_sequence_length=max_length, device=device, dtype=dtype)
+                max_sequence_length=PROMPT_TOKENS, device=device, dtype=dtype)
             if with_negative:  # the order the stock pipeline concatenates them in
                 embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
             video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
@@ -403,18 +419,33 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
     conditioning = conditioning.to(device)
     pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
     pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
+    checkpoint_scheduler = pipe.scheduler
+    if call.get("sigmas") is not None:
+        pipe.scheduler = taking_sigmas_as_given(checkpoint_scheduler)
     try:
         with nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), conditioned(pipe, audio):
             output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
                           **image_inputs, **call, **(inputs or {}))
+        scheduler = pipe.scheduler
     finally:
-        pipe.connectors = None
-    scheduler = pipe.scheduler
+        pipe.connectors, pipe.scheduler = None, checkpoint_scheduler
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
         timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(denoiser.calls),
     )
+
+
+def taking_sigmas_as_given(scheduler):
+    """The checkpoint's scheduler made to step through the sigmas it is given, unchanged, as Lightricks' own
+    pipelines step through the distilled lists: with dynamic shifting (the full model's configuration, and distilled
+    repos converted before March 2026) diffusers would shift them for the clip size and stretch them to
+    `shift_terminal`."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(
+        scheduler.config, use_dynamic_shifting=False, shift_terminal=None, shift=1.0, use_karras_sigmas=False,
+        use_exponential_sigmas=False, use_beta_sigmas=False, invert_sigmas=False)
 
 
 def denoise(stage: mem.Stage, model_dir: Path, conditioning: TextConditioning | None, call: dict, seed: int,
@@ -537,7 +568,7 @@ def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype
     the other decoders' do. A VAE that a synthetic model builds at load comes whole, and so does one whose stored
     names do not pair with the model's (through from_pretrained, said in one line)."""
     folder = Path(model_dir) / "vae"
-    if not any(folder.glob("*.safetensors")):
+    if not weight_files(folder):
         return load_component(model_dir, "vae", device, dtype)
     try:
         return load_streamed(_component_class(model_dir, "vae"), folder, device, dtype, evict=False,
@@ -553,8 +584,7 @@ def decoder_weight_ranges(model_dir: Path) -> list[tuple[Path, int, int]]:
     model_dir = Path(model_dir)
     ranges = [(tensor.file, tensor.offset, tensor.nbytes) for tensor in stored_tensors(model_dir / "vae")
               if tensor.name.split(".")[0] not in NOT_FOR_DECODING]
-    return ranges + [(file, 0, 0) for name in ("audio_vae", "vocoder")
-                     for file in sorted((model_dir / name).glob("*.safetensors"))]
+    return ranges + [(file, 0, 0) for name in ("audio_vae", "vocoder") for file in weight_files(model_dir / name)]
 
 
 def prefetch_decoders(model_dir: Path, device: torch.device) -> None:

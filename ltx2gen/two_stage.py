@@ -27,7 +27,7 @@ import struct
 import sys
 from pathlib import Path
 
-from ltx2gen.config import ConfigError, GenerateConfig, guess_pipeline, is_local_path
+from ltx2gen.config import ConfigError, GenerateConfig, detect_pipeline, is_local_path
 from ltx2gen.files import safetensors_header
 
 STAGE_ONE_STEPS = 8  # the distilled schedule
@@ -63,9 +63,10 @@ def validate(config: GenerateConfig) -> None:
     for flag, path in config.conditioning_inputs:
         raise ConfigError(f"{flag} {path}: conditioning is not built into --pipeline two-stage yet (the refine "
                           "would have to re-impose it at full size); use --pipeline distilled")
-    if guess_pipeline(config.model) != "distilled":  # a local folder may be distilled without saying so
-        print(f"warning: --model {config.model} does not look like a distilled checkpoint; two-stage runs the "
-              "distilled schedules (use e.g. rootonchair/LTX-2-19b-distilled)")
+    detected, reason = detect_pipeline(config.model)
+    if detected != "distilled":
+        print(f"warning: --model {config.model} does not look like a distilled checkpoint ({reason}); two-stage "
+              "runs the distilled schedules (use e.g. rootonchair/LTX-2-19b-distilled)")
     if config.upsampler and is_local_path(config.upsampler):
         find_upsampler_folder(Path(config.upsampler).expanduser(), f"--upsampler {config.upsampler}")
 
@@ -211,21 +212,11 @@ def upsample(stage, plan, video_latents, width: int, height: int, num_frames: in
 
 
 def refine(denoiser, conditioning, video_latents, audio_latents, call: dict, seed: int, device, nag_settings=None):
-    """The stock pipeline from the given latents, with the refine sigmas taken as they are: a scheduler with
-    resolution-dependent shifting would move them (diffusers' two-stage example swaps it the same way)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
+    """The stock pipeline from the given latents, through the refine sigmas as given (`call` holds them)."""
     from ltx2gen.stages import run_denoiser
 
-    pipe = denoiser.pipe
-    scheduler = pipe.scheduler
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False,
-                                                                 shift_terminal=None, shift=1.0)
-    try:
-        return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings,
-                            inputs=dict(latents=video_latents.to(device), audio_latents=audio_latents.to(device)))
-    finally:
-        pipe.scheduler = scheduler
+    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings,
+                        inputs=dict(latents=video_latents.to(device), audio_latents=audio_latents.to(device)))
 
 
 def stage_one_metadata(config: GenerateConfig, plan) -> dict:

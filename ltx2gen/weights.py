@@ -11,6 +11,7 @@ the whole bf16 transformer.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
@@ -44,10 +45,25 @@ class StoredTensor:
     shape: tuple[int, ...]
 
 
+INDEX_FILES = ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files a component loads: those its index lists where it has one (transformers' name
+    first), else every one in the folder. The published text encoder folders hold a stale second shard set beside
+    the indexed one, which nothing must read."""
+    folder = Path(folder)
+    for name in INDEX_FILES:
+        index = folder / name
+        if index.is_file():
+            return sorted({folder / file for file in json.loads(index.read_text())["weight_map"].values()})
+    return sorted(folder.glob("*.safetensors"))
+
+
 def stored_tensors(folder: Path) -> list[StoredTensor]:
-    """Every tensor of the folder's safetensors files, in file order (from each file's header alone)."""
+    """Every tensor of the component's weight files (`weight_files`), in file order (from each file's header)."""
     tensors = []
-    for file in sorted(Path(folder).glob("*.safetensors")):
+    for file in weight_files(folder):
         header, data_start = safetensors_header(file)
         header.pop("__metadata__", None)
         for name, entry in header.items():
@@ -59,14 +75,16 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
 
 def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True,
                  chunk_bytes: int = READ_CHUNK_BYTES) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype`. With `evict`,
-    each file range is dropped from the page cache once read (no root needed).
+    """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype` piece by piece
+    as they arrive, so a float32 file (the published text encoder) never has a float32 copy on the device. With
+    `evict`, each file range is dropped from the page cache once read (no root needed).
 
     A reader thread reads ahead while the caller copies to the device and uses each tensor (quantizes it, for FP8),
     so the load takes about as long as the disk's read, not the read plus the copies. It reads in pieces of at most
     `chunk_bytes` into `READ_BUFFERS` reused host buffers (pinned for a GPU, so each copy is a direct transfer): the
     host side stays small even for Gemma's 1.9 GiB embedding."""
-    size = min(chunk_bytes, max((tensor.nbytes for tensor in tensors), default=0))
+    largest = max((tensor.nbytes for tensor in tensors), default=0)
+    size = min(chunk_bytes, -(-largest // 8) * 8)  # whole elements of every dtype in each piece
     pinned = device.type == "cuda"
     free: queue.Queue = queue.Queue()
     for _ in range(READ_BUFFERS):
@@ -106,15 +124,18 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
     reader.start()
     try:
         for tensor in tensors:
-            raw = torch.empty(tensor.nbytes, dtype=torch.uint8, device=device)
+            value = torch.empty(tensor.shape, device=device,
+                                dtype=dtype if tensor.dtype.is_floating_point else tensor.dtype)
+            elements, element_size = value.view(-1), tensor.dtype.itemsize
             for start, length in pieces(tensor):
                 buffer, error = filled.get()
                 if error is not None:
                     raise error
-                raw[start:start + length].copy_(buffer[:length])  # synchronous: the buffer is free once it returns
+                # Synchronous: the buffer is free once it returns.
+                elements[start // element_size:(start + length) // element_size].copy_(
+                    buffer[:length].view(tensor.dtype))
                 free.put(buffer)
-            value = raw.view(tensor.dtype).view(tensor.shape)
-            yield tensor.name, value.to(dtype) if value.is_floating_point() else value
+            yield tensor.name, value
     finally:
         stopping.set()
         free.put(None)  # wakes a reader waiting for a buffer
@@ -125,30 +146,26 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
                   on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
                   evict: bool = True, without: tuple[str, ...] = ()):
     """The diffusers `component_class` built without weights, then filled tensor by tensor from `folder` on
-    `device` (`fill_streamed`). The top-level submodules named in `without` are left out (set to None): their
-    weights are neither read nor held."""
+    `device` (`fill_streamed`). The submodules named in `without` are left out (set to None): their weights are
+    neither read nor held."""
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
         model = component_class.from_config(component_class.load_config(folder))
-    for name in without:
-        setattr(model, name, None)
-    tensors = [tensor for tensor in stored_tensors(folder) if tensor.name.split(".")[0] not in without]
-    expected = _expected_names(model)
-    unknown = sorted({tensor.name for tensor in tensors} - expected)
-    missing = sorted(expected - {tensor.name for tensor in tensors})
-    if unknown or missing:
-        raise WeightNamesMismatch(f"{folder}: the weights do not match {component_class.__name__}: "
-                                  f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
+    tensors = stored_tensors(folder)
+    names = {tensor.name: tensor.name for tensor in tensors}
+    model, tensors = _paired(model, folder, tensors, names, without)
     model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict)
     return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
 
 
 def load_transformers_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
                                on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "",
-                               evict: bool = True):
+                               evict: bool = True, without: tuple[str, ...] = ()):
     """The transformers `component_class` (the Gemma text encoder) built without weights and filled like
-    `load_streamed`, or None when the stored names do not match the model's one to one (`match_names`)."""
+    `load_streamed`. Stored names are paired with the model's by transformers' own checkpoint conversion mapping:
+    the published Gemma 3 files carry transformers-4 names (`language_model.model.*`), the model is built with
+    transformers-5 ones (`model.language_model.*`)."""
     from accelerate import init_empty_weights
 
     previous_dtype = torch.get_default_dtype()
@@ -160,27 +177,46 @@ def load_transformers_streamed(component_class, folder: Path, device: torch.devi
         torch.set_default_dtype(previous_dtype)
     model.tie_weights()  # the output head shares the input embedding: one stored tensor fills both
     tensors = stored_tensors(folder)
-    names = match_names([tensor.name for tensor in tensors], _expected_names(model))
-    if names is None:
-        return None
+    names = checkpoint_names(model, [tensor.name for tensor in tensors])  # before `without`: the mapping is whole
+    model, tensors = _paired(model, folder, tensors, names, without)
     model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict, names)
     model.tie_weights()  # filling replaced the embedding's parameter
     return model.to(device).eval().requires_grad_(False)
 
 
-def match_names(stored: list[str], expected: set[str]) -> dict[str, str] | None:
-    """{stored name: model name} for names equal once their `model` path segments are dropped (transformers
-    saves Gemma's layers as `language_model.model.layers.N`, and builds them as `model.language_model.layers.N`);
-    None unless that pairs every stored name with a different expected one and leaves none out."""
-    def bare(name: str) -> str:
-        return ".".join(part for part in name.split(".") if part != "model")
+def checkpoint_names(model: torch.nn.Module, stored: list[str]) -> dict[str, str]:
+    """{stored name: model name} by transformers' checkpoint conversion mapping for `model` (the renames
+    from_pretrained applies when loading)."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming, rename_source_key
 
-    by_bare = {bare(name): name for name in expected}
-    names = {name: by_bare.get(bare(name)) for name in stored}
-    paired = set(names.values())
-    if len(by_bare) != len(expected) or len(paired) != len(names) or paired != expected:
-        return None
-    return names
+    transforms = get_model_conversion_mapping(model)
+    renamings = [transform for transform in transforms if isinstance(transform, WeightRenaming)]
+    converters = [transform for transform in transforms if not isinstance(transform, WeightRenaming)]
+    meta_state = dict(model.state_dict())
+    return {name: rename_source_key(name, renamings, converters, model.base_model_prefix, meta_state)[0]
+            for name in stored}
+
+
+def _paired(model: torch.nn.Module, folder: Path, tensors: list[StoredTensor], names: dict[str, str],
+            without: tuple[str, ...]) -> tuple[torch.nn.Module, list[StoredTensor]]:
+    """The model without the submodules in `without` (dotted paths, set to None) and the stored tensors it reads:
+    those of the submodules left out are skipped. Raises WeightNamesMismatch, before any weight is read, unless
+    the rest pair one to one with the model's parameters and persistent buffers."""
+    def left_out(name: str) -> bool:
+        return any(name == path or name.startswith(path + ".") for path in without)
+
+    for path in without:
+        owner, _, attribute = path.rpartition(".")
+        setattr(model.get_submodule(owner), attribute, None)
+    tensors = [tensor for tensor in tensors if not left_out(names[tensor.name])]
+    expected = _expected_names(model)
+    loaded = {names[tensor.name] for tensor in tensors}
+    unknown, missing = sorted(loaded - expected), sorted(expected - loaded)
+    if unknown or missing or len(loaded) != len(tensors):
+        raise WeightNamesMismatch(f"{folder}: the weights do not match {type(model).__name__}: {len(missing)} missing "
+                                  f"(e.g. {missing[:2]}), {len(unknown)} unexpected (e.g. {unknown[:2]})")
+    return model, tensors
 
 
 def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype,

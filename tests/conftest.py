@@ -25,9 +25,28 @@ def assert_linter_passes(linter: str, *arguments: str | Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
+    """The tiny model of the published distilled repo (rootonchair/LTX-2-19b-distilled): its configuration and file
+    layout, small sizes."""
     from ltx2gen.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_full_model(tmp_path_factory) -> Path:
+    """The tiny model of the published full (non-distilled) repo, Lightricks/LTX-2."""
+    from ltx2gen.synthetic import write_model
+
+    return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny-full", repo="Lightricks/LTX-2")
+
+
+def linked_copy(model: Path, folder: Path) -> Path:
+    """`model` under another folder name, each of its entries a symbolic link (as a Hugging Face cache snapshot
+    links its files)."""
+    folder.mkdir(parents=True)
+    for entry in model.iterdir():
+        (folder / entry.name).symlink_to(entry)
+    return folder
 
 
 def pytest_collection_modifyitems(config, items):

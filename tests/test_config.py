@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import generate
-from conftest import ROOT
+from conftest import ROOT, linked_copy
 from ltx2gen.config import ConfigError, build_parser, GenerateConfig, parse_fps, stamped
 
 
@@ -194,3 +194,71 @@ def test_help_shows_zero_defaults_too():
 
     help_text = " ".join(build_parser().format_help().split())
     assert "is 8 here (default: 0.0)" in help_text  # --nag-scale: 0.0 == False must not hide it
+
+
+PUBLISHED = ROOT / "ltx2gen" / "published"
+
+
+def checkpoint_folder(folder: Path, repo: str) -> Path:
+    """A folder holding a published repo's configuration files (no weights) under any name."""
+    import shutil
+
+    shutil.copytree(PUBLISHED / repo.replace("/", "--"), folder)
+    return folder
+
+
+@pytest.mark.parametrize("repo, expected", [("rootonchair/LTX-2-19b-distilled", "distilled"),
+                                            ("Lightricks/LTX-2", "full")])
+def test_the_pipeline_follows_the_checkpoint_in_a_cache_snapshot_and_by_repo_id(tmp_path, repo, expected):
+    from ltx2gen.config import detect_pipeline
+
+    owner, name = repo.split("/")
+    snapshot = checkpoint_folder(tmp_path / f"models--{owner}--{name}" / "snapshots" / "0123abc", repo)
+    assert detect_pipeline(str(snapshot))[0] == expected
+    assert detect_pipeline(repo)[0] == expected
+    assert parse("--model", str(snapshot)).pipeline == expected
+
+
+def test_a_scheduler_without_dynamic_shifting_is_distilled_under_any_folder_name(tmp_path):
+    import json
+
+    from ltx2gen.config import detect_pipeline
+
+    folder = checkpoint_folder(tmp_path / "ltx2", "Lightricks/LTX-2")
+    assert detect_pipeline(str(folder)) == ("full", "its scheduler shifts the sigmas with the clip size and its name, "
+                                                    "ltx2, does not say distilled")
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps(dict(json.loads(config_file.read_text()), use_dynamic_shifting=False,
+                                           shift_terminal=None)))
+    assert detect_pipeline(str(folder))[0] == "distilled"
+
+
+def test_an_output_folder_that_cannot_be_written_exits_2_and_leaves_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--prompt", "a fox", "--output", "/proc/ltx2gen-no-such-folder/clip/c.mp4"])
+    assert exit_info.value.code == 2
+    assert "--output: cannot write in /proc/ltx2gen-no-such-folder/clip" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_write_probe_leaves_no_file_or_folder_behind(tmp_path):
+    from ltx2gen.config import ensure_writable_dir
+
+    ensure_writable_dir(tmp_path / "new" / "nested", "--output")
+    ensure_writable_dir(tmp_path, "--output")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_vae_of_other_compression_is_refused_before_any_weight_is_read(tiny_model, tmp_path, capsys):
+    import json
+
+    folder = linked_copy(tiny_model, tmp_path / "model")
+    (folder / "vae").unlink()
+    linked_copy(tiny_model / "vae", folder / "vae")
+    (folder / "vae" / "config.json").unlink()
+    vae_config = json.loads((tiny_model / "vae" / "config.json").read_text())
+    (folder / "vae" / "config.json").write_text(json.dumps(dict(vae_config, spatial_compression_ratio=64)))
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--prompt", "a fox", "--model", str(folder), "--output", str(tmp_path / "out" / "c.mp4")])
+    assert exit_info.value.code == 2
+    assert "its video VAE compresses x64 in space and x8 in time" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "out").exists()

@@ -15,10 +15,18 @@ CPU = torch.device("cpu")
 PROMPT = "a fox in snow"
 
 
-def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(tiny_model, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def enhancing_model(tmp_path_factory):
+    """The tiny model with the Gemma 3 processor that enhancement needs, which the published repos do not ship."""
+    from ltx2gen.synthetic import write_model
+
+    return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny-processor", with_processor=True)
+
+
+def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(enhancing_model, tmp_path, capsys):
     out = tmp_path / "clip.mp4"
     # With NAG too: one generate.py run covers both features' way through the stages.
-    assert generate.main(["--prompt", PROMPT, "--model", str(tiny_model), "--no-timestamp", "--output", str(out),
+    assert generate.main(["--prompt", PROMPT, "--model", str(enhancing_model), "--no-timestamp", "--output", str(out),
                           *CLIP, "--enhance-prompt", "--nag-scale", "8", "--negative-prompt", "a dog"]) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["prompt"] == PROMPT and sidecar["enhanced_prompt"] not in (None, "", PROMPT)
@@ -27,12 +35,12 @@ def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(ti
     assert capsys.readouterr().out.count(f"enhanced prompt (seed 7): {sidecar['enhanced_prompt']}") == 1
 
 
-def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(tiny_model, tmp_path):
+def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(enhancing_model, tmp_path):
     cache = stages.EmbeddingCache(tmp_path / "cache")
     requests = [stages.PromptRequest(PROMPT, None, False, enhance_seed=seed) for seed in (7, 7, 8)]
     with memory.MemoryTracker(CPU).stage("text") as stage:
-        first, again, other = stages.encode_prompts(stage, tiny_model, requests, CPU, torch.float32, cache=cache)
-        direct = stages.encode_prompts(stage, tiny_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
+        first, again, other = stages.encode_prompts(stage, enhancing_model, requests, CPU, torch.float32, cache=cache)
+        direct = stages.encode_prompts(stage, enhancing_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
                                        torch.float32)[0]
     assert first.prompt == again.prompt != other.prompt and PROMPT not in (first.prompt, other.prompt)
     assert all(torch.equal(direct.tensors()[name], value) for name, value in first.tensors().items())
@@ -42,7 +50,7 @@ def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(tiny_
     memory.add_listener(listener)
     try:
         with memory.MemoryTracker(CPU).stage("text") as stage:
-            hit = stages.encode_prompts(stage, tiny_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
+            hit = stages.encode_prompts(stage, enhancing_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
                                         torch.float32, cache=cache)[0]
     finally:
         memory.remove_listener(listener)
@@ -50,15 +58,12 @@ def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(tiny_
 
 
 @pytest.mark.parametrize("missing", ["processor", "chat template"])
-def test_a_model_without_what_enhancement_needs_is_refused_with_status_2_before_any_weight(tiny_model, tmp_path,
-                                                                                          capsys, missing):
-    model = shutil.copytree(tiny_model, tmp_path / "model")
+def test_a_model_without_what_enhancement_needs_is_refused_with_status_2_before_any_weight(tiny_model, enhancing_model,
+                                                                                          tmp_path, capsys, missing):
     if missing == "processor":
-        shutil.rmtree(model / "processor")
-        index = json.loads((model / "model_index.json").read_text())
-        index["processor"] = [None, None]
-        (model / "model_index.json").write_text(json.dumps(index))
+        model = tiny_model  # as published: no processor component
     else:
+        model = shutil.copytree(enhancing_model, tmp_path / "model")
         (model / "processor" / "chat_template.jinja").unlink()
     loads = []
     listener = lambda event, name, obj: loads.append(name) if event == "load" else None  # noqa: E731
@@ -74,8 +79,8 @@ def test_a_model_without_what_enhancement_needs_is_refused_with_status_2_before_
     assert not list(tmp_path.glob("c*"))
 
 
-def test_a_batch_enhances_per_clip(tiny_model, tmp_path):
-    common = {"prompt": PROMPT, "model": str(tiny_model), "width": 96, "height": 64, "num_frames": 17, "seed": 7}
+def test_a_batch_enhances_per_clip(enhancing_model, tmp_path):
+    common = {"prompt": PROMPT, "model": str(enhancing_model), "width": 96, "height": 64, "num_frames": 17, "seed": 7}
     batch_file = tmp_path / "clips.jsonl"
     batch_file.write_text(json.dumps(dict(common, name="enhanced", enhance_prompt=True)) + "\n" +
                           json.dumps(dict(common, name="as_given")) + "\n")

@@ -93,8 +93,9 @@ def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
     fake_hub.mkdir(parents=True)
     (fake_hub / "__init__.py").write_text(
         "import os\n"
-        "def snapshot_download(repo_id, allow_patterns):\n"
+        "def snapshot_download(repo_id, allow_patterns, ignore_patterns):\n"
         "    assert 'model_index.json' in allow_patterns\n"
+        "    assert 'text_encoder/diffusion_pytorch_model*' in ignore_patterns  # the stale shard set\n"
         "    return f'fetched {repo_id} offline={os.environ[\"HF_HUB_OFFLINE\"]}'\n"
         "def hf_hub_download(repo_id, filename):\n"
         "    return f'lora {repo_id}::{filename}'\n")

@@ -13,7 +13,7 @@ import torch
 
 import decode_latents
 import generate
-from conftest import CLIP, ROOT
+from conftest import CLIP, ROOT, linked_copy
 from ltx2gen import memory
 from ltx2gen.video import probe, read_frames
 
@@ -91,26 +91,43 @@ def test_exactly_one_transformer_forward_per_distilled_step(clip):
 
 
 def stock_pipeline(model_dir):
+    """diffusers' LTX2Pipeline loaded whole from the model's files, as a user of diffusers alone would run it."""
     from diffusers import LTX2Pipeline
 
     return LTX2Pipeline.from_pretrained(model_dir, local_files_only=True)
 
 
-def test_staged_frames_equal_the_stock_pipeline_in_one_piece(clip, tiny_model):
-    out, _ = clip
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    call = dict(sidecar["pipeline_call"], output_type="np")
-    stock = stock_pipeline(tiny_model)(prompt="w1 w2 w3", generator=torch.Generator().manual_seed(7),
-                                       max_sequence_length=stock_pipeline(tiny_model).tokenizer.model_max_length,
-                                       **call)
-    stock_frames = (stock.frames[0] * 255).round().astype(np.uint8)
-    ours = read_frames(out)
-    # Our frames went through H.264; re-encode the stock frames identically to compare like with like.
+def stock_run(model_dir, sidecar: dict, output_type: str):
+    """The stock pipeline called with the sidecar's parameters: its pipeline call, seed, prompt and prompt length.
+    Given sigmas are stepped through as given (a scheduler without shifting, built here from the checkpoint's), as
+    diffusers' own two-stage example does for the distilled lists."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = stock_pipeline(model_dir)
+    call = dict(sidecar["pipeline_call"], output_type=output_type)
+    if call["sigmas"] is not None:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
+                                                                     use_dynamic_shifting=False, shift_terminal=None)
+    output = pipe(prompt=sidecar["prompt"], negative_prompt=sidecar["negative_prompt"],
+                  generator=torch.Generator().manual_seed(sidecar["seed"]),
+                  max_sequence_length=sidecar["prompt_tokens"], **call)
+    assert [round(float(sigma), 8) for sigma in pipe.scheduler.sigmas] == sidecar["scheduler_sigmas"]
+    return output
+
+
+def assert_frames_equal_the_stock_pipeline(out, model_dir):
     from ltx2gen.video import write_mp4
 
-    stock_mp4 = write_mp4(out.with_name("stock.mp4"), iter(stock_frames), width=96, height=64, num_frames=17,
-                          fps=Fraction(24))
-    assert np.array_equal(ours, read_frames(stock_mp4))
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    stock_frames = (stock_run(model_dir, sidecar, "np").frames[0] * 255).round().astype(np.uint8)
+    # Our frames went through H.264; re-encode the stock frames identically to compare like with like.
+    stock_mp4 = write_mp4(out.with_name(f"{out.stem}.stock.mp4"), iter(stock_frames), width=sidecar["width"],
+                          height=sidecar["height"], num_frames=sidecar["num_frames"], fps=Fraction(sidecar["fps"]))
+    assert np.array_equal(read_frames(out), read_frames(stock_mp4))
+
+
+def test_staged_frames_equal_the_stock_pipeline_in_one_piece(clip, tiny_model):
+    assert_frames_equal_the_stock_pipeline(clip[0], tiny_model)
 
 
 def test_staged_latents_equal_the_stock_pipeline_latents(clip, tiny_model):
@@ -118,15 +135,72 @@ def test_staged_latents_equal_the_stock_pipeline_latents(clip, tiny_model):
 
     out, _ = clip
     saved = load_latents(out.with_suffix(".latents.safetensors"))
-    call = json.loads(out.with_suffix(".json").read_text())["pipeline_call"]
-    pipe = stock_pipeline(tiny_model)
-    stock = pipe(prompt="w1 w2 w3", generator=torch.Generator().manual_seed(7),
-                 max_sequence_length=pipe.tokenizer.model_max_length, **call)
+    stock = stock_run(tiny_model, json.loads(out.with_suffix(".json").read_text()), "latent")
     # The staged transformer is read tensor by tensor into fresh memory, the stock one is memory-mapped by
     # from_pretrained: CPU float32 kernels round differently on the two layouts (cloning the stock weights makes the
     # results bit-identical), so the check allows float32 rounding and nothing more.
     torch.testing.assert_close(saved.video, stock.frames, rtol=0, atol=1e-5)
     torch.testing.assert_close(saved.audio, stock.audio, rtol=0, atol=1e-5)
+
+
+# Lightricks' distilled sigmas, as the scheduler holds them (float32) and the sidecar records them (8 decimals).
+OFFICIAL_DISTILLED_SIGMAS = [round(float(np.float32(sigma)), 8)
+                             for sigma in (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0)]
+
+
+def published(model, folder, repo):
+    """The model where a user would have it: a Hugging Face cache snapshot of `repo`, or a folder whose name says
+    nothing (`repo` None)."""
+    if repo is None:
+        return linked_copy(model, folder / "ltx2")
+    owner, name = repo.split("/")
+    return linked_copy(model, folder / "hub" / f"models--{owner}--{name}" / "snapshots" / "5a2f0c1e")
+
+
+@pytest.mark.parametrize("repo", ["rootonchair/LTX-2-19b-distilled", None])
+def test_the_published_distilled_repo_renders_with_default_flags_from_a_snapshot_or_any_folder(
+        tiny_model, tmp_path, capsys, repo):
+    model = published(tiny_model, tmp_path, repo)
+    out = tmp_path / "clip.mp4"
+    assert generate.main(["--prompt", "a fox in snow", "--model", str(model), "--no-timestamp", "--output", str(out),
+                          *CLIP]) == 0
+    plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
+    assert plan_line.startswith("plan: distilled (its scheduler takes the sigmas as given")
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == ("distilled", 8, 1.0)
+    assert sidecar["scheduler_sigmas"] == OFFICIAL_DISTILLED_SIGMAS and sidecar["transformer_calls"] == 8
+    assert sidecar["prompt_tokens"] == 1024
+    if repo is None:
+        assert_frames_equal_the_stock_pipeline(out, tiny_model)
+
+
+@pytest.mark.parametrize("repo", ["Lightricks/LTX-2", None])
+def test_the_published_full_repo_renders_with_default_flags_from_a_snapshot_or_any_folder(
+        tiny_full_model, tmp_path, capsys, repo):
+    model = published(tiny_full_model, tmp_path, repo)
+    out = tmp_path / "clip.mp4"
+    assert generate.main(["--prompt", "a fox in snow", "--model", str(model), "--no-timestamp", "--output", str(out),
+                          *CLIP]) == 0
+    plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
+    assert plan_line.startswith("plan: full (its scheduler shifts the sigmas with the clip size")
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == ("full", 40, 3.5)
+    assert sidecar["transformer_calls"] == 40 and sidecar["prompt_tokens"] == 1024
+    assert sidecar["pipeline_call"]["sigmas"] is None and sidecar["scheduler_sigmas"][-2] == pytest.approx(0.1)
+    if repo is not None:
+        assert_frames_equal_the_stock_pipeline(out, tiny_full_model)
+
+
+def test_the_distilled_schedule_does_not_depend_on_the_checkpoints_scheduler_config(tiny_model, tiny_full_model,
+                                                                                    tmp_path):
+    """A distilled checkpoint whose scheduler shifts (converted before March 2026) still steps through the official
+    sigmas."""
+    model = linked_copy(tiny_model, tmp_path / "ltx2")
+    (model / "scheduler").unlink()
+    (model / "scheduler").symlink_to(tiny_full_model / "scheduler")
+    out = tmp_path / "clip.mp4"
+    assert run_generate(model, out, "--pipeline", "distilled") == 0
+    assert json.loads(out.with_suffix(".json").read_text())["scheduler_sigmas"] == OFFICIAL_DISTILLED_SIGMAS
 
 
 def test_decode_latents_reproduces_the_generated_clip(clip, tmp_path):

@@ -67,10 +67,10 @@ def test_the_first_latent_frame_is_the_image_at_strength_1_and_nearer_it_the_str
 def test_strength_1_equals_the_stock_image_to_video_pipeline_with_every_component(runs, tiny_model, picture):
     from diffusers import LTX2ImageToVideoPipeline
 
-    call = json.loads((runs / "image.json").read_text())["pipeline_call"]
+    sidecar = json.loads((runs / "image.json").read_text())
     pipe = LTX2ImageToVideoPipeline.from_pretrained(tiny_model)
     stock = pipe(image=Image.open(picture), prompt=PROMPT, generator=torch.Generator().manual_seed(7),
-                 max_sequence_length=pipe.tokenizer.model_max_length, **call)
+                 max_sequence_length=sidecar["prompt_tokens"], **sidecar["pipeline_call"])
     saved = load_latents(runs / "image.latents.safetensors")
     # Float32 rounding only (the staged transformer is read into fresh memory, see test_generate; the stock
     # pipeline scales pixels as x/255*2-1, ours as x/127.5-1): measured 2.4e-7.

@@ -100,7 +100,7 @@ def test_a_negative_prompt_steers_both_streams_with_one_transformer_call_per_ste
     assert guided.transformer_calls == plain.transformer_calls == 8
     for name in ("video_latents", "audio_latents"):
         difference = (getattr(guided, name) - getattr(plain, name)).norm() / getattr(plain, name).norm()
-        assert difference > 1e-3, name
+        assert difference > 1e-4, name  # float32 noise between equal runs is below 1e-6
     blocks = denoiser.pipe.transformer.transformer_blocks
     assert not any(isinstance(getattr(block, name).processor, nag.NagCrossAttention)
                    for block in blocks for name in nag.CROSS_ATTENTION_LAYERS)  # restored after the run

@@ -72,34 +72,51 @@ def test_streamed_text_encoder_equals_from_pretrained_with_its_files_read_one_te
     assert torch.equal(gemma_states(ours), gemma_states(reference))
 
 
-def test_stored_gemma_names_pair_with_the_built_model_and_nothing_else():
-    from ltx2gen.weights import match_names
+def test_published_gemma_names_pair_with_the_built_model_by_transformers_own_mapping():
+    from ltx2gen.synthetic import build_text_encoder
+    from ltx2gen.weights import checkpoint_names
 
-    expected = {"model.language_model.layers.0.mlp.up_proj.weight", "model.language_model.embed_tokens.weight",
-                "model.vision_tower.vision_model.post_layernorm.weight"}
     stored = ["language_model.model.layers.0.mlp.up_proj.weight", "language_model.model.embed_tokens.weight",
-              "vision_tower.vision_model.post_layernorm.weight"]
-    assert match_names(stored, expected) == dict(zip(stored, ["model.language_model.layers.0.mlp.up_proj.weight",
-                                                              "model.language_model.embed_tokens.weight",
-                                                              "model.vision_tower.vision_model.post_layernorm.weight"]))
-    assert match_names(stored[:2], expected) is None  # one left out
-    assert match_names(stored + ["language_model.model.extra.weight"], expected) is None  # one unknown
-    assert match_names(stored + ["model.language_model.embed_tokens.weight"], expected) is None  # stored twice
+              "vision_tower.vision_model.post_layernorm.weight", "multi_modal_projector.mm_soft_emb_norm.weight",
+              "model.language_model.norm.weight"]  # the last as transformers 5 saves it
+    assert checkpoint_names(build_text_encoder("tiny", dtype=torch.float32), stored) == dict(zip(stored, [
+        "model.language_model.layers.0.mlp.up_proj.weight", "model.language_model.embed_tokens.weight",
+        "model.vision_tower.post_layernorm.weight", "model.multi_modal_projector.mm_soft_emb_norm.weight",
+        "model.language_model.norm.weight"]))
+
+
+def test_the_published_text_encoder_streams_from_its_indexed_float32_shards_alone(tiny_model, capsys):
+    from ltx2gen.weights import weight_files
+
+    folder = tiny_model / "text_encoder"
+    assert len(list(folder.glob("diffusion_pytorch_model-*-of-00012.safetensors"))) == 12  # the stale set is there
+    assert [file.name for file in weight_files(folder)] == [f"model-{i:05d}-of-00011.safetensors" for i in
+                                                            range(1, 12)]
+    model = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.bfloat16)
+    assert "from_pretrained" not in capsys.readouterr().out  # streamed, not the fallback
+    assert model.model.vision_tower is None and model.model.multi_modal_projector is None  # never read
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.bfloat16}  # cast from float32
 
 
 def test_a_text_encoder_whose_names_do_not_match_loads_with_from_pretrained_and_says_so(tiny_model, tmp_path,
                                                                                       capsys):
+    import json
     import shutil
 
     from safetensors.torch import load_file, save_file
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
-    weights = folder / "text_encoder" / "model.safetensors"
-    tensors = load_file(weights)
-    save_file({**tensors, "language_model.model.unused_extra": torch.zeros(2)}, weights, metadata={"format": "pt"})
+    index_file = folder / "text_encoder" / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    shard = folder / "text_encoder" / index["weight_map"]["language_model.model.norm.weight"]
+    save_file({**load_file(shard), "language_model.model.unused_extra": torch.zeros(2)}, shard,
+              metadata={"format": "pt"})
+    index["weight_map"]["language_model.model.unused_extra"] = shard.name
+    index_file.write_text(json.dumps(index))
     model = load_component(folder, "text_encoder", torch.device("cpu"), torch.float32)
-    assert "do not match Gemma3ForConditionalGeneration's; loading it with from_pretrained" in capsys.readouterr().out
+    assert "1 unexpected (e.g. ['model.language_model.unused_extra']); loading it with from_pretrained" in \
+        capsys.readouterr().out
     reference = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.float32)
     assert torch.equal(gemma_states(model), gemma_states(reference))
 
