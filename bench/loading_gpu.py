@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir.mkdir(parents=True)
         print(f"writing the {preset} {name}: {write_component(name, preset, model_dir, device):.0f} s", flush=True)
         os.sync()  # written pages cannot be evicted until they are on the disk, and writeback would slow the reads
-        results.append(read_cold(model_dir / FOLDERS.get(name, name)))
+        results.append(dict(read_cold(model_dir / FOLDERS.get(name, name)), component=name))
         for run in RUNS[name]:
             results.append(run_load(run, model_dir, args.out, device))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "marks"}), flush=True)

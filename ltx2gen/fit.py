@@ -25,13 +25,15 @@ HEADROOM = 0.95
 MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
 
 
-def files_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors"))
-
-
 def weight_bytes(model_dir: Path) -> tuple[int, int, int]:
-    """Bytes of the transformer's, the text encoder's and the connectors' weight files."""
-    return tuple(files_bytes(Path(model_dir) / name) for name in ("transformer", "text_encoder", "connectors"))
+    """Bytes the transformer, the text encoder (without its image path) and the connectors take loaded in bf16,
+    from the files a load reads: not their size on disk (the published text encoder is float32 and its folder holds
+    a stale second copy, four times what it loads)."""
+    from ltx2gen.weights import GEMMA_IMAGE_MODULES, loaded_bytes
+
+    model_dir = Path(model_dir)
+    return (loaded_bytes(model_dir / "transformer"), loaded_bytes(model_dir / "text_encoder", GEMMA_IMAGE_MODULES),
+            loaded_bytes(model_dir / "connectors"))
 
 
 def clip_tokens(width: int, height: int, num_frames: int) -> int:

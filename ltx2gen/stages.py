@@ -28,8 +28,8 @@ from ltx2gen.kernels import chunk_rotary_embedding, chunk_token_wise_layers, com
 from ltx2gen.quant import quantize_block, quantize_fp8, quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
-from ltx2gen.weights import (WeightNamesMismatch, load_streamed, load_transformers_streamed, stored_tensors,
-                             weight_files)
+from ltx2gen.weights import (GEMMA_IMAGE_MODULES, WeightNamesMismatch, load_streamed, load_transformers_streamed,
+                             stored_tensors, weight_files)
 
 NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
                         audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
@@ -41,8 +41,7 @@ FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the 
 CPU = torch.device("cpu")
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
 TEXT_ENCODER_LAYERS = "model.language_model.layers"  # Gemma's decoder layers, quantized one by one as they load
-# Gemma's image path: the pipeline encodes text only, so these weights (0.42B in the published files) are not read.
-TEXT_ENCODER_UNUSED = ("model.vision_tower", "model.multi_modal_projector")
+TEXT_ENCODER_UNUSED = tuple(f"model.{name}" for name in GEMMA_IMAGE_MODULES)  # as Gemma3ForConditionalGeneration
 
 
 @dataclass

@@ -401,7 +401,7 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
         del module
     _write_json(out / "text_encoder" / "config.json", configs["text_encoder"])
     if "text_encoder" not in built_at_load:
-        _write_text_encoder(out / "text_encoder", preset, seed, device, repo, layout["text_encoder"], stale_set)
+        write_text_encoder(out / "text_encoder", preset, seed, device, repo, stale_set)
     _write_json(out / "scheduler" / "scheduler_config.json", configs["scheduler"])
     _write_tokenizer(out / "tokenizer", repo)
     index = configs["model_index"]
@@ -414,10 +414,13 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
     return out
 
 
-def _write_text_encoder(folder: Path, preset: str, seed: int, device: str, repo: str, layout: dict,
-                        stale_set: bool) -> None:
-    """The text encoder's index-listed float32 shards and, with `stale_set`, the stale set beside them (the same
-    Gemma under `base_text_encoder.` names plus an old copy of the connectors)."""
+def write_text_encoder(folder: Path, preset: str, seed: int = 0, device: str = "cpu", repo: str = DEFAULT_REPO,
+                       stale_set: bool = False) -> None:
+    """The text encoder as `repo` publishes it: its configuration and index-listed float32 shards and, with
+    `stale_set`, the stale set beside them (the same Gemma under `base_text_encoder.` names plus an old copy of the
+    connectors)."""
+    layout = published_layout(repo)["folders"]["text_encoder"]
+    _write_json(Path(folder) / "config.json", component_configs(preset, repo)["text_encoder"])
     spec = layout["weights"]
     module = _build("text_encoder", preset, seed, torch.float32, device, repo)
     gemma = _published_names(module.state_dict(), spec)

@@ -12,6 +12,7 @@ the whole bf16 transformer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import threading
@@ -46,6 +47,8 @@ class StoredTensor:
 
 
 INDEX_FILES = ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json")
+# Gemma's image path: the pipeline encodes text only, so these weights (0.42B in the published files) are not read.
+GEMMA_IMAGE_MODULES = ("vision_tower", "multi_modal_projector")
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -71,6 +74,14 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
             tensors.append(StoredTensor(name, file, data_start + start, end - start, DTYPES[entry["dtype"]],
                                         tuple(entry["shape"])))
     return sorted(tensors, key=lambda tensor: (tensor.file, tensor.offset))
+
+
+def loaded_bytes(folder: Path, without: tuple[str, ...] = ()) -> int:
+    """Bytes the component's weights take once loaded in 16-bit floats, from its weight files' headers alone,
+    whatever their dtype on disk (the published text encoder is float32); tensors of a submodule named in
+    `without` (any segment of the stored name) are left out, as a load leaves them."""
+    return sum(math.prod(tensor.shape) * (2 if tensor.dtype.is_floating_point else tensor.dtype.itemsize)
+               for tensor in stored_tensors(folder) if not set(tensor.name.split(".")) & set(without))
 
 
 def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True,

@@ -23,11 +23,29 @@ def test_estimates_cover_the_measured_peaks_closely(tokens, fp8, offload, measur
 
 
 def write_weights(folder, sizes):
+    """One bf16 tensor of the given bytes per component, in a safetensors file whose data is sparse (only the header
+    is read)."""
+    import json
+    import struct
+
     for name, size in sizes.items():
         (folder / name).mkdir()
+        header = json.dumps({"weight": {"dtype": "BF16", "shape": [size // 2], "data_offsets": [0, size]}}).encode()
         with open(folder / name / "model.safetensors", "wb") as handle:
-            handle.truncate(size)  # sparse: only the size matters
+            handle.write(struct.pack("<Q", len(header)) + header)
+            handle.truncate(8 + len(header) + size)
     return folder
+
+
+def test_the_published_text_encoder_counts_as_what_it_loads_not_its_files(tiny_model):
+    from ltx2gen.stages import load_component
+
+    folder = tiny_model / "text_encoder"
+    on_disk = sum(file.stat().st_size for file in folder.glob("*.safetensors"))  # float32, and the stale set
+    model = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.bfloat16)
+    loaded = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
+    _, encoder, _ = fit.weight_bytes(tiny_model)
+    assert encoder == loaded and on_disk > 4 * loaded
 
 
 @pytest.mark.parametrize("budget,text_fp8,offload,text_encoder", [
