@@ -347,7 +347,7 @@ def detect_pipeline(model: str) -> tuple[str, str]:
        the same as the full model's (Lightricks/LTX-2)."""
     scheduler = _scheduler_config(model)
     if scheduler is not None and scheduler.get("use_dynamic_shifting") is False:
-        return "distilled", "its scheduler takes the sigmas as given (no dynamic shifting), as distilled checkpoints do"
+        return "distilled", "its scheduler takes the sigmas as given, without dynamic shifting, as distilled ones do"
     name = repo_name(model)
     if "distill" in name.lower():
         return "distilled", f"its name, {name}, says distilled"

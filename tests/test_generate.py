@@ -157,38 +157,35 @@ def published(model, folder, repo):
     return linked_copy(model, folder / "hub" / f"models--{owner}--{name}" / "snapshots" / "5a2f0c1e")
 
 
-@pytest.mark.parametrize("repo", ["rootonchair/LTX-2-19b-distilled", None])
-def test_the_published_distilled_repo_renders_with_default_flags_from_a_snapshot_or_any_folder(
-        tiny_model, tmp_path, capsys, repo):
-    model = published(tiny_model, tmp_path, repo)
-    out = tmp_path / "clip.mp4"
-    assert generate.main(["--prompt", "a fox in snow", "--model", str(model), "--no-timestamp", "--output", str(out),
-                          *CLIP]) == 0
-    plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
-    assert plan_line.startswith("plan: distilled (its scheduler takes the sigmas as given")
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == ("distilled", 8, 1.0)
-    assert sidecar["scheduler_sigmas"] == OFFICIAL_DISTILLED_SIGMAS and sidecar["transformer_calls"] == 8
-    assert sidecar["prompt_tokens"] == 1024
-    if repo is None:
-        assert_frames_equal_the_stock_pipeline(out, tiny_model)
+# What a render with default flags must record for each published repo: its pipeline, its reason, steps, guidance,
+# transformer calls and sigmas (None: the checkpoint's shifting schedule, ending at its shift_terminal 0.1).
+PUBLISHED_RUNS = {
+    "tiny_model": ("distilled", "its scheduler takes the sigmas as given", 8, 1.0, 8, OFFICIAL_DISTILLED_SIGMAS),
+    "tiny_full_model": ("full", "its scheduler shifts the sigmas with the clip size", 40, 3.5, 40, None),
+}
 
 
-@pytest.mark.parametrize("repo", ["Lightricks/LTX-2", None])
-def test_the_published_full_repo_renders_with_default_flags_from_a_snapshot_or_any_folder(
-        tiny_full_model, tmp_path, capsys, repo):
-    model = published(tiny_full_model, tmp_path, repo)
+@pytest.mark.parametrize("model_fixture, repo, against_stock", [
+    ("tiny_model", "rootonchair/LTX-2-19b-distilled", False), ("tiny_model", None, True),
+    ("tiny_full_model", "Lightricks/LTX-2", True), ("tiny_full_model", None, False)])
+def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_any_folder(
+        request, tmp_path, capsys, model_fixture, repo, against_stock):
+    pipeline, reason, steps, guidance, calls, sigmas = PUBLISHED_RUNS[model_fixture]
+    model_dir = request.getfixturevalue(model_fixture)
     out = tmp_path / "clip.mp4"
-    assert generate.main(["--prompt", "a fox in snow", "--model", str(model), "--no-timestamp", "--output", str(out),
-                          *CLIP]) == 0
+    assert generate.main(["--prompt", "a fox in snow", "--model", str(published(model_dir, tmp_path, repo)),
+                          "--no-timestamp", "--output", str(out), *CLIP]) == 0
     plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
-    assert plan_line.startswith("plan: full (its scheduler shifts the sigmas with the clip size")
+    assert plan_line.startswith(f"plan: {pipeline} ({reason}")
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == ("full", 40, 3.5)
-    assert sidecar["transformer_calls"] == 40 and sidecar["prompt_tokens"] == 1024
-    assert sidecar["pipeline_call"]["sigmas"] is None and sidecar["scheduler_sigmas"][-2] == pytest.approx(0.1)
-    if repo is not None:
-        assert_frames_equal_the_stock_pipeline(out, tiny_full_model)
+    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == (pipeline, steps, guidance)
+    assert sidecar["transformer_calls"] == calls and sidecar["prompt_tokens"] == 1024
+    if sigmas:
+        assert sidecar["scheduler_sigmas"] == sigmas
+    else:
+        assert sidecar["pipeline_call"]["sigmas"] is None and sidecar["scheduler_sigmas"][-2] == pytest.approx(0.1)
+    if against_stock:
+        assert_frames_equal_the_stock_pipeline(out, model_dir)
 
 
 def test_the_distilled_schedule_does_not_depend_on_the_checkpoints_scheduler_config(tiny_model, tiny_full_model,
