@@ -10,11 +10,11 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass, fields
-from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen.config import (ConfigError, DecodeOptions, add_fields, ensure_writable_dir, latent_frame_count, opt,
-                            validate_decode_options)
+from ltx2gen.checkpoint import latent_frame_count
+from ltx2gen.config import add_fields, DecodeOptions, ensure_writable_dir, opt, validate_decode_options
+from ltx2gen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config, latents_file = load_config(args)
-        from ltx2gen import stages
+        from ltx2gen import components
 
-        device = stages.resolve_device(config.device)
-        model_dir = stages.resolve_model_dir(config.model)
+        device = components.resolve_device(config.device)
+        model_dir = components.resolve_model_dir(config.model)
     except ConfigError as err:
         parser.error(str(err))
     return run(config, latents_file, device, model_dir)
@@ -71,29 +71,23 @@ def load_config(args: argparse.Namespace):
 
 
 def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
-    from ltx2gen import audio_input, memory, report, stages
+    from ltx2gen import clip, report, video_decode
 
     started = time.perf_counter()
-    meta = latents_file.metadata
-    width, height, num_frames, fps = int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(
-        str(meta["fps"]))
-    dtype = stages.default_dtype(device)
-    plan = stages.DecodePlan.choose(num_frames, config.vae_chunk_frames, config.vae_context_frames,
-                                    config.vae_tile_size, config.vae_tile_overlap)
-    tracker = memory.MemoryTracker(device)
-    print(f"decoding {config.input}: {width}x{height}x{num_frames} at {report.fps_text(fps)} fps with {config.model}, "
-          f"VAE decode {plan.describe(latent_frame_count(num_frames))}", flush=True)
+    video_format = latents_file.video_format
+    plan = video_decode.DecodePlan.choose(video_format.num_frames, config.vae_chunk_frames, config.vae_context_frames,
+                                          config.vae_tile_size, config.vae_tile_overlap)
+    print(f"decoding {config.input}: {video_format.width}x{video_format.height}x{video_format.num_frames} at "
+          f"{report.fps_text(video_format.fps)} fps with {config.model}, VAE decode "
+          f"{plan.describe(latent_frame_count(video_format.num_frames))}", flush=True)
     try:
-        # A clip made with --audio gets its input audio again, if that file is unchanged.
-        soundtrack = audio_input.stored_soundtrack(meta.get("audio_input"), num_frames, fps, meta.get("sample_rate"))
-        stages.decode_to_mp4(tracker, model_dir, latents_file.video, latents_file.audio, config.output,
-                             width=width, height=height, num_frames=num_frames, fps=fps, plan=plan, device=device,
-                             dtype=dtype, soundtrack=soundtrack)
-        stages.release_page_cache(model_dir, config.drop_page_cache)
+        tracker = clip.recover(latents_file, config.output, model_dir=model_dir, device=device, decode_plan=plan,
+                               drop_page_cache=config.drop_page_cache)
     except (Exception, KeyboardInterrupt) as err:
         print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
-    print(report.summary_line(config.output, num_frames, width, height, fps, tracker, time.perf_counter() - started))
+    print(report.summary_line(config.output, video_format.num_frames, video_format.width, video_format.height,
+                              video_format.fps, tracker, time.perf_counter() - started))
     return 0
 
 

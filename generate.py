@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 import traceback
 
-from ltx2gen.config import ConfigError, GenerateConfig, build_parser
+from ltx2gen.config import build_parser, GenerateConfig
+from ltx2gen.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,67 +41,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: GenerateConfig, plan, ranks) -> int:
-    from ltx2gen import audio_input, context_parallel, latents, memory, report, stages, two_stage
-    from ltx2gen.image import encode_image
+    """The clip's stages, in order, are `ltx2gen.clip.generate`'s; this turns its failures into advice."""
+    from ltx2gen import ClipFailed, generate
 
-    started = time.perf_counter()
-    tracker = memory.MemoryTracker(plan.device)
     try:
-        if ranks.distributed:  # rank 0's seed and output name for all
-            context_parallel.join(plan.device)
-            config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
-        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
-        conditioning = tracker.run("text", stages.encode_prompt, plan.model_dir, stages.PromptRequest.for_clip(config),
-                                   plan.device, plan.dtype, plan.loras, plan.text_encoder) if ranks.rank == 0 else None
-        encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
-        # 1b. With --image: the first frame's latents. The video VAE is freed.
-        image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
-                            config.image_strength, plan.device, plan.dtype) if plan.image else None
-        # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
-        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], plan.device,
-                            plan.dtype)[0] if plan.audio_input else None
-        # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
-        # The transformer is freed.
-        if config.pipeline == "two-stage":  # half size (its latents saved), upsampled 2x, refined at full size
-            diffusion = tracker.run("diffusion", two_stage.diffuse, config, plan, conditioning)
-        else:
-            diffusion = tracker.run("diffusion", stages.denoise, plan.model_dir, conditioning, plan.call,
-                                    config.seed, plan.device, plan.dtype, plan.fp8, plan.offload, plan.loras,
-                                    plan.compiled, ranks.world_size, nag_settings=plan.nag, image=image,
-                                    audio=audio)
-        del conditioning, image, audio
-    except (Exception, KeyboardInterrupt) as err:
-        return fail(err, two_stage.failure_advice(config, plan)
-                    or "nothing was saved; fix the cause and run the same command again", ranks)
-    finally:
-        if ranks.distributed:
-            context_parallel.leave()
-    if ranks.rank != 0:  # rank 0 alone writes the clip
+        clip = generate(config, plan, ranks)
+    except ClipFailed as failure:
+        return fail(failure, ranks)
+    if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
-    # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
-    latents_path = latents.save_latents(config.latents_path, diffusion.video_latents, diffusion.audio_latents,
-                                        plan.latents_metadata(config))
-    print(f"saved latents: {latents_path}", flush=True)
-    try:
-        # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4.
-        # Each model is freed.
-        sample_rate = stages.decode_to_mp4(
-            tracker, plan.model_dir, diffusion.video_latents, diffusion.audio_latents, config.output,
-            width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
-            soundtrack=plan.soundtrack())
-        # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
-        stages.release_page_cache(plan.model_dir, config.drop_page_cache)
-        sidecar = plan.write_sidecar(config, diffusion, tracker, sample_rate, latents_path, encoded_prompt)
-    except (Exception, KeyboardInterrupt) as err:
-        return fail(err, "the latents are kept; recover the clip with:\n  "
-                    + report.recovery_command(latents_path, config.output))
-    if not config.keep_latents:
-        latents_path.unlink()
-    two_stage.discard_stage_one(config)
-    print(f"sidecar: {sidecar}")
-    print(report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps, tracker,
-                              time.perf_counter() - started), flush=True)
+    print(f"sidecar: {clip.sidecar}")
+    print(clip.summary(config), flush=True)
     return 0
 
 
@@ -163,13 +113,14 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     return dataclasses.replace(config, offload="none", compile="off")
 
 
-def fail(err: BaseException, advice: str, ranks=None) -> int:
-    if not isinstance(err, KeyboardInterrupt):
-        traceback.print_exc()
-    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+def fail(failure, ranks=None) -> int:
+    """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept."""
+    if not failure.interrupted:
+        traceback.print_exception(failure.cause)
+    reason = "interrupted" if failure.interrupted else str(failure)
     rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""
-    print(f"error{rank}: {reason}\n{advice}", file=sys.stderr, flush=True)
-    return 130 if isinstance(err, KeyboardInterrupt) else 1
+    print(f"error{rank}: {reason}\n{failure.advice}", file=sys.stderr, flush=True)
+    return 130 if failure.interrupted else 1
 
 
 if __name__ == "__main__":

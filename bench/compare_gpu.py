@@ -146,7 +146,7 @@ def run_decode(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], wo
     import torch
 
     import decode_latents
-    from ltx2gen.config import latent_frame_count
+    from ltx2gen.checkpoint import latent_frame_count
     from ltx2gen.latents import save_latents
 
     width, height, frames = size
@@ -173,9 +173,9 @@ def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
     module docstring), already on `text_encoder_device`."""
     from diffusers import LTX2Pipeline
 
-    from ltx2gen import stages
+    from ltx2gen import components
 
-    text_encoder = stages.load_component(model_dir, "text_encoder", device, dtype).to(text_encoder_device)
+    text_encoder = components.load_component(model_dir, "text_encoder", device, dtype).to(text_encoder_device)
     return LTX2Pipeline.from_pretrained(model_dir, text_encoder=text_encoder, torch_dtype=dtype)
 
 
@@ -184,13 +184,13 @@ def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[
     a transformer call counter."""
     import torch
 
-    from ltx2gen import stages
-    from ltx2gen.config import PROMPT_TOKENS
+    from ltx2gen import diffusion
+    from ltx2gen.checkpoint import PROMPT_TOKENS
 
     width, height, frames = size
     calls: list[int] = []
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
-    call = stages.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
+    call = diffusion.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
                                           guidance_scale=1.0, distilled=True)
     return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
                 max_sequence_length=PROMPT_TOKENS,  # the stock default; the tokenizer file says "no limit"
@@ -266,7 +266,7 @@ def _untiled_decode(pipe, size: tuple[int, int, int], device) -> str:
     """What the stock decode does at this size without `enable_tiling()` (its default): "ok" or the error."""
     import torch
 
-    from ltx2gen.config import latent_frame_count
+    from ltx2gen.checkpoint import latent_frame_count
 
     width, height, frames = size
     vae = pipe.vae.to(device)
@@ -284,10 +284,10 @@ def _untiled_decode(pipe, size: tuple[int, int, int], device) -> str:
 def child(args) -> int:
     import torch
 
-    from ltx2gen import stages
+    from ltx2gen import components
 
-    device = stages.resolve_device(args.device)
-    dtype = stages.default_dtype(device)
+    device = components.resolve_device(args.device)
+    dtype = components.default_dtype(device)
     size = tuple(int(value) for value in args.size.split("x"))
     work = args.result.parent
     sampler = Sampler(device)
@@ -338,7 +338,7 @@ def run_child(command: list[str], result_path: Path, timeout: float | None = Non
 
 def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
     from ltx2gen.memory import evict_from_page_cache
-    from ltx2gen.stages import model_weight_files
+    from ltx2gen.components import model_weight_files
 
     result_path = work / size / f"{name}.result.json"  # not {name}.json: that is the sidecar of ours' clip
     result_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ loads them, with their memory peaks.
 
 - `disk`: a component's weight files read cold (evicted from the page cache first) with plain reads and no GPU:
   the floor of any loader on this machine.
-- `text_bf16`, `text_fp8`: the Gemma text encoder as the text stage loads it (`stages.load_text_encoder`, streamed
+- `text_bf16`, `text_fp8`: the Gemma text encoder as the text stage loads it (`text.load_text_encoder`, streamed
   from its files), from bf16 files as `save_pretrained` writes them, in bf16 and with its linear layers stored in
   float8 as they load (`--text-fp8`), then one 1,024-token forward with every hidden state, as the text stage runs
   it. The FP8 run reports the relative error of its stacked hidden states against the bf16 run's.
@@ -13,8 +13,8 @@ loads them, with their memory peaks.
 - `transformer_bf16`, `transformer_fp8`: the streamed transformer loader (`ltx2gen.weights`), in bf16 and with each
   block quantized as it arrives (`--fp8 weight`).
 - `vae_whole`, `vae_decoder`, `vae_decoder_prefetched`: the video VAE as the video stage loaded it before (whole,
-  through diffusers' from_pretrained), as it loads it now (`stages.load_video_decoder`: the decoder's weights only),
-  and the same once the decoder's file ranges are in the page cache (what `stages.prefetch_decoders` does while
+  through diffusers' from_pretrained), as it loads it now (`video_decode.load_video_decoder`: the decoder's weights only),
+  and the same once the decoder's file ranges are in the page cache (what `diffusion.prefetch_decoders` does while
   the transformer runs).
 
 Each load runs in its own process from a cold page cache; "unified" is GPU memory allocated plus process RSS sampled
@@ -101,15 +101,15 @@ def child(args) -> int:
     """One load in this fresh process; writes its result JSON."""
     import torch
 
-    from ltx2gen import memory, stages
+    from ltx2gen import components, diffusion, memory, text, video_decode
 
-    device = stages.resolve_device(args.device)
-    dtype = stages.default_dtype(device)
+    device = components.resolve_device(args.device)
+    dtype = components.default_dtype(device)
     name = COMPONENT_OF_RUN[args.child]
     fp8 = args.child.endswith("fp8")
-    memory.evict_from_page_cache(stages.model_weight_files(args.model))
+    memory.evict_from_page_cache(components.model_weight_files(args.model))
     if args.child == "vae_decoder_prefetched":
-        ranges = stages.decoder_weight_ranges(args.model)
+        ranges = components.decoder_weight_ranges(args.model)
         memory.prefetch_into_page_cache(ranges).join()
         for path, offset, length in ranges:  # waits for the reads the prefetch queued, as diffusion would
             with open(path, "rb", buffering=0) as handle:
@@ -126,13 +126,13 @@ def child(args) -> int:
                 model = stage.load(name, lambda: Gemma3ForConditionalGeneration.from_pretrained(
                     args.model / name, dtype=dtype, device_map=str(device)))
             elif name == "text_encoder":
-                model = stages.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
+                model = text.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
             elif name == "vae":
                 whole = args.child == "vae_whole"
-                model = stage.load(name, lambda: stages.load_component(args.model, name, device, dtype) if whole
-                                   else stages.load_video_decoder(args.model, device, dtype))
+                model = stage.load(name, lambda: components.load_component(args.model, name, device, dtype) if whole
+                                   else video_decode.load_video_decoder(args.model, device, dtype))
             else:
-                model = stage.load(name, lambda: stages.load_transformer(args.model, device, dtype,
+                model = stage.load(name, lambda: diffusion.load_transformer(args.model, device, dtype,
                                                                         "weight" if fp8 else "off"))
         if name == "text_encoder":
             with sampler.stage("forward"), torch.no_grad():

@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ltx2gen import kernels, nag, quant, stages, synthetic  # noqa: E402
-from ltx2gen.config import latent_frame_count  # noqa: E402
+from ltx2gen import diffusion, kernels, patches, nag, quant, synthetic  # noqa: E402
+from ltx2gen.checkpoint import latent_frame_count  # noqa: E402
 
 GIB = 1024**3
 # name: (fp8 mode, token chunking, offload, regional compile)
@@ -78,14 +78,14 @@ def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
     if offload != "none":
         transformer.to("cpu")
     if chunk:
-        kernels.chunk_token_wise_layers(transformer)
-        kernels.chunk_rotary_embedding()
+        patches.token_wise_layers_in_chunks(transformer)
+        patches.rotary_embedding_in_chunks()
     if fp8 != "off":
         quant.quantize_fp8(transformer, fp8)
     if compiled:
         kernels.compile_blocks(transformer)
     if offload.startswith("group"):
-        stages.stream_blocks(transformer, device, "leaf" if offload == "group_leaf" else "block")
+        diffusion.stream_blocks(transformer, device, "leaf" if offload == "group_leaf" else "block")
     elif offload == "model":  # what `enable_model_cpu_offload` does for each model of a pipeline
         from accelerate import cpu_offload_with_hook
 

@@ -1,4 +1,13 @@
-"""ltx2gen: staged, memory-managed LTX-2 text-to-video-with-audio generation."""
+"""ltx2gen: staged, memory-managed LTX-2 text-to-video-with-audio generation.
+
+    from ltx2gen import GenerateConfig, build_parser, generate
+
+    config = GenerateConfig.from_args(build_parser().parse_args(["--prompt", "A red fox in fresh snow"]))
+    clip = generate(config)  # the MP4 at clip.output, its sidecar at clip.sidecar
+
+Importing the package imports no torch: the configuration is validated first, and `generate` (ltx2gen.clip) loads
+torch when it is first used.
+"""
 
 import logging
 import re
@@ -17,3 +26,22 @@ KNOWN_NOISE = {
 for _name, _pattern in KNOWN_NOISE.items():
     logging.getLogger(_name).addFilter(
         lambda record, pattern=re.compile(_pattern): not pattern.search(record.getMessage()))
+
+
+__all__ = ["ClipFailed", "ConfigError", "GenerateConfig", "build_parser", "generate"]
+
+
+def __getattr__(name: str):
+    if name in ("generate", "ClipFailed"):
+        from ltx2gen import clip
+
+        return getattr(clip, name)
+    if name in ("GenerateConfig", "build_parser"):
+        from ltx2gen import config
+
+        return getattr(config, name)
+    if name == "ConfigError":
+        from ltx2gen.errors import ConfigError
+
+        return ConfigError
+    raise AttributeError(f"module 'ltx2gen' has no attribute {name!r}")

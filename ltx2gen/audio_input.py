@@ -28,16 +28,14 @@ Why not re-impose noised audio in `callback_on_step_end`: the stock loop lets a 
 during the distilled schedule's first five steps (sigma >= 0.975), where the motion is laid out; a per-modality
 timestep shows it clean from the first step.
 
-How, without forking diffusers: for the duration of one pipeline call, `prepare_audio_latents` is wrapped on the
-pipeline instance (the stock method still draws the noise), a forward pre-hook on the transformer adds the audio
-timestep, and a forward hook rewrites the audio velocity to v' = (1 - s)^2 * v + s * (x - c) / sigma, the velocity
+How, without forking diffusers: `patches.following_audio` wraps the pipeline's audio preparation and hooks the
+transformer for one pipeline call; the velocity it returns, v' = (1 - s)^2 * v + s * (x - c) / sigma, is the one
 whose x0 under the stock loop's own conversion (x - v' * sigma) is x0'. The loop's guidance, which combines x0s with
 weights that sum to one, then acts on the model's share only, and its Euler step is unchanged.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import subprocess
@@ -48,7 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError, check_strength
 from ltx2gen.video import ffmpeg_exe, fit_audio
 
 if TYPE_CHECKING:
@@ -98,14 +96,10 @@ def probe_seconds(path: Path) -> float:
 
 
 def validate_audio_options(audio: Path | None, strength: float) -> None:
-    if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
-        raise ConfigError(f"--audio-strength {strength}: must be between 0 (the video ignores the audio) and 1 "
-                          "(the video follows it fully)")
-    if audio is None:
-        if strength != 1.0:
-            raise ConfigError(f"--audio-strength {strength} has no effect without --audio; give the audio file too")
-        return
-    probe_seconds(Path(audio))
+    check_strength("--audio-strength", strength, "0: the video ignores the audio, 1: it follows it fully", "--audio",
+                   audio)
+    if audio is not None:
+        probe_seconds(Path(audio))
 
 
 @dataclass(frozen=True)
@@ -229,7 +223,7 @@ def encode(stage, model_dir: Path, inputs: list[AudioInput], device, dtype) -> l
     """Stage: the audio VAE encodes each clip's input audio; it is freed when the stage ends."""
     import torch
 
-    from ltx2gen.stages import load_component
+    from ltx2gen.components import load_component
 
     audio_vae = stage.load("audio_vae", lambda: load_component(model_dir, "audio_vae", device, dtype))
     config = audio_vae.config
@@ -245,52 +239,3 @@ def encode(stage, model_dir: Path, inputs: list[AudioInput], device, dtype) -> l
             raise RuntimeError(f"the audio VAE encoded {latents.shape[2]} latent frames, the clip needs {length}")
         conditions.append(AudioCondition(latents[:, :, :length].float().cpu(), item.strength))
     return conditions
-
-
-@contextlib.contextmanager
-def conditioned(pipe, condition: AudioCondition | None):
-    """Within this scope, calls of the stock `pipe` follow `condition` (see the module docstring); without a
-    condition it is a plain run."""
-    if condition is None:
-        yield
-        return
-    strength = condition.strength
-    train_steps = pipe.scheduler.config.num_train_timesteps
-    clean = {}
-
-    def start_from_the_audio(*args, **kwargs):
-        noise = stock_prepare(*args, **kwargs)
-        packed = pipe._pack_audio_latents(condition.latents.to(noise.device, noise.dtype))
-        clean["latents"] = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean,
-                                                         pipe.audio_vae.latents_std)
-        if clean["latents"].shape != noise.shape:
-            raise ValueError(f"the audio latents pack to {tuple(clean['latents'].shape)}, the pipeline's audio is "
-                             f"{tuple(noise.shape)}")
-        return strength * clean["latents"] + (1 - strength) * noise
-
-    def audio_timestep(module, args, kwargs):
-        # The step's own timestep: image-to-video passes it as `audio_timestep` beside per-token video timesteps.
-        step = kwargs["audio_timestep"] if kwargs.get("audio_timestep") is not None else kwargs["timestep"]
-        current["sigma"] = (step.float() / train_steps).view(-1, 1, 1)
-        kwargs["audio_timestep"] = kwargs["audio_sigma"] = step * (1 - strength)
-        return args, kwargs
-
-    def blend_audio_velocity(module, args, kwargs, output):
-        video, velocity = output
-        seen = kwargs["audio_hidden_states"]
-        sigma = current["sigma"]
-        # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
-        offset = seen.float() - clean["latents"].to(seen.dtype).float()
-        return video, (1 - strength) ** 2 * velocity.float() + strength * offset / sigma
-
-    current = {}
-    stock_prepare = pipe.prepare_audio_latents
-    pipe.prepare_audio_latents = start_from_the_audio
-    hooks = [pipe.transformer.register_forward_pre_hook(audio_timestep, with_kwargs=True),
-             pipe.transformer.register_forward_hook(blend_audio_velocity, with_kwargs=True)]
-    try:
-        yield
-    finally:
-        for hook in hooks:
-            hook.remove()
-        del pipe.prepare_audio_latents

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,7 +260,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import audio_input, stages
+    from ltx2gen import audio_input, components, text
     from ltx2gen.image import encode_images
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
@@ -275,7 +275,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         print(f"rank {ranks.rank} of {ranks.world_size}: {len(my_clips)} of the batch's {len(clips)} clips "
               f"(process {os.getpid()})", flush=True)  # the process to look at, or to stop, on this host
     summary = Summary(out_dir)
-    cache = stages.EmbeddingCache(cache_dir) if cache_dir else None
+    cache = text.EmbeddingCache(cache_dir) if cache_dir else None
     jobs = _plan_jobs(my_clips, out_dir, summary)
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
@@ -284,8 +284,8 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         for group in groups.values():
             first = group[0].plan
             tracker = MemoryTracker(first.device)
-            requests = [stages.PromptRequest.for_clip(job.config) for job in group]
-            conditionings = tracker.run("text", stages.encode_prompts, first.model_dir, requests, first.device,
+            requests = [text.PromptRequest.for_clip(job.config) for job in group]
+            conditionings = tracker.run("text", text.encode_prompts, first.model_dir, requests, first.device,
                                         first.dtype, first.loras, cache, first.text_encoder)
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
@@ -308,7 +308,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
                 if job.diffusion is not None:
                     _decode_job(job, tracker.reports)
             if not Ranks.share_the_page_cache():  # otherwise each rank evicts once all ranks are done, below
-                stages.release_page_cache(first.model_dir, drop_system_cache=False)
+                components.release_page_cache(first.model_dir, drop_system_cache=False)
     except KeyboardInterrupt:
         for row in summary.rows:
             if row.status == "pending":
@@ -321,7 +321,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         ranks.wait_for_all()
         if Ranks.share_the_page_cache():  # every rank of the host has finished loading
             for model_dir in {job.plan.model_dir for job in jobs}:
-                stages.release_page_cache(model_dir, drop_system_cache=False)
+                components.release_page_cache(model_dir, drop_system_cache=False)
         if ranks.rank != 0:
             return _status(summary)
         summary = _merge_rank_summaries(out_dir, clips, ranks.world_size, summary.started)
@@ -383,52 +383,39 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
 
 
 def _diffuse_group(stage, group: list[_Job]) -> None:
-    from ltx2gen import stages, two_stage
-    from ltx2gen.latents import save_latents
+    from ltx2gen.clip import diffuse_with, save_latents
 
-    first = group[0].plan
-    denoiser = stages.load_denoiser(stage, first.model_dir, first.device, first.dtype, first.fp8, first.offload,
-                                    first.loras, first.compiled)
+    denoiser = group[0].plan.load_denoiser(stage)
     for job in group:
         started = time.perf_counter()
         try:
-            if job.config.pipeline == "two-stage":
-                job.diffusion = two_stage.diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning)
-            else:
-                job.diffusion = stages.run_denoiser(denoiser, job.conditioning, job.plan.call, job.config.seed,
-                                                    first.device, job.plan.nag, job.image, audio=job.audio)
-            job.latents_path = save_latents(job.config.latents_path, job.diffusion.video_latents,
-                                            job.diffusion.audio_latents, job.plan.latents_metadata(job.config))
+            job.diffusion = diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning, image=job.image,
+                                              audio=job.audio)
+            job.latents_path = save_latents(job.config, job.plan, job.diffusion)
         except Exception as err:
             job.row.status, job.row.detail = "failed", f"diffusion: {type(err).__name__}: {err}"
         job.row.seconds += time.perf_counter() - started
 
 
 def _decode_job(job: _Job, shared_reports: list) -> None:
-    from ltx2gen import stages, two_stage
+    from ltx2gen.clip import ClipFailed, finish
     from ltx2gen.memory import MemoryTracker
-    from ltx2gen.report import recovery_command
 
     started = time.perf_counter()
     tracker = MemoryTracker(job.plan.device)
     tracker.reports = list(shared_reports)
-    config, plan = job.config, job.plan
     try:
-        sample_rate = stages.decode_to_mp4(
-            tracker, plan.model_dir, job.diffusion.video_latents, job.diffusion.audio_latents, config.output,
-            width=config.width, height=config.height, num_frames=config.num_frames, fps=config.fps,
-            plan=plan.decode_plan, device=plan.device, dtype=plan.dtype,
-            soundtrack=plan.soundtrack())
-        plan.write_sidecar(config, job.diffusion, tracker, sample_rate, job.latents_path, job.conditioning.prompt)
-        save_previews(config.output)
-        if not config.keep_latents:
-            job.latents_path.unlink()
-        two_stage.discard_stage_one(config)
+        finish(tracker, job.config, job.plan, job.diffusion, job.latents_path, job.conditioning.prompt)
+        save_previews(job.config.output)
         job.row.status = "done"
-    except Exception as err:
-        job.row.status = "failed"
-        job.row.detail = (f"decode: {type(err).__name__}: {err}; recover with: "
-                          f"{recovery_command(job.latents_path, config.output)}")
+    except ClipFailed as failure:
+        advice = failure.advice.replace("\n  ", " ")
+        if failure.interrupted:  # the batch stops here, writing its summary
+            job.row.status, job.row.detail = "interrupted", advice
+            raise failure.cause
+        job.row.status, job.row.detail = "failed", f"decode: {failure}; {advice}"
+    except Exception as err:  # the clip is finished; its preview images are not
+        job.row.status, job.row.detail = "failed", f"previews: {type(err).__name__}: {err}"
     job.row.seconds += time.perf_counter() - started
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import secrets
@@ -17,25 +16,19 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
+from ltx2gen.audio_input import validate_audio_options
+from ltx2gen.checkpoint import DEFAULT_NEGATIVE_PROMPT, detect_pipeline, is_local_path
+from ltx2gen.errors import ConfigError
+from ltx2gen.image import validate_image_options
+from ltx2gen import two_stage
+from ltx2gen.lora import parse_lora_args
+from ltx2gen.video import VideoFormat
+
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
 FULL_DEFAULT_STEPS = 40
 FULL_DEFAULT_GUIDANCE = 3.5
-# The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
-MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
-# Nothing reads these: the published text_encoder/ folders hold a stale second shard set (51.6 GB, names under
-# `base_text_encoder.`) beside the one their index lists.
-MODEL_IGNORE_PATTERNS = ["text_encoder/diffusion_pytorch_model*"]
-# The prompt length LTX-2 was trained with (Lightricks' TOKENIZER_MAX_LENGTH in ltx-core's gemma_assets.py, and
-# diffusers' default max_sequence_length): every prompt is padded to it. The tokenizer files cannot say it: the
-# published ones are Gemma's own, whose model_max_length is transformers' "no limit" default (about 1e30).
-PROMPT_TOKENS = 1024
-SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
 NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
-
-
-class ConfigError(ValueError):
-    """A user input problem: reported as one line with exit status 2."""
 
 
 def opt(default, help: str, **argparse_kwargs):
@@ -155,20 +148,14 @@ class GenerateConfig(DecodeOptions):
         values = vars(args)
         values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
         if values["refine_from"] is not None:
-            from ltx2gen.two_stage import settings_from_stage_one
-
-            values = settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
+            values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["fps"] = parse_fps(values["fps"])
-        from ltx2gen.lora import parse_lora_args
-
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
         config.validate()
         pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
         if pipeline == "two-stage":
-            from ltx2gen import two_stage
-
             two_stage.validate(config)
         distilled = pipeline in ("distilled", "two-stage")
         steps = config.steps if config.steps is not None else (DISTILLED_STEPS if distilled else FULL_DEFAULT_STEPS)
@@ -201,9 +188,7 @@ class GenerateConfig(DecodeOptions):
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         negative_prompt = config.negative_prompt
         if negative_prompt is None and (guidance > 1.0 or config.uses_nag):
-            from ltx2gen.nag import default_negative_prompt  # Lightricks' own
-
-            negative_prompt = default_negative_prompt()
+            negative_prompt = DEFAULT_NEGATIVE_PROMPT
             print(f"note: no --negative-prompt; using LTX-2's default negative prompt: {negative_prompt}")
         return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
                                    output=output, seed=seed, offload=offload, sequential_offload=False, fp8=fp8,
@@ -231,9 +216,6 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--output {self.output}: must end in .mp4")
         validate_nag_options(self)
         validate_decode_options(self)
-        from ltx2gen.audio_input import validate_audio_options
-        from ltx2gen.image import validate_image_options
-
         validate_image_options(self.image, self.image_strength)
         validate_audio_options(self.audio, self.audio_strength)
         ensure_writable_dir(self.output.parent, "--output")
@@ -262,6 +244,10 @@ class GenerateConfig(DecodeOptions):
         return self.seed if self.enhance_prompt else None
 
     @property
+    def video_format(self) -> VideoFormat:
+        return VideoFormat(self.width, self.height, self.num_frames, self.fps)
+
+    @property
     def latents_path(self) -> Path:
         return self.output.with_suffix(".latents.safetensors")
 
@@ -283,11 +269,6 @@ class BatchOptions:
     out: Path | None = opt(None, "output folder for --batch (default: outputs/<batch file name>/)", type=Path)
     embedding_cache: Path = opt(default_embedding_cache(), "where --batch keeps prompt embeddings, so re-renders "
                                 "skip the text encoder", type=Path)
-
-
-def latent_frame_count(num_frames: int) -> int:
-    """The VAE compresses time 8x, keeping the first frame on its own: 8n+1 frames are n+1 latent frames."""
-    return (num_frames - 1) // 8 + 1
 
 
 def validate_frame_count(num_frames: int) -> None:
@@ -330,78 +311,6 @@ def validate_decode_options(options: DecodeOptions) -> None:
     if options.model and is_local_path(options.model) and not Path(options.model).expanduser().is_dir():
         raise ConfigError(f"--model {options.model}: no such model directory (give an existing directory "
                           f"or a Hugging Face repo id such as {DEFAULT_MODEL})")
-
-
-def is_local_path(model: str) -> bool:
-    """Repo ids look like `owner/name`; anything else (or anything that exists on disk) is a path."""
-    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
-
-
-def detect_pipeline(model: str) -> tuple[str, str]:
-    """("distilled" or "full", the reason) from what the checkpoint is, read from its files before any weight:
-    1. its scheduler configuration: diffusers' conversion writes one without dynamic shifting for distilled
-       checkpoints only (since March 2026), so that the distilled sigmas are used as given;
-    2. its repo name, where one is known (the repo id given, or the Hugging Face cache folder
-       `models--OWNER--NAME` a local path lies in), else the folder's own name: distilled checkpoints say so
-       in their name (rootonchair/LTX-2-19b-distilled), while the converted files of January 2026 are otherwise
-       the same as the full model's (Lightricks/LTX-2)."""
-    scheduler = _scheduler_config(model)
-    if scheduler is not None and scheduler.get("use_dynamic_shifting") is False:
-        return "distilled", "its scheduler takes the sigmas as given, without dynamic shifting, as distilled ones do"
-    name = repo_name(model)
-    if "distill" in name.lower():
-        return "distilled", f"its name, {name}, says distilled"
-    shifting = "its scheduler shifts the sigmas with the clip size" if scheduler else "no scheduler config found"
-    return "full", f"{shifting} and its name, {name}, does not say distilled"
-
-
-def repo_name(model: str) -> str:
-    """The repo a model comes from: the repo id as given, the `OWNER/NAME` of a Hugging Face cache snapshot
-    (`.../models--OWNER--NAME/snapshots/HASH`), else the local folder's name."""
-    if not is_local_path(model):
-        return model
-    path = Path(os.path.abspath(Path(model).expanduser()))  # as given: a link's target may be named otherwise
-    for part in reversed(path.parts):
-        if part.startswith("models--"):
-            return part.removeprefix("models--").replace("--", "/")
-    return path.name
-
-
-def _scheduler_config(model: str) -> dict | None:
-    """The model's scheduler configuration: from a local folder, or from the Hugging Face cache for a repo id
-    (never downloaded here); None where there is none."""
-    if is_local_path(model):
-        path = Path(model).expanduser() / "scheduler" / "scheduler_config.json"
-    else:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "scheduler/scheduler_config.json")
-        path = Path(cached) if isinstance(cached, str) else None
-    try:
-        return json.loads(path.read_text()) if path and path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
-def video_vae_compression(model_dir: Path) -> tuple[int, int]:
-    """(spatial, temporal) compression of the model's video VAE, from its configuration as diffusers derives it."""
-    config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
-    scaling = sum(config.get("spatio_temporal_scaling") or ())
-    spatial = config.get("spatial_compression_ratio") or config.get("patch_size", 1) * 2 ** scaling
-    temporal = config.get("temporal_compression_ratio") or config.get("patch_size_t", 1) * 2 ** scaling
-    return spatial, temporal
-
-
-def check_video_vae(model_dir: Path, flag: str) -> None:
-    """Sizes are checked against 32 and frame counts against 8n+1, the LTX-2 VAE's compression: a VAE that
-    compresses otherwise would diffuse fine and then fail at the writer with the work spent."""
-    try:
-        spatial, temporal = video_vae_compression(model_dir)
-    except (OSError, ValueError, TypeError) as err:
-        raise ConfigError(f"{flag}: cannot read its video VAE configuration (vae/config.json: {err})") from None
-    if (spatial, temporal) != (32, 8):
-        raise ConfigError(f"{flag}: its video VAE compresses x{spatial} in space and x{temporal} in time; this "
-                          "product decodes LTX-2's x32/x8 video VAE only")
 
 
 def parse_fps(text: str | Fraction) -> Fraction:

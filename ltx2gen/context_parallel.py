@@ -22,7 +22,9 @@ import math
 
 import torch
 
-from ltx2gen.config import ConfigError, latent_frame_count
+from ltx2gen.checkpoint import latent_frame_count
+from ltx2gen.errors import ConfigError
+from ltx2gen.patches import attentions_kept_local
 
 # Attentions of each block whose keys and values are whole on every rank: they need no exchange between ranks.
 LOCAL_ATTENTIONS = ("attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn")
@@ -75,9 +77,7 @@ def enable(transformer: torch.nn.Module, world_size: int) -> None:
 
     transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world_size),
                                    cp_plan=plan(transformer.config.rope_type))
-    for block in transformer.transformer_blocks:
-        for attention in LOCAL_ATTENTIONS:
-            getattr(block, attention).processor._parallel_config = None
+    attentions_kept_local(transformer, LOCAL_ATTENTIONS)
 
 
 def from_rank_zero(value, device: torch.device):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 
 PROCESSOR = "processor"
 

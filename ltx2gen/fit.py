@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2gen.config import latent_frame_count
+from ltx2gen.checkpoint import latent_frame_count
 
 GIB = 1024**3
 ACTIVATION_GIB_PER_1K_TOKENS = 0.14  # diffusion peak above the weights: 6.0 GiB at 42,840 tokens (1920x1088x161)
@@ -51,7 +51,7 @@ def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: 
 
 
 def text_peak_gib(encoder_bytes: int, connector_bytes: int, mode: str) -> float:
-    """The text stage's peak with Gemma held as `mode` (`stages.TEXT_ENCODER_MODES`); the connectors are resident."""
+    """The text stage's peak with Gemma held as `mode` (`text.TEXT_ENCODER_MODES`); the connectors are resident."""
     encoder = encoder_bytes / GIB * {"resident": 1.0, "fp8": TEXT_FP8_FRACTION, "offloaded": 1 / 12}[mode]
     return TEXT_OVERHEAD_GIB + encoder + connector_bytes / GIB
 

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError, check_strength
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 
@@ -79,11 +79,7 @@ def inspect_image(path: Path) -> SourceImage:
 
 
 def validate_image_options(image: Path | None, strength: float) -> None:
-    if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
-        raise ConfigError(f"--image-strength {strength}: must be between 0 and 1 (1 keeps the first frame as the "
-                          "image)")
-    if image is None and strength != 1.0:
-        raise ConfigError(f"--image-strength {strength} needs --image (the image to condition the first frame on)")
+    check_strength("--image-strength", strength, "1 keeps the first frame as the image", "--image", image)
     if image is not None:
         inspect_image(image)
 
@@ -154,7 +150,7 @@ def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int,
     """The image stage: load the video VAE, encode each (image, width, height, strength) request, free the VAE."""
     import torch
 
-    from ltx2gen.stages import load_component
+    from ltx2gen.components import load_component
 
     vae = stage.load("vae", lambda: load_component(model_dir, "vae", device, dtype))
     crf = image_crf(model_dir)

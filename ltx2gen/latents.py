@@ -8,14 +8,16 @@ and metadata as separate entries) is read too.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ltx2gen.config import latent_frame_count
+from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.files import atomic_path
+from ltx2gen.video import VideoFormat
 
 FORMAT = "ltx2gen-latents/1"
 REQUIRED_METADATA = ("model", "fps", "width", "height", "num_frames")
@@ -30,6 +32,11 @@ class LatentsFile:
     video: torch.Tensor
     audio: torch.Tensor | None
     metadata: dict
+
+    @property
+    def video_format(self) -> VideoFormat:
+        meta = self.metadata
+        return VideoFormat(int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(str(meta["fps"])))
 
 
 def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> Path:

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2gen.config import ConfigError
+from ltx2gen.checkpoint import from_hub_cache
+from ltx2gen.errors import ConfigError
 
 CAMERA_MOVES = ("dolly-in", "dolly-out", "dolly-left", "dolly-right", "jib-up", "jib-down", "static")
 SCALE_RANGE = (-2.0, 2.0)
@@ -95,14 +96,11 @@ def resolve_file(spec: LoraSpec) -> Path:
     if _is_local(spec.source):
         return Path(spec.source).expanduser().resolve()
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
     weight_name = spec.weight_name or _single_safetensors(spec.source)
     try:
-        return Path(hf_hub_download(spec.source, weight_name))
-    except LocalEntryNotFoundError:
-        raise ConfigError(f"--lora {spec.label}: not in the Hugging Face cache and downloads are off "
-                          "(HF_HUB_OFFLINE=1); download it first") from None
+        return from_hub_cache(f"--lora {spec.label}", lambda: hf_hub_download(spec.source, weight_name))
     except (EntryNotFoundError, RepositoryNotFoundError):
         raise ConfigError(f"--lora {spec.label}: no such repository or file; see --list-lora-files REPO") from None
 

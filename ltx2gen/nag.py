@@ -99,12 +99,12 @@ class NagCrossAttention(LTX2AudioVideoAttnProcessor):
 
 
 def has_negative_context(conditioning) -> bool:
-    """Whether a `stages.TextConditioning` carries the NAG negative context (twice the tokenizer's length)."""
+    """Whether a `text.TextConditioning` carries the NAG negative context (twice the tokenizer's length)."""
     return conditioning.video.shape[1] == 2 * conditioning.prompt_mask.shape[1]
 
 
 def with_negative_context(conditioning, with_guidance: bool):
-    """A `stages.TextConditioning` encoded as the batch [negative, positive] with the negative context appended to
+    """A `text.TextConditioning` encoded as the batch [negative, positive] with the negative context appended to
     each row's tokens. With classifier-free guidance both rows stay (the negative row then attends to the negative
     twice, where NAG changes nothing); without it only the positive row does."""
     rows = slice(None) if with_guidance else slice(1, None)
@@ -120,7 +120,7 @@ def with_negative_context(conditioning, with_guidance: bool):
 @contextmanager
 def guidance(transformer: torch.nn.Module, settings: NagSettings | None, conditioning):
     """NAG in the transformer while the context is open (`guided_cross_attention`) when `settings` are given, after
-    checking that `conditioning` (a `stages.TextConditioning`) carries the negative context exactly then."""
+    checking that `conditioning` (a `text.TextConditioning`) carries the negative context exactly then."""
     if has_negative_context(conditioning) != (settings is not None):
         raise ValueError("NAG settings and the text conditioning disagree: the negative context is encoded exactly "
                          "when NAG is on")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import enhance, fit, memory, report, stages, two_stage
+from ltx2gen import components, diffusion, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
-from ltx2gen.config import (PROMPT_TOKENS, ConfigError, GenerateConfig, detect_pipeline,
-                            latent_frame_count)
+from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_count
+from ltx2gen.config import GenerateConfig
+from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
@@ -28,7 +29,7 @@ class RunPlan:
     fp8: str
     offload: str
     call: dict
-    decode_plan: stages.DecodePlan
+    decode_plan: video_decode.DecodePlan
     loras: tuple[ResolvedLora, ...] = ()
     compiled: bool = False
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
@@ -40,7 +41,7 @@ class RunPlan:
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
-        device = stages.resolve_device(config.device)
+        device = components.resolve_device(config.device)
         fp8 = choose_fp8(config.fp8, device)
         offload = config.offload
         if offload not in ("auto", "none") and device.type != "cuda":
@@ -54,12 +55,12 @@ class RunPlan:
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         is_two_stage = config.pipeline == "two-stage"
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
-        call = stages.pipeline_call_arguments(
+        call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
             fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
-        decode_plan = stages.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames,
+        decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames,
                                                config.vae_tile_size, config.vae_tile_overlap)
-        model_dir = stages.resolve_model_dir(config.model)
+        model_dir = components.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
@@ -96,7 +97,7 @@ class RunPlan:
             print(crop_note)
         audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
             if config.audio else None
-        run = cls(device, stages.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
+        run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
                   upsampler_dir, audio_input)
@@ -119,6 +120,11 @@ class RunPlan:
             if self.audio_input else ""
         latent_frames = latent_frame_count(self.call["num_frames"])
         return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
+
+    def load_denoiser(self, stage: memory.Stage) -> diffusion.Denoiser:
+        """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
+        return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, fp8=self.fp8,
+                                       offload=self.offload, loras=self.loras, compiled=self.compiled)
 
     def model_reference(self, model: str) -> str:
         """A repo id as given; a local directory as an absolute path, so recovery works from any folder."""
@@ -152,7 +158,7 @@ class RunPlan:
 
         return audio_input.soundtrack(self.audio_input, self.sample_rate()) if self.audio_input else None
 
-    def write_sidecar(self, config: GenerateConfig, diffusion: stages.DiffusionResult,
+    def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
                       encoded_prompt: str | None = None) -> Path:
         """`encoded_prompt`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
@@ -214,5 +220,5 @@ def choose_fp8(requested: str, device: torch.device) -> str:
     if fp8_supported(device):
         return "weight"
     print(f"note: FP8 needs an NVIDIA GPU of compute capability 8.9 or newer; the transformer runs in "
-          f"{str(stages.default_dtype(device)).replace('torch.', '')} on {device} (--fp8 off)")
+          f"{str(components.default_dtype(device)).replace('torch.', '')} on {device} (--fp8 off)")
     return "off"

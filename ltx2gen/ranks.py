@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 
 # Ranks that finish their share early wait for the others at the end of the batch, which can take hours.
 BATCH_WAIT = timedelta(days=7)

@@ -10,7 +10,10 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen.memory import MemoryTracker
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ltx2gen.memory import MemoryTracker
 
 
 def fps_text(fps: Fraction) -> str:
@@ -18,11 +21,15 @@ def fps_text(fps: Fraction) -> str:
 
 
 def recovery_command(latents_path: Path, output: Path) -> str:
-    arguments = ["--input", str(latents_path), "--output", str(output)]
+    return command_line("decode_latents.py", "decode", ["--input", str(latents_path), "--output", str(output)])
+
+
+def command_line(script: str, container_command: str, arguments: list[str]) -> str:
+    """A command to run `script` (beside this package) with `arguments`, as the user runs it: in the Docker image,
+    its entrypoint's `container_command`."""
     if os.environ.get("LTX2GEN_IN_CONTAINER") == "1":
-        return "docker run <the same options and image> decode " + shlex.join(arguments)
-    script = Path(__file__).resolve().parent.parent / "decode_latents.py"
-    return shlex.join([sys.executable, str(script), *arguments])
+        return f"docker run <the same options and image> {container_command} " + shlex.join(arguments)
+    return shlex.join([sys.executable, str(Path(__file__).resolve().parent.parent / script), *arguments])
 
 
 def stage_reports(tracker: MemoryTracker) -> list[dict]:

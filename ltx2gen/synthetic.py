@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from ltx2gen.config import SYNTHETIC_MARKER
+from ltx2gen.checkpoint import SYNTHETIC_MARKER
 
 PUBLISHED = Path(__file__).resolve().parent / "published"
 DEFAULT_REPO = "rootonchair/LTX-2-19b-distilled"

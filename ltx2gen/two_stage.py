@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shlex
 import struct
-import sys
 from pathlib import Path
 
-from ltx2gen.config import ConfigError, GenerateConfig, detect_pipeline, is_local_path
+from ltx2gen.checkpoint import detect_pipeline, from_hub_cache, is_local_path
+from ltx2gen.errors import ConfigError
 from ltx2gen.files import safetensors_header
+from ltx2gen.report import command_line
 
 STAGE_ONE_STEPS = 8  # the distilled schedule
 REFINE_SIGMAS = [0.909375, 0.725, 0.421875]  # diffusers' STAGE_2_DISTILLED_SIGMA_VALUES; the scheduler appends 0
@@ -38,7 +37,7 @@ UPSAMPLER_SUBFOLDER = "latent_upsampler"
 CLIP_FIELDS = ("prompt", "negative_prompt", "seed", "width", "height", "num_frames", "fps", "model", "upsampler")
 
 
-def stage_one_path(config: GenerateConfig) -> Path:
+def stage_one_path(config) -> Path:
     return config.output.with_suffix(".stage1.latents.safetensors")
 
 
@@ -47,7 +46,7 @@ def nearest_multiples_of_64(value: int) -> str:
     return f"{lower}" if lower == upper else f"{lower} or {upper}"
 
 
-def validate(config: GenerateConfig) -> None:
+def validate(config) -> None:
     """Two-stage constraints, checked in `GenerateConfig.from_args` before anything is loaded."""
     for name in ("width", "height"):
         value = getattr(config, name)
@@ -88,13 +87,9 @@ def resolve_upsampler(upsampler: str | None, model_dir: Path) -> Path:
     if is_local_path(upsampler):
         return find_upsampler_folder(Path(upsampler).expanduser().resolve(), f"--upsampler {upsampler}")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        folder = Path(snapshot_download(upsampler, allow_patterns=[f"{UPSAMPLER_SUBFOLDER}/*"]))
-    except LocalEntryNotFoundError:
-        raise ConfigError(f"--upsampler {upsampler}: not in the Hugging Face cache and downloads are off "
-                          "(HF_HUB_OFFLINE=1); download it first or give a local folder") from None
+    folder = from_hub_cache(f"--upsampler {upsampler}", lambda: snapshot_download(
+        upsampler, allow_patterns=[f"{UPSAMPLER_SUBFOLDER}/*"]), " or give a local folder")
     return find_upsampler_folder(folder, f"--upsampler {upsampler}")
 
 
@@ -137,7 +132,7 @@ def size_text(width: int, height: int) -> str:
     return f"{width}x{height}"
 
 
-def describe(config: GenerateConfig) -> str:
+def describe(config) -> str:
     """The plan line's pipeline part."""
     start = "from its stage-one latents, " if config.refine_from else ""
     return (f"two-stage ({start}{size_text(config.width // 2, config.height // 2)}, {STAGE_ONE_STEPS} distilled "
@@ -145,33 +140,30 @@ def describe(config: GenerateConfig) -> str:
             "steps)")
 
 
-def resume_command(config: GenerateConfig, plan) -> str:
+def resume_command(config, plan) -> str:
     """generate.py with the stage-one file: every clip setting is in the file; the LoRAs and the transformer's
     precision are given again so the refine uses the same weights as stage one."""
     arguments = ["--refine-from", str(stage_one_path(config)), "--fp8", plan.fp8]
     for spec in config.lora:
         arguments += ["--lora", spec.label, f"{spec.scale:g}"]
-    if os.environ.get("LTX2GEN_IN_CONTAINER") == "1":
-        return "docker run <the same options and image> generate " + shlex.join(arguments)
-    script = Path(__file__).resolve().parent.parent / "generate.py"
-    return shlex.join([sys.executable, str(script), *arguments])
+    return command_line("generate.py", "generate", arguments)
 
 
-def failure_advice(config: GenerateConfig, plan) -> str | None:
+def failure_advice(config, plan) -> str | None:
     """What to tell the user when the diffusion stage fails: resume the refine if stage one is on disk."""
     if config.pipeline != "two-stage" or not stage_one_path(config).is_file():
         return None
     return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(config, plan)}"
 
 
-def discard_stage_one(config: GenerateConfig) -> None:
+def discard_stage_one(config) -> None:
     """After success the stage-one latents are no longer needed (kept with --keep-latents)."""
     if config.pipeline == "two-stage" and not config.keep_latents:
         stage_one_path(config).unlink(missing_ok=True)
 
 
-def refine_call(config: GenerateConfig) -> dict:
-    from ltx2gen.stages import pipeline_call_arguments
+def refine_call(config) -> dict:
+    from ltx2gen.diffusion import pipeline_call_arguments
 
     call = pipeline_call_arguments(width=config.width, height=config.height, num_frames=config.num_frames,
                                    fps=float(config.fps), steps=len(REFINE_SIGMAS), guidance_scale=1.0,
@@ -197,11 +189,11 @@ def upsample(stage, plan, video_latents, width: int, height: int, num_frames: in
     import torch
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
 
-    from ltx2gen.stages import _component_class
+    from ltx2gen.components import component_class
     from ltx2gen.stand_ins import LatentStatistics
 
     upsampler = load_upsampler(stage, plan.upsampler_dir, plan.device, plan.dtype)
-    statistics = LatentStatistics.load(_component_class(plan.model_dir, "vae"), plan.model_dir / "vae", plan.device)
+    statistics = LatentStatistics.load(component_class(plan.model_dir, "vae"), plan.model_dir / "vae", plan.device)
     pipe = LTX2LatentUpsamplePipeline(vae=statistics, latent_upsampler=upsampler)
     with torch.no_grad():
         upsampled = pipe(latents=video_latents.to(plan.device), width=width, height=height, num_frames=num_frames,
@@ -211,15 +203,16 @@ def upsample(stage, plan, video_latents, width: int, height: int, num_frames: in
     return upsampled
 
 
-def refine(denoiser, conditioning, video_latents, audio_latents, call: dict, seed: int, device, nag_settings=None):
+def refine(denoiser, conditioning, video_latents, audio_latents, call: dict, seed: int, nag_settings=None):
     """The stock pipeline from the given latents, through the refine sigmas as given (`call` holds them)."""
-    from ltx2gen.stages import run_denoiser
+    from ltx2gen.diffusion import run_denoiser
 
-    return run_denoiser(denoiser, conditioning, call, seed, device, nag_settings,
+    device = denoiser.device
+    return run_denoiser(denoiser, conditioning, call, seed, nag_settings=nag_settings,
                         inputs=dict(latents=video_latents.to(device), audio_latents=audio_latents.to(device)))
 
 
-def stage_one_metadata(config: GenerateConfig, plan) -> dict:
+def stage_one_metadata(config, plan) -> dict:
     """The latents file's usual metadata at half the size (so decode_latents.py previews it), plus the clip's
     settings for `--refine-from`."""
     clip = {name: getattr(config, name) for name in CLIP_FIELDS}
@@ -229,20 +222,12 @@ def stage_one_metadata(config: GenerateConfig, plan) -> dict:
                 kind=STAGE_ONE_KIND, clip=clip)
 
 
-def diffuse(stage, config: GenerateConfig, plan, conditioning):
-    """Stage 2 of a two-stage run: stage one (or its saved latents), upsample, refine. One transformer load."""
-    from ltx2gen import stages
-
-    denoiser = stages.load_denoiser(stage, plan.model_dir, plan.device, plan.dtype, plan.fp8, plan.offload,
-                                    plan.loras, plan.compiled)
-    return diffuse_with(stage, denoiser, config, plan, conditioning)
-
-
-def diffuse_with(stage, denoiser, config: GenerateConfig, plan, conditioning):
-    """The two-stage diffusion with a loaded denoiser (a batch shares one among its clips)."""
+def diffuse(stage, denoiser, config, plan, conditioning):
+    """Stage 2 of a two-stage run with the loaded denoiser: stage one (or its saved latents), upsample, refine, all
+    with the one transformer load."""
     import time
 
-    from ltx2gen import latents, stages
+    from ltx2gen import diffusion, latents
 
     half_width, half_height = config.width // 2, config.height // 2
     started = time.perf_counter()
@@ -251,7 +236,7 @@ def diffuse_with(stage, denoiser, config: GenerateConfig, plan, conditioning):
         first_video, first_audio, first_record = saved.video, saved.audio, {"resumed_from": str(config.refine_from)}
         print(f"stage one: resumed from {config.refine_from}", flush=True)
     else:
-        first = stages.run_denoiser(denoiser, conditioning, plan.call, config.seed, plan.device, plan.nag)
+        first = diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag)
         path = latents.save_latents(stage_one_path(config), first.video_latents, first.audio_latents,
                                     stage_one_metadata(config, plan))
         print(f"saved stage-one latents: {path}", flush=True)
@@ -262,8 +247,7 @@ def diffuse_with(stage, denoiser, config: GenerateConfig, plan, conditioning):
     upsampled = upsample(stage, plan, first_video, half_width, half_height, config.num_frames)
     upsample_seconds, started = time.perf_counter() - started, time.perf_counter()
     call = refine_call(config)
-    result = refine(denoiser, conditioning, upsampled, first_audio, call, refine_seed(config.seed), plan.device,
-                    plan.nag)
+    result = refine(denoiser, conditioning, upsampled, first_audio, call, refine_seed(config.seed), plan.nag)
     result.stages = [
         dict(stage="stage one", width=half_width, height=half_height, steps=STAGE_ONE_STEPS,
              seconds=round(stage_one_seconds, 3), **first_record),

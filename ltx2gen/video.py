@@ -16,6 +16,7 @@ import numpy as np
 
 from ltx2gen.files import atomic_path
 
+CRF = 18  # H.264 quality: visually lossless for generated video, a fraction of the size of lossless
 
 class VideoWriteError(RuntimeError):
     pass
@@ -44,9 +45,18 @@ def _write_wav(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
         out.writeframes(pcm.tobytes())
 
 
+@dataclass(frozen=True)
+class VideoFormat:
+    """What the MP4 holds: its frame size, frame count and exact rate."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: Fraction
+
+
 def write_mp4(path: Path, frames: Iterable[np.ndarray], *, width: int, height: int, num_frames: int,
-              fps: Fraction, audio: np.ndarray | None = None, sample_rate: int | None = None,
-              crf: int = 18) -> Path:
+              fps: Fraction, audio: np.ndarray | None = None, sample_rate: int | None = None) -> Path:
     """Encode uint8 [H, W, 3] frames (an iterator is consumed lazily) and optional [channels, samples] audio.
 
     Raises if the frames are not exactly `num_frames` of `width` x `height`; the final path never holds a
@@ -65,7 +75,7 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], *, width: int, height: i
             wav = Path(scratch) / "audio.wav"
             _write_wav(wav, fit_audio(audio, sample_rate, num_frames, fps), sample_rate)
             command += ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
-        command += ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        command += ["-c:v", "libx264", "-preset", "medium", "-crf", str(CRF), "-pix_fmt", "yuv420p",
                     "-movflags", "+faststart", "-f", "mp4", str(temporary)]
         written = _pipe_frames(command, frames, width, height)
         if written != num_frames:

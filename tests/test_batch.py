@@ -12,7 +12,7 @@ import generate
 from conftest import ROOT
 from ltx2gen import memory
 from ltx2gen.batch import Clip, docker_command, read_batch
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 from ltx2gen.video import probe, read_frames
 
 

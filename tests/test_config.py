@@ -8,7 +8,8 @@ import pytest
 
 import generate
 from conftest import ROOT, linked_copy
-from ltx2gen.config import ConfigError, build_parser, GenerateConfig, parse_fps, stamped
+from ltx2gen.config import build_parser, GenerateConfig, parse_fps, stamped
+from ltx2gen.errors import ConfigError
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -51,7 +52,7 @@ BAD_INPUTS = [
     (["--nag-alpha", "1.5"], "--nag-alpha 1.5: must be above 0 and at most 1"),
     (["--image", "missing.png"], "--image missing.png: no such file"),
     (["--image", "afile"], "--image afile: not a readable image"),
-    (["--image-strength", "0.5"], "--image-strength 0.5 needs --image"),
+    (["--image-strength", "0.5"], "--image-strength 0.5 has no effect without --image"),
     (["--image", "afile", "--image-strength", "-0.1"], "--image-strength -0.1: must be between 0 and 1"),
     (["--pipeline", "two-stage", "--width", "800"], "--width 800: --pipeline two-stage needs a multiple of 64 "
                                                     "(stage one runs at half the size, which must be a multiple of "
@@ -210,7 +211,7 @@ def checkpoint_folder(folder: Path, repo: str) -> Path:
 @pytest.mark.parametrize("repo, expected", [("rootonchair/LTX-2-19b-distilled", "distilled"),
                                             ("Lightricks/LTX-2", "full")])
 def test_the_pipeline_follows_the_checkpoint_in_a_cache_snapshot_and_by_repo_id(tmp_path, repo, expected):
-    from ltx2gen.config import detect_pipeline
+    from ltx2gen.checkpoint import detect_pipeline
 
     owner, name = repo.split("/")
     snapshot = checkpoint_folder(tmp_path / f"models--{owner}--{name}" / "snapshots" / "0123abc", repo)
@@ -222,7 +223,7 @@ def test_the_pipeline_follows_the_checkpoint_in_a_cache_snapshot_and_by_repo_id(
 def test_a_scheduler_without_dynamic_shifting_is_distilled_under_any_folder_name(tmp_path):
     import json
 
-    from ltx2gen.config import detect_pipeline
+    from ltx2gen.checkpoint import detect_pipeline
 
     folder = checkpoint_folder(tmp_path / "ltx2", "Lightricks/LTX-2")
     assert detect_pipeline(str(folder)) == ("full", "its scheduler shifts the sigmas with the clip size and its name, "

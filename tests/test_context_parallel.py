@@ -7,7 +7,7 @@ import torch
 
 from conftest import CLIP, ROOT
 from ltx2gen import context_parallel, synthetic
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 
 
 @pytest.mark.parametrize("rope_type", ["split", "interleaved"])

@@ -9,7 +9,7 @@ import torch
 
 import generate
 from conftest import CLIP
-from ltx2gen import memory, stages
+from ltx2gen import memory, text
 
 CPU = torch.device("cpu")
 PROMPT = "a fox in snow"
@@ -36,11 +36,11 @@ def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(en
 
 
 def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(enhancing_model, tmp_path):
-    cache = stages.EmbeddingCache(tmp_path / "cache")
-    requests = [stages.PromptRequest(PROMPT, None, False, enhance_seed=seed) for seed in (7, 7, 8)]
+    cache = text.EmbeddingCache(tmp_path / "cache")
+    requests = [text.PromptRequest(PROMPT, None, False, enhance_seed=seed) for seed in (7, 7, 8)]
     with memory.MemoryTracker(CPU).stage("text") as stage:
-        first, again, other = stages.encode_prompts(stage, enhancing_model, requests, CPU, torch.float32, cache=cache)
-        direct = stages.encode_prompts(stage, enhancing_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
+        first, again, other = text.encode_prompts(stage, enhancing_model, requests, CPU, torch.float32, cache=cache)
+        direct = text.encode_prompts(stage, enhancing_model, [text.PromptRequest(first.prompt, None, False)], CPU,
                                        torch.float32)[0]
     assert first.prompt == again.prompt != other.prompt and PROMPT not in (first.prompt, other.prompt)
     assert all(torch.equal(direct.tensors()[name], value) for name, value in first.tensors().items())
@@ -50,7 +50,7 @@ def test_the_encoded_prompt_is_the_enhanced_one_seeded_and_cached_under_it(enhan
     memory.add_listener(listener)
     try:
         with memory.MemoryTracker(CPU).stage("text") as stage:
-            hit = stages.encode_prompts(stage, enhancing_model, [stages.PromptRequest(first.prompt, None, False)], CPU,
+            hit = text.encode_prompts(stage, enhancing_model, [text.PromptRequest(first.prompt, None, False)], CPU,
                                         torch.float32, cache=cache)[0]
     finally:
         memory.remove_listener(listener)

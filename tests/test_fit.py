@@ -38,7 +38,7 @@ def write_weights(folder, sizes):
 
 
 def test_the_published_text_encoder_counts_as_what_it_loads_not_its_files(tiny_model):
-    from ltx2gen.stages import load_component
+    from ltx2gen.components import load_component
 
     folder = tiny_model / "text_encoder"
     on_disk = sum(file.stat().st_size for file in folder.glob("*.safetensors"))  # float32, and the stale set
@@ -64,7 +64,7 @@ def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, text_fp8, offloa
 
 def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     from ltx2gen import memory
-    from ltx2gen.stages import PromptRequest, encode_prompt
+    from ltx2gen.text import encode_prompt, PromptRequest
 
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)

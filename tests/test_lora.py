@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 import generate
 from conftest import CLIP, ROOT
 from ltx2gen import memory
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 from ltx2gen.lora import LoraSpec, ResolvedLora, camera_lora, fuse_loras, parse_lora_args
-from ltx2gen.stages import load_component
+from ltx2gen.components import load_component
 
 ADAPTED = [f"transformer_blocks.{block}.attn1.{proj}" for block in (0, 1) for proj in ("to_q", "to_k", "to_v")]
 

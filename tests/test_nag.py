@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import generate
-from ltx2gen import kernels, memory, nag, stages
+from ltx2gen import diffusion, kernels, memory, nag, text
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.nag import NagSettings, guide
 from ltx2gen.video import read_frames
@@ -37,28 +37,28 @@ def test_guide_extrapolates_clips_each_token_by_its_l1_norm_and_blends():
 @pytest.fixture(scope="module")
 def encoded(tiny_model):
     """Conditionings for the prompt, plain and with the NAG negative context, from one text stage."""
-    requests = {"plain": stages.PromptRequest(PROMPT, NEGATIVE, False),
-                "nag": stages.PromptRequest(PROMPT, NEGATIVE, False, with_nag=True),
-                "nag_same": stages.PromptRequest(PROMPT, PROMPT, False, with_nag=True),
-                "cfg": stages.PromptRequest(PROMPT, NEGATIVE, True),
-                "cfg_nag": stages.PromptRequest(PROMPT, NEGATIVE, True, with_nag=True)}
+    requests = {"plain": text.PromptRequest(PROMPT, NEGATIVE, False),
+                "nag": text.PromptRequest(PROMPT, NEGATIVE, False, with_nag=True),
+                "nag_same": text.PromptRequest(PROMPT, PROMPT, False, with_nag=True),
+                "cfg": text.PromptRequest(PROMPT, NEGATIVE, True),
+                "cfg_nag": text.PromptRequest(PROMPT, NEGATIVE, True, with_nag=True)}
     with memory.MemoryTracker(CPU).stage("text") as stage:
-        conditionings = stages.encode_prompts(stage, tiny_model, list(requests.values()), CPU, torch.float32)
+        conditionings = text.encode_prompts(stage, tiny_model, list(requests.values()), CPU, torch.float32)
     return dict(zip(requests, conditionings))
 
 
 def call(guidance_scale: float = 1.0) -> dict:
-    return stages.pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8,
+    return diffusion.pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8,
                                           guidance_scale=guidance_scale, distilled=True)
 
 
-def load(tiny_model, **options) -> stages.Denoiser:
+def load(tiny_model, **options) -> diffusion.Denoiser:
     with memory.MemoryTracker(CPU).stage("diffusion") as stage:
-        return stages.load_denoiser(stage, tiny_model, CPU, torch.float32, **options)
+        return diffusion.load_denoiser(stage, tiny_model, CPU, torch.float32, **options)
 
 
-def denoise(denoiser, conditioning, settings=None, guidance_scale=1.0) -> stages.DiffusionResult:
-    return stages.run_denoiser(denoiser, conditioning, call(guidance_scale), 7, CPU, settings)
+def denoise(denoiser, conditioning, settings=None, guidance_scale=1.0) -> diffusion.DiffusionResult:
+    return diffusion.run_denoiser(denoiser, conditioning, call(guidance_scale), 7, nag_settings=settings)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def guided(denoiser, encoded):
     return denoise(denoiser, encoded["nag"], ON)
 
 
-def close(a: stages.DiffusionResult, b: stages.DiffusionResult) -> bool:
+def close(a: diffusion.DiffusionResult, b: diffusion.DiffusionResult) -> bool:
     return all(torch.allclose(x, y, rtol=1e-4, atol=1e-5) for x, y in
                ((a.video_latents, b.video_latents), (a.audio_latents, b.audio_latents)))
 
@@ -140,7 +140,7 @@ def test_settings_and_conditioning_must_agree(denoiser, encoded):
 
 def test_nag_runs_with_streamed_blocks(tiny_model, encoded, guided):
     streamed = load(tiny_model)
-    stages.stream_blocks(streamed.pipe.transformer, CPU)  # diffusers' group offload on the CPU, as in test_kernels
+    diffusion.stream_blocks(streamed.pipe.transformer, CPU)  # diffusers' group offload on the CPU, as in test_kernels
     assert close(denoise(streamed, encoded["nag"], ON), guided)
 
 

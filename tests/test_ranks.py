@@ -10,7 +10,7 @@ import pytest
 
 import generate
 from conftest import ROOT
-from ltx2gen.config import ConfigError
+from ltx2gen.errors import ConfigError
 from ltx2gen.ranks import Ranks
 from ltx2gen.video import read_frames
 from tests.test_batch import GOOD_AND_BAD, write_batch

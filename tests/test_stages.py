@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ltx2gen.config import latent_frame_count
-from ltx2gen.stages import (DecodePlan, decode_video_frames, decoder_weight_ranges, load_component,
-                           load_video_decoder, tile_stride, to_uint8_frames)
+from ltx2gen.checkpoint import latent_frame_count
+from ltx2gen.components import decoder_weight_ranges, load_component
+from ltx2gen.video_decode import decode_video_frames, DecodePlan, load_video_decoder, tile_stride, to_uint8_frames
 from ltx2gen.weights import stored_tensors
 
 
@@ -96,7 +96,8 @@ def test_decode_runs_with_gradients_off(tiny_vae):
 
 def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     from ltx2gen import memory
-    from ltx2gen.stages import PromptRequest, encode_prompt, load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.diffusion import load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.text import encode_prompt, PromptRequest
 
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)
@@ -108,7 +109,7 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     for offload in ("none", "model", "group"):
         def diffuse(stage):
             denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, offload=offload)
-            return run_denoiser(denoiser, conditioning, call, seed=3, device=cpu)
+            return run_denoiser(denoiser, conditioning, call, seed=3)
         results[offload] = tracker.run("diffusion", diffuse)
     # The same weights (resident ones are streamed from the files, offloaded ones loaded by diffusers): their memory
     # layouts differ, so CPU kernels round differently in float32, nothing more.

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from ltx2gen.stages import _component_class, load_component
+from ltx2gen.components import component_class, load_component
 from ltx2gen.stand_ins import ConnectorOutputs, LatentStatistics
 
 
 @pytest.mark.parametrize("name", ["vae", "audio_vae"])
 def test_latent_statistics_match_the_real_vae_without_its_weights(tiny_model, name):
     real = load_component(tiny_model, name, torch.device("cpu"), torch.float32)
-    stats = LatentStatistics.load(_component_class(tiny_model, name), tiny_model / name, torch.device("cpu"))
+    stats = LatentStatistics.load(component_class(tiny_model, name), tiny_model / name, torch.device("cpu"))
     assert torch.equal(stats.latents_mean, real.latents_mean) and torch.equal(stats.latents_std, real.latents_std)
     assert dict(stats.config) == {k: v for k, v in real.config.items() if k != "_name_or_path"}
     for attribute in ("spatial_compression_ratio", "temporal_compression_ratio", "mel_compression_ratio"):

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from ltx2gen import synthetic
-from ltx2gen.config import SYNTHETIC_MARKER
+from ltx2gen.checkpoint import SYNTHETIC_MARKER
 from ltx2gen.synthetic import PRESETS, REPOS, main, write_model
 
 GEMMA_NO_LIMIT = 1000000000000000019884624838656  # transformers' default model_max_length, int(1e30)
@@ -247,7 +247,7 @@ def test_a_model_with_a_processor_for_prompt_enhancement_is_an_option(tmp_path):
 
 
 def test_a_component_built_at_load_is_only_configuration_on_disk_and_the_same_each_load(tmp_path):
-    from ltx2gen.stages import load_component
+    from ltx2gen.components import load_component
 
     model = write_model("tiny", tmp_path / "model", built_at_load=("text_encoder",))
     assert sorted(path.name for path in (model / "text_encoder").iterdir()) == ["config.json"]
@@ -259,7 +259,7 @@ def test_a_component_built_at_load_is_only_configuration_on_disk_and_the_same_ea
 def test_a_text_encoder_built_in_fp8_quantizes_the_layers_loading_quantizes_and_keeps_the_values(tmp_path):
     from torchao.quantization import Float8Tensor
 
-    from ltx2gen.stages import load_component
+    from ltx2gen.components import load_component
 
     cpu = torch.device("cpu")
     written = write_model("tiny", tmp_path / "written")

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from ltx2gen.stages import _component_class, load_component
+from ltx2gen.components import component_class, load_component
 from ltx2gen.weights import load_streamed, stored_tensors
 
 
 def streamed(folder, model_dir, **kwargs):
-    return load_streamed(_component_class(model_dir, "transformer"), folder, torch.device("cpu"), torch.bfloat16,
+    return load_streamed(component_class(model_dir, "transformer"), folder, torch.device("cpu"), torch.bfloat16,
                          **kwargs)
 
 

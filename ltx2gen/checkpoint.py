@@ -1,0 +1,126 @@
+"""What a checkpoint is, read from its files before any weight: where its files are, which pipeline it was trained
+for, the settings it was trained with, and how its video VAE compresses. Pure: no torch import, so the flags are
+checked against the checkpoint before anything heavy loads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from ltx2gen.errors import ConfigError
+
+# The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
+MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
+# Nothing reads these: the published text_encoder/ folders hold a stale second shard set (51.6 GB, names under
+# `base_text_encoder.`) beside the one their index lists.
+MODEL_IGNORE_PATTERNS = ["text_encoder/diffusion_pytorch_model*"]
+# The prompt length LTX-2 was trained with (Lightricks' TOKENIZER_MAX_LENGTH in ltx-core's gemma_assets.py, and
+# diffusers' default max_sequence_length): every prompt is padded to it. The tokenizer files cannot say it: the
+# published ones are Gemma's own, whose model_max_length is transformers' "no limit" default (about 1e30).
+PROMPT_TOKENS = 1024
+SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
+# Lightricks' default negative prompt of the LTX-2 reference pipelines (video and audio defects alike), as diffusers
+# 0.42.1 carries it (`diffusers.pipelines.ltx2.utils.DEFAULT_NEGATIVE_PROMPT`; tests/test_checkpoint.py holds the
+# two equal). Kept here as text so that validating --nag-scale imports neither torch nor diffusers.
+DEFAULT_NEGATIVE_PROMPT = (
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive noise, grainy "
+    "texture, poor lighting, flickering, motion blur, distorted proportions, unnatural skin tones, deformed facial "
+    "features, asymmetrical face, missing facial features, extra limbs, disfigured hands, wrong hand count, artifacts "
+    "around text, inconsistent perspective, camera shake, incorrect depth of field, background too sharp, background "
+    "clutter, distracting reflections, harsh shadows, inconsistent lighting direction, color banding, cartoonish "
+    "rendering, 3D CGI look, unrealistic materials, uncanny valley effect, incorrect ethnicity, wrong gender, "
+    "exaggerated expressions, wrong gaze direction, mismatched lip sync, silent or muted audio, distorted voice, "
+    "robotic voice, echo, background noise, off-sync audio, incorrect dialogue, added dialogue, repetitive speech, "
+    "jittery movement, awkward pauses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, "
+    "flat lighting, inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts.")
+
+
+def latent_frame_count(num_frames: int) -> int:
+    """The VAE compresses time 8x, keeping the first frame on its own: 8n+1 frames are n+1 latent frames."""
+    return (num_frames - 1) // 8 + 1
+
+
+def is_local_path(model: str) -> bool:
+    """Repo ids look like `owner/name`; anything else (or anything that exists on disk) is a path."""
+    return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
+
+
+def detect_pipeline(model: str) -> tuple[str, str]:
+    """("distilled" or "full", the reason) from what the checkpoint is, read from its files before any weight:
+    1. its scheduler configuration: diffusers' conversion writes one without dynamic shifting for distilled
+       checkpoints only (since March 2026), so that the distilled sigmas are used as given;
+    2. its repo name, where one is known (the repo id given, or the Hugging Face cache folder
+       `models--OWNER--NAME` a local path lies in), else the folder's own name: distilled checkpoints say so
+       in their name (rootonchair/LTX-2-19b-distilled), while the converted files of January 2026 are otherwise
+       the same as the full model's (Lightricks/LTX-2)."""
+    scheduler = _scheduler_config(model)
+    if scheduler is not None and scheduler.get("use_dynamic_shifting") is False:
+        return "distilled", "its scheduler takes the sigmas as given, without dynamic shifting, as distilled ones do"
+    name = repo_name(model)
+    if "distill" in name.lower():
+        return "distilled", f"its name, {name}, says distilled"
+    shifting = "its scheduler shifts the sigmas with the clip size" if scheduler else "no scheduler config found"
+    return "full", f"{shifting} and its name, {name}, does not say distilled"
+
+
+def repo_name(model: str) -> str:
+    """The repo a model comes from: the repo id as given, the `OWNER/NAME` of a Hugging Face cache snapshot
+    (`.../models--OWNER--NAME/snapshots/HASH`), else the local folder's name."""
+    if not is_local_path(model):
+        return model
+    path = Path(os.path.abspath(Path(model).expanduser()))  # as given: a link's target may be named otherwise
+    for part in reversed(path.parts):
+        if part.startswith("models--"):
+            return part.removeprefix("models--").replace("--", "/")
+    return path.name
+
+
+def _scheduler_config(model: str) -> dict | None:
+    """The model's scheduler configuration: from a local folder, or from the Hugging Face cache for a repo id
+    (never downloaded here); None where there is none."""
+    if is_local_path(model):
+        path = Path(model).expanduser() / "scheduler" / "scheduler_config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "scheduler/scheduler_config.json")
+        path = Path(cached) if isinstance(cached, str) else None
+    try:
+        return json.loads(path.read_text()) if path and path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def video_vae_compression(model_dir: Path) -> tuple[int, int]:
+    """(spatial, temporal) compression of the model's video VAE, from its configuration as diffusers derives it."""
+    config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+    scaling = sum(config.get("spatio_temporal_scaling") or ())
+    spatial = config.get("spatial_compression_ratio") or config.get("patch_size", 1) * 2 ** scaling
+    temporal = config.get("temporal_compression_ratio") or config.get("patch_size_t", 1) * 2 ** scaling
+    return spatial, temporal
+
+
+def check_video_vae(model_dir: Path, flag: str) -> None:
+    """Sizes are checked against 32 and frame counts against 8n+1, the LTX-2 VAE's compression: a VAE that
+    compresses otherwise would diffuse fine and then fail at the writer with the work spent."""
+    try:
+        spatial, temporal = video_vae_compression(model_dir)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"{flag}: cannot read its video VAE configuration (vae/config.json: {err})") from None
+    if (spatial, temporal) != (32, 8):
+        raise ConfigError(f"{flag}: its video VAE compresses x{spatial} in space and x{temporal} in time; this "
+                          "product decodes LTX-2's x32/x8 video VAE only")
+
+
+def from_hub_cache(flag: str, fetch: Callable[[], str], hint: str = "") -> Path:
+    """The local path `fetch()` gives for a Hugging Face repo (its cache, downloading unless HF_HUB_OFFLINE=1), or a
+    ConfigError naming `flag` where it is not cached and downloads are off."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(fetch())
+    except LocalEntryNotFoundError:
+        raise ConfigError(f"{flag}: not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE=1); download "
+                          f"it first{hint}") from None

@@ -1,0 +1,182 @@
+"""One clip's stage sequence: the table of contents of a run, shared by generate.py, `--batch` and recovery.
+
+Peak memory is the largest single stage, never the sum of the models: each stage loads its models, uses them and
+frees them before the next one starts (`memory.MemoryTracker.run`). The latents are on disk as soon as diffusion
+ends, so no later failure loses the diffusion work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltx2gen import audio_input, context_parallel, diffusion, latents, report, two_stage
+from ltx2gen import memory as mem
+from ltx2gen.audio_decode import decode_audio
+from ltx2gen.components import default_dtype, release_page_cache
+from ltx2gen.config import GenerateConfig
+from ltx2gen.image import encode_image
+from ltx2gen.plan import RunPlan
+from ltx2gen.ranks import Ranks
+from ltx2gen.text import PromptRequest, TextConditioning, encode_prompt
+from ltx2gen.video import VideoFormat, write_mp4
+from ltx2gen.video_decode import DecodePlan, decode_video
+
+
+@dataclass
+class RenderedClip:
+    """A finished clip: the MP4, its sidecar, the latents file where it was kept, and the memory tracker that
+    timed each stage."""
+
+    output: Path
+    sidecar: Path
+    latents: Path | None
+    tracker: mem.MemoryTracker
+    seconds: float
+
+    def summary(self, config: GenerateConfig) -> str:
+        return report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps,
+                                   self.tracker, self.seconds)
+
+
+class ClipFailed(Exception):
+    """A stage failed (or was interrupted); `advice` says what was kept and how to go on from it."""
+
+    def __init__(self, cause: BaseException, advice: str):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause, self.advice = cause, advice
+
+    @property
+    def interrupted(self) -> bool:
+        return isinstance(self.cause, KeyboardInterrupt)
+
+
+def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks | None = None) -> RenderedClip | None:
+    """Generate one clip from a validated `GenerateConfig` (`GenerateConfig.from_args`): the library's entry point.
+    `plan` defaults to `RunPlan.choose(config)`; under torchrun, `ranks` splits the clip over every rank's GPU and
+    rank 0 alone writes it (the others return None). Raises `ClipFailed` with recovery advice."""
+    ranks = ranks or Ranks()
+    plan = plan or RunPlan.choose(config)
+    started = time.perf_counter()
+    tracker = mem.MemoryTracker(plan.device)
+    try:
+        if ranks.distributed:  # rank 0's seed and output name for all
+            context_parallel.join(plan.device)
+            config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
+        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
+        conditioning = tracker.run("text", encode_prompt, plan.model_dir, PromptRequest.for_clip(config),
+                                   plan.device, plan.dtype, plan.loras, plan.text_encoder) if ranks.rank == 0 else None
+        encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
+        # 1b. With --image: the first frame's latents. The video VAE is freed.
+        image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
+                            config.image_strength, plan.device, plan.dtype) if plan.image else None
+        # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
+        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], plan.device,
+                            plan.dtype)[0] if plan.audio_input else None
+        # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
+        # The transformer is freed.
+        result = tracker.run("diffusion", diffuse, config, plan, conditioning, image, audio, ranks.world_size)
+        del conditioning, image, audio
+    except (Exception, KeyboardInterrupt) as err:
+        raise ClipFailed(err, two_stage.failure_advice(config, plan)
+                         or "nothing was saved; fix the cause and run the same command again") from err
+    finally:
+        if ranks.distributed:
+            context_parallel.leave()
+    if ranks.rank != 0:  # rank 0 alone writes the clip
+        return None
+    # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
+    latents_path = save_latents(config, plan, result)
+    # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4; the
+    # sidecar. Each model is freed.
+    rendered = finish(tracker, config, plan, result, latents_path, encoded_prompt)
+    # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
+    release_page_cache(plan.model_dir, config.drop_page_cache)
+    rendered.seconds = time.perf_counter() - started
+    return rendered
+
+
+def diffuse(stage: mem.Stage, config: GenerateConfig, plan: RunPlan, conditioning: TextConditioning | None,
+            image, audio, world_size: int = 1) -> diffusion.DiffusionResult:
+    """Stage 2 for one clip: load the transformer, then denoise. With `world_size` > 1, every rank loads it while
+    rank 0 encodes the prompt, and each computes its share of the video tokens."""
+    denoiser = plan.load_denoiser(stage)
+    if world_size > 1:
+        conditioning = diffusion.split_over_ranks(denoiser, conditioning, world_size)
+    return diffuse_with(stage, denoiser, config, plan, conditioning, image=image, audio=audio)
+
+
+def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: GenerateConfig, plan: RunPlan,
+                 conditioning: TextConditioning, *, image=None, audio=None) -> diffusion.DiffusionResult:
+    """Stage 2 with a loaded transformer (a batch shares one among its clips): the two-stage recipe, or one
+    denoising run."""
+    if config.pipeline == "two-stage":
+        return two_stage.diffuse(stage, denoiser, config, plan, conditioning)
+    return diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag, image=image,
+                                  audio=audio)
+
+
+def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
+    """Stage 3: the latents file, with everything decode_latents.py needs."""
+    path = latents.save_latents(config.latents_path, result.video_latents, result.audio_latents,
+                                plan.latents_metadata(config))
+    print(f"saved latents: {path}", flush=True)
+    return path
+
+
+def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,
+           latents_path: Path, encoded_prompt: str | None) -> RenderedClip:
+    """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed`
+    with the recovery command; the latents file is kept then."""
+    try:
+        sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
+                             config.video_format, decode_plan=plan.decode_plan, device=plan.device,
+                             soundtrack=plan.soundtrack())
+        sidecar = plan.write_sidecar(config, result, tracker, sample_rate, latents_path, encoded_prompt)
+    except (Exception, KeyboardInterrupt) as err:
+        raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
+                         + report.recovery_command(latents_path, config.output)) from err
+    if not config.keep_latents:
+        latents_path.unlink()
+    two_stage.discard_stage_one(config)
+    return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0)
+
+
+def recover(latents_file: latents.LatentsFile, output: Path, *, model_dir: Path, device: torch.device,
+            decode_plan: DecodePlan, drop_page_cache: bool = False) -> mem.MemoryTracker:
+    """Stages 4-6 from a latents file alone (decode_latents.py): a clip made with --audio gets its input audio
+    again, if that file is unchanged. Returns the tracker that timed the stages."""
+    meta = latents_file.metadata
+    video_format = latents_file.video_format
+    tracker = mem.MemoryTracker(device)
+    soundtrack = audio_input.stored_soundtrack(meta.get("audio_input"), video_format.num_frames, video_format.fps,
+                                               meta.get("sample_rate"))
+    decode(tracker, model_dir, (latents_file.video, latents_file.audio), output, video_format,
+           decode_plan=decode_plan, device=device, soundtrack=soundtrack)
+    release_page_cache(model_dir, drop_page_cache)
+    return tracker
+
+
+def decode(tracker: mem.MemoryTracker, model_dir: Path, clip_latents: tuple[torch.Tensor, torch.Tensor | None],
+           output: Path, video_format: VideoFormat, *, decode_plan: DecodePlan, device: torch.device,
+           soundtrack: tuple[np.ndarray, int] | None = None) -> int | None:
+    """Stages 4 and 5, shared by generation and recovery: the audio waveform (audio VAE and vocoder, each freed),
+    then the video decode streamed into `output` (the VAE freed). Returns the audio sample rate (None without
+    audio). A `soundtrack` (waveform, rate), the --audio input, replaces the audio decode."""
+    video_latents, audio_latents = clip_latents
+    dtype = default_dtype(device)
+    waveform, sample_rate = soundtrack or (None, None)
+    if audio_latents is not None and soundtrack is None:
+        waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device, dtype)
+
+    def write(frames):
+        return write_mp4(output, frames, width=video_format.width, height=video_format.height,
+                         num_frames=video_format.num_frames, fps=video_format.fps, audio=waveform,
+                         sample_rate=sample_rate)
+
+    tracker.run("video", decode_video, model_dir, video_latents, decode_plan, write, device, dtype)
+    return sample_rate

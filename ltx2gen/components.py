@@ -1,0 +1,144 @@
+"""Loading a checkpoint's components: the device and dtype a run uses, the model folder, each component from its
+files (streamed where a stock loader would hold the files in memory), the stock pipeline built around just the
+components a stage needs, and the page cache the weight files leave behind."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import torch
+
+from ltx2gen import memory as mem
+from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, check_video_vae, from_hub_cache
+from ltx2gen.errors import ConfigError
+from ltx2gen.quant import quantize_text_encoder_linears, text_encoder_quantization
+from ltx2gen.ranks import Ranks
+from ltx2gen.weights import (GEMMA_IMAGE_MODULES, WeightNamesMismatch, load_transformers_streamed, stored_tensors,
+                             weight_files)
+
+CPU = torch.device("cpu")
+TEXT_ENCODER_LAYERS = "model.language_model.layers"  # Gemma's decoder layers, quantized one by one as they load
+TEXT_ENCODER_UNUSED = tuple(f"model.{name}" for name in GEMMA_IMAGE_MODULES)  # as Gemma3ForConditionalGeneration
+NOT_FOR_DECODING = ("encoder",)  # the video VAE's submodules that decoding never runs
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        ranks = Ranks.from_env()  # under torchrun: one GPU per process
+        return torch.device("cuda", ranks.local_rank) if ranks.distributed else torch.device("cuda")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    # bf16 is the checkpoints' dtype; CPU convolutions in bf16 are slow and poorly supported, so CPU runs in fp32.
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
+    Raises ConfigError, before any weight is read, when the model cannot be found or its video VAE is not one this
+    product decodes."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            raise ConfigError(f"--model {model}: not a diffusers-format model directory (no model_index.json)")
+        model_dir = local.resolve()
+    else:
+        from huggingface_hub import snapshot_download
+
+        model_dir = from_hub_cache(f"--model {model}", lambda: snapshot_download(
+            model, allow_patterns=MODEL_FILE_PATTERNS, ignore_patterns=MODEL_IGNORE_PATTERNS),
+            f" (docker: 'download {model}') or give a local directory")
+    check_video_vae(model_dir, f"--model {model}")
+    return model_dir
+
+
+def model_weight_files(model_dir: Path) -> list[Path]:
+    """The weight files a run reads: each component's (`weights.weight_files`: the indexed shard set where a
+    folder holds two) and the latent upsampler's, never a stale set beside them."""
+    model_dir = Path(model_dir).resolve()
+    components = [name for name, value in json.loads((model_dir / "model_index.json").read_text()).items()
+                  if isinstance(value, list)]
+    return [file for name in [*components, "latent_upsampler"] for file in weight_files(model_dir / name)]
+
+
+def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
+    """Stage 6: with every model deleted and the video on disk, evict the weight files from the page cache
+    (no root needed) and, if asked and permitted, drop the whole page cache."""
+    advised = mem.evict_from_page_cache(model_weight_files(model_dir))
+    dropped = drop_system_cache and mem.drop_system_page_cache()
+    extra = "; whole page cache dropped" if dropped else (
+        "; dropping the whole page cache is not permitted here" if drop_system_cache else "")
+    print(f"page cache: evicted {advised / mem.GIB:.3f} GiB of model files{extra}", flush=True)
+
+
+def component_class(model_dir: Path, name: str):
+    library, class_name = json.loads((model_dir / "model_index.json").read_text())[name]
+    module = library if library in ("diffusers", "transformers") else f"diffusers.pipelines.{library}"
+    return getattr(importlib.import_module(module), class_name)
+
+
+def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype, fp8: bool = False):
+    """One component of the model directory on `device`. `fp8` (transformers models: the text encoder) stores
+    its linear layers in float8 as they load, so the bf16 model is never whole in memory."""
+    from ltx2gen.synthetic import build_at_load
+
+    built = build_at_load(model_dir, name, device, dtype, quantize=quantize_text_encoder_linears if fp8 else None)
+    if built is not None:
+        return built.eval().requires_grad_(False)
+    cls = component_class(model_dir, name)
+    if name in ("tokenizer", "scheduler", "processor"):
+        return cls.from_pretrained(model_dir, subfolder=name)
+    if cls.__module__.startswith("transformers"):
+        model = _load_transformers_model(cls, model_dir / name, device, dtype, fp8)
+    elif fp8:
+        raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
+    else:
+        model = cls.from_pretrained(model_dir, subfolder=name, torch_dtype=dtype, device_map=str(device))
+    return model.eval().requires_grad_(False)
+
+
+def _load_transformers_model(cls, folder: Path, device: torch.device, dtype: torch.dtype, fp8: bool):
+    """Streamed from the files one tensor at a time, each decoder layer quantized as it arrives with `fp8`:
+    from_pretrained memory-maps the files, and every page it reads stays in the process's memory until it returns
+    (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
+    from_pretrained after all (quantizing as it loads with `fp8`), said in one line."""
+    try:
+        model = load_transformers_streamed(cls, folder, device, dtype,
+                                           on_block=quantize_text_encoder_linears if fp8 else None,
+                                           blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache(),
+                                           without=TEXT_ENCODER_UNUSED)
+    except WeightNamesMismatch as mismatch:
+        print(f"note: {mismatch}; loading it with from_pretrained, which holds its files in memory while it loads",
+              flush=True)
+        return cls.from_pretrained(folder, dtype=dtype, device_map=str(device),
+                                   quantization_config=text_encoder_quantization() if fp8 else None)
+    if fp8:
+        quantize_text_encoder_linears(model)  # the layers outside the decoder
+    return model
+
+
+def stock_pipeline(**components):
+    from diffusers import LTX2Pipeline
+
+    names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder",
+             "processor")
+    return LTX2Pipeline(**{name: components.get(name) for name in names})
+
+
+def decoder_weight_ranges(model_dir: Path) -> list[tuple[Path, int, int]]:
+    """The file ranges the audio and video decode stages read: the video VAE's without its encoder, the audio VAE
+    and the vocoder whole (a length of 0 is to the end of the file)."""
+    model_dir = Path(model_dir)
+    ranges = [(tensor.file, tensor.offset, tensor.nbytes) for tensor in stored_tensors(model_dir / "vae")
+              if tensor.name.split(".")[0] not in NOT_FOR_DECODING]
+    return ranges + [(file, 0, 0) for name in ("audio_vae", "vocoder") for file in weight_files(model_dir / name)]

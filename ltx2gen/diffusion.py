@@ -1,0 +1,157 @@
+"""Stage 2, diffusion: the transformer denoises the video and audio latents with diffusers' stock `LTX2Pipeline`,
+built from just the transformer and scheduler (the text conditioning is given, the VAEs stand in by their latent
+statistics), so the numerics are the stock pipeline's while the stage holds one model. The transformer is freed
+when the stage ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ltx2gen import context_parallel, nag
+from ltx2gen import memory as mem
+from ltx2gen.audio_input import AudioCondition
+from ltx2gen.components import CPU, component_class, decoder_weight_ranges, load_component, stock_pipeline
+from ltx2gen.image import ImageConditioning
+from ltx2gen.kernels import compile_blocks
+from ltx2gen.patches import following_audio, given_text_conditioning, rotary_embedding_in_chunks, token_wise_layers_in_chunks
+from ltx2gen.lora import fuse_loras
+from ltx2gen.quant import quantize_block, quantize_fp8
+from ltx2gen.ranks import Ranks
+from ltx2gen.stand_ins import LatentStatistics
+from ltx2gen.text import TextConditioning
+from ltx2gen.weights import load_streamed
+
+NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
+                        audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
+
+
+@dataclass
+class DiffusionResult:
+    video_latents: torch.Tensor
+    audio_latents: torch.Tensor
+    pipeline_call: dict
+    sigmas: list[float]
+    timesteps: list[float]
+    transformer_calls: int
+    stages: list[dict] | None = None  # each diffusion stage's size, steps and sigmas, for multi-stage pipelines
+
+
+def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int,
+                            guidance_scale: float, distilled: bool) -> dict:
+    """The exact keyword arguments given to `LTX2Pipeline.__call__` (besides embeddings and generator)."""
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
+
+    return dict(
+        height=height, width=width, num_frames=num_frames, frame_rate=fps, num_inference_steps=steps,
+        sigmas=list(DISTILLED_SIGMA_VALUES) if distilled else None,
+        guidance_scale=guidance_scale, audio_guidance_scale=guidance_scale, **NEUTRAL_GUIDANCE,
+        use_cross_timestep=False,  # LTX-2.0 weights; True is LTX-2.3 behaviour
+        output_type="latent",
+    )
+
+
+@dataclass
+class Denoiser:
+    """The loaded diffusion stage: a stock pipeline with just the transformer, connectors and scheduler."""
+
+    pipe: object
+    calls: list
+    device: torch.device
+
+
+def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, *, fp8: str = "off",
+                  offload: str = "none", loras: tuple = (), compiled: bool = False) -> Denoiser:
+    """`fp8` is off, weight or dynamic (which needs `compiled`); `offload` none, model, group or sequential;
+    `compiled` compiles the transformer blocks (not with sequential offload, whose per-layer hooks would sit inside
+    the compiled graph)."""
+    quantized = fp8 != "off"
+    if offload == "none" and not loras:
+        transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8))
+    else:
+        # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
+        # With FP8 the transformer then reaches the device block by block, quantized.
+        load_device = CPU if offload != "none" or quantized else device
+        transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
+        fuse_loras("transformer", transformer, loras)
+        if quantized:
+            quantize_fp8(transformer, fp8, None if offload != "none" else device)
+    token_wise_layers_in_chunks(transformer)
+    rotary_embedding_in_chunks()
+    if compiled:
+        compile_blocks(transformer)  # before the offload hooks, which then wrap the compiled forward
+    calls = []
+    transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    pipe = stock_pipeline(
+        transformer=transformer,
+        scheduler=stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype)),
+        vae=LatentStatistics.load(component_class(model_dir, "vae"), model_dir / "vae", device),
+        audio_vae=LatentStatistics.load(component_class(model_dir, "audio_vae"), model_dir / "audio_vae", device),
+    )
+    if offload == "model":
+        # The transformer sits in host memory and moves to the GPU whole when the first step runs.
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "group":
+        stream_blocks(transformer, device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    prefetch_decoders(model_dir, device)
+    return Denoiser(pipe, calls, device)
+
+
+def load_transformer(model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off"):
+    """The transformer straight from its files to `device`, one tensor at a time, each block quantized for `fp8`
+    (off, weight or dynamic) as soon as it is whole."""
+    return load_streamed(component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
+                         on_block=(lambda block: quantize_block(block, fp8)) if fp8 != "off" else None,
+                         evict=not Ranks.share_the_page_cache())
+
+
+def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str = "block") -> None:
+    """Group offload with the next group's transfer overlapped with compute on a CUDA stream. `block`: one
+    transformer block per group (0.73 GiB of bf16 weights each, two on the GPU at a time); `leaf`: one layer per
+    group, so the weights on the GPU never exceed a few layers."""
+    transformer.enable_group_offload(onload_device=device, offload_device=CPU, offload_type=f"{level}_level",
+                                     num_blocks_per_group=1 if level == "block" else None,
+                                     use_stream=device.type == "cuda")
+
+
+def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int, *,
+                 nag_settings: nag.NagSettings | None = None, image: ImageConditioning | None = None,
+                 inputs: dict | None = None, audio: AudioCondition | None = None) -> DiffusionResult:
+    """Stage 2 with a loaded denoiser (a batch shares one among its clips; two-stage runs it twice): the
+    transformer denoises video and audio latents with the stock pipeline, NAG in its text cross-attention with
+    `nag_settings`. With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`); with
+    `audio`, the video follows the given audio latents (`ltx2gen.audio_input`).
+    `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
+    denoiser.calls.clear()
+    conditioning = conditioning.to(denoiser.device)
+    pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
+    with given_text_conditioning(pipe, conditioning, sigmas_as_given=call.get("sigmas") is not None) as scheduler, \
+            nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), following_audio(pipe, audio):
+        output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
+                      **image_inputs, **call, **(inputs or {}))
+    return DiffusionResult(
+        video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
+        pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
+        timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(denoiser.calls),
+    )
+
+
+def split_over_ranks(denoiser: Denoiser, conditioning: TextConditioning | None,
+                     world_size: int) -> TextConditioning:
+    """One clip over several GPUs: each rank computes its share of the video tokens from rank 0's conditioning
+    (the other ranks pass None), which reaches them once they have loaded the transformer. Every rank ends with the
+    same latents."""
+    context_parallel.enable(denoiser.pipe.transformer, world_size)
+    return context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), denoiser.device)
+
+
+def prefetch_decoders(model_dir: Path, device: torch.device) -> None:
+    """On a discrete GPU, once the transformer is loaded: read the decoders' weights into the page cache while the
+    transformer runs and the disk is idle, so the audio and video stages load them from memory. Not on unified
+    memory (Jetson Thor), where the page cache takes from the memory the diffusion stage peaks in."""
+    if device.type == "cuda" and not torch.cuda.get_device_properties(device).is_integrated:
+        mem.prefetch_into_page_cache(decoder_weight_ranges(model_dir))

@@ -1,0 +1,248 @@
+"""Every place this product reaches into diffusers beyond calling its pipelines and models, in one module.
+
+Each patch keeps the stock numerics (or changes them exactly as its feature says) while changing what diffusers
+holds in memory or which inputs a stock call sees. They were written against diffusers 0.42.1
+(`DIFFUSERS_VERSION`); `DEPENDS_ON` lists, for each, the diffusers functions whose parameters it relies on, as they
+are in that release, and tests/test_patches.py fails when any of them changes: a diffusers upgrade must not silently
+change this product's numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import importlib
+from dataclasses import dataclass
+
+import torch
+
+from ltx2gen.kernels import CHUNK_TOKENS, fill_in_chunks
+from ltx2gen.stand_ins import ConnectorOutputs
+
+DIFFUSERS_VERSION = "0.42.1"
+# diffusers rotates queries and keys in float32 over all tokens at once: 1.4 GiB of temporaries per projection at
+# 42,840 tokens (measured: not at the peak of an offloaded step today, but it would be once the rest shrinks).
+ROTARY_CHUNK_TOKENS = CHUNK_TOKENS
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A diffusers function a patch relies on (`module:qualified.name`), its parameters as `parameters` prints
+    them in DIFFUSERS_VERSION, and what relies on it."""
+
+    target: str
+    parameters: str
+    relied_on_by: str
+
+
+LTX2 = "diffusers.models.transformers.transformer_ltx2"
+PIPELINE = "diffusers.pipelines.ltx2.pipeline_ltx2:LTX2Pipeline"
+DEPENDS_ON = (
+    Dependency(f"{LTX2}:apply_split_rotary_emb", "x, freqs",
+               "rotary_embedding_in_chunks: replaced by a wrapper that rotates token chunks"),
+    Dependency("diffusers.models.attention:FeedForward.forward", "self, hidden_states, *args, **kwargs",
+               "token_wise_layers_in_chunks: each block's feed-forwards run over token chunks"),
+    Dependency("diffusers.models.normalization:RMSNorm.forward", "self, hidden_states",
+               "token_wise_layers_in_chunks: each block's RMS norms run over token chunks"),
+    Dependency("diffusers.pipelines.ltx2.connectors:LTX2TextConnectors.forward",
+               "self, text_encoder_hidden_states, attention_mask, padding_side='left', scale_factor=8",
+               "given_text_conditioning: the pipeline's connectors call returns the text stage's outputs"),
+    Dependency("diffusers.schedulers.scheduling_flow_match_euler_discrete:FlowMatchEulerDiscreteScheduler.__init__",
+               "self, num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False, base_shift=0.5, "
+               "max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096, invert_sigmas=False, "
+               "shift_terminal=None, use_karras_sigmas=False, use_exponential_sigmas=False, use_beta_sigmas=False, "
+               "time_shift_type='exponential', stochastic_sampling=False",
+               "taking_sigmas_as_given: the checkpoint's scheduler with every sigma transformation off"),
+    Dependency(f"{PIPELINE}.prepare_audio_latents",
+               "self, batch_size=1, num_channels_latents=8, audio_latent_length=1, num_mel_bins=64, "
+               "noise_scale=0.0, dtype=None, device=None, generator=None, latents=None",
+               "following_audio: wrapped to start the audio from the given latents"),
+    Dependency(f"{PIPELINE}._pack_audio_latents", "latents, patch_size=None, patch_size_t=None",
+               "following_audio: packs the given audio latents as the pipeline packs its own"),
+    Dependency(f"{PIPELINE}._normalize_audio_latents", "latents, latents_mean, latents_std",
+               "following_audio: normalizes them as the pipeline does"),
+    Dependency(f"{LTX2}:LTX2VideoTransformer3DModel.forward",
+               "self, hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, "
+               "timestep, audio_timestep=None, sigma=None, audio_sigma=None, encoder_attention_mask=None, "
+               "audio_encoder_attention_mask=None, num_frames=None, height=None, width=None, fps=24.0, "
+               "audio_num_frames=None, video_coords=None, audio_coords=None, isolate_modalities=False, "
+               "spatio_temporal_guidance_blocks=None, perturbation_mask=None, use_cross_timestep=False, "
+               "attention_kwargs=None, video_self_attention_mask=None, video_keyframes_mask=None, return_dict=True",
+               "following_audio: its hooks set audio_timestep and audio_sigma, read audio_hidden_states and rewrite "
+               "the audio output"),
+    Dependency(f"{LTX2}:LTX2AudioVideoAttnProcessor.__call__",
+               "self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, query_rotary_emb=None, "
+               "key_rotary_emb=None",
+               "nag.NagCrossAttention: the stock processor's computation with two contexts; attentions_kept_local: "
+               "its _parallel_config"),
+    Dependency("diffusers.models.attention_dispatch:dispatch_attention_fn",
+               "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
+               "attention_kwargs=None, *, backend=None, parallel_config=None",
+               "nag.NagCrossAttention: attends with the processor's backend and parallel configuration"),
+)
+
+
+def parameters(function) -> str:
+    """A function's parameters with their defaults, without annotations (which vary with the torch version)."""
+    signature = inspect.signature(function)
+    bare = signature.replace(parameters=[parameter.replace(annotation=inspect.Parameter.empty)
+                                         for parameter in signature.parameters.values()],
+                             return_annotation=inspect.Signature.empty)
+    return str(bare)[1:-1]
+
+
+def resolve(target: str):
+    module, _, qualified = target.partition(":")
+    value = importlib.import_module(module)
+    for name in qualified.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def changed_dependencies() -> list[str]:
+    """One line per dependency whose parameters are not those the patches were written against."""
+    changed = []
+    for dependency in DEPENDS_ON:
+        try:
+            found = parameters(resolve(dependency.target))
+        except (ImportError, AttributeError) as err:
+            found = f"missing ({err})"
+        if found != dependency.parameters:
+            changed.append(f"{dependency.target}: ({found}), written against ({dependency.parameters}); "
+                           f"relied on by {dependency.relied_on_by}")
+    return changed
+
+
+@contextlib.contextmanager
+def given_text_conditioning(pipe, conditioning, sigmas_as_given: bool):
+    """Within this scope the stock `pipe`'s connectors call returns the text stage's outputs (`conditioning`, a
+    `text.TextConditioning`), so the diffusion stage holds no connectors; with `sigmas_as_given`, its scheduler
+    steps through the sigmas the call gives, unchanged (`taking_sigmas_as_given`). Yields the scheduler the call
+    runs with; the checkpoint's own is back afterwards."""
+    checkpoint_scheduler = pipe.scheduler
+    pipe.connectors = ConnectorOutputs(conditioning.video, conditioning.audio, conditioning.mask)
+    if sigmas_as_given:
+        pipe.scheduler = taking_sigmas_as_given(checkpoint_scheduler)
+    try:
+        yield pipe.scheduler
+    finally:
+        pipe.connectors, pipe.scheduler = None, checkpoint_scheduler
+
+
+def taking_sigmas_as_given(scheduler):
+    """The checkpoint's scheduler made to step through the sigmas it is given, unchanged, as Lightricks' own
+    pipelines step through the distilled lists: with dynamic shifting (the full model's configuration, and distilled
+    repos converted before March 2026) diffusers would shift them for the clip size and stretch them to
+    `shift_terminal`."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(
+        scheduler.config, use_dynamic_shifting=False, shift_terminal=None, shift=1.0, use_karras_sigmas=False,
+        use_exponential_sigmas=False, use_beta_sigmas=False, invert_sigmas=False)
+
+
+def token_wise_layers_in_chunks(transformer: torch.nn.Module, chunk_tokens: int = CHUNK_TOKENS) -> None:
+    """Run every block's feed-forwards and RMS norms over at most `chunk_tokens` tokens at a time (layers over fewer
+    tokens, such as the audio stream's, run as before). The block norms compute in float32: unchunked, two of
+    them are the largest temporaries of an offloaded 1080p step."""
+    from diffusers.models.normalization import RMSNorm
+
+    for block in transformer.transformer_blocks:
+        layers = [block.ff, block.audio_ff]
+        layers += [module for module in block.modules() if isinstance(module, (RMSNorm, torch.nn.RMSNorm))]
+        for layer in layers:
+            layer.forward = _over_token_chunks(layer.forward, chunk_tokens)
+
+
+def _over_token_chunks(forward, chunk_tokens: int):
+    def chunked(hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if hidden_states.shape[1] <= chunk_tokens:
+            return forward(hidden_states, *args, **kwargs)
+        return fill_in_chunks(hidden_states, chunk_tokens,
+                               lambda tokens: forward(hidden_states[:, tokens], *args, **kwargs))
+
+    return chunked
+
+
+def rotary_embedding_in_chunks() -> None:
+    """Make LTX-2's split rotary embedding run over at most ROTARY_CHUNK_TOKENS tokens at a time, in this process.
+
+    The rotation is a module-level function that every LTX-2 attention processor calls, so it is wrapped where the
+    processors look it up; the wrapper is installed once."""
+    from diffusers.models.transformers import transformer_ltx2
+
+    rotate = transformer_ltx2.apply_split_rotary_emb
+    if getattr(rotate, "chunked", False):
+        return
+
+    def rotate_in_chunks(x: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        cos, sin = freqs
+        if x.ndim != 3 or cos.ndim != 4 or x.shape[1] <= ROTARY_CHUNK_TOKENS:  # (batch, tokens, heads * dim)
+            return rotate(x, freqs)
+        return fill_in_chunks(x, ROTARY_CHUNK_TOKENS,
+                               lambda tokens: rotate(x[:, tokens], (cos[:, :, tokens], sin[:, :, tokens])))
+
+    rotate_in_chunks.chunked = True
+    transformer_ltx2.apply_split_rotary_emb = rotate_in_chunks
+
+
+def attentions_kept_local(transformer: torch.nn.Module, names: tuple[str, ...]) -> None:
+    """Context parallelism: the named attentions of every block attend over keys and values that are whole on every
+    rank, so their processors run without the parallel configuration `enable_parallelism` gave them."""
+    for block in transformer.transformer_blocks:
+        for attention in names:
+            getattr(block, attention).processor._parallel_config = None
+
+
+@contextlib.contextmanager
+def following_audio(pipe, condition):
+    """Within this scope, calls of the stock `pipe` follow the audio `condition` (an `audio_input.AudioCondition`:
+    clean latents and a strength; `ltx2gen.audio_input` gives the method); without a condition it is a plain run.
+
+    For one pipeline call, `prepare_audio_latents` is wrapped on the pipeline instance (the stock method still draws
+    the noise), a forward pre-hook on the transformer adds the audio timestep, and a forward hook rewrites the audio
+    velocity to v' = (1 - s)^2 * v + s * (x - c) / sigma, the velocity whose x0 under the stock loop's own
+    conversion (x - v' * sigma) is x0'."""
+    if condition is None:
+        yield
+        return
+    strength = condition.strength
+    train_steps = pipe.scheduler.config.num_train_timesteps
+    clean = {}
+
+    def start_from_the_audio(*args, **kwargs):
+        noise = stock_prepare(*args, **kwargs)
+        packed = pipe._pack_audio_latents(condition.latents.to(noise.device, noise.dtype))
+        clean["latents"] = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean,
+                                                         pipe.audio_vae.latents_std)
+        if clean["latents"].shape != noise.shape:
+            raise ValueError(f"the audio latents pack to {tuple(clean['latents'].shape)}, the pipeline's audio is "
+                             f"{tuple(noise.shape)}")
+        return strength * clean["latents"] + (1 - strength) * noise
+
+    def audio_timestep(module, args, kwargs):
+        # The step's own timestep: image-to-video passes it as `audio_timestep` beside per-token video timesteps.
+        step = kwargs["audio_timestep"] if kwargs.get("audio_timestep") is not None else kwargs["timestep"]
+        current["sigma"] = (step.float() / train_steps).view(-1, 1, 1)
+        kwargs["audio_timestep"] = kwargs["audio_sigma"] = step * (1 - strength)
+        return args, kwargs
+
+    def blend_audio_velocity(module, args, kwargs, output):
+        video, velocity = output
+        seen = kwargs["audio_hidden_states"]
+        sigma = current["sigma"]
+        # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
+        offset = seen.float() - clean["latents"].to(seen.dtype).float()
+        return video, (1 - strength) ** 2 * velocity.float() + strength * offset / sigma
+
+    current = {}
+    stock_prepare = pipe.prepare_audio_latents
+    pipe.prepare_audio_latents = start_from_the_audio
+    hooks = [pipe.transformer.register_forward_pre_hook(audio_timestep, with_kwargs=True),
+             pipe.transformer.register_forward_hook(blend_audio_velocity, with_kwargs=True)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+        del pipe.prepare_audio_latents

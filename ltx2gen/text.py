@@ -1,0 +1,178 @@
+"""Stage 1, text: Gemma encodes each prompt (and the negative prompt) and the text connectors turn it into the
+transformer's conditioning; prompts encoded before come from the embedding cache. Gemma and the connectors are
+freed when the stage ends."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ltx2gen import enhance, nag
+from ltx2gen import memory as mem
+from ltx2gen.checkpoint import PROMPT_TOKENS
+from ltx2gen.components import CPU, load_component, stock_pipeline
+from ltx2gen.lora import fuse_loras
+
+TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
+
+
+@dataclass
+class TextConditioning:
+    """What the text stage leaves for diffusion: the connectors' outputs for the video and audio streams (a batch
+    of [negative, positive] with guidance, as the stock pipeline builds it; with NAG each row's tokens followed by
+    the negative prompt's, `nag.with_negative_context`), the Gemma attention masks and the prompt they encode
+    (the enhanced one with --enhance-prompt)."""
+
+    video: torch.Tensor
+    audio: torch.Tensor
+    mask: torch.Tensor
+    prompt_mask: torch.Tensor
+    prompt: str | None = None
+
+    @property
+    def with_guidance(self) -> bool:
+        return self.video.shape[0] == 2
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {name: value for name, value in vars(self).items() if isinstance(value, torch.Tensor)}
+
+    def to(self, device) -> "TextConditioning":
+        return dataclasses.replace(self, **{name: value.to(device) for name, value in self.tensors().items()})
+
+    def pipeline_inputs(self) -> dict:
+        """The stock call's prompt arguments; its connectors call then returns these outputs unchanged."""
+        if self.with_guidance:
+            return dict(prompt_embeds=self.video[1:], prompt_attention_mask=self.prompt_mask[1:],
+                        negative_prompt_embeds=self.video[:1], negative_prompt_attention_mask=self.prompt_mask[:1])
+        return dict(prompt_embeds=self.video, prompt_attention_mask=self.prompt_mask)
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    prompt: str
+    negative_prompt: str | None
+    with_guidance: bool
+    with_nag: bool = False
+    enhance_seed: int | None = None  # --enhance-prompt: rewrite the prompt first, with this seed
+
+    @classmethod
+    def for_clip(cls, config) -> "PromptRequest":
+        """What the text stage encodes for one clip's settings (a `GenerateConfig`)."""
+        return cls(config.prompt, config.negative_prompt, config.uses_guidance, config.uses_nag, config.enhance_seed)
+
+
+def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
+                   dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
+                   text_encoder: str = "resident") -> list[TextConditioning]:
+    """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
+    that into the transformer's conditioning; `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts
+    to enhance are rewritten first by the same text encoder (`ltx2gen.enhance`). With a cache, prompts encoded
+    before are read from disk (keyed by the prompt encoded), and no model is loaded at all when every prompt is
+    cached and none is to be enhanced."""
+    tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
+    enhancing = any(request.enhance_seed is not None for request in requests)
+    pipe = None
+
+    def textstock_pipeline():  # the text encoder, loaded once, when first needed
+        nonlocal pipe
+        if pipe is None:
+            pipe = stock_pipeline(tokenizer=tokenizer,
+                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_encoder),
+                             processor=load_component(model_dir, enhance.PROCESSOR, device, dtype) if enhancing
+                             else None)
+        return pipe
+
+    requests = list(requests)
+    for i, request in enumerate(requests):
+        if request.enhance_seed is not None:
+            prompt = enhance.enhance(textstock_pipeline(), request.prompt, request.enhance_seed, device)
+            requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
+    key_extra = [PROMPT_TOKENS, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
+    if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
+        key_extra.append("fp8 text encoder")
+    results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
+    missing = [i for i, result in enumerate(results) if result is None]
+    if not missing:
+        return results
+    connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
+    fuse_loras("connectors", connectors, loras)
+    pipe = textstock_pipeline()
+    for i in missing:
+        request = requests[i]
+        with_negative = request.with_guidance or request.with_nag
+        with torch.no_grad():
+            embeds, mask, negative_embeds, negative_mask = pipe.encode_prompt(
+                request.prompt, request.negative_prompt, do_classifier_free_guidance=with_negative,
+                max_sequence_length=PROMPT_TOKENS, device=device, dtype=dtype)
+            if with_negative:  # the order the stock pipeline concatenates them in
+                embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
+            video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
+        results[i] = TextConditioning(video, audio, connector_mask, mask, request.prompt)
+        if request.with_nag:
+            results[i] = nag.with_negative_context(results[i], request.with_guidance)
+        if cache:
+            cache.put(model_dir, request, key_extra, results[i])
+    return results
+
+
+def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
+                      mode: str = "resident"):
+    """Gemma for the text stage, by `mode` (one of TEXT_ENCODER_MODES): `resident` on `device`; `fp8` there with
+    its linear layers stored in float8 (about 12 instead of 22 GiB at full size); `offloaded` in host memory, each
+    layer streamed to the GPU when it runs."""
+    if mode not in TEXT_ENCODER_MODES:
+        raise ValueError(f"unknown text encoder mode {mode!r}; expected one of {', '.join(TEXT_ENCODER_MODES)}")
+    if mode == "offloaded":
+        from diffusers.hooks import apply_group_offloading
+
+        text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", CPU, dtype))
+        apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
+                               use_stream=device.type == "cuda")
+        return text_encoder
+    return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype,
+                                                             fp8=mode == "fp8"))
+
+
+def encode_prompt(stage: mem.Stage, model_dir: Path, request: PromptRequest, device: torch.device,
+                  dtype: torch.dtype, loras: tuple = (), text_encoder: str = "resident") -> TextConditioning:
+    """Stage 1 for one prompt."""
+    return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_encoder=text_encoder)[0]
+
+
+class EmbeddingCache:
+    """Text conditioning on disk, keyed by model, prompts, length, dtype and connector LoRAs, so a re-render skips
+    the text encoder. One entry is 12-25 MB (the connectors' outputs, not Gemma's 0.4 GB of hidden states)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, model_dir: Path, request: PromptRequest, key_extra: list) -> Path:
+        import hashlib
+
+        fields = [str(Path(model_dir).resolve()), request.prompt, request.negative_prompt, request.with_guidance,
+                  key_extra]
+        if request.with_nag:  # appended only when on, so the entries cached before NAG existed keep their keys
+            fields.append("nag")
+        key = json.dumps(fields)
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
+
+    def get(self, model_dir: Path, request: PromptRequest, key_extra: list) -> TextConditioning | None:
+        from safetensors.torch import load_file
+
+        path = self._path(model_dir, request, key_extra)
+        if not path.is_file():
+            return None
+        return TextConditioning(**load_file(str(path)), prompt=request.prompt)
+
+    def put(self, model_dir: Path, request: PromptRequest, key_extra: list, conditioning: TextConditioning) -> None:
+        from safetensors.torch import save_file
+
+        from ltx2gen.files import atomic_path
+
+        tensors = {name: value.detach().cpu().contiguous() for name, value in conditioning.tensors().items()}
+        with atomic_path(self._path(model_dir, request, key_extra)) as temporary:
+            save_file(tensors, str(temporary))

@@ -1,0 +1,80 @@
+import diffusers
+import pytest
+import torch
+
+from ltx2gen import patches
+from ltx2gen.components import load_component
+from tests.test_kernels import run
+
+
+def test_every_patched_diffusers_function_has_the_parameters_its_patch_was_written_against():
+    changed = patches.changed_dependencies()
+    assert not changed, "diffusers changed under this product's patches:\n" + "\n".join(changed)
+
+
+def test_the_patches_name_the_diffusers_release_they_were_written_against():
+    assert diffusers.__version__ == patches.DIFFUSERS_VERSION, (
+        f"diffusers {diffusers.__version__} is installed; the patches were checked against "
+        f"{patches.DIFFUSERS_VERSION}: review each one in ltx2gen/patches.py, then update DIFFUSERS_VERSION")
+
+
+def test_a_changed_signature_is_reported_with_what_relies_on_it(monkeypatch):
+    dependency = patches.Dependency("diffusers.models.attention:FeedForward.forward", "self, hidden_states",
+                                    "token_wise_layers_in_chunks")
+    missing = patches.Dependency("diffusers.models.attention:NoSuchLayer.forward", "self", "nothing")
+    monkeypatch.setattr(patches, "DEPENDS_ON", (dependency, missing))
+    changed = patches.changed_dependencies()
+    assert len(changed) == 2
+    assert "(self, hidden_states, *args, **kwargs), written against (self, hidden_states)" in changed[0]
+    assert changed[0].endswith("relied on by token_wise_layers_in_chunks")
+    assert "NoSuchLayer.forward: (missing" in changed[1]
+
+
+@pytest.mark.parametrize("function, expected", [
+    (lambda a, b=2, *args, c, **kwargs: None, "a, b=2, *args, c, **kwargs"),
+    (lambda x, *, backend=None: None, "x, *, backend=None"),
+])
+def test_parameters_keep_names_defaults_and_kinds(function, expected):
+    assert patches.parameters(function) == expected
+
+
+def recording_tokens(forward, token_counts: list):
+    def recorded(x, *args, **kwargs):
+        token_counts.append(x.shape[1])
+        return forward(x, *args, **kwargs)
+
+    return recorded
+
+
+def test_feed_forward_and_norms_in_token_chunks_give_the_same_output(tiny_model):
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    reference = run(transformer)
+    block = transformer.transformer_blocks[0]
+    seen = {name: [] for name in ("ff", "audio_ff", "norm1", "attn1.norm_q", "attn2.norm_k")}
+    for name in seen:  # record what the original forward receives, under the chunking wrapper
+        layer = block.get_submodule(name)
+        layer.forward = recording_tokens(layer.forward, seen[name])
+    patches.token_wise_layers_in_chunks(transformer, chunk_tokens=4)
+    chunked = run(transformer)
+    # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1; the text keys (7 tokens) too: every token-wise layer
+    assert seen == {"ff": [4, 2], "audio_ff": [4, 1], "norm1": [4, 2], "attn1.norm_q": [4, 2], "attn2.norm_k": [4, 3]}
+    torch.testing.assert_close(chunked, reference, rtol=0, atol=1e-2)
+
+
+def test_rotary_embedding_in_token_chunks_gives_the_same_output(tiny_model, monkeypatch):
+    from diffusers.models.transformers import transformer_ltx2
+
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    reference = run(transformer)
+    original, token_counts = transformer_ltx2.apply_split_rotary_emb, []
+
+    def counted(x, freqs):
+        token_counts.append(x.shape[1])
+        return original(x, freqs)
+
+    monkeypatch.setattr(transformer_ltx2, "apply_split_rotary_emb", counted)
+    monkeypatch.setattr(patches, "ROTARY_CHUNK_TOKENS", 4)
+    patches.rotary_embedding_in_chunks()
+    patches.rotary_embedding_in_chunks()  # installed once, not wrapped twice
+    assert torch.equal(run(transformer), reference)
+    assert token_counts and max(token_counts) == 4  # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1
