@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
-from ltx2gen.config import add_fields, DecodeOptions, ensure_writable_dir, opt, validate_decode_options
+from ltx2gen.config import DecodeOptions, add_fields, ensure_writable_dir, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
 
 

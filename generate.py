@@ -3,8 +3,9 @@
 
     python generate.py --prompt "A red fox runs through fresh snow at dawn" --width 1920 --height 1088 --num-frames 161
 
-Peak memory is the largest single stage, never the sum of the models: each stage below loads its models,
-uses them and frees them before the next one starts.
+Every flag is validated before torch loads; then `ltx2gen.generate` runs the clip's stages (ltx2gen/clip.py, the
+table of contents of a run). Peak memory is the largest single stage, never the sum of the models: each stage loads
+its models, uses them and frees them before the next one starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import signal
 import sys
 import traceback
 
-from ltx2gen.config import build_parser, GenerateConfig
+from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
 
 

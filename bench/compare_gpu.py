@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 GIB = 1024**3
 PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds calling in the pines"
@@ -337,8 +336,8 @@ def run_child(command: list[str], result_path: Path, timeout: float | None = Non
 
 
 def run_contender(name: str, size: str, model: Path, work: Path, device: str, timeout: float) -> dict:
-    from ltx2gen.memory import evict_from_page_cache
     from ltx2gen.components import model_weight_files
+    from ltx2gen.memory import evict_from_page_cache
 
     result_path = work / size / f"{name}.result.json"  # not {name}.json: that is the sidecar of ours' clip
     result_path.parent.mkdir(parents=True, exist_ok=True)

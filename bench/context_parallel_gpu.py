@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.transformer_gpu import GIB, prepare, step_inputs, synchronize  # noqa: E402
-from ltx2gen import context_parallel  # noqa: E402
-from ltx2gen.ranks import Ranks  # noqa: E402
+from bench.transformer_gpu import GIB, prepare, step_inputs, synchronize
+from ltx2gen import context_parallel
+from ltx2gen.ranks import Ranks
 
 
 def timed_steps(transformer, inputs: dict, device: torch.device, repeats: int) -> tuple[list[float], torch.Tensor]:

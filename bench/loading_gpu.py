@@ -13,9 +13,9 @@ loads them, with their memory peaks.
 - `transformer_bf16`, `transformer_fp8`: the streamed transformer loader (`ltx2gen.weights`), in bf16 and with each
   block quantized as it arrives (`--fp8 weight`).
 - `vae_whole`, `vae_decoder`, `vae_decoder_prefetched`: the video VAE as the video stage loaded it before (whole,
-  through diffusers' from_pretrained), as it loads it now (`video_decode.load_video_decoder`: the decoder's weights only),
-  and the same once the decoder's file ranges are in the page cache (what `diffusion.prefetch_decoders` does while
-  the transformer runs).
+  through diffusers' from_pretrained), as it loads it now (`video_decode.load_video_decoder`: the decoder's weights
+  only), and the same once the decoder's file ranges are in the page cache (what `diffusion.prefetch_decoders` does
+  while the transformer runs).
 
 Each load runs in its own process from a cold page cache; "unified" is GPU memory allocated plus process RSS sampled
 together every 10 ms. The full-size text encoder (23.5 GB) and transformer (38 GB) do not fit the GPU machine's disk
@@ -36,11 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from compare_gpu import GIB, Sampler, run_child
 
-from compare_gpu import GIB, Sampler, run_child  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 TEXT_TOKENS = 1024
 COMPONENT_CLASSES = {"text_encoder": ["transformers", "Gemma3ForConditionalGeneration"],

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ltx2gen import diffusion, kernels, patches, nag, quant, synthetic  # noqa: E402
-from ltx2gen.checkpoint import latent_frame_count  # noqa: E402
+from ltx2gen import diffusion, kernels, nag, patches, quant, synthetic
+from ltx2gen.checkpoint import latent_frame_count
 
 GIB = 1024**3
 # name: (fp8 mode, token chunking, offload, regional compile)

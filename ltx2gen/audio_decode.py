@@ -11,6 +11,7 @@ import torch
 from ltx2gen import memory as mem
 from ltx2gen.components import load_component
 
+
 def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
                  dtype: torch.dtype) -> tuple[np.ndarray, int]:
     """Stage 4: audio VAE to a mel spectrogram, vocoder to a stereo waveform [channels, samples]."""

@@ -136,9 +136,9 @@ class Summary:
         lines = ["| clip | status | seconds | attempts | detail |", "|---|---|---|---|---|"]
         lines += [f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.attempts} | {r.detail} |" for r in self.rows]
         table = "\n".join(lines)
+        total = _clock(time.perf_counter() - self.started)
         print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
-              f"{self.out_dir}; {len(self.failed)} failed or not run; total {_clock(time.perf_counter() - self.started)}",
-              flush=True)
+              f"{self.out_dir}; {len(self.failed)} failed or not run; total {total}", flush=True)
         (Path(self.out_dir) / f"{name}.md").write_text(table + "\n")
         return write_json(Path(self.out_dir) / f"{name}.json", {"clips": [vars(r) for r in self.rows]})
 

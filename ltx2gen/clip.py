@@ -130,8 +130,9 @@ def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.Diffus
 
 def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,
            latents_path: Path, encoded_prompt: str | None) -> RenderedClip:
-    """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed`
-    with the recovery command; the latents file is kept then."""
+    """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer
+    needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed` with the recovery
+    command; the latents file is kept then."""
     try:
         sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
                              config.video_format, decode_plan=plan.decode_plan, device=plan.device,

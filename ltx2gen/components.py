@@ -15,8 +15,13 @@ from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, check
 from ltx2gen.errors import ConfigError
 from ltx2gen.quant import quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
-from ltx2gen.weights import (GEMMA_IMAGE_MODULES, WeightNamesMismatch, load_transformers_streamed, stored_tensors,
-                             weight_files)
+from ltx2gen.weights import (
+    GEMMA_IMAGE_MODULES,
+    WeightNamesMismatch,
+    load_transformers_streamed,
+    stored_tensors,
+    weight_files,
+)
 
 CPU = torch.device("cpu")
 TEXT_ENCODER_LAYERS = "model.language_model.layers"  # Gemma's decoder layers, quantized one by one as they load

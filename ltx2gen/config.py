@@ -16,11 +16,11 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
+from ltx2gen import two_stage
 from ltx2gen.audio_input import validate_audio_options
 from ltx2gen.checkpoint import DEFAULT_NEGATIVE_PROMPT, detect_pipeline, is_local_path
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import validate_image_options
-from ltx2gen import two_stage
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.video import VideoFormat
 

@@ -16,8 +16,13 @@ from ltx2gen.audio_input import AudioCondition
 from ltx2gen.components import CPU, component_class, decoder_weight_ranges, load_component, stock_pipeline
 from ltx2gen.image import ImageConditioning
 from ltx2gen.kernels import compile_blocks
-from ltx2gen.patches import following_audio, given_text_conditioning, rotary_embedding_in_chunks, token_wise_layers_in_chunks
 from ltx2gen.lora import fuse_loras
+from ltx2gen.patches import (
+    following_audio,
+    given_text_conditioning,
+    rotary_embedding_in_chunks,
+    token_wise_layers_in_chunks,
+)
 from ltx2gen.quant import quantize_block, quantize_fp8
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import LatentStatistics
@@ -123,8 +128,8 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
                  inputs: dict | None = None, audio: AudioCondition | None = None) -> DiffusionResult:
     """Stage 2 with a loaded denoiser (a batch shares one among its clips; two-stage runs it twice): the
     transformer denoises video and audio latents with the stock pipeline, NAG in its text cross-attention with
-    `nag_settings`. With `image`, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`); with
-    `audio`, the video follows the given audio latents (`ltx2gen.audio_input`).
+    `nag_settings`. With `image`, the stock image-to-video sampling over the same loaded components
+    (`ltx2gen.image`); with `audio`, the video follows the given audio latents (`ltx2gen.audio_input`).
     `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(denoiser.device)

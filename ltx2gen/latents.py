@@ -8,8 +8,8 @@ and metadata as separate entries) is read too.
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

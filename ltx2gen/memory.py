@@ -182,18 +182,7 @@ class MemoryTracker:
 def evict_from_page_cache(paths: list[Path]) -> int:
     """Ask the kernel to drop these files from the page cache (no root needed). Returns bytes advised."""
     emit("evict", "page-cache", paths)
-    total = 0
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            total += os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-    return total
+    return sum(_advise(path, 0, 0, os.POSIX_FADV_DONTNEED) for path in paths)
 
 
 def prefetch_into_page_cache(ranges: list[tuple[Path, int, int]]) -> threading.Thread:
@@ -203,19 +192,25 @@ def prefetch_into_page_cache(ranges: list[tuple[Path, int, int]]) -> threading.T
     emit("prefetch", "page-cache", ranges)
 
     def advise() -> None:
-        for path, offset, length in ranges:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:  # the kernel queues the reads; this returns once they are submitted
-                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
-            finally:
-                os.close(fd)
+        for path, offset, length in ranges:  # the kernel queues the reads; each call returns once they are submitted
+            _advise(path, offset, length, os.POSIX_FADV_WILLNEED)
 
     thread = threading.Thread(target=advise, name="page-cache-prefetch", daemon=True)
     thread.start()
     return thread
+
+
+def _advise(path: Path, offset: int, length: int, advice: int) -> int:
+    """posix_fadvise on a file range; returns the file's size, or 0 where it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        os.posix_fadvise(fd, offset, length, advice)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def drop_system_page_cache() -> bool:

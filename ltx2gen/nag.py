@@ -37,13 +37,6 @@ class NagSettings:
         return dataclasses.asdict(self)
 
 
-def default_negative_prompt() -> str:
-    """Lightricks' default negative prompt of the LTX-2 reference pipelines (video and audio defects alike)."""
-    from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT
-
-    return DEFAULT_NEGATIVE_PROMPT
-
-
 def guide(positive: torch.Tensor, negative: torch.Tensor, settings: NagSettings) -> torch.Tensor:
     """NAG on cross-attention outputs [..., tokens, channels]: z = z+ + scale (z+ - z-); where a token's
     ||z||_1 / ||z+||_1 exceeds tau, z is scaled so the ratio is tau; the result is alpha z + (1 - alpha) z+."""

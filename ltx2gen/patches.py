@@ -10,8 +10,8 @@ change this product's numbers.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import torch

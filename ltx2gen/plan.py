@@ -58,8 +58,9 @@ class RunPlan:
         call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
             fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
-        decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames, config.vae_context_frames,
-                                               config.vae_tile_size, config.vae_tile_overlap)
+        decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames,
+                                                     config.vae_context_frames, config.vae_tile_size,
+                                                     config.vae_tile_overlap)
         model_dir = components.resolve_model_dir(config.model)
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
@@ -210,8 +211,8 @@ def choose_compile(requested: str, fp8: str, offload: str) -> bool:
 
 def choose_fp8(requested: str, device: torch.device) -> str:
     """auto: FP8 weights where float8 kernels exist (CUDA, compute capability 8.9+), bf16 elsewhere, said in one
-    line; the memory plan then keeps bf16 on a discrete GPU where everything fits (`fit.bf16_fits`). An explicit `weight` is honoured anywhere (torchao stores float8 on any device); `dynamic` needs the
-    float8 tensor cores."""
+    line; the memory plan then keeps bf16 on a discrete GPU where everything fits (`fit.bf16_fits`). An explicit
+    `weight` is honoured anywhere (torchao stores float8 on any device); `dynamic` needs the float8 tensor cores."""
     if requested == "dynamic" and not fp8_supported(device):
         raise ConfigError(f"--fp8 dynamic needs float8 tensor cores (an NVIDIA GPU of compute capability 8.9 or "
                           f"newer), not {device}; use --fp8 weight or --fp8 off")

@@ -51,8 +51,12 @@ def quantize_fp8(transformer: torch.nn.Module, mode: str, device: torch.device |
 
 def quantize_block(block: torch.nn.Module, mode: str) -> int:
     """Quantize one transformer block's linears in place for `mode`; returns how many layers changed."""
-    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow, \
-        quantize_
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        Float8WeightOnlyConfig,
+        PerRow,
+        quantize_,
+    )
 
     if mode not in ("weight", "dynamic"):
         raise ValueError(f"unknown FP8 mode {mode!r}; expected weight or dynamic")

@@ -9,7 +9,6 @@ import shlex
 import sys
 from fractions import Fraction
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, assert_linter_passes
 
 SCRIPTS = ("generate.py", "decode_latents.py")
 
@@ -99,3 +99,7 @@ def test_no_function_takes_more_than_eight_parameters():
                 if count > 8:
                     too_many.append(f"{module}.{node.name}: {count}")
     assert not too_many
+
+
+def test_python_code_passes_ruff():
+    assert_linter_passes("ruff", "check", ".")
