@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,48 @@ sys.path.insert(0, str(ROOT))
 
 # Tiny clip used across tests: 3 latent frames at 96x64, so the real decode path (32x spatial, 8x temporal) runs.
 CLIP = ["--width", "96", "--height", "64", "--num-frames", "17", "--seed", "7"]
+
+
+def run_generate(model, out, *extra: str, prompt: str = "w1 w2 w3", clip: list[str] = CLIP):
+    """generate.py's main() in this process: one clip of `model` (the tiny clip unless `clip` says otherwise) written
+    to `out` exactly, without a timestamp; its exit status."""
+    import generate
+
+    return generate.main(["--prompt", prompt, "--model", str(model), "--no-timestamp", "--output", str(out), *clip,
+                          *extra])
+
+
+def run_generate_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """generate.py in a fresh interpreter, reporting whether torch was imported before it exited."""
+    code = ("import sys, generate\n"
+            "try:\n    generate.main(sys.argv[1:])\n"
+            "finally:\n    print('TORCH_IMPORTED' if 'torch' in sys.modules else 'TORCH_NOT_IMPORTED')\n")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+def torchrun_command(*args: str, nproc: int = 2) -> list[str]:
+    """generate.py under torchrun in `nproc` processes on this host."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+            str(ROOT / "generate.py"), *args]
+
+
+def torchrun_env(**env: str) -> dict[str, str]:
+    """This process's environment, offline and one CPU thread per process (the ranks share the host's cores)."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **env)
+
+
+def torchrun(*args: str, nproc: int = 2, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(torchrun_command(*args, nproc=nproc), capture_output=True, text=True,
+                          env=torchrun_env(**env))
+
+
+def parse_config(*args: str):
+    """The GenerateConfig of `--prompt "a fox"` and `args`, as if run at 2026-01-02 03:04:05."""
+    from ltx2gen.config import GenerateConfig, build_parser
+
+    return GenerateConfig.from_args(build_parser().parse_args(["--prompt", "a fox", *args]),
+                                    now=datetime(2026, 1, 2, 3, 4, 5))
 
 
 def assert_linter_passes(linter: str, *arguments: str | Path) -> None:

@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 import wave
 import weakref
 from fractions import Fraction
@@ -14,7 +13,7 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import CLIP, ROOT
+from conftest import run_generate, run_generate_process
 from ltx2gen import memory
 from ltx2gen.audio_input import N_FFT, AudioInput, log_mel_spectrogram, mel_filterbank
 from ltx2gen.latents import load_latents, save_latents
@@ -68,9 +67,8 @@ def runs(tiny_model, tmp_path_factory):
     separate = folder / "separate.mp4"
     memory.add_listener(observe)
     try:
-        assert generate.main(["--prompt", "w1 w2 w3", "--model", str(tiny_model), "--no-timestamp", "--output",
-                              str(separate), "--keep-latents", *CLIP, "--audio", str(tone), "--audio-strength",
-                              str(HALF)]) == 0
+        assert run_generate(tiny_model, separate, "--keep-latents", "--audio", str(tone), "--audio-strength",
+                            str(HALF)) == 0
     finally:
         memory.remove_listener(observe)
     common = {"prompt": "w1 w2 w3", "model": str(tiny_model), "width": 96, "height": 64, "num_frames": 17, "seed": 7,
@@ -108,7 +106,7 @@ def encoded(model, tone):
 
 def normalized_tokens(model, audio_latents):
     """Audio latents [1, C, L, M] as the pipeline's tokens: packed and normalized, with the stock methods."""
-    from diffusers import LTX2Pipeline, AutoencoderKLLTX2Audio
+    from diffusers import AutoencoderKLLTX2Audio, LTX2Pipeline
 
     from ltx2gen.stand_ins import LatentStatistics
 
@@ -233,13 +231,6 @@ def test_log_mel_puts_a_tone_in_the_band_around_its_frequency():
         assert abs(frequencies[int(filters[:, loudest].argmax())] - hz) < 0.1 * hz
 
 
-def run_cli(*args, cwd):
-    code = ("import sys, generate\ntry:\n    generate.main(sys.argv[1:])\nfinally:\n"
-            "    print('TORCH_IMPORTED' if 'torch' in sys.modules else 'TORCH_NOT_IMPORTED')\n")
-    return subprocess.run([sys.executable, "-c", code, "--prompt", "a fox", *args], cwd=cwd, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-
-
 def test_files_without_audio_exit_2_before_any_model_loads(tmp_path):
     from ltx2gen.video import write_mp4
 
@@ -248,6 +239,7 @@ def test_files_without_audio_exit_2_before_any_model_loads(tmp_path):
     empty = write_tone(tmp_path / "empty.wav", 0)
     for path, message in ((silent, "has no audio stream"), (empty, "holds no audio samples"),
                           (tmp_path, "not a file")):
-        result = run_cli("--audio", str(path), "--output", str(tmp_path / "out" / "c.mp4"), cwd=tmp_path)
+        result = run_generate_process("--prompt", "a fox", "--audio", str(path), "--output",
+                                      str(tmp_path / "out" / "c.mp4"), cwd=tmp_path)
         assert result.returncode == 2 and f"--audio {path}: {message}" in result.stderr.splitlines()[-1]
         assert "TORCH_NOT_IMPORTED" in result.stdout and not (tmp_path / "out").exists()

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 from conftest import ROOT
-
 from ltx2gen.video import probe
 
 

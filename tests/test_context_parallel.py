@@ -1,11 +1,10 @@
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import CLIP, ROOT
+from conftest import CLIP, ROOT, torchrun
 from ltx2gen import context_parallel, synthetic
 from ltx2gen.errors import ConfigError
 
@@ -38,13 +37,6 @@ def test_uneven_splits_are_refused_with_a_size_that_works(world_size, size, mess
         context_parallel.check_split(world_size, *size)
     context_parallel.check_split(2, 1920, 1088, 161)
     context_parallel.check_split(4, 1920, 1088, 161)
-
-
-def torchrun(*args, nproc=2, **env):
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                           str(nproc), str(ROOT / "generate.py"), *args],
-                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-                                                                   **env))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

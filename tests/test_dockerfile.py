@@ -5,7 +5,6 @@ import json
 import re
 import shlex
 
-
 from conftest import ROOT, assert_linter_passes
 from ltx2gen.config import build_parser
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import generate
-from conftest import CLIP
+from conftest import CLIP, run_generate
 from ltx2gen import memory, text
 
 CPU = torch.device("cpu")
@@ -26,8 +26,8 @@ def enhancing_model(tmp_path_factory):
 def test_the_enhanced_prompt_is_printed_once_and_recorded_beside_the_original(enhancing_model, tmp_path, capsys):
     out = tmp_path / "clip.mp4"
     # With NAG too: one generate.py run covers both features' way through the stages.
-    assert generate.main(["--prompt", PROMPT, "--model", str(enhancing_model), "--no-timestamp", "--output", str(out),
-                          *CLIP, "--enhance-prompt", "--nag-scale", "8", "--negative-prompt", "a dog"]) == 0
+    assert run_generate(enhancing_model, out, "--enhance-prompt", "--nag-scale", "8", "--negative-prompt", "a dog",
+                        prompt=PROMPT) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["prompt"] == PROMPT and sidecar["enhanced_prompt"] not in (None, "", PROMPT)
     assert sidecar["nag"]["scale"] == 8.0 and sidecar["negative_prompt"] == "a dog"

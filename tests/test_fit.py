@@ -64,7 +64,7 @@ def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, text_fp8, offloa
 
 def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     from ltx2gen import memory
-    from ltx2gen.text import encode_prompt, PromptRequest
+    from ltx2gen.text import PromptRequest, encode_prompt
 
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)

@@ -12,15 +12,9 @@ import pytest
 import torch
 
 import decode_latents
-import generate
-from conftest import CLIP, ROOT, linked_copy
+from conftest import ROOT, linked_copy, run_generate
 from ltx2gen import memory
 from ltx2gen.video import probe, read_frames
-
-
-def run_generate(model, out, *extra):
-    return generate.main(["--prompt", "w1 w2 w3", "--model", str(model), "--no-timestamp",
-                          "--output", str(out), *CLIP, *extra])
 
 
 @pytest.fixture
@@ -173,8 +167,7 @@ def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_an
     pipeline, reason, steps, guidance, calls, sigmas = PUBLISHED_RUNS[model_fixture]
     model_dir = request.getfixturevalue(model_fixture)
     out = tmp_path / "clip.mp4"
-    assert generate.main(["--prompt", "a fox in snow", "--model", str(published(model_dir, tmp_path, repo)),
-                          "--no-timestamp", "--output", str(out), *CLIP]) == 0
+    assert run_generate(published(model_dir, tmp_path, repo), out, prompt="a fox in snow") == 0
     plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
     assert plan_line.startswith(f"plan: {pipeline} ({reason}")
     sidecar = json.loads(out.with_suffix(".json").read_text())

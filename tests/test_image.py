@@ -10,18 +10,13 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import CLIP
+from conftest import run_generate
 from ltx2gen import memory
 from ltx2gen.image import image_crf, inspect_image, prepare_frame
 from ltx2gen.latents import load_latents
 from ltx2gen.video import read_frames
 
 PROMPT = "w1 w2 w3"
-
-
-def run_generate(model, out, *extra):
-    return generate.main(["--prompt", PROMPT, "--model", str(model), "--no-timestamp", "--output", str(out),
-                          "--keep-latents", *CLIP, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def runs(tiny_model, picture, tmp_path_factory):
     cases = {"text": [], "image": ["--image", str(picture)],
              "half": ["--image", str(picture), "--image-strength", "0.5"]}
     for name, extra in cases.items():
-        assert run_generate(tiny_model, folder / f"{name}.mp4", *extra) == 0
+        assert run_generate(tiny_model, folder / f"{name}.mp4", "--keep-latents", *extra, prompt=PROMPT) == 0
     return folder
 
 
@@ -95,8 +90,9 @@ def test_sidecar_and_latents_record_the_image_and_recovery_still_works(runs, pic
 
 def cache_camera_lora(cache, tiny_model, move: str):
     """A tiny LoRA where the Hugging Face cache keeps the camera-control LoRA of `move` (offline, as downloaded)."""
-    from ltx2gen.lora import camera_lora
     from test_lora import write_lora
+
+    from ltx2gen.lora import camera_lora
 
     spec = camera_lora(move)
     repo = cache / f"models--{spec.source.replace('/', '--')}"
@@ -119,8 +115,8 @@ def test_image_with_fp8_weights_and_a_camera_lora_frees_the_vae_before_the_trans
 
     memory.add_listener(observe)
     try:
-        assert run_generate(tiny_model, tmp_path / "c.mp4", "--image", str(picture), "--fp8", "weight",
-                            "--camera", "dolly-in") == 0
+        assert run_generate(tiny_model, tmp_path / "c.mp4", "--keep-latents", "--image", str(picture), "--fp8",
+                            "weight", "--camera", "dolly-in", prompt=PROMPT) == 0
     finally:
         memory.remove_listener(observe)
     # Diffusion loads no VAE (its stand-in holds the image latents); the VAE loads again only for the decode.
@@ -184,7 +180,8 @@ def test_bad_images_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_
     memory.add_listener(observe)
     try:
         with pytest.raises(SystemExit) as exit_info:
-            run_generate(tiny_model, tmp_path / "out" / "c.mp4", "--image", str(tmp_path / name), *extra)
+            run_generate(tiny_model, tmp_path / "out" / "c.mp4", "--keep-latents", "--image", str(tmp_path / name),
+                         *extra, prompt=PROMPT)
     finally:
         memory.remove_listener(observe)
     assert exit_info.value.code == 2

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from ltx2gen.components import load_component
 from ltx2gen.kernels import compile_blocks
 from ltx2gen.patches import token_wise_layers_in_chunks
-from ltx2gen.components import load_component
 from tests.test_quant import tiny_inputs
 
 

@@ -8,11 +8,11 @@ import torch
 from safetensors.torch import save_file
 
 import generate
-from conftest import CLIP, ROOT
+from conftest import CLIP, ROOT, run_generate
 from ltx2gen import memory
+from ltx2gen.components import load_component
 from ltx2gen.errors import ConfigError
 from ltx2gen.lora import LoraSpec, ResolvedLora, camera_lora, fuse_loras, parse_lora_args
-from ltx2gen.components import load_component
 
 ADAPTED = [f"transformer_blocks.{block}.attn1.{proj}" for block in (0, 1) for proj in ("to_q", "to_k", "to_v")]
 
@@ -118,7 +118,8 @@ def test_lora_flags_parse_every_form(tmp_path):
     assert specs == (LoraSpec(str(local), None, 0.5), LoraSpec("owner/repo", "f.safetensors", 1.0),
                      LoraSpec("Lightricks/LTX-2-19b-LoRA-Camera-Control-Jib-Up",
                               "ltx-2-19b-lora-camera-control-jib-up.safetensors", 1.0))
-    assert parse_lora_args([["owner/repo"]], "w.safetensors", 1.5, None) == (LoraSpec("owner/repo", "w.safetensors", 1.5),)
+    assert parse_lora_args([["owner/repo"]], "w.safetensors", 1.5, None) == (
+        LoraSpec("owner/repo", "w.safetensors", 1.5),)
     assert camera_lora("dolly-in").source.endswith("Camera-Control-Dolly-In")
     with pytest.raises(ConfigError, match="apply to exactly one --lora"):
         parse_lora_args([["a/b"], ["c/d"]], "w.safetensors", None, None)
@@ -164,8 +165,7 @@ def test_generate_with_a_lora_records_it_and_frees_the_transformer(tiny_model, l
     memory.add_listener(observe)
     try:
         out = tmp_path / "lora.mp4"
-        assert generate.main(["--prompt", "w1", "--model", str(tiny_model), "--no-timestamp", "--output", str(out),
-                              *CLIP, "--lora", str(lora_files[0]), "1.5"]) == 0
+        assert run_generate(tiny_model, out, "--lora", str(lora_files[0]), "1.5", prompt="w1") == 0
     finally:
         memory.remove_listener(observe)
     assert freed_before_decode == [True]

@@ -2,15 +2,14 @@
 and its compatibility with compiled blocks, FP8 weights, group offload, guidance and batches."""
 
 import json
-from datetime import datetime
 
 import numpy as np
 import pytest
 import torch
 
 import generate
+from conftest import parse_config
 from ltx2gen import diffusion, kernels, memory, nag, text
-from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.nag import NagSettings, guide
 from ltx2gen.video import read_frames
 
@@ -164,19 +163,14 @@ def test_compiled_blocks_with_nag_share_one_graph_and_match_eager(tiny_model, en
     assert compiler.frame_count == 1  # the guided cross-attention traces without a graph break
 
 
-def parse(*args: str) -> GenerateConfig:
-    return GenerateConfig.from_args(build_parser().parse_args(["--prompt", "a fox", *args]),
-                                    now=datetime(2026, 1, 2, 3, 4, 5))
-
-
 def test_nag_without_a_negative_prompt_uses_ltx2_default_said_once(capsys):
     from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT
 
-    config = parse("--nag-scale", "8")
+    config = parse_config("--nag-scale", "8")
     assert config.uses_nag and config.negative_prompt == DEFAULT_NEGATIVE_PROMPT
     assert capsys.readouterr().out.count("LTX-2's default negative prompt") == 1
-    assert parse("--nag-scale", "8", "--negative-prompt", "dog").negative_prompt == "dog"
-    assert parse().negative_prompt is None and not parse().uses_nag
+    assert parse_config("--nag-scale", "8", "--negative-prompt", "dog").negative_prompt == "dog"
+    assert parse_config().negative_prompt is None and not parse_config().uses_nag
     assert "default negative prompt" not in capsys.readouterr().out
 
 

@@ -1,10 +1,9 @@
+import pytest
 import torch
 
-import pytest
-
+from ltx2gen.components import load_component
 from ltx2gen.kernels import compile_blocks
 from ltx2gen.quant import fp8_supported, is_dynamic_layer, quantize_fp8
-from ltx2gen.components import load_component
 
 
 def test_fp8_is_not_offered_on_cpu():
@@ -78,7 +77,7 @@ def test_fp8_text_encoder_stores_its_linears_in_float8_as_it_loads_and_condition
     from torchao.quantization import Float8Tensor
 
     from ltx2gen.memory import MemoryTracker
-    from ltx2gen.text import EmbeddingCache, encode_prompts, load_text_encoder, PromptRequest
+    from ltx2gen.text import EmbeddingCache, PromptRequest, encode_prompts, load_text_encoder
 
     cpu = torch.device("cpu")
     with MemoryTracker(cpu).stage("text") as stage:

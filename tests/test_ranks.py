@@ -1,15 +1,14 @@
 import json
 import os
+import re
 import signal
 import subprocess
-import re
-import sys
 
 import numpy as np
 import pytest
 
 import generate
-from conftest import ROOT
+from conftest import torchrun, torchrun_command, torchrun_env
 from ltx2gen.errors import ConfigError
 from ltx2gen.ranks import Ranks
 from ltx2gen.video import read_frames
@@ -36,18 +35,11 @@ def test_rank_variables_are_read_and_checked(monkeypatch):
         Ranks.from_env()
 
 
-def torchrun(batch_file, out):
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(ROOT / "generate.py"), "--batch", str(batch_file), "--out", str(out)],
-                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1",
-                                                                   OMP_NUM_THREADS="1"))
-
-
 def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, tmp_path):
     batch_file = write_batch(tmp_path / "four.jsonl", tiny_model, CLIPS)
     assert generate.main(["--batch", str(batch_file), "--out", str(tmp_path / "alone")]) == 1
     out = tmp_path / "ranks"
-    result = torchrun(batch_file, out)
+    result = torchrun("--batch", str(batch_file), "--out", str(out))
     assert result.returncode != 0, result.stdout  # the bad clip failed, so the run says so
     assert "rank 1 of 2: 2 of the batch's 4 clips" in result.stdout
     shares = [[row["name"] for row in json.loads((out / f"summary.rank{rank}.json").read_text())["clips"]]
@@ -61,7 +53,7 @@ def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, 
     assert (out / "contact_sheet.png").is_file()
 
     before = {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
-    torchrun(batch_file, out)
+    torchrun("--batch", str(batch_file), "--out", str(out))
     rows = json.loads((out / "summary.json").read_text())["clips"]
     assert [row["status"] for row in rows] == ["skipped", "failed", "skipped", "skipped"]
     assert before == {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in ("fox", "sea", "owl")}
@@ -70,10 +62,8 @@ def test_two_ranks_share_a_batch_render_like_one_process_and_resume(tiny_model, 
 def test_a_rank_that_dies_stops_the_others_and_torchrun_names_it(tiny_model, tmp_path):
     clips = [{"name": f"clip{i}", "prompt": "w1 w2 w3", "seed": i} for i in range(8)]
     batch_file = write_batch(tmp_path / "eight.jsonl", tiny_model, clips)
-    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                                "2", str(ROOT / "generate.py"), "--batch", str(batch_file), "--out",
-                                str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    process = subprocess.Popen(torchrun_command("--batch", str(batch_file), "--out", str(tmp_path / "out")),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=torchrun_env())
     seen, worker = [], None
     for line in process.stdout:  # until both ranks have joined and rank 1 says which process it is
         seen.append(line)

@@ -13,16 +13,12 @@ import pytest
 
 import decode_latents
 import generate
+from conftest import run_generate
 from ltx2gen import memory
 from ltx2gen.video import probe, read_frames
 
 # 128x128 so that stage one (64x64) is two latents wide: the tiny VAE's reflect padding needs more than one.
 TWO_STAGE = ["--pipeline", "two-stage", "--width", "128", "--height", "128", "--num-frames", "17", "--seed", "5"]
-
-
-def run_two_stage(model, out, *extra):
-    return generate.main(["--prompt", "w1 w2 w3", "--model", str(model), "--no-timestamp", "--output", str(out),
-                          *TWO_STAGE, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +39,7 @@ def clip(tiny_model, tmp_path_factory):
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            assert run_two_stage(tiny_model, out, "--keep-latents") == 0
+            assert run_generate(tiny_model, out, "--keep-latents", clip=TWO_STAGE) == 0
     finally:
         memory.remove_listener(observe)
     return out, printed.getvalue(), events
@@ -106,7 +102,7 @@ def test_a_failed_refine_keeps_stage_one_and_its_resume_command_gives_the_uninte
 
     memory.add_listener(fail_in_the_refine)
     try:
-        assert run_two_stage(tiny_model, failed) == 1
+        assert run_generate(tiny_model, failed, clip=TWO_STAGE) == 1
     finally:
         memory.remove_listener(fail_in_the_refine)
     err = capsys.readouterr().err
