@@ -13,8 +13,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
-from ltx2gen.config import DecodeOptions, add_fields, ensure_writable_dir, opt, validate_decode_options
+from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, ensure_writable_dir, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
+from ltx2gen.signals import stop_like_ctrl_c
+from ltx2gen.video import check_encoder
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class DecodeConfig(DecodeOptions):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="decode_latents.py", description=__doc__.splitlines()[0])
+    parser = OneLineErrors(prog="decode_latents.py", description=__doc__.splitlines()[0])
     add_fields(parser, DecodeConfig, skip=("keep_latents",))
     return parser
 
@@ -39,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stop_like_ctrl_c()  # `docker stop` or `kill`: ffmpeg is stopped and the partial file removed, as on Ctrl-C
     try:
         config, latents_file = load_config(args)
         from ltx2gen import components
 
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
+        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_DECODE)
+        check_encoder()
     except ConfigError as err:
         parser.error(str(err))
     return run(config, latents_file, device, model_dir)
@@ -81,13 +86,14 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
           f"{report.fps_text(video_format.fps)} fps with {config.model}, VAE decode "
           f"{plan.describe(latent_frame_count(video_format.num_frames))}", flush=True)
     try:
-        tracker = clip.recover(latents_file, config.output, model_dir=model_dir, device=device, decode_plan=plan,
-                               drop_page_cache=config.drop_page_cache)
+        rendered = clip.recover(config.input, config.output, model_dir=model_dir, device=device, decode_plan=plan,
+                                drop_page_cache=config.drop_page_cache)
     except (Exception, KeyboardInterrupt) as err:
         print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
+    print(f"sidecar: {rendered.sidecar}")
     print(report.summary_line(config.output, video_format.num_frames, video_format.width, video_format.height,
-                              video_format.fps, tracker, time.perf_counter() - started))
+                              video_format.fps, rendered.tracker, time.perf_counter() - started))
     return 0
 
 

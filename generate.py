@@ -10,18 +10,18 @@ its models, uses them and frees them before the next one starts.
 
 from __future__ import annotations
 
-import signal
 import sys
 import traceback
 
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.signals import stop_like_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)  # `docker stop` then ends like Ctrl-C, with the recovery advice
+    stop_like_ctrl_c()  # `docker stop` then ends like Ctrl-C, with the recovery advice
     if args.list_lora_files:
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
@@ -80,10 +80,6 @@ def list_lora_files(parser, repo: str) -> int:
         parser.error(str(err))
     print("\n".join(files) if files else f"{repo}: no .safetensors files")
     return 0
-
-
-def interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:

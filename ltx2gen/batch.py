@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ltx2gen.config import ensure_writable_dir
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 
@@ -59,7 +60,12 @@ def read_batch(path: Path) -> list[Clip]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such batch file")
     clips, names = [], set()
-    for number, text in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}:{number}: byte 0x{line[err.start]:02x} at column {err.start + 1} is not UTF-8 "
+                              "text; save the batch file as UTF-8") from None
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         try:
@@ -103,6 +109,19 @@ def is_done(out_dir: Path, clip: Clip) -> bool:
     return video.is_file() and video.with_suffix(".json").is_file()
 
 
+def kept_latents(out_dir: Path, clip: Clip) -> Path | None:
+    """The latents an earlier run of this clip saved and did not get to decode (it failed or was stopped after
+    diffusion): a re-run decodes them instead of diffusing again."""
+    latents = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+    return latents if latents.is_file() and not is_done(out_dir, clip) else None
+
+
+def unfinished(out_dir: Path, clip: Clip) -> str:
+    """The summary's detail for a clip the batch did not finish."""
+    latents = kept_latents(out_dir, clip)
+    return f"not finished; its latents are kept ({latents}), a re-run decodes them" if latents else "not finished"
+
+
 @dataclass
 class Row:
     name: str
@@ -139,7 +158,7 @@ class Summary:
         total = _clock(time.perf_counter() - self.started)
         print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
               f"{self.out_dir}; {len(self.failed)} failed or not run; total {total}", flush=True)
-        (Path(self.out_dir) / f"{name}.md").write_text(table + "\n")
+        (Path(self.out_dir) / f"{name}.md").write_text(table + "\n", errors="backslashreplace")
         return write_json(Path(self.out_dir) / f"{name}.json", {"clips": [vars(r) for r in self.rows]})
 
 
@@ -187,10 +206,10 @@ def contact_sheet(out_dir: Path, clips: list[Clip], thumb_width: int = 320) -> P
     return path
 
 
-def docker_command(image: str, hf_cache: Path, out_dir: Path) -> list[str]:
+def docker_command(image: str, hf_cache: Path, out_dir: Path, command: str = "generate") -> list[str]:
     """How each clip runs with --docker: the output folder is mounted at /outputs."""
     return ["docker", "run", "--rm", "--gpus", "all", "-v", f"{hf_cache}:/cache/huggingface",
-            "-v", f"{Path(out_dir).resolve()}:/outputs", image, "generate"]
+            "-v", f"{Path(out_dir).resolve()}:/outputs", image, command]
 
 
 def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = None, hf_cache: Path | None = None,
@@ -198,6 +217,7 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
     """Render each clip in its own generate.py process; finished clips are skipped, failed ones retried."""
     clips = read_batch(batch_file)
     out_dir = Path(out_dir)
+    ensure_writable_dir(out_dir, "--out")
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     summary = Summary(out_dir)
     print(f"batch {batch_file}: {len(clips)} clips into {out_dir}", flush=True)
@@ -211,7 +231,9 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
                 _render_process(clip, out_dir, row, retries, docker_image, hf_cache)
             summary.progress(index, len(clips), row)
     except KeyboardInterrupt:
-        summary.rows[-1].status = "interrupted"
+        if summary.rows:  # the clip that was rendering
+            stopped = summary.rows[-1]
+            stopped.status, stopped.detail = "interrupted", unfinished(out_dir, clips[len(summary.rows) - 1])
         summary.rows += [Row(clip.name, "interrupted", detail="not run") for clip in clips[len(summary.rows):]]
         print("interrupted: stopping after writing the summary", flush=True)
     contact_sheet(out_dir, clips)
@@ -220,16 +242,22 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
 
 
 def _render_process(clip: Clip, out_dir: Path, row: Row, retries: int, docker_image, hf_cache) -> None:
-    video = clip_video(out_dir, clip)
-    if docker_image:
-        command = docker_command(docker_image, hf_cache, out_dir) + clip.argv(Path("/outputs") / video.name)
+    video, latents = clip_video(out_dir, clip), kept_latents(out_dir, clip)
+    inside = Path("/outputs") if docker_image else Path(out_dir)
+    if latents:  # diffused by an earlier run: decode its latents
+        arguments = ["--input", str(inside / latents.name), "--output", str(inside / video.name)]
+        row.detail = f"decoded from the kept {latents.name}"
     else:
-        command = [sys.executable, str(ROOT / "generate.py")] + clip.argv(video)
+        arguments = clip.argv(inside / video.name)
+    if docker_image:
+        command = docker_command(docker_image, hf_cache, out_dir, "decode" if latents else "generate") + arguments
+    else:
+        command = [sys.executable, str(ROOT / ("decode_latents.py" if latents else "generate.py"))] + arguments
     log = out_dir / "logs" / f"{clip.name}.log"
     started = time.perf_counter()
     while True:
         row.attempts += 1
-        with open(log, "a") as handle:
+        with open(log, "a", errors="backslashreplace") as handle:  # a prompt's stray bytes must not stop the batch
             handle.write(f"$ {shlex.join(command)}\n")
             handle.flush()
             process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
@@ -245,6 +273,8 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, retries: int, docker_im
     row.seconds = time.perf_counter() - started
     if status == 0:
         row.status = "done"
+        if latents:  # its sidecar now records where the clip came from
+            latents.unlink()
         save_previews(video)
     else:
         row.status, row.detail = "failed", f"exit {status}: {_last_error(log)}; log {log}"
@@ -268,6 +298,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     ranks = Ranks.from_env()
     clips = read_batch(batch_file)
     out_dir = Path(out_dir)
+    ensure_writable_dir(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     my_clips = ranks.share(clips)
     if ranks.distributed:
@@ -310,9 +341,9 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             if not Ranks.share_the_page_cache():  # otherwise each rank evicts once all ranks are done, below
                 components.release_page_cache(first.model_dir, drop_system_cache=False)
     except KeyboardInterrupt:
-        for row in summary.rows:
+        for row, clip in zip(summary.rows, my_clips):
             if row.status == "pending":
-                row.status, row.detail = "interrupted", "not finished"
+                row.status, row.detail = "interrupted", unfinished(out_dir, clip)
         print("interrupted: stopping after writing the summary", flush=True)
     for index, row in enumerate(summary.rows, 1):
         summary.progress(index, len(summary.rows), row)
@@ -374,7 +405,12 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
             continue
         try:
             config = GenerateConfig.from_args(parser.parse_args(clip.argv(clip_video(out_dir, clip))))
-            jobs.append(_Job(clip, row, config, RunPlan.choose(config)))
+            job = _Job(clip, row, config, RunPlan.choose(config))
+            latents = kept_latents(out_dir, clip)
+            if latents:  # diffused by an earlier run: decoded now, before any model of the batch loads
+                _decode_kept(job, latents)
+            else:
+                jobs.append(job)
         except ConfigError as err:
             row.status, row.detail = "failed", f"bad input: {err}"
         except SystemExit:  # argparse already printed the reason (an unknown flag or a wrong value type)
@@ -382,8 +418,24 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
     return jobs
 
 
+def _decode_kept(job: _Job, latents: Path) -> None:
+    from ltx2gen.clip import recover
+
+    started = time.perf_counter()
+    try:
+        recover(latents, job.config.output, model_dir=job.plan.model_dir, device=job.plan.device,
+                decode_plan=job.plan.decode_plan)
+        if not job.config.keep_latents:
+            latents.unlink()
+        save_previews(job.config.output)
+        job.row.status, job.row.detail = "done", f"decoded from the kept {latents.name}"
+    except Exception as err:
+        job.row.status, job.row.detail = "failed", f"decoding the kept {latents.name}: {type(err).__name__}: {err}"
+    job.row.seconds += time.perf_counter() - started
+
+
 def _diffuse_group(stage, group: list[_Job]) -> None:
-    from ltx2gen.clip import diffuse_with, save_latents
+    from ltx2gen.clip import ClipFailed, diffuse_with, save_latents
 
     denoiser = group[0].plan.load_denoiser(stage)
     for job in group:
@@ -392,6 +444,11 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
             job.diffusion = diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning, image=job.image,
                                               audio=job.audio)
             job.latents_path = save_latents(job.config, job.plan, job.diffusion)
+        except ClipFailed as failure:
+            job.row.status, job.row.detail = "failed", f"latents: {failure}; " + failure.advice.replace("\n  ", " ")
+            if failure.interrupted:  # the latents are whole; the batch stops here, writing its summary
+                job.row.status = "interrupted"
+                raise failure.cause
         except Exception as err:
             job.row.status, job.row.detail = "failed", f"diffusion: {type(err).__name__}: {err}"
         job.row.seconds += time.perf_counter() - started
@@ -405,7 +462,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
     tracker = MemoryTracker(job.plan.device)
     tracker.reports = list(shared_reports)
     try:
-        finish(tracker, job.config, job.plan, job.diffusion, job.latents_path, job.conditioning.prompt)
+        finish(tracker, job.config, job.plan, job.diffusion, job.latents_path, job.conditioning.encoded)
         save_previews(job.config.output)
         job.row.status = "done"
     except ClipFailed as failure:
@@ -420,9 +477,10 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from ltx2gen.config import OneLineErrors
+    from ltx2gen.signals import stop_like_ctrl_c
 
-    parser = argparse.ArgumentParser(prog="run_batch.sh", description="Render a JSON Lines batch of clips, one "
+    parser = OneLineErrors(prog="run_batch.sh", description="Render a JSON Lines batch of clips, one "
                                      "generate.py process per clip; finished clips are skipped on a re-run.")
     parser.add_argument("file", type=Path, help="batch file: one JSON object per line with name, prompt and flags")
     parser.add_argument("--out", type=Path, help="output folder (default: outputs/<file name>/)")
@@ -432,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Hugging Face cache mounted into the container with --docker")
     parser.add_argument("--retries", type=int, default=1, help="retries of a clip that failed at run time")
     args = parser.parse_args(argv)
+    stop_like_ctrl_c()  # `kill` or `docker stop`: the clip is stopped, its latents kept, the summary written
     try:
         return run_processes(args.file, args.out or default_out_dir(args.file), args.docker, args.hf_cache,
                              args.retries)

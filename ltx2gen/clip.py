@@ -7,6 +7,9 @@ ends, so no later failure loses the diffusion work.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +20,15 @@ import torch
 from ltx2gen import audio_input, context_parallel, diffusion, latents, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
+from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.components import default_dtype, release_page_cache
 from ltx2gen.config import GenerateConfig
+from ltx2gen.files import write_json
 from ltx2gen.image import encode_image
 from ltx2gen.plan import RunPlan
 from ltx2gen.ranks import Ranks
-from ltx2gen.text import PromptRequest, TextConditioning, encode_prompt
+from ltx2gen.signals import interrupts_deferred
+from ltx2gen.text import EncodedPrompt, PromptRequest, TextConditioning, encode_prompt
 from ltx2gen.video import VideoFormat, write_mp4
 from ltx2gen.video_decode import DecodePlan, decode_video
 
@@ -70,7 +76,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", encode_prompt, plan.model_dir, PromptRequest.for_clip(config),
                                    plan.device, plan.dtype, plan.loras, plan.text_encoder) if ranks.rank == 0 else None
-        encoded_prompt = conditioning.prompt if conditioning else None  # the enhanced prompt with --enhance-prompt
+        encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
         # 1b. With --image: the first frame's latents. The video VAE is freed.
         image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
                             config.image_strength, plan.device, plan.dtype) if plan.image else None
@@ -93,7 +99,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
     latents_path = save_latents(config, plan, result)
     # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4; the
     # sidecar. Each model is freed.
-    rendered = finish(tracker, config, plan, result, latents_path, encoded_prompt)
+    rendered = finish(tracker, config, plan, result, latents_path, encoded)
     # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
     release_page_cache(plan.model_dir, config.drop_page_cache)
     rendered.seconds = time.perf_counter() - started
@@ -121,15 +127,44 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: Generat
 
 
 def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
-    """Stage 3: the latents file, with everything decode_latents.py needs."""
-    path = latents.save_latents(config.latents_path, result.video_latents, result.audio_latents,
-                                plan.latents_metadata(config))
-    print(f"saved latents: {path}", flush=True)
-    return path
+    """Stage 3: the latents file, with everything decode_latents.py needs, beside the output. Where it cannot be
+    written there (a full disk, a folder that became read-only), it goes to the first fallback folder that takes it
+    (`latents_fallbacks`), said in one line. Ctrl-C or SIGTERM during the save takes effect once the file is whole.
+    Raises `ClipFailed` (with the recovery command when the file was saved)."""
+    metadata, tried = plan.latents_metadata(config), []
+    try:
+        with interrupts_deferred():
+            for path in [config.latents_path, *latents_fallbacks(config.latents_path.name)]:
+                try:
+                    saved = latents.save_latents(path, result.video_latents, result.audio_latents, metadata)
+                    break
+                except OSError as err:
+                    tried.append(f"{path.parent}: {err.strerror or err}")
+                    print(f"warning: cannot save the latents in {tried[-1]}", file=sys.stderr, flush=True)
+            else:
+                raise OSError(f"no folder took the latents ({'; '.join(tried)})")
+    except KeyboardInterrupt as err:  # after the save: the file is whole
+        raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
+                         + report.recovery_command(saved, config.output)) from err
+    except OSError as err:
+        raise ClipFailed(err, "the diffusion result could not be saved anywhere; free some space (or choose an "
+                         "--output folder that can be written) and run the same command again") from err
+    print(f"saved latents: {saved}" + (" (its folder beside the output could not take it)" if tried else ""),
+          flush=True)
+    return saved
+
+
+def latents_fallbacks(name: str) -> list[Path]:
+    """Where the latents go when the output's folder cannot take them: the Hugging Face cache volume in the Docker
+    image (a mounted volume outlives the container), the user's cache folder, the temporary folder."""
+    folders = [Path(os.environ["HF_HOME"]) / "ltx2gen-latents"] if os.environ.get("HF_HOME") else []
+    folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltx2gen" / "latents",
+                Path(tempfile.gettempdir()) / "ltx2gen-latents"]
+    return [folder / name for folder in folders]
 
 
 def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,
-           latents_path: Path, encoded_prompt: str | None) -> RenderedClip:
+           latents_path: Path, encoded: EncodedPrompt) -> RenderedClip:
     """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer
     needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed` with the recovery
     command; the latents file is kept then."""
@@ -137,7 +172,7 @@ def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, re
         sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
                              config.video_format, decode_plan=plan.decode_plan, device=plan.device,
                              soundtrack=plan.soundtrack())
-        sidecar = plan.write_sidecar(config, result, tracker, sample_rate, latents_path, encoded_prompt)
+        sidecar = plan.write_sidecar(config, result, tracker, sample_rate, latents_path, encoded)
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
                          + report.recovery_command(latents_path, config.output)) from err
@@ -147,19 +182,26 @@ def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, re
     return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0)
 
 
-def recover(latents_file: latents.LatentsFile, output: Path, *, model_dir: Path, device: torch.device,
-            decode_plan: DecodePlan, drop_page_cache: bool = False) -> mem.MemoryTracker:
-    """Stages 4-6 from a latents file alone (decode_latents.py): a clip made with --audio gets its input audio
-    again, if that file is unchanged. Returns the tracker that timed the stages."""
-    meta = latents_file.metadata
-    video_format = latents_file.video_format
+def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device, decode_plan: DecodePlan,
+            drop_page_cache: bool = False) -> RenderedClip:
+    """Stages 4-6 from a latents file alone (decode_latents.py, a batch resuming a clip): a clip made with --audio
+    gets its input audio again, if that file is unchanged. The sidecar records the latents file's settings and
+    where the clip was recovered from. The latents file is left as it is."""
+    started = time.perf_counter()
+    latents_file = latents.load_latents(source)
+    meta, video_format = latents_file.metadata, latents_file.video_format
     tracker = mem.MemoryTracker(device)
     soundtrack = audio_input.stored_soundtrack(meta.get("audio_input"), video_format.num_frames, video_format.fps,
                                                meta.get("sample_rate"))
-    decode(tracker, model_dir, (latents_file.video, latents_file.audio), output, video_format,
-           decode_plan=decode_plan, device=device, soundtrack=soundtrack)
+    sample_rate = decode(tracker, model_dir, (latents_file.video, latents_file.audio), output, video_format,
+                         decode_plan=decode_plan, device=device, soundtrack=soundtrack)
     release_page_cache(model_dir, drop_page_cache)
-    return tracker
+    sidecar = write_json(output.with_suffix(".json"), {
+        **meta, "output": str(output), "created": report.timestamp(), "recovered_from": str(source),
+        "model_dir": str(model_dir), "device": str(device), "audio_sample_rate": sample_rate,
+        "vae_decode": decode_plan.describe(latent_frame_count(video_format.num_frames)),
+        "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions()})
+    return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started)
 
 
 def decode(tracker: mem.MemoryTracker, model_dir: Path, clip_latents: tuple[torch.Tensor, torch.Tensor | None],

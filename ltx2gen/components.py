@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import struct
 from pathlib import Path
 
 import torch
 
 from ltx2gen import memory as mem
-from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, check_video_vae, from_hub_cache
+from ltx2gen.checkpoint import (
+    MODEL_FILE_PATTERNS,
+    MODEL_IGNORE_PATTERNS,
+    SYNTHETIC_MARKER,
+    check_video_vae,
+    from_hub_cache,
+)
 from ltx2gen.errors import ConfigError
+from ltx2gen.files import safetensors_header
 from ltx2gen.quant import quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.weights import (
@@ -65,6 +73,68 @@ def resolve_model_dir(model: str) -> Path:
             f" (docker: 'download {model}') or give a local directory")
     check_video_vae(model_dir, f"--model {model}")
     return model_dir
+
+
+# The components every generation reads; `processor` only with --enhance-prompt. Recovery reads the decoders alone.
+READ_BY_A_RUN = ("scheduler", "tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
+READ_BY_A_DECODE = ("vae", "audio_vae", "vocoder")
+CONFIG_FILES = {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json",
+                "processor": "processor_config.json"}
+WITHOUT_WEIGHTS = ("scheduler", "tokenizer", "processor")
+
+
+def check_model_files(model_dir: Path, flag: str, names: tuple[str, ...]) -> None:
+    """Every file the run will read of these components, checked before any weight is (`check_component`), so a
+    damaged or incomplete download is found in planning, not after the text stage. Raises ConfigError naming the
+    file."""
+    built_at_load = _built_at_load(model_dir)
+    for name in names:
+        check_component(Path(model_dir) / name, flag, config_file=CONFIG_FILES.get(name, "config.json"),
+                        with_weights=name not in WITHOUT_WEIGHTS and name not in built_at_load)
+
+
+def check_component(folder: Path, flag: str, config_file: str = "config.json", with_weights: bool = True) -> None:
+    """A component's folder, its configuration (readable JSON) and its weight files: each a safetensors file whose
+    header reads and whose data is all there (a truncated download is shorter than its header says)."""
+    if not folder.is_dir():
+        raise ConfigError(f"{flag}: {folder} is missing; the model is incomplete (download it again, or give the "
+                          "folder that holds it)")
+    try:
+        json.loads((folder / config_file).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{flag}: {folder / config_file} is missing; the model is incomplete") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{flag}: {folder / config_file} cannot be read ({err}); the file is damaged") from None
+    if not with_weights:
+        return
+    files = weight_files(folder)
+    if not files:
+        raise ConfigError(f"{flag}: {folder} holds no .safetensors weights; the model is incomplete")
+    for file in files:
+        _check_weight_file(file, flag)
+
+
+def _check_weight_file(file: Path, flag: str) -> None:
+    try:
+        header, data_start = safetensors_header(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{flag}: {file} is missing (its component's index lists it); the model is "
+                          "incomplete") from None
+    except (OSError, ValueError, struct.error) as err:
+        reason = "it is empty" if file.stat().st_size == 0 else f"not a safetensors file: {str(err).split(': ')[-1]}"
+        raise ConfigError(f"{flag}: {file} is damaged ({reason}); download it again") from None
+    data_end = max((entry["data_offsets"][1] for entry in header.values()
+                    if isinstance(entry, dict) and "data_offsets" in entry), default=0)
+    size = file.stat().st_size
+    if data_start + data_end > size:
+        raise ConfigError(f"{flag}: {file} is cut short ({size} of its {data_start + data_end} bytes); download it "
+                          "again")
+
+
+def _built_at_load(model_dir: Path) -> list[str]:
+    """The components a synthetic test model builds when they load instead of storing their weights."""
+    marker = Path(model_dir) / SYNTHETIC_MARKER
+    return json.loads(marker.read_text()).get("built_at_load", []) if marker.is_file() else []
 
 
 def model_weight_files(model_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,6 +200,9 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError("--prompt is required: describe the video to generate")
         if not self.prompt.strip():
             raise ConfigError("--prompt is empty: describe the video to generate")
+        check_text("--prompt", self.prompt)
+        if self.negative_prompt is not None:
+            check_text("--negative-prompt", self.negative_prompt)
         for name in ("width", "height"):
             value = getattr(self, name)
             if value <= 0 or value % 32:
@@ -214,6 +218,9 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         if self.output.suffix.lower() != ".mp4":
             raise ConfigError(f"--output {self.output}: must end in .mp4")
+        if self.output.is_dir():
+            raise ConfigError(f"--output {self.output}: is a folder; give a file name ending in .mp4, e.g. "
+                              f"{self.output / 'clip.mp4'}")
         validate_nag_options(self)
         validate_decode_options(self)
         validate_image_options(self.image, self.image_strength)
@@ -306,11 +313,23 @@ def validate_decode_options(options: DecodeOptions) -> None:
     if options.vae_chunk_frames and not options.vae_context_frames:
         raise ConfigError("--vae-context-frames 0: temporal pieces need at least 8 frames of context "
                           "(each piece's first latent frame decodes to a single frame)")
-    if options.device != "auto" and not (options.device == "cpu" or options.device.startswith("cuda")):
-        raise ConfigError(f"--device {options.device}: use auto, cpu, cuda or cuda:N")
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", options.device):
+        raise ConfigError(f"--device {options.device}: use auto, cpu, cuda or cuda:N (N a GPU number, e.g. cuda:0)")
     if options.model and is_local_path(options.model) and not Path(options.model).expanduser().is_dir():
         raise ConfigError(f"--model {options.model}: no such model directory (give an existing directory "
                           f"or a Hugging Face repo id such as {DEFAULT_MODEL})")
+
+
+def check_text(flag: str, text: str) -> None:
+    """Prompts are text: bytes that are not UTF-8 (a shell variable holding Latin-1, a damaged file) reach Python as
+    lone surrogates, which the tokenizer cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        what = f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise ConfigError(f"{flag}: character {err.start + 1} is {what}, which is not UTF-8 text; give the text in "
+                          "UTF-8") from None
 
 
 def parse_fps(text: str | Fraction) -> Fraction:
@@ -389,8 +408,15 @@ def _arg_type(annotation) -> type:
     return str
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Bad input is one line (what is wrong and what would be right) and status 2, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} [all flags: {self.prog} --help]\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="generate.py",
         description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import struct
@@ -13,15 +14,38 @@ from typing import Iterator
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so tools infer the format); rename on success,
-    delete on failure."""
+    delete on failure. Partial files of the same name that a killed run left behind are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path)
     temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the hidden partial files of `path` whose writing process is gone (killed before it could clean up).
+    Returns those removed."""
+    removed = []
+    for partial in Path(path).parent.glob(f".{glob.escape(Path(path).stem)}.partial-*{Path(path).suffix}"):
+        pid = partial.name.removesuffix(Path(path).suffix).rpartition("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            partial.unlink(missing_ok=True)
+            removed.append(partial)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_json(path: Path, data: dict) -> Path:

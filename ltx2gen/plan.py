@@ -19,6 +19,8 @@ from ltx2gen.image import SourceImage, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
+from ltx2gen.text import EncodedPrompt
+from ltx2gen.video import check_encoder
 
 
 @dataclass
@@ -62,10 +64,14 @@ class RunPlan:
                                                      config.vae_context_frames, config.vae_tile_size,
                                                      config.vae_tile_overlap)
         model_dir = components.resolve_model_dir(config.model)
+        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
+        check_encoder()
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
         upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
+        if upsampler_dir:
+            components.check_component(upsampler_dir, f"--upsampler {config.upsampler or upsampler_dir}")
         fit_line = ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
@@ -161,8 +167,8 @@ class RunPlan:
 
     def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
                       tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
-                      encoded_prompt: str | None = None) -> Path:
-        """`encoded_prompt`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
+                      encoded: EncodedPrompt) -> Path:
+        """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
@@ -176,7 +182,7 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
-            "enhanced_prompt": encoded_prompt if config.enhance_prompt else None, **self.conditioning_record(config),
+            **encoded.record(config.enhance_prompt), **self.conditioning_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,20 @@ from ltx2gen.lora import fuse_loras
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
 
 
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """The prompt the text stage encoded (the enhanced one with --enhance-prompt) and its length in tokens."""
+
+    text: str | None = None
+    token_count: int | None = None
+
+    def record(self, enhanced: bool) -> dict:
+        """The sidecar's entries."""
+        cut = self.token_count is not None and self.token_count > PROMPT_TOKENS
+        return {"enhanced_prompt": self.text if enhanced else None, "prompt_token_count": self.token_count,
+                "prompt_tokens_dropped": self.token_count - PROMPT_TOKENS if cut else 0}
+
+
 @dataclass
 class TextConditioning:
     """What the text stage leaves for diffusion: the connectors' outputs for the video and audio streams (a batch
@@ -32,6 +47,11 @@ class TextConditioning:
     mask: torch.Tensor
     prompt_mask: torch.Tensor
     prompt: str | None = None
+    prompt_token_count: int | None = None  # the prompt's length in tokens, before it is cut to PROMPT_TOKENS
+
+    @property
+    def encoded(self) -> EncodedPrompt:
+        return EncodedPrompt(self.prompt, self.prompt_token_count)
 
     @property
     def with_guidance(self) -> bool:
@@ -77,7 +97,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     enhancing = any(request.enhance_seed is not None for request in requests)
     pipe = None
 
-    def textstock_pipeline():  # the text encoder, loaded once, when first needed
+    def text_pipeline():  # the text encoder, loaded once, when first needed
         nonlocal pipe
         if pipe is None:
             pipe = stock_pipeline(tokenizer=tokenizer,
@@ -89,18 +109,19 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     requests = list(requests)
     for i, request in enumerate(requests):
         if request.enhance_seed is not None:
-            prompt = enhance.enhance(textstock_pipeline(), request.prompt, request.enhance_seed, device)
+            prompt = enhance.enhance(text_pipeline(), request.prompt, request.enhance_seed, device)
             requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
     key_extra = [PROMPT_TOKENS, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
     if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
         key_extra.append("fp8 text encoder")
+    counts = [prompt_token_count(tokenizer, request.prompt) for request in requests]
     results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
-        return results
+        return [dataclasses.replace(result, prompt_token_count=count) for result, count in zip(results, counts)]
     connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
     fuse_loras("connectors", connectors, loras)
-    pipe = textstock_pipeline()
+    pipe = text_pipeline()
     for i in missing:
         request = requests[i]
         with_negative = request.with_guidance or request.with_nag
@@ -111,12 +132,22 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
             if with_negative:  # the order the stock pipeline concatenates them in
                 embeds, mask = torch.cat([negative_embeds, embeds]), torch.cat([negative_mask, mask])
             video, audio, connector_mask = connectors(embeds, mask, padding_side=tokenizer.padding_side)
-        results[i] = TextConditioning(video, audio, connector_mask, mask, request.prompt)
+        results[i] = TextConditioning(video, audio, connector_mask, mask, request.prompt, counts[i])
         if request.with_nag:
             results[i] = nag.with_negative_context(results[i], request.with_guidance)
         if cache:
             cache.put(model_dir, request, key_extra, results[i])
-    return results
+    return [dataclasses.replace(result, prompt_token_count=count) for result, count in zip(results, counts)]
+
+
+def prompt_token_count(tokenizer, prompt: str) -> int:
+    """The prompt's length in the text encoder's tokens; beyond PROMPT_TOKENS the encoder sees only the first ones,
+    which is said in one line."""
+    count = len(tokenizer(prompt)["input_ids"])
+    if count > PROMPT_TOKENS:
+        print(f"note: the prompt is {count} tokens long; the text encoder takes the first {PROMPT_TOKENS} and the "
+              f"last {count - PROMPT_TOKENS} are dropped (shorten it to keep them)", flush=True)
+    return count
 
 
 def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
@@ -149,6 +180,7 @@ class EmbeddingCache:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self.unwritable = False
 
     def _path(self, model_dir: Path, request: PromptRequest, key_extra: list) -> Path:
         import hashlib
@@ -166,13 +198,25 @@ class EmbeddingCache:
         path = self._path(model_dir, request, key_extra)
         if not path.is_file():
             return None
-        return TextConditioning(**load_file(str(path)), prompt=request.prompt)
+        try:
+            return TextConditioning(**load_file(str(path)), prompt=request.prompt)
+        except Exception as err:  # safetensors raises its own error type for a damaged file
+            print(f"warning: the embedding cache entry {path} cannot be read ({err}); encoding the prompt again",
+                  file=sys.stderr, flush=True)
+            return None
 
     def put(self, model_dir: Path, request: PromptRequest, key_extra: list, conditioning: TextConditioning) -> None:
         from safetensors.torch import save_file
 
         from ltx2gen.files import atomic_path
 
+        if self.unwritable:
+            return
         tensors = {name: value.detach().cpu().contiguous() for name, value in conditioning.tensors().items()}
-        with atomic_path(self._path(model_dir, request, key_extra)) as temporary:
-            save_file(tensors, str(temporary))
+        try:
+            with atomic_path(self._path(model_dir, request, key_extra)) as temporary:
+                save_file(tensors, str(temporary))
+        except OSError as err:  # a cache that cannot be written costs a re-encode next time, never the run
+            self.unwritable = True
+            print(f"warning: the embedding cache {self.folder} cannot be written ({err.strerror or err}); prompts "
+                  "are encoded again on the next run", file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ltx2gen.errors import ConfigError
 from ltx2gen.files import atomic_path
 
 CRF = 18  # H.264 quality: visually lossless for generated video, a fraction of the size of lossless
@@ -26,6 +27,22 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def check_encoder(flag: str = "the MP4 writer") -> None:
+    """The ffmpeg the writer will run starts and has the H.264 encoder, checked before any weight is read (an
+    unusable ffmpeg would otherwise be found after diffusion). Raises ConfigError."""
+    try:
+        exe = ffmpeg_exe()
+        result = subprocess.run([exe, "-hide_banner", "-h", "encoder=libx264"], capture_output=True, text=True,
+                                errors="replace", timeout=60)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as err:
+        raise ConfigError(f"{flag}: ffmpeg cannot run ({err}); install it, or point IMAGEIO_FFMPEG_EXE at a "
+                          "working ffmpeg") from None
+    if result.returncode != 0 or "libx264" not in result.stdout:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        raise ConfigError(f"{flag}: {exe} cannot encode H.264 (exit status {result.returncode}"
+                          f"{': ' + said[-1] if said else ''}); point IMAGEIO_FFMPEG_EXE at an ffmpeg with libx264")
 
 
 def fit_audio(waveform: np.ndarray, sample_rate: int, num_frames: int, fps: Fraction) -> np.ndarray:
@@ -98,7 +115,8 @@ def _pipe_frames(command: list[str], frames: Iterable[np.ndarray], width: int, h
             raise VideoWriteError(f"ffmpeg failed: {process.stderr.read().decode(errors='replace').strip()}")
     except BrokenPipeError:
         process.wait()
-        raise VideoWriteError(f"ffmpeg stopped: {process.stderr.read().decode(errors='replace').strip()}") from None
+        reason = process.stderr.read().decode(errors="replace").strip() or "it printed no reason"
+        raise VideoWriteError(f"ffmpeg stopped with exit status {process.returncode} ({reason})") from None
     finally:
         if process.poll() is None:
             process.kill()
