@@ -92,8 +92,9 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
         print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
     print(f"sidecar: {rendered.sidecar}")
-    print(report.summary_line(config.output, video_format.num_frames, video_format.width, video_format.height,
-                              video_format.fps, rendered.tracker, time.perf_counter() - started))
+    print(report.summary_line(config.output, video_format.num_frames, width=video_format.width,
+                              height=video_format.height, fps=video_format.fps, tracker=rendered.tracker,
+                              total_seconds=time.perf_counter() - started))
     return 0
 
 

@@ -125,7 +125,7 @@ def child(args) -> int:
                 model = stage.load(name, lambda: Gemma3ForConditionalGeneration.from_pretrained(
                     args.model / name, dtype=dtype, device_map=str(device)))
             elif name == "text_encoder":
-                model = text.load_text_encoder(stage, args.model, device, dtype, "fp8" if fp8 else "resident")
+                model = text.load_text_encoder(stage, args.model, device, dtype, mode="fp8" if fp8 else "resident")
             elif name == "vae":
                 whole = args.child == "vae_whole"
                 model = stage.load(name, lambda: components.load_component(args.model, name, device, dtype) if whole

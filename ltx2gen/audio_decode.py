@@ -12,7 +12,7 @@ from ltx2gen import memory as mem
 from ltx2gen.components import load_component
 
 
-def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, device: torch.device,
+def decode_audio(stage: mem.Stage, model_dir: Path, audio_latents: torch.Tensor, *, device: torch.device,
                  dtype: torch.dtype) -> tuple[np.ndarray, int]:
     """Stage 4: audio VAE to a mel spectrogram, vocoder to a stereo waveform [channels, samples]."""
     audio_vae = stage.load("audio_vae", lambda: load_component(model_dir, "audio_vae", device, dtype))

@@ -219,7 +219,7 @@ class AudioCondition:
     strength: float
 
 
-def encode(stage, model_dir: Path, inputs: list[AudioInput], device, dtype) -> list[AudioCondition]:
+def encode(stage, model_dir: Path, inputs: list[AudioInput], *, device, dtype) -> list[AudioCondition]:
     """Stage: the audio VAE encodes each clip's input audio; it is freed when the stage ends."""
     import torch
 

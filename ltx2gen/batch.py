@@ -212,7 +212,7 @@ def docker_command(image: str, hf_cache: Path, out_dir: Path, command: str = "ge
             "-v", f"{Path(out_dir).resolve()}:/outputs", image, command]
 
 
-def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = None, hf_cache: Path | None = None,
+def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None = None, hf_cache: Path | None = None,
                   retries: int = 1) -> int:
     """Render each clip in its own generate.py process; finished clips are skipped, failed ones retried."""
     clips = read_batch(batch_file)
@@ -228,7 +228,7 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
             if is_done(out_dir, clip):
                 row.status, row.detail = "skipped", "already rendered"
             else:
-                _render_process(clip, out_dir, row, retries, docker_image, hf_cache)
+                _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache)
             summary.progress(index, len(clips), row)
     except KeyboardInterrupt:
         if summary.rows:  # the clip that was rendering
@@ -241,7 +241,7 @@ def run_processes(batch_file: Path, out_dir: Path, docker_image: str | None = No
     return _status(summary)
 
 
-def _render_process(clip: Clip, out_dir: Path, row: Row, retries: int, docker_image, hf_cache) -> None:
+def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache) -> None:
     video, latents = clip_video(out_dir, clip), kept_latents(out_dir, clip)
     inside = Path("/outputs") if docker_image else Path(out_dir)
     if latents:  # diffused by an earlier run: decode its latents
@@ -317,7 +317,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             tracker = MemoryTracker(first.device)
             requests = [text.PromptRequest.for_clip(job.config) for job in group]
             conditionings = tracker.run("text", text.encode_prompts, first.model_dir, requests, first.device,
-                                        first.dtype, first.loras, cache, first.text_encoder)
+                                        first.dtype, loras=first.loras, cache=cache, text_encoder=first.text_encoder)
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings
@@ -325,13 +325,14 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             if with_images:  # the video VAE once for the group's images, freed before the transformer loads
                 images = tracker.run("image", encode_images, first.model_dir,
                                      [(job.plan.image, job.config.width, job.config.height,
-                                       job.config.image_strength) for job in with_images], first.device, first.dtype)
+                                       job.config.image_strength) for job in with_images],
+                                     device=first.device, dtype=first.dtype)
                 for job, image in zip(with_images, images):
                     job.image = image
             listening = [job for job in group if job.plan.audio_input]  # --audio: encoded before the transformer
             if listening:
                 audio = tracker.run("audio input", audio_input.encode, first.model_dir,
-                                    [job.plan.audio_input for job in listening], first.device, first.dtype)
+                                    [job.plan.audio_input for job in listening], device=first.device, dtype=first.dtype)
                 for job, condition in zip(listening, audio):
                     job.audio = condition
             tracker.run("diffusion", _diffuse_group, group)
@@ -462,7 +463,8 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
     tracker = MemoryTracker(job.plan.device)
     tracker.reports = list(shared_reports)
     try:
-        finish(tracker, job.config, job.plan, job.diffusion, job.latents_path, job.conditioning.encoded)
+        finish(tracker, job.config, job.plan, job.diffusion, latents_path=job.latents_path,
+               encoded=job.conditioning.encoded)
         save_previews(job.config.output)
         job.row.status = "done"
     except ClipFailed as failure:
@@ -492,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `kill` or `docker stop`: the clip is stopped, its latents kept, the summary written
     try:
-        return run_processes(args.file, args.out or default_out_dir(args.file), args.docker, args.hf_cache,
-                             args.retries)
+        return run_processes(args.file, args.out or default_out_dir(args.file), docker_image=args.docker,
+                             hf_cache=args.hf_cache, retries=args.retries)
     except ConfigError as err:
         parser.error(str(err))
 

@@ -45,8 +45,8 @@ class RenderedClip:
     seconds: float
 
     def summary(self, config: GenerateConfig) -> str:
-        return report.summary_line(config.output, config.num_frames, config.width, config.height, config.fps,
-                                   self.tracker, self.seconds)
+        return report.summary_line(config.output, config.num_frames, width=config.width, height=config.height,
+                                   fps=config.fps, tracker=self.tracker, total_seconds=self.seconds)
 
 
 class ClipFailed(Exception):
@@ -75,17 +75,20 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
             config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
         # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
         conditioning = tracker.run("text", encode_prompt, plan.model_dir, PromptRequest.for_clip(config),
-                                   plan.device, plan.dtype, plan.loras, plan.text_encoder) if ranks.rank == 0 else None
+                                   plan.device, plan.dtype, loras=plan.loras, text_encoder=plan.text_encoder
+                                   ) if ranks.rank == 0 else None
         encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
         # 1b. With --image: the first frame's latents. The video VAE is freed.
-        image = tracker.run("image", encode_image, plan.model_dir, plan.image, config.width, config.height,
-                            config.image_strength, plan.device, plan.dtype) if plan.image else None
+        image = tracker.run("image", encode_image, plan.model_dir, plan.image, width=config.width,
+                            height=config.height, strength=config.image_strength, device=plan.device,
+                            dtype=plan.dtype) if plan.image else None
         # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
-        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], plan.device,
-                            plan.dtype)[0] if plan.audio_input else None
+        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], device=plan.device,
+                            dtype=plan.dtype)[0] if plan.audio_input else None
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
-        result = tracker.run("diffusion", diffuse, config, plan, conditioning, image, audio, ranks.world_size)
+        result = tracker.run("diffusion", diffuse, config, plan, conditioning, image=image, audio=audio,
+                             world_size=ranks.world_size)
         del conditioning, image, audio
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, two_stage.failure_advice(config, plan)
@@ -99,7 +102,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
     latents_path = save_latents(config, plan, result)
     # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4; the
     # sidecar. Each model is freed.
-    rendered = finish(tracker, config, plan, result, latents_path, encoded)
+    rendered = finish(tracker, config, plan, result, latents_path=latents_path, encoded=encoded)
     # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
     release_page_cache(plan.model_dir, config.drop_page_cache)
     rendered.seconds = time.perf_counter() - started
@@ -107,7 +110,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
 
 
 def diffuse(stage: mem.Stage, config: GenerateConfig, plan: RunPlan, conditioning: TextConditioning | None,
-            image, audio, world_size: int = 1) -> diffusion.DiffusionResult:
+            *, image, audio, world_size: int = 1) -> diffusion.DiffusionResult:
     """Stage 2 for one clip: load the transformer, then denoise. With `world_size` > 1, every rank loads it while
     rank 0 encodes the prompt, and each computes its share of the video tokens."""
     denoiser = plan.load_denoiser(stage)
@@ -164,7 +167,7 @@ def latents_fallbacks(name: str) -> list[Path]:
 
 
 def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,
-           latents_path: Path, encoded: EncodedPrompt) -> RenderedClip:
+           *, latents_path: Path, encoded: EncodedPrompt) -> RenderedClip:
     """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer
     needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed` with the recovery
     command; the latents file is kept then."""
@@ -172,7 +175,8 @@ def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, re
         sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
                              config.video_format, decode_plan=plan.decode_plan, device=plan.device,
                              soundtrack=plan.soundtrack())
-        sidecar = plan.write_sidecar(config, result, tracker, sample_rate, latents_path, encoded)
+        sidecar = plan.write_sidecar(config, result, tracker, sample_rate=sample_rate, latents_path=latents_path,
+                                     encoded=encoded)
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
                          + report.recovery_command(latents_path, config.output)) from err
@@ -214,12 +218,12 @@ def decode(tracker: mem.MemoryTracker, model_dir: Path, clip_latents: tuple[torc
     dtype = default_dtype(device)
     waveform, sample_rate = soundtrack or (None, None)
     if audio_latents is not None and soundtrack is None:
-        waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device, dtype)
+        waveform, sample_rate = tracker.run("audio", decode_audio, model_dir, audio_latents, device=device, dtype=dtype)
 
     def write(frames):
         return write_mp4(output, frames, width=video_format.width, height=video_format.height,
                          num_frames=video_format.num_frames, fps=video_format.fps, audio=waveform,
                          sample_rate=sample_rate)
 
-    tracker.run("video", decode_video, model_dir, video_latents, decode_plan, write, device, dtype)
+    tracker.run("video", decode_video, model_dir, video_latents, decode_plan, write=write, device=device, dtype=dtype)
     return sample_rate

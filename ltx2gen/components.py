@@ -162,7 +162,7 @@ def component_class(model_dir: Path, name: str):
     return getattr(importlib.import_module(module), class_name)
 
 
-def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype, fp8: bool = False):
+def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype, *, fp8: bool = False):
     """One component of the model directory on `device`. `fp8` (transformers models: the text encoder) stores
     its linear layers in float8 as they load, so the bf16 model is never whole in memory."""
     from ltx2gen.synthetic import build_at_load

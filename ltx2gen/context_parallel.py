@@ -46,7 +46,7 @@ def plan(rope_type: str) -> dict:
     }
 
 
-def check_split(world_size: int, width: int, height: int, num_frames: int, heads: int = 32) -> None:
+def check_split(world_size: int, width: int, height: int, num_frames: int, *, heads: int = 32) -> None:
     """The split must be even: video tokens and attention heads divisible by the number of GPUs.
     Raises ConfigError with sizes that would work."""
     if world_size == 1:

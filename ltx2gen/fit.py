@@ -70,7 +70,7 @@ class Fit:
                 f"({self.text_encoder} text encoder)")
 
 
-def choose(model_dir: Path, tokens: int, fp8: bool, budget_gib: float, offload: str = "auto",
+def choose(model_dir: Path, tokens: int, fp8: bool, *, budget_gib: float, offload: str = "auto",
            text_fp8: bool = False) -> Fit:
     """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder (in float8
     with `text_fp8`) must be offloaded too."""

@@ -145,7 +145,7 @@ class ImageConditioning:
         return LTX2ConditionPipeline(**components), dict(conditions=[condition])
 
 
-def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int, int, float]], device,
+def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int, int, float]], *, device,
                   dtype) -> list[ImageConditioning]:
     """The image stage: load the video VAE, encode each (image, width, height, strength) request, free the VAE."""
     import torch
@@ -163,7 +163,7 @@ def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int,
     return results
 
 
-def encode_image(stage, model_dir: Path, source: SourceImage, width: int, height: int, strength: float, device,
+def encode_image(stage, model_dir: Path, source: SourceImage, *, width: int, height: int, strength: float, device,
                  dtype) -> ImageConditioning:
     """The image stage for one clip."""
-    return encode_images(stage, model_dir, [(source, width, height, strength)], device, dtype)[0]
+    return encode_images(stage, model_dir, [(source, width, height, strength)], device=device, dtype=dtype)[0]

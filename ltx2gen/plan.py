@@ -83,7 +83,8 @@ class RunPlan:
         text_fp8 = config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off")
         text_encoder = "fp8" if text_fp8 else "resident"
         if discrete_gpu:
-            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", budget, offload, text_fp8)
+            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", budget_gib=budget, offload=offload,
+                                    text_fp8=text_fp8)
             offload, text_encoder, fit_line = memory_fit.offload, memory_fit.text_encoder, memory_fit.describe()
             print(fit_line)
             if text_encoder == "offloaded" and config.text_fp8 == "on":
@@ -166,7 +167,7 @@ class RunPlan:
         return audio_input.soundtrack(self.audio_input, self.sample_rate()) if self.audio_input else None
 
     def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
-                      tracker: memory.MemoryTracker, sample_rate: int | None, latents_path: Path,
+                      tracker: memory.MemoryTracker, *, sample_rate: int | None, latents_path: Path,
                       encoded: EncodedPrompt) -> Path:
         """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
         latent_frames = latent_frame_count(config.num_frames)

@@ -40,7 +40,7 @@ def _rounded(values: dict) -> dict:
             for key, value in values.items()}
 
 
-def summary_line(output: Path, num_frames: int, width: int, height: int, fps: Fraction,
+def summary_line(output: Path, num_frames: int, *, width: int, height: int, fps: Fraction,
                  tracker: MemoryTracker, total_seconds: float) -> str:
     """Ends every run: where the clip is, and each stage's time with how much of it went to loading weights (from
     disk, so the first thing to look at when a run is slower than the GPU should make it)."""

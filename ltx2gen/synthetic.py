@@ -372,7 +372,7 @@ def _write_tokenizer(folder: Path, repo: str) -> None:
         shutil.copyfile(published / name, folder / name)
 
 
-def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", built_at_load: tuple = (),
+def write_model(preset: str, out: Path, *, seed: int = 0, device: str = "cpu", built_at_load: tuple = (),
                 repo: str = DEFAULT_REPO, with_processor: bool = False, stale_set: bool | None = None) -> Path:
     """Write a complete diffusers-format LTX-2 model directory in `repo`'s published layout and return it.
 
@@ -401,7 +401,7 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
         del module
     _write_json(out / "text_encoder" / "config.json", configs["text_encoder"])
     if "text_encoder" not in built_at_load:
-        write_text_encoder(out / "text_encoder", preset, seed, device, repo, stale_set)
+        write_text_encoder(out / "text_encoder", preset, seed=seed, device=device, repo=repo, stale_set=stale_set)
     _write_json(out / "scheduler" / "scheduler_config.json", configs["scheduler"])
     _write_tokenizer(out / "tokenizer", repo)
     index = configs["model_index"]
@@ -414,7 +414,7 @@ def write_model(preset: str, out: Path, seed: int = 0, device: str = "cpu", buil
     return out
 
 
-def write_text_encoder(folder: Path, preset: str, seed: int = 0, device: str = "cpu", repo: str = DEFAULT_REPO,
+def write_text_encoder(folder: Path, preset: str, *, seed: int = 0, device: str = "cpu", repo: str = DEFAULT_REPO,
                        stale_set: bool = False) -> None:
     """The text encoder as `repo` publishes it: its configuration and index-listed float32 shards and, with
     `stale_set`, the stale set beside them (the same Gemma under `base_text_encoder.` names plus an old copy of the
@@ -438,7 +438,7 @@ def write_text_encoder(folder: Path, preset: str, seed: int = 0, device: str = "
 
 
 def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype,
-                  quantize: Callable[[torch.nn.Module], object] | None = None):
+                  *, quantize: Callable[[torch.nn.Module], object] | None = None):
     """The component `name` of a synthetic model directory that holds only its configuration, built with the
     directory's seed directly on `device`; None for every component whose weights are on disk.
 
@@ -494,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-processor", action="store_true",
                         help="add a Gemma 3 processor component for --enhance-prompt (the published repos have none)")
     args = parser.parse_args(argv)
-    path = write_model(args.preset, args.out, args.seed, args.device,
-                       ("text_encoder",) if args.text_encoder_at_load else (), repo=args.repo,
+    path = write_model(args.preset, args.out, seed=args.seed, device=args.device,
+                       built_at_load=("text_encoder",) if args.text_encoder_at_load else (), repo=args.repo,
                        with_processor=args.with_processor, stale_set=args.stale_set)
     print(f"wrote {args.preset} LTX-2 model ({args.repo} layout) to {path}")
     return 0

@@ -86,7 +86,7 @@ class PromptRequest:
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
-                   dtype: torch.dtype, loras: tuple = (), cache: "EmbeddingCache | None" = None,
+                   dtype: torch.dtype, *, loras: tuple = (), cache: "EmbeddingCache | None" = None,
                    text_encoder: str = "resident") -> list[TextConditioning]:
     """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
     that into the transformer's conditioning; `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts
@@ -101,7 +101,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         nonlocal pipe
         if pipe is None:
             pipe = stock_pipeline(tokenizer=tokenizer,
-                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, text_encoder),
+                             text_encoder=load_text_encoder(stage, model_dir, device, dtype, mode=text_encoder),
                              processor=load_component(model_dir, enhance.PROCESSOR, device, dtype) if enhancing
                              else None)
         return pipe
@@ -151,7 +151,7 @@ def prompt_token_count(tokenizer, prompt: str) -> int:
 
 
 def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
-                      mode: str = "resident"):
+                      *, mode: str = "resident"):
     """Gemma for the text stage, by `mode` (one of TEXT_ENCODER_MODES): `resident` on `device`; `fp8` there with
     its linear layers stored in float8 (about 12 instead of 22 GiB at full size); `offloaded` in host memory, each
     layer streamed to the GPU when it runs."""
@@ -169,9 +169,9 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
 
 
 def encode_prompt(stage: mem.Stage, model_dir: Path, request: PromptRequest, device: torch.device,
-                  dtype: torch.dtype, loras: tuple = (), text_encoder: str = "resident") -> TextConditioning:
+                  dtype: torch.dtype, *, loras: tuple = (), text_encoder: str = "resident") -> TextConditioning:
     """Stage 1 for one prompt."""
-    return encode_prompts(stage, model_dir, [request], device, dtype, loras, text_encoder=text_encoder)[0]
+    return encode_prompts(stage, model_dir, [request], device, dtype, loras=loras, text_encoder=text_encoder)[0]
 
 
 class EmbeddingCache:

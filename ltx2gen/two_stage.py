@@ -183,7 +183,7 @@ def load_upsampler(stage, folder: Path, device, dtype):
         folder, torch_dtype=dtype, device_map=str(device)).eval().requires_grad_(False))
 
 
-def upsample(stage, plan, video_latents, width: int, height: int, num_frames: int):
+def upsample(stage, plan, video_latents, *, width: int, height: int, num_frames: int):
     """Stock `LTX2LatentUpsamplePipeline` on the denormalized stage-one latents (the upsampler works in the VAE's
     own units); the upsampler is freed before returning."""
     import torch
@@ -203,7 +203,7 @@ def upsample(stage, plan, video_latents, width: int, height: int, num_frames: in
     return upsampled
 
 
-def refine(denoiser, conditioning, video_latents, audio_latents, call: dict, seed: int, nag_settings=None):
+def refine(denoiser, conditioning, video_latents, audio_latents, *, call: dict, seed: int, nag_settings=None):
     """The stock pipeline from the given latents, through the refine sigmas as given (`call` holds them)."""
     from ltx2gen.diffusion import run_denoiser
 
@@ -244,10 +244,11 @@ def diffuse(stage, denoiser, config, plan, conditioning):
         first_record = {"pipeline_call": first.pipeline_call, "scheduler_sigmas": first.sigmas,
                         "transformer_calls": first.transformer_calls, "latents": str(path)}
     stage_one_seconds, started = time.perf_counter() - started, time.perf_counter()
-    upsampled = upsample(stage, plan, first_video, half_width, half_height, config.num_frames)
+    upsampled = upsample(stage, plan, first_video, width=half_width, height=half_height, num_frames=config.num_frames)
     upsample_seconds, started = time.perf_counter() - started, time.perf_counter()
     call = refine_call(config)
-    result = refine(denoiser, conditioning, upsampled, first_audio, call, refine_seed(config.seed), plan.nag)
+    result = refine(denoiser, conditioning, upsampled, first_audio, call=call, seed=refine_seed(config.seed),
+                    nag_settings=plan.nag)
     result.stages = [
         dict(stage="stage one", width=half_width, height=half_height, steps=STAGE_ONE_STEPS,
              seconds=round(stage_one_seconds, 3), **first_record),

@@ -120,7 +120,7 @@ def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype
         return load_component(model_dir, "vae", device, dtype)
 
 
-def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan: DecodePlan, write,
+def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan: DecodePlan, *, write,
                  device: torch.device, dtype: torch.dtype):
     """Stage 5: load the video VAE's decoder and hand the streamed frames to `write(frames)`."""
     vae = stage.load("vae", lambda: load_video_decoder(model_dir, device, dtype))

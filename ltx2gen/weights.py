@@ -84,7 +84,7 @@ def loaded_bytes(folder: Path, without: tuple[str, ...] = ()) -> int:
                for tensor in stored_tensors(folder) if not set(tensor.name.split(".")) & set(without))
 
 
-def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, evict: bool = True,
+def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, *, evict: bool = True,
                  chunk_bytes: int = READ_CHUNK_BYTES) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor on `device`) for each stored tensor; floating-point tensors are cast to `dtype` piece by piece
     as they arrive, so a float32 file (the published text encoder) never has a float32 copy on the device. With
@@ -154,7 +154,7 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
 
 
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
-                  on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
+                  *, on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
                   evict: bool = True, without: tuple[str, ...] = ()):
     """The diffusers `component_class` built without weights, then filled tensor by tensor from `folder` on
     `device` (`fill_streamed`). The submodules named in `without` are left out (set to None): their weights are
@@ -166,12 +166,12 @@ def load_streamed(component_class, folder: Path, device: torch.device, dtype: to
     tensors = stored_tensors(folder)
     names = {tensor.name: tensor.name for tensor in tensors}
     model, tensors = _paired(model, folder, tensors, names, without)
-    model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict)
+    model = fill_streamed(model, tensors, device, dtype, on_block=on_block, blocks=blocks, evict=evict)
     return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
 
 
 def load_transformers_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
-                               on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "",
+                               *, on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "",
                                evict: bool = True, without: tuple[str, ...] = ()):
     """The transformers `component_class` (the Gemma text encoder) built without weights and filled like
     `load_streamed`. Stored names are paired with the model's by transformers' own checkpoint conversion mapping:
@@ -190,7 +190,7 @@ def load_transformers_streamed(component_class, folder: Path, device: torch.devi
     tensors = stored_tensors(folder)
     names = checkpoint_names(model, [tensor.name for tensor in tensors])  # before `without`: the mapping is whole
     model, tensors = _paired(model, folder, tensors, names, without)
-    model = fill_streamed(model, tensors, device, dtype, on_block, blocks, evict, names)
+    model = fill_streamed(model, tensors, device, dtype, on_block=on_block, blocks=blocks, evict=evict, names=names)
     model.tie_weights()  # filling replaced the embedding's parameter
     return model.to(device).eval().requires_grad_(False)
 
@@ -231,14 +231,14 @@ def _paired(model: torch.nn.Module, folder: Path, tensors: list[StoredTensor], n
 
 
 def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype,
-                  on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
+                  *, on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
                   evict: bool = True, names: dict[str, str] | None = None) -> torch.nn.Module:
     """Fill a model built on the meta device from `tensors`, one at a time, on `device`. `names` maps stored
     names to the model's where they differ. `on_block(block)` runs for each module of the `blocks` list (a dotted
     path) once all of its weights have arrived; `evict` as in `read_tensors`."""
     names = names or {}
     waiting = Counter(_block_of(names.get(tensor.name, tensor.name), blocks) for tensor in tensors)
-    for stored_name, value in read_tensors(tensors, device, dtype, evict):
+    for stored_name, value in read_tensors(tensors, device, dtype, evict=evict):
         name = names.get(stored_name, stored_name)
         owner_name, _, attribute = name.rpartition(".")
         owner = model.get_submodule(owner_name)

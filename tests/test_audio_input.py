@@ -100,7 +100,7 @@ def encoded(model, tone):
 
     tracker = memory.MemoryTracker(torch.device("cpu"))
     [given] = tracker.run("audio input", encode, model, [AudioInput.inspect(tone, 1.0, 17, Fraction(24))],
-                          torch.device("cpu"), torch.float32)
+                          device=torch.device("cpu"), dtype=torch.float32)
     return given.latents
 
 

@@ -59,7 +59,7 @@ def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, text_fp8, offloa
     assert chosen.diffusion_gib <= budget or offload == "sequential"
     assert chosen.text_gib <= budget * fit.HEADROOM or text_encoder == "offloaded"
     assert f"{text_encoder} text encoder" in chosen.describe()
-    assert fit.choose(model, TOKENS_1080P, True, budget, offload="none").offload == "none"  # a flag wins
+    assert fit.choose(model, TOKENS_1080P, True, budget_gib=budget, offload="none").offload == "none"  # a flag wins
 
 
 def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
@@ -69,8 +69,8 @@ def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
     cpu = torch.device("cpu")
     tracker = memory.MemoryTracker(cpu)
     request = PromptRequest("a fox", "blur", True)
-    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, (), mode)
-                           for mode in ("resident", "offloaded"))
+    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, loras=(),
+                                       text_encoder=mode) for mode in ("resident", "offloaded"))
     assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)
 
 

@@ -81,7 +81,7 @@ def test_fp8_text_encoder_stores_its_linears_in_float8_as_it_loads_and_condition
 
     cpu = torch.device("cpu")
     with MemoryTracker(cpu).stage("text") as stage:
-        gemma = load_text_encoder(stage, tiny_model, cpu, torch.float32, "fp8")  # read from its files
+        gemma = load_text_encoder(stage, tiny_model, cpu, torch.float32, mode="fp8")  # read from its files
         linears = {name: module for name, module in gemma.named_modules() if isinstance(module, torch.nn.Linear)}
         assert all(isinstance(module.weight, Float8Tensor) for name, module in linears.items()
                    if name.startswith("model.language_model."))  # every layer the prompt passes through
