@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
-from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, ensure_writable_dir, opt, validate_decode_options
+from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, check_output_file, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.video import check_encoder
@@ -59,9 +59,7 @@ def load_config(args: argparse.Namespace):
     from ltx2gen.latents import LatentsFileError, load_latents
 
     values = {f.name: getattr(args, f.name, f.default) for f in fields(DecodeConfig)}
-    if values["output"].suffix.lower() != ".mp4":
-        raise ConfigError(f"--output {values['output']}: must end in .mp4")
-    ensure_writable_dir(values["output"].parent, "--output")
+    check_output_file(values["output"])
     try:
         latents_file = load_latents(values["input"])
     except LatentsFileError as err:

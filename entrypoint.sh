@@ -73,7 +73,7 @@ case "${command}" in
 import sys
 from huggingface_hub import hf_hub_download, snapshot_download
 from ltx2gen.lora import CAMERA_MOVES, camera_lora
-from ltx2gen.config import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS
+from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS
 
 for repo_id in sys.argv[1:] or ["rootonchair/LTX-2-19b-distilled"]:
     print(f"downloading {repo_id}", flush=True)

@@ -112,7 +112,7 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
 
 def fail(failure, ranks=None) -> int:
     """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept."""
-    if not failure.interrupted:
+    if not failure.interrupted and not failure.foreseen:
         traceback.print_exception(failure.cause)
     reason = "interrupted" if failure.interrupted else str(failure)
     rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""

@@ -46,7 +46,8 @@ print("strength 1 vs plain, max |video latent difference|:", float((runs["s1"].v
 meta = runs["s1"].metadata
 item = AudioInput.inspect(work / "tone.wav", 1.0, meta["num_frames"], Fraction(meta["fps"]))
 device = torch.device("cuda")
-[given] = memory.MemoryTracker(device).run("audio input", encode, work / "bench", [item], device, torch.bfloat16)
+[given] = memory.MemoryTracker(device).run("audio input", encode, work / "bench", [item], device=device,
+                                           dtype=torch.bfloat16)
 print("strength 1 audio latents vs the encoded input, max |difference|:",
       float((runs["s1"].audio.float() - given.latents).abs().max()))
 for name in ("plain", "s0", "half", "s1"):

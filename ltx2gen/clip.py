@@ -52,9 +52,10 @@ class RenderedClip:
 class ClipFailed(Exception):
     """A stage failed (or was interrupted); `advice` says what was kept and how to go on from it."""
 
-    def __init__(self, cause: BaseException, advice: str):
+    def __init__(self, cause: BaseException, advice: str, foreseen: bool = False):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause, self.advice = cause, advice
+        self.foreseen = foreseen  # a failure the message explains in full: no traceback
 
     @property
     def interrupted(self) -> bool:
@@ -151,7 +152,7 @@ def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.Diffus
                          + report.recovery_command(saved, config.output)) from err
     except OSError as err:
         raise ClipFailed(err, "the diffusion result could not be saved anywhere; free some space (or choose an "
-                         "--output folder that can be written) and run the same command again") from err
+                         "--output folder that can be written) and run the same command again", foreseen=True) from err
     print(f"saved latents: {saved}" + (" (its folder beside the output could not take it)" if tried else ""),
           flush=True)
     return saved

@@ -216,16 +216,11 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--guidance-scale {self.guidance_scale}: must be 1.0 (off) or more")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
-        if self.output.suffix.lower() != ".mp4":
-            raise ConfigError(f"--output {self.output}: must end in .mp4")
-        if self.output.is_dir():
-            raise ConfigError(f"--output {self.output}: is a folder; give a file name ending in .mp4, e.g. "
-                              f"{self.output / 'clip.mp4'}")
+        check_output_file(self.output)
         validate_nag_options(self)
         validate_decode_options(self)
         validate_image_options(self.image, self.image_strength)
         validate_audio_options(self.audio, self.audio_strength)
-        ensure_writable_dir(self.output.parent, "--output")
 
     @property
     def distilled(self) -> bool:
@@ -318,6 +313,15 @@ def validate_decode_options(options: DecodeOptions) -> None:
     if options.model and is_local_path(options.model) and not Path(options.model).expanduser().is_dir():
         raise ConfigError(f"--model {options.model}: no such model directory (give an existing directory "
                           f"or a Hugging Face repo id such as {DEFAULT_MODEL})")
+
+
+def check_output_file(output: Path, flag: str = "--output") -> None:
+    """An MP4 path that can be written: its folder takes files, and it is not a folder itself."""
+    if output.suffix.lower() != ".mp4":
+        raise ConfigError(f"{flag} {output}: must end in .mp4")
+    if output.is_dir():
+        raise ConfigError(f"{flag} {output}: is a folder; give a file name ending in .mp4, e.g. {output / 'clip.mp4'}")
+    ensure_writable_dir(output.parent, flag)
 
 
 def check_text(flag: str, text: str) -> None:

@@ -79,6 +79,18 @@ DEPENDS_ON = (
                "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
                "attention_kwargs=None, *, backend=None, parallel_config=None",
                "nag.NagCrossAttention: attends with the processor's backend and parallel configuration"),
+    Dependency("diffusers.models._modeling_parallel:ContextParallelInput", "split_dim, expected_dims=None, "
+               "split_output=False", "context_parallel.plan: which transformer inputs split along the tokens (a "
+               "private diffusers module)"),
+    Dependency("diffusers.models._modeling_parallel:ContextParallelOutput", "gather_dim, expected_dims=None",
+               "context_parallel.plan: where the video output is gathered (a private diffusers module)"),
+    Dependency("diffusers.pipelines.ltx2.utils:resolve_default_image_crf", "text_encoder",
+               "image.image_crf: called with a stand-in holding only the text encoder's model_type"),
+    Dependency("diffusers.pipelines.ltx2.utils:apply_image_conditioning_crf", "image, crf",
+               "image.prepare_frame: the H.264 re-compression of a conditioning image"),
+    Dependency("diffusers.pipelines.ltx2.pipeline_ltx2_condition:LTX2VideoCondition",
+               "frames, index=0, strength=1.0, crf=None",
+               "image.ImageConditioning.pipeline: the condition an --image-strength below 1 passes"),
 )
 
 

@@ -215,9 +215,6 @@ def test_latents_go_to_the_first_fallback_folder_when_the_outputs_cannot_take_th
     assert json.loads((out_dir / "clip.json").read_text())["latents"] == str(fallback)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: generate.py fail() prints the traceback of every ClipFailed that "
-                   "is not an interrupt, so clip.save_latents' anticipated 'no folder took the latents' OSError comes "
-                   "with a traceback before its error line")
 def test_no_folder_takes_the_latents_exit_1_with_one_error_line_and_advice(tiny_model, tmp_path, monkeypatch):
     fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
     out_dir = tmp_path / "out"
@@ -312,9 +309,6 @@ def test_an_existing_folder_as_output_is_refused_up_front(tiny_model, tmp_path, 
     assert not events and not list(folder.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: decode_latents.load_config checks only the .mp4 suffix and the "
-                   "parent folder, not that --output is a folder (GenerateConfig.validate does), so it decodes the "
-                   "whole clip and then fails with IsADirectoryError, exit 1")
 def test_decode_latents_refuses_an_existing_folder_as_output_up_front(kept, tmp_path, events):
     folder = tmp_path / "clip.mp4"
     folder.mkdir()
