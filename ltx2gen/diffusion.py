@@ -45,15 +45,17 @@ class DiffusionResult:
 
 
 def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int,
-                            guidance_scale: float, distilled: bool) -> dict:
-    """The exact keyword arguments given to `LTX2Pipeline.__call__` (besides embeddings and generator)."""
+                            guidance_scale: float, distilled: bool, version: str = "2.0") -> dict:
+    """The exact keyword arguments given to `LTX2Pipeline.__call__` (besides embeddings and generator), for a
+    checkpoint of `version` (`checkpoint.model_version`)."""
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
     return dict(
         height=height, width=width, num_frames=num_frames, frame_rate=fps, num_inference_steps=steps,
         sigmas=list(DISTILLED_SIGMA_VALUES) if distilled else None,
         guidance_scale=guidance_scale, audio_guidance_scale=guidance_scale, **NEUTRAL_GUIDANCE,
-        use_cross_timestep=False,  # LTX-2.0 weights; True is LTX-2.3 behaviour
+        # LTX-2.3 and later modulate each modality's cross-attention with the other's timestep; 2.0 was not trained so
+        use_cross_timestep=version != "2.0",
         output_type="latent",
     )
 

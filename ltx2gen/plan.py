@@ -11,7 +11,7 @@ import torch
 
 from ltx2gen import components, diffusion, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
-from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_count
+from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_count, model_version
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
@@ -19,6 +19,7 @@ from ltx2gen.image import SourceImage, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
+from ltx2gen.ranks import Ranks
 from ltx2gen.text import EncodedPrompt
 from ltx2gen.video import check_encoder
 
@@ -40,6 +41,7 @@ class RunPlan:
     image: SourceImage | None = None
     upsampler_dir: Path | None = None  # two-stage only
     audio_input: AudioInput | None = None
+    version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -56,15 +58,18 @@ class RunPlan:
             print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         is_two_stage = config.pipeline == "two-stage"
+        model_dir = components.resolve_model_dir(config.model)
+        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
+        version, _ = model_version(model_dir)
+        refuse_what_the_version_lacks(config, version)
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
         call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
-            fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled)
+            fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled,
+            version=version)
         decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames,
                                                      config.vae_context_frames, config.vae_tile_size,
                                                      config.vae_tile_overlap)
-        model_dir = components.resolve_model_dir(config.model)
-        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
         check_encoder()
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
@@ -108,11 +113,12 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input)
+                  upsampler_dir, audio_input, version)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
-        print(f"plan: {pipeline} ({pipeline_reason(config)}) {config.width}x{config.height}x{config.num_frames} at "
-              f"{report.fps_text(config.fps)} fps, {config.steps} steps, guidance {config.guidance_scale:g}, "
-              f"seed {config.seed}, {run.describe()}", flush=True)
+        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) "
+              f"{config.width}x{config.height}x{config.num_frames} at {report.fps_text(config.fps)} fps, "
+              f"{config.steps} steps, guidance {config.guidance_scale:g}, seed {config.seed}, {run.describe()}",
+              flush=True)
         return run
 
     def describe(self) -> str:
@@ -147,7 +153,8 @@ class RunPlan:
         return {
             "model": self.model_reference(config.model), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
-            "prompt": config.prompt, "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS,
+            "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
+            "prompt_tokens": PROMPT_TOKENS,
             "sample_rate": self.sample_rate(),
             "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
@@ -174,7 +181,7 @@ class RunPlan:
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
             "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
-            "model_dir": str(self.model_dir),
+            "model_dir": str(self.model_dir), "model_version": self.version,
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": self.fp8, "compiled": self.compiled,
@@ -193,6 +200,29 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
+    """What is built and measured for LTX-2.0 only is refused on later versions in one line, before any weight is
+    read."""
+    if version == "2.0":
+        return
+    name = f"LTX-{version}"
+    if config.camera:
+        raise ConfigError(f"--camera {config.camera}: Lightricks' camera-control LoRAs are made for LTX-2.0 and {name} "
+                          "has none; describe the camera move in the prompt, or use an LTX-2.0 model")
+    if config.lora:
+        raise ConfigError(f"--lora {config.lora[0].label}: LoRAs are fused into LTX-2.0 models only so far (an "
+                          f"LTX-2.0 LoRA does not carry over to {name}); drop --lora, or use an LTX-2.0 model")
+    if config.pipeline == "two-stage":
+        raise ConfigError(f"--pipeline two-stage: not yet for {name}, whose latent upsamplers differ from LTX-2.0's; "
+                          "use --pipeline distilled or full")
+    if config.enhance_prompt:
+        raise ConfigError(f"--enhance-prompt: not yet for {name} (its prompt enhancer differs from LTX-2.0's); drop "
+                          "--enhance-prompt")
+    if Ranks.from_env().distributed:
+        raise ConfigError(f"one clip over several GPUs: not yet for {name} (its gated attention is not split and "
+                          "was not measured); render it on one GPU")
 
 
 def pipeline_reason(config: GenerateConfig) -> str:

@@ -12,6 +12,7 @@ import pytest
 import generate
 from conftest import ROOT, linked_copy, parse_config
 from ltx2gen.checkpoint import DEFAULT_NEGATIVE_PROMPT, detect_pipeline
+from ltx2gen.errors import ConfigError
 
 PUBLISHED = ROOT / "ltx2gen" / "published"
 
@@ -70,3 +71,21 @@ def test_a_model_not_downloaded_exits_2_before_any_weight_is_read(tmp_path):
     assert result.returncode == 2
     assert "--model nobody/not-downloaded: not in the Hugging Face cache" in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("folder, version", [("rootonchair--LTX-2-19b-distilled", "2.0"), ("Lightricks--LTX-2", "2.0"),
+                                             ("diffusers--LTX-2.3-Diffusers", "2.3"),
+                                             ("diffusers--LTX-2.3-Distilled-Diffusers", "2.3"),
+                                             ("Lightricks--LTX-2.5-Diffusers", "2.5")])
+def test_the_version_is_read_from_the_published_transformer_configuration(folder, version):
+    from ltx2gen.checkpoint import model_version
+    from ltx2gen.synthetic import PUBLISHED
+
+    assert model_version(PUBLISHED / folder)[0] == version
+
+
+def test_a_version_without_a_transformer_configuration_is_a_config_error(tmp_path):
+    from ltx2gen.checkpoint import model_version
+
+    with pytest.raises(ConfigError, match="cannot read its transformer configuration"):
+        model_version(tmp_path)

@@ -169,7 +169,7 @@ def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_an
     out = tmp_path / "clip.mp4"
     assert run_generate(published(model_dir, tmp_path, repo), out, prompt="a fox in snow") == 0
     plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
-    assert plan_line.startswith(f"plan: {pipeline} ({reason}")
+    assert plan_line.startswith(f"plan: LTX-2.0 {pipeline} ({reason}")
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == (pipeline, steps, guidance)
     assert sidecar["transformer_calls"] == calls and sidecar["prompt_tokens"] == 1024
