@@ -5,7 +5,8 @@ work="${LTX2GEN_BENCH_WORK:-/tmp/ltx2gen-bench}"
 prompt="A red fox runs through fresh snow at dawn, breath steaming, birds calling"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 # The package from this checkout, whether or not it is installed (`pip install -e .`).
-export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)${PYTHONPATH:+:${PYTHONPATH}}"
+repository="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="${repository}${PYTHONPATH:+:${PYTHONPATH}}"
 mkdir -p "$work"
 
 # generate.py's log without progress bars and library notices; never fails (the pipeline's status is the command's).
