@@ -64,7 +64,8 @@ def test_sidecar_and_plan_line_record_both_stages(clip):
     assert refine["scheduler_sigmas"] == pytest.approx([0.909375, 0.725, 0.421875, 0.0], abs=1e-7)
     assert (refine["steps"], refine["noise_scale"], refine["transformer_calls"]) == (3, 0.909375, 3)
     assert sidecar["transformer_calls"] == 11
-    assert re.search(r"plan: LTX-2.0 two-stage \(64x64, 8 distilled steps -> 2x latent upsample -> 128x128, 3 refine", printed)
+    assert re.search(r"plan: LTX-2.0 two-stage \(64x64, 8 distilled steps -> 2x latent upsample -> 128x128, "
+                     r"3 refine", printed)
 
 
 def test_transformer_loads_once_and_stays_while_the_upsampler_loads_and_frees(clip):
