@@ -1,9 +1,11 @@
-"""The synthetic models follow the published LTX-2.0 repos: their configuration (ltx2gen/published/, changed only in
-sizes), their file layout (shard names and counts, tensor names, on-disk dtypes) and their tokenizer settings."""
+"""The synthetic models follow the published LTX-2.0, LTX-2.3 and LTX-2.5 repos: their configuration
+(ltx2gen/published/, changed only in sizes), their file layout (shard names and counts, tensor names, on-disk dtypes)
+and their tokenizer settings; diffusers' stock pipelines load and run them."""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -296,3 +298,265 @@ def test_building_in_fp8_frees_each_unquantized_weight_once_quantized(tmp_path):
     model = build_at_load(model_dir, "text_encoder", torch.device("cpu"), torch.float32, quantize=quantize)
     assert len(originals) > 10 and set(alive_while_building) == {0}  # never a second copy of the encoder
     del model
+
+
+# --- LTX-2.3 and LTX-2.5 (and the LTX-2.3 x2 upsampler repo) -------------------------------------------------------
+
+LATER_REPOS = (*synthetic.LTX23_REPOS, synthetic.LTX25_REPO)
+# Per published file, every key the tiny preset may change in the later repos (the LTX-2.0 sets where alike).
+LATER_SIZE_KEYS = {
+    "transformer/config.json": TINY_SIZE_KEYS["transformer/config.json"],
+    "transformer_full/config.json": TINY_SIZE_KEYS["transformer/config.json"],
+    # One projection per modality, straight to the transformer's cross-attention widths.
+    "connectors/config.json": TINY_SIZE_KEYS["connectors/config.json"] | {"video_hidden_dim", "audio_hidden_dim"},
+    "vae/config.json": TINY_SIZE_KEYS["vae/config.json"],
+    "audio_vae/config.json": TINY_SIZE_KEYS["audio_vae/config.json"],
+    "vocoder/config.json": {"in_channels", "hidden_channels", "bwe_hidden_channels"},
+    "latent_upsampler/config.json": TINY_SIZE_KEYS["latent_upsampler/config.json"],
+    "duration_head/config.json": {"video_cross_attention_dim", "audio_cross_attention_dim", "pooler_hidden_dim",
+                                  "num_pooler_heads", "mlp_hidden_dim"},
+    "diffusion_decoder/config.json": {"latent_channels", "decoder_head_dim", "decoder_stage_channels",
+                                      "decoder_stage_depths", "decoder_stage_kernels", "decoder_stage5_kernel",
+                                      "decoder_t_emb_dim"},
+    "processor/processor_config.json": {"image_seq_length"},
+    "scheduler/scheduler_config.json": set(),
+    "model_index.json": set(),
+    "tokenizer/special_tokens_map.json": set(),
+    "tokenizer/tokenizer_config.json": {"added_tokens_decoder"},
+}
+GEMMA3_SIZE_KEYS = TINY_SIZE_KEYS["text_encoder/config.json"]
+GEMMA4_SIZE_KEYS = {
+    "text_config.hidden_size", "text_config.intermediate_size", "text_config.num_hidden_layers",
+    "text_config.num_attention_heads", "text_config.num_key_value_heads", "text_config.head_dim",
+    "text_config.global_head_dim", "text_config.vocab_size", "text_config.layer_types", "vision_config.mm_embed_dim",
+    "vision_config.output_proj_dims", "vision_config.mm_posemb_size", "boi_token_id", "eoi_token_id",
+    "image_token_id", "video_token_id", "boa_token_id", "eoa_token_index", "audio_token_id"}
+NEUTRAL_GUIDANCE = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
+                        audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0,
+                        audio_guidance_rescale=0.0)
+
+
+@pytest.fixture(scope="module")
+def later_model(tmp_path_factory):
+    """The tiny model of a LTX-2.3 / LTX-2.5 repo (or of the upsampler-only repo), written once by the command line."""
+    models = {}
+
+    def model(repo: str) -> Path:
+        if repo not in models:
+            models[repo] = tmp_path_factory.mktemp("later") / "tiny"
+            assert main(["--preset", "tiny", "--out", str(models[repo]), "--repo", repo]) == 0
+        return models[repo]
+
+    return model
+
+
+def expected_dtype(spec: dict, name: str) -> str:
+    return next((dtype for dtype, patterns in spec.get("dtype_overrides", {}).items()
+                 if any(pattern in name for pattern in patterns)), spec["dtype"])
+
+
+@pytest.mark.parametrize("repo", (*LATER_REPOS, synthetic.UPSAMPLER_REPO))
+def test_later_tiny_configs_equal_the_published_ones_except_the_listed_size_keys(later_model, repo):
+    model = later_model(repo)
+    root = synthetic.fixture_dir(repo)
+    published_files = sorted(str(path.relative_to(root)) for path in root.rglob("*.json") if path.name != "layout.json")
+    assert published_files  # every published configuration file is written, changed only in sizes
+    for name in published_files:
+        if name == "text_encoder/config.json":
+            gemma4 = json.loads((root / name).read_text())["model_type"] == "gemma4_unified"
+            allowed = GEMMA4_SIZE_KEYS if gemma4 else GEMMA3_SIZE_KEYS
+        else:
+            allowed = LATER_SIZE_KEYS[name]
+        published, ours = (flat(json.loads((folder / name).read_text())) for folder in (root, model))
+        assert ours.keys() == published.keys(), name
+        assert {key for key in ours if ours[key] != published[key]} == allowed, name
+    for name in ("tokenizer/chat_template.jinja", "tokenizer/special_tokens_map.json"):
+        if (root / name).is_file():
+            assert (model / name).read_text() == (root / name).read_text(), name
+
+
+@pytest.mark.parametrize("repo", (*LATER_REPOS, synthetic.UPSAMPLER_REPO))
+def test_later_models_are_written_in_the_published_layout(later_model, repo):
+    model = later_model(repo)
+    layout = synthetic.published_layout(repo)
+    assert layout["repo"] == repo
+    folders = layout["folders"]
+    assert sorted(path.name for path in model.iterdir() if path.is_dir()) == sorted(folders)
+    assert sorted(path.name for path in model.iterdir() if path.is_file()) == sorted(
+        ["model_index.json", SYNTHETIC_MARKER])
+    for folder, entry in folders.items():
+        files = {path.name for path in (model / folder).iterdir()}
+        if "files" in entry:  # tokenizer/ and processor/: the published files, and the unlisted ones loading needs
+            assert set(entry["files"]) <= files <= set(entry["files"]) | set(entry.get("published_only", [])), folder
+            continue
+        spec = entry["weights"]
+        shards = spec["shards"] or synthetic.UNKNOWN_SHARDS[(repo, folder)]
+        stem = spec["stem"]
+        names = ([f"{stem}.safetensors"] if shards == 1 else
+                 [f"{stem}-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)])
+        assert files == {"config.json", *names, *([spec["index"]] if spec["index"] else [])}, folder
+        tensors = stored(model / folder, "*.safetensors")
+        if spec["index"]:
+            weight_map = json.loads((model / folder / spec["index"]).read_text())["weight_map"]
+            assert weight_map == {name: file for name, (file, _) in tensors.items()}, folder
+        assert all(dtype == expected_dtype(spec, name) for name, (_, dtype) in tensors.items()), folder
+        assert not set(spec.get("omitted", ())) & set(tensors), folder
+        if spec.get("name_map"):  # transformers 4 names
+            assert all(name.startswith(tuple(spec["name_map"].values())) for name in tensors), folder
+    index = json.loads((model / "model_index.json").read_text())
+    assert index == json.loads((synthetic.fixture_dir(repo) / "model_index.json").read_text())
+
+
+@pytest.mark.parametrize("repo", LATER_REPOS)
+def test_the_later_repos_store_what_their_layouts_say_they_do(later_model, repo):
+    model = later_model(repo)
+    transformer = stored(model / "transformer", "*.safetensors")
+    tables = {name for name in transformer if "scale_shift_table" in name}
+    f32 = {name for name, (_, dtype) in transformer.items() if dtype == "F32"}
+    text_encoder = stored(model / "text_encoder", "model*.safetensors")
+    if repo in synthetic.LTX23_REPOS:  # float32 modulation tables, Gemma 3 in float32 under transformers 4 names
+        assert f32 == tables and "transformer_blocks.0.audio_prompt_scale_shift_table" in tables
+        assert {dtype for _, dtype in text_encoder.values()} == {"F32"}
+        assert {name.split(".")[0] for name in text_encoder} == {
+            "language_model", "vision_tower", "multi_modal_projector"}
+        assert not list((model / "text_encoder").glob("diffusion_pytorch_model*"))  # no stale set
+    else:  # all bfloat16; Gemma 4 under its transformers 5 module names, the head tied to the embedding
+        assert not f32 and "keyframes_abs_pos_embedding" in transformer
+        assert not any(name.endswith(".ff.net.0.proj.bias") for name in transformer)  # ff_bias false
+        assert "transformer_blocks.0.audio_ff.net.0.proj.bias" in transformer  # audio_ff_bias true
+        assert {dtype for _, dtype in text_encoder.values()} == {"BF16"}
+        assert {".".join(name.split(".")[:2]) for name in text_encoder} == {
+            "model.language_model", "model.embed_vision", "model.embed_audio"}
+        assert stored(model / "transformer_full", "*.safetensors") == transformer
+
+
+@pytest.mark.parametrize("repo", LATER_REPOS)
+def test_the_stock_pipeline_loads_each_later_model_and_generates(later_model, repo):
+    from diffusers import LTX2Pipeline
+
+    model = later_model(repo)
+    pipe = LTX2Pipeline.from_pretrained(model, torch_dtype=torch.float32, local_files_only=True)
+    assert type(pipe.vocoder).__name__ == "LTX2VocoderWithBWE" and pipe.vocoder.config.output_sampling_rate == 48000
+    assert pipe.scheduler.config.use_dynamic_shifting is (repo == "diffusers/LTX-2.3-Diffusers")
+    assert pipe.text_encoder.lm_head.weight is pipe.text_encoder.model.language_model.embed_tokens.weight
+    if repo == synthetic.LTX25_REPO:
+        assert type(pipe.text_encoder).__name__ == "Gemma4UnifiedForConditionalGeneration"
+        assert type(pipe.duration_head).__name__ == "LTX2DurationHead" and pipe.processor is None
+    else:
+        assert type(pipe.text_encoder).__name__ == "Gemma3ForConditionalGeneration" and pipe.duration_head is None
+        assert type(pipe.processor).__name__ == "Gemma3Processor" and pipe.processor.image_seq_length == 4
+    # Every stored tensor reached the loaded model (a wrong tensor name would leave a freshly initialized one).
+    for name in ("transformer", "connectors", "vocoder", "text_encoder"):
+        spec = synthetic.published_layout(repo)["folders"][name]["weights"]
+        loaded = synthetic._published_names(getattr(pipe, name).state_dict(), spec)
+        for path in sorted((model / name).glob("*.safetensors")):
+            with safe_open(path, "pt") as handle:
+                for key in handle.keys():
+                    assert torch.equal(handle.get_tensor(key).float(), loaded[key]), (name, key)
+    clip = dict(prompt="a fox in snow", width=64, height=64, num_inference_steps=2, **NEUTRAL_GUIDANCE)
+    latents = pipe(num_frames=9, output_type="latent", generator=torch.Generator().manual_seed(0), **clip)
+    assert latents.frames.shape == (1, 4, 2, 2, 2) and latents.audio.shape[:2] == (1, 2)
+    assert torch.isfinite(latents.frames).all() and torch.isfinite(latents.audio).all()
+    video, audio = pipe(num_frames=9, output_type="np", generator=torch.Generator().manual_seed(0), return_dict=False,
+                        **clip)
+    assert video.shape == (1, 9, 64, 64, 3) and audio.shape[:2] == (1, 2)
+    assert np.isfinite(video).all() and torch.isfinite(audio).all()
+    if repo == synthetic.LTX25_REPO:  # num_frames from the duration head: a frame count on the VAE's grid
+        auto = pipe(num_frames=None, output_type="latent", generator=torch.Generator().manual_seed(0), **clip)
+        assert auto.frames.shape[2] >= 4 and torch.isfinite(auto.frames).all()  # at least 1 s at 24 fps
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")  # the decoder's attention on CPU
+def test_the_25_repo_has_a_full_transformer_an_upsampler_and_a_diffusion_decoder(later_model):
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        LTX2VideoDiffusionDecodePipeline,
+        LTX2VideoDiffusionDecoderModel,
+        LTX2VideoTransformer3DModel,
+    )
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    tiny_25 = later_model(synthetic.LTX25_REPO)
+
+    distilled, full = (LTX2VideoTransformer3DModel.from_pretrained(tiny_25, subfolder=name)
+                       for name in ("transformer", "transformer_full"))
+    assert full.config == distilled.config and not torch.equal(full.proj_in.weight, distilled.proj_in.weight)
+    assert distilled.keyframes_abs_pos_embedding.abs().sum() > 0  # not the constructor's zeros
+    latents = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(1))
+    upsampler = LTX2LatentUpsamplerModel.from_pretrained(tiny_25, subfolder="latent_upsampler")
+    with torch.no_grad():
+        assert upsampler(latents).shape == (1, 4, 2, 4, 4)
+    decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(tiny_25, subfolder="diffusion_decoder")
+    decode = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=decoder, scheduler=FlowMatchEulerDiscreteScheduler())
+    frames = decode(latents, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    assert frames.shape == (1, 9, 3, 64, 64) and torch.isfinite(frames).all()
+
+
+def test_the_upsampler_repo_upsamples_with_the_stock_pipeline(later_model):
+    from diffusers import LTX2LatentUpsamplePipeline
+
+    model = later_model(synthetic.UPSAMPLER_REPO)
+    pipe = LTX2LatentUpsamplePipeline.from_pretrained(model, torch_dtype=torch.float32, local_files_only=True)
+    latents = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(1))
+    upsampled = pipe(latents=latents, height=64, width=64, num_frames=9, output_type="latent", return_dict=False)[0]
+    assert upsampled.shape == (1, 4, 2, 4, 4) and torch.isfinite(upsampled).all()
+
+
+def test_the_25_tokenizer_is_a_tiny_gemma_with_the_text_encoders_media_markers(later_model):
+    from transformers import AutoTokenizer
+
+    tiny_25 = later_model(synthetic.LTX25_REPO)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_25 / "tokenizer")
+    assert type(tokenizer).__name__ == "GemmaTokenizer" and tokenizer.padding_side == "left"
+    assert tokenizer("a fox").input_ids[0] == tokenizer.bos_token_id
+    config = json.loads((tiny_25 / "text_encoder" / "config.json").read_text())
+    markers = {"boi_token_id": "<start_of_image>", "eoi_token_id": "<end_of_image>",
+               "image_token_id": "<image_soft_token>", "video_token_id": "<video_soft_token>",
+               "boa_token_id": "<start_of_audio>", "eoa_token_index": "<end_of_audio>",
+               "audio_token_id": "<audio_soft_token>"}
+    assert {key: tokenizer.convert_tokens_to_ids(token) for key, token in markers.items()} == {
+        key: config[key] for key in markers}
+    assert config["text_config"]["vocab_size"] == len(tokenizer)
+    assert config["text_config"]["layer_types"] == ["sliding_attention", "full_attention"]
+
+
+def test_a_25_text_encoder_built_at_load_is_gemma_4(tmp_path):
+    model = write_model("tiny", tmp_path / "model", repo=synthetic.LTX25_REPO, built_at_load=("text_encoder",))
+    assert sorted(path.name for path in (model / "text_encoder").iterdir()) == ["config.json"]
+    encoder = synthetic.build_at_load(model, "text_encoder", torch.device("cpu"), torch.float32)
+    assert type(encoder).__name__ == "Gemma4UnifiedForConditionalGeneration"
+    assert encoder.lm_head.weight is encoder.model.language_model.embed_tokens.weight
+
+
+def test_options_a_later_repo_does_not_have_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="prompt_enhancer"):
+        write_model("tiny", tmp_path / "a", repo=synthetic.LTX25_REPO, with_processor=True)
+    with pytest.raises(ValueError, match="stale"):
+        write_model("tiny", tmp_path / "b", repo=LATER_REPOS[0], stale_set=True)
+    with pytest.raises(ValueError, match="unknown repo"):
+        write_model("tiny", tmp_path / "c", repo="Lightricks/LTX-2.3")
+    with pytest.raises(ValueError, match="no text encoder"):
+        write_model("tiny", tmp_path / "d", repo=synthetic.UPSAMPLER_REPO, built_at_load=("text_encoder",))
+    assert not any(tmp_path.iterdir())  # refused before writing anything
+
+
+def test_full_preset_of_the_later_repos_has_the_published_sizes():
+    # SOURCES.md: tensor counts of the original LTX-2.3 checkpoint (FV23M) and byte sizes from the published files
+    # (SIZES, LIST25); a wrong size, a missing or extra tensor or a wrong on-disk dtype changes these.
+    published = {("diffusers/LTX-2.3-Diffusers", "transformer"): (4186, 37_987_138_048),
+                 ("diffusers/LTX-2.3-Diffusers", "connectors"): (262, 6_344_455_168),
+                 ("diffusers/LTX-2.3-Diffusers", "vocoder"): (1227, None),
+                 (synthetic.LTX25_REPO, "transformer_full"): (4091, 37_975_718_400),
+                 (synthetic.LTX25_REPO, "diffusion_decoder"): (None, 834_267_744),
+                 (synthetic.LTX25_REPO, "text_encoder"): (None, 23_919_460_448)}
+    for (repo, name), (count, size) in published.items():
+        spec = dict(synthetic.published_layout(repo)["folders"][name]["weights"])
+        tensors = synthetic._published_names(
+            synthetic._build(name, "full", 0, torch.bfloat16, "meta", repo).state_dict(), spec)
+        assert count in (None, len(tensors)), name
+        assert size in (None, sum(t.numel() * synthetic._dtype(spec, n).itemsize for n, t in tensors.items())), name
+    head = synthetic._build("duration_head", "full", 0, torch.bfloat16, "meta", synthetic.LTX25_REPO)
+    assert sum(p.numel() for p in head.parameters()) == 1_903_361  # "~1.9M params"
+    for repo in (*LATER_REPOS, synthetic.UPSAMPLER_REPO):
+        assert synthetic.component_configs("full", repo) == synthetic.published_configs(repo)
