@@ -82,6 +82,32 @@ def tiny_full_model(tmp_path_factory) -> Path:
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny-full", repo="Lightricks/LTX-2")
 
 
+@pytest.fixture(scope="session")
+def tiny_23_model(tmp_path_factory) -> Path:
+    """The tiny model of the published LTX-2.3 distilled repo (diffusers/LTX-2.3-Distilled-Diffusers)."""
+    from ltx2gen.synthetic import write_model
+
+    return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx23-tiny",
+                       repo="diffusers/LTX-2.3-Distilled-Diffusers")
+
+
+@pytest.fixture(scope="session")
+def tiny_23_full_model(tmp_path_factory) -> Path:
+    """The tiny model of the published LTX-2.3 full repo (diffusers/LTX-2.3-Diffusers)."""
+    from ltx2gen.synthetic import write_model
+
+    return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx23-tiny-full",
+                       repo="diffusers/LTX-2.3-Diffusers")
+
+
+@pytest.fixture(scope="session")
+def tiny_25_model(tmp_path_factory) -> Path:
+    """The tiny model of the published LTX-2.5 repo (Lightricks/LTX-2.5-Diffusers: its distilled transformer)."""
+    from ltx2gen.synthetic import write_model
+
+    return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx25-tiny", repo="Lightricks/LTX-2.5-Diffusers")
+
+
 def linked_copy(model: Path, folder: Path) -> Path:
     """`model` under another folder name, each of its entries a symbolic link (as a Hugging Face cache snapshot
     links its files)."""

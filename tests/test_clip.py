@@ -60,3 +60,50 @@ def test_every_precision_and_offload_mode_renders_on_the_gpu(tiny_model, tmp_pat
     reference = load_latents(render(tiny_model, tmp_path / "bf16.mp4", "--device", "cuda", "--fp8", "off").latents)
     difference = (latents.video.float() - reference.video.float()).norm() / reference.video.float().norm()
     assert difference < (0.1 if "weight" in flags or "dynamic" in flags else 0.02)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A still image and a tone for --image and --audio."""
+    import wave
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("inputs")
+    Image.fromarray((np.random.RandomState(0).rand(64, 96, 3) * 255).astype(np.uint8)).save(folder / "still.png")
+    tone = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 20000).astype(np.int16)
+    with wave.open(str(folder / "tone.wav"), "wb") as handle:
+        handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(16000), handle.writeframes(tone.tobytes())
+    return folder
+
+
+@pytest.mark.parametrize("model_fixture, flags", [
+    ("tiny_25_model", ["--nag-scale", "8"]), ("tiny_25_model", ["--image", "{inputs}/still.png"]),
+    ("tiny_25_model", ["--audio", "{inputs}/tone.wav", "--audio-strength", "0.5"]),
+    ("tiny_25_model", ["--fp8", "weight", "--text-fp8", "on"]),
+    ("tiny_23_model", ["--image", "{inputs}/still.png", "--image-strength", "0.7"])],
+    ids=["2.5-nag", "2.5-image", "2.5-audio", "2.5-fp8", "2.3-image"])
+def test_the_newer_versions_render_with_each_conditioning_and_precision(request, tmp_path, inputs, model_fixture,
+                                                                        flags):
+    model = request.getfixturevalue(model_fixture)
+    clip = render(model, tmp_path / "clip.mp4", "--device", "cpu", *(flag.format(inputs=inputs) for flag in flags))
+    info = probe(clip.output)
+    assert (info.frames, info.audio_sample_rate) == (17, 48000)
+    sidecar = json.loads(clip.sidecar.read_text())
+    assert sidecar["model_version"] == model_fixture[5] + "." + model_fixture[6]
+    assert torch.isfinite(load_latents(clip.latents).video).all()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--camera", "dolly-in"], "--camera dolly-in: Lightricks' camera-control LoRAs are made for LTX-2.0 and LTX-2.5"),
+    (["--pipeline", "two-stage", "--width", "128", "--height", "128"], "--pipeline two-stage: not yet for LTX-2.5"),
+    (["--enhance-prompt"], "--enhance-prompt: not yet for LTX-2.5")])
+def test_what_is_verified_on_ltx_2_0_only_is_refused_on_later_versions_before_any_weight(tiny_25_model, tmp_path,
+                                                                                        flags, message):
+    import generate
+
+    with pytest.raises(SystemExit) as exit_status:
+        generate.main(["--prompt", "a fox", "--model", str(tiny_25_model), "--output", str(tmp_path / "c.mp4"),
+                       "--device", "cpu", *flags])
+    assert exit_status.value.code == 2

@@ -85,10 +85,12 @@ def test_exactly_one_transformer_forward_per_distilled_step(clip):
 
 
 def stock_pipeline(model_dir):
-    """diffusers' LTX2Pipeline loaded whole from the model's files, as a user of diffusers alone would run it."""
+    """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
+    it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
+    bfloat16 for LTX-2.5)."""
     from diffusers import LTX2Pipeline
 
-    return LTX2Pipeline.from_pretrained(model_dir, local_files_only=True)
+    return LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
 
 
 def stock_run(model_dir, sidecar: dict, output_type: str):
@@ -151,27 +153,34 @@ def published(model, folder, repo):
     return linked_copy(model, folder / "hub" / f"models--{owner}--{name}" / "snapshots" / "5a2f0c1e")
 
 
-# What a render with default flags must record for each published repo: its pipeline, its reason, steps, guidance,
-# transformer calls and sigmas (None: the checkpoint's shifting schedule, ending at its shift_terminal 0.1).
-PUBLISHED_RUNS = {
-    "tiny_model": ("distilled", "its scheduler takes the sigmas as given", 8, 1.0, 8, OFFICIAL_DISTILLED_SIGMAS),
-    "tiny_full_model": ("full", "its scheduler shifts the sigmas with the clip size", 40, 3.5, 40, None),
-}
+# What a render with default flags must record for each published repo: its version, pipeline, reason, steps,
+# guidance, transformer calls and sigmas (None: the checkpoint's shifting schedule, ending at its shift_terminal).
+DISTILLED = ("distilled", "its scheduler takes the sigmas as given", 8, 1.0, 8, OFFICIAL_DISTILLED_SIGMAS)
+FULL = ("full", "its scheduler shifts the sigmas with the clip size", 40, 3.5, 40, None)
+PUBLISHED_RUNS = {"tiny_model": ("2.0", *DISTILLED), "tiny_full_model": ("2.0", *FULL),
+                  "tiny_23_model": ("2.3", *DISTILLED), "tiny_23_full_model": ("2.3", *FULL),
+                  "tiny_25_model": ("2.5", *DISTILLED)}
 
 
 @pytest.mark.parametrize("model_fixture, repo, against_stock", [
     ("tiny_model", "rootonchair/LTX-2-19b-distilled", False), ("tiny_model", None, True),
-    ("tiny_full_model", "Lightricks/LTX-2", True), ("tiny_full_model", None, False)])
+    ("tiny_full_model", "Lightricks/LTX-2", True), ("tiny_full_model", None, False),
+    ("tiny_23_model", "diffusers/LTX-2.3-Distilled-Diffusers", True),
+    ("tiny_23_full_model", "diffusers/LTX-2.3-Diffusers", True),
+    ("tiny_25_model", "Lightricks/LTX-2.5-Diffusers", True)])
 def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_any_folder(
         request, tmp_path, capsys, model_fixture, repo, against_stock):
-    pipeline, reason, steps, guidance, calls, sigmas = PUBLISHED_RUNS[model_fixture]
+    version, pipeline, reason, steps, guidance, calls, sigmas = PUBLISHED_RUNS[model_fixture]
     model_dir = request.getfixturevalue(model_fixture)
     out = tmp_path / "clip.mp4"
     assert run_generate(published(model_dir, tmp_path, repo), out, prompt="a fox in snow") == 0
     plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
-    assert plan_line.startswith(f"plan: LTX-2.0 {pipeline} ({reason}")
+    assert plan_line.startswith(f"plan: LTX-{version} {pipeline} ({reason}")
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == (pipeline, steps, guidance)
+    assert sidecar["model_version"] == version
+    assert sidecar["pipeline_call"]["use_cross_timestep"] == (version != "2.0")  # how each version was trained
+    assert sidecar["audio_sample_rate"] == (24000 if version == "2.0" else 48000)
     assert sidecar["transformer_calls"] == calls and sidecar["prompt_tokens"] == 1024
     if sigmas:
         assert sidecar["scheduler_sigmas"] == sigmas
