@@ -21,6 +21,7 @@ failure; not reproduced here).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ def validate_image_options(image: Path | None, strength: float) -> None:
     check_strength("--image-strength", strength, "1 keeps the first frame as the image", "--image", image)
     if image is not None:
         inspect_image(image)
+        if importlib.util.find_spec("av") is None:  # found here, not after the text stage
+            raise ConfigError(f"--image {image}: needs PyAV to re-compress the image with H.264 as the model was "
+                              "trained (pip install av, as requirements.txt pins it)")
 
 
 def image_crf(model_dir: Path) -> int:

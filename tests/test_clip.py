@@ -48,16 +48,18 @@ def test_a_failing_stage_raises_clip_failed_with_advice(tiny_model, tmp_path, mo
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("model_fixture", ["tiny_model", "tiny_25_model"])
 @pytest.mark.parametrize("flags", [["--fp8", "off"], ["--fp8", "weight", "--text-fp8", "on"],
                                    ["--fp8", "dynamic"], ["--fp8", "off", "--offload", "group"],
                                    ["--fp8", "weight", "--offload", "sequential"]],
                          ids=["bf16", "fp8-weight", "fp8-dynamic", "group-offload", "sequential-offload"])
-def test_every_precision_and_offload_mode_renders_on_the_gpu(tiny_model, tmp_path, flags):
-    clip = render(tiny_model, tmp_path / "fox.mp4", "--device", "cuda", *flags)
+def test_every_precision_and_offload_mode_renders_on_the_gpu(request, tmp_path, model_fixture, flags):
+    model = request.getfixturevalue(model_fixture)
+    clip = render(model, tmp_path / "fox.mp4", "--device", "cuda", *flags)
     assert probe(clip.output).frames == 17
     latents = load_latents(clip.latents)
     assert torch.isfinite(latents.video).all() and torch.isfinite(latents.audio).all()
-    reference = load_latents(render(tiny_model, tmp_path / "bf16.mp4", "--device", "cuda", "--fp8", "off").latents)
+    reference = load_latents(render(model, tmp_path / "bf16.mp4", "--device", "cuda", "--fp8", "off").latents)
     difference = (latents.video.float() - reference.video.float()).norm() / reference.video.float().norm()
     assert difference < (0.1 if "weight" in flags or "dynamic" in flags else 0.02)
 
@@ -107,3 +109,14 @@ def test_what_is_verified_on_ltx_2_0_only_is_refused_on_later_versions_before_an
         generate.main(["--prompt", "a fox", "--model", str(tiny_25_model), "--output", str(tmp_path / "c.mp4"),
                        "--device", "cpu", *flags])
     assert exit_status.value.code == 2
+
+
+def test_an_ltx_2_5_clip_recovers_from_its_latents_with_its_vocoder_rate(tiny_25_model, tmp_path):
+    import decode_latents
+    from ltx2gen.video import read_frames
+
+    clip = render(tiny_25_model, tmp_path / "clip.mp4", "--device", "cpu")
+    recovered = tmp_path / "recovered.mp4"
+    assert decode_latents.main(["--input", str(clip.latents), "--output", str(recovered), "--device", "cpu"]) == 0
+    assert probe(recovered).audio_sample_rate == 48000
+    assert (read_frames(recovered) == read_frames(clip.output)).all()

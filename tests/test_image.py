@@ -188,3 +188,19 @@ def test_bad_images_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("generate.py: error: ") and message in error, error
     assert loads == [] and not (tmp_path / "out").exists()
+
+
+def test_an_image_without_pyav_installed_is_refused_while_the_flags_are_checked(tmp_path, monkeypatch):
+    import importlib.util
+
+    from PIL import Image
+
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.image import validate_image_options
+
+    picture = tmp_path / "still.png"
+    Image.new("RGB", (96, 64)).save(picture)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "av" else find_spec(name))
+    with pytest.raises(ConfigError, match="needs PyAV"):
+        validate_image_options(picture, 1.0)
