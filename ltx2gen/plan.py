@@ -61,7 +61,7 @@ class RunPlan:
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
         version, _ = model_version(model_dir)
-        refuse_what_the_version_lacks(config, version)
+        refuse_what_the_version_lacks(config, version, model_dir)
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
         call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
@@ -202,12 +202,15 @@ class RunPlan:
         return write_json(config.sidecar_path, sidecar)
 
 
-def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
+def refuse_what_the_version_lacks(config: GenerateConfig, version: str, model_dir: Path) -> None:
     """What is built and measured for LTX-2.0 only is refused on later versions in one line, before any weight is
     read."""
     if version == "2.0":
         return
     name = f"LTX-{version}"
+    if config.pipeline == "full" and (Path(model_dir) / "transformer_full").is_dir():
+        raise ConfigError(f"--pipeline full: {name}'s repo keeps its full model in transformer_full/, which is not "
+                          "loaded yet (transformer/ is the distilled one); use --pipeline distilled")
     if config.camera:
         raise ConfigError(f"--camera {config.camera}: Lightricks' camera-control LoRAs are made for LTX-2.0 and {name} "
                           "has none; describe the camera move in the prompt, or use an LTX-2.0 model")

@@ -100,15 +100,18 @@ def test_the_newer_versions_render_with_each_conditioning_and_precision(request,
 @pytest.mark.parametrize("flags, message", [
     (["--camera", "dolly-in"], "--camera dolly-in: Lightricks' camera-control LoRAs are made for LTX-2.0 and LTX-2.5"),
     (["--pipeline", "two-stage", "--width", "128", "--height", "128"], "--pipeline two-stage: not yet for LTX-2.5"),
-    (["--enhance-prompt"], "--enhance-prompt: not yet for LTX-2.5")])
+    (["--enhance-prompt"], "--enhance-prompt: not yet for LTX-2.5"),
+    (["--pipeline", "full"], "--pipeline full: LTX-2.5's repo keeps its full model in transformer_full/")])
 def test_what_is_verified_on_ltx_2_0_only_is_refused_on_later_versions_before_any_weight(tiny_25_model, tmp_path,
-                                                                                        flags, message):
+                                                                                        capsys, flags, message):
     import generate
 
     with pytest.raises(SystemExit) as exit_status:
         generate.main(["--prompt", "a fox", "--model", str(tiny_25_model), "--output", str(tmp_path / "c.mp4"),
                        "--device", "cpu", *flags])
     assert exit_status.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"generate.py: error: {message}") and error.count("\n") == 1
 
 
 def test_an_ltx_2_5_clip_recovers_from_its_latents_with_its_vocoder_rate(tiny_25_model, tmp_path):
