@@ -15,7 +15,7 @@ from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_coun
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
-from ltx2gen.image import SourceImage, inspect_image
+from ltx2gen.image import SourceImage, image_crf, inspect_image
 from ltx2gen.lora import ResolvedLora, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
@@ -163,9 +163,11 @@ class RunPlan:
         }
 
     def conditioning_record(self, config: GenerateConfig) -> dict:
-        """The --image and --audio entries of the latents file and the sidecar."""
-        return {**(self.image.record(config.image_strength) if self.image else {"image": None}),
-                "audio_input": self.audio_input.record() if self.audio_input else None}
+        """The --image and --audio entries of the latents file and the sidecar: the image's H.264 CRF is the one the
+        checkpoint's version was trained with."""
+        image = {**self.image.record(config.image_strength), "image_crf": image_crf(self.model_dir)} if self.image \
+            else {"image": None}
+        return {**image, "audio_input": self.audio_input.record() if self.audio_input else None}
 
     def soundtrack(self):
         """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""

@@ -94,6 +94,8 @@ def test_the_newer_versions_render_with_each_conditioning_and_precision(request,
     assert (info.frames, info.audio_sample_rate) == (17, 48000)
     sidecar = json.loads(clip.sidecar.read_text())
     assert sidecar["model_version"] == model_fixture[5] + "." + model_fixture[6]
+    if "--image" in flags:  # the H.264 CRF each version's conditioning images were trained with
+        assert sidecar["image_crf"] == {"tiny_25_model": 18, "tiny_23_model": 33}[model_fixture]
     assert torch.isfinite(load_latents(clip.latents).video).all()
 
 
