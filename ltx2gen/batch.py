@@ -273,7 +273,7 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker
     row.seconds = time.perf_counter() - started
     if status == 0:
         row.status = "done"
-        if latents:  # its sidecar now records where the clip came from
+        if latents and not clip.flags.get("keep_latents"):  # its sidecar now records where the clip came from
             latents.unlink()
         save_previews(video)
     else:
@@ -443,7 +443,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning, image=job.image,
-                                              audio=job.audio)
+                                         audio=job.audio)
             job.latents_path = save_latents(job.config, job.plan, job.diffusion)
         except ClipFailed as failure:
             job.row.status, job.row.detail = "failed", f"latents: {failure}; " + failure.advice.replace("\n  ", " ")

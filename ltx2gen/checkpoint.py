@@ -93,19 +93,19 @@ def _scheduler_config(model: str) -> dict | None:
         return None
 
 
-def model_version(model_dir: Path) -> tuple[str, str]:
-    """("2.0", "2.3" or "2.5", the reason) from the transformer's configuration, as diffusers' conversion writes each
-    version (ltx2gen/published/SOURCES.md): LTX-2.3 added gated attention and cross-attention modulation; LTX-2.5
-    kept them, dropped the feed-forward biases and added keyframe positions."""
+def model_version(model_dir: Path) -> str:
+    """"2.0", "2.3" or "2.5" from the transformer's configuration, as diffusers' conversion writes each version
+    (ltx2gen/published/SOURCES.md): LTX-2.3 added gated attention and cross-attention modulation; LTX-2.5 kept them,
+    dropped the feed-forward biases and added keyframe positions."""
     try:
         config = json.loads((Path(model_dir) / "transformer" / "config.json").read_text())
     except (OSError, ValueError) as err:
         raise ConfigError(f"{model_dir}: cannot read its transformer configuration ({err})") from None
     if config.get("use_keyframes_abs_pos_embedding") or config.get("ff_bias") is False:
-        return "2.5", "its transformer has keyframe positions and no feed-forward biases"
+        return "2.5"
     if config.get("gated_attn") or config.get("cross_attn_mod"):
-        return "2.3", "its transformer has gated attention and cross-attention modulation"
-    return "2.0", "its transformer has neither gated attention nor cross-attention modulation"
+        return "2.3"
+    return "2.0"
 
 
 def video_vae_compression(model_dir: Path) -> tuple[int, int]:

@@ -15,7 +15,6 @@ from ltx2gen import memory as mem
 from ltx2gen.checkpoint import (
     MODEL_FILE_PATTERNS,
     MODEL_IGNORE_PATTERNS,
-    SYNTHETIC_MARKER,
     check_video_vae,
     from_hub_cache,
 )
@@ -133,8 +132,9 @@ def _check_weight_file(file: Path, flag: str) -> None:
 
 def _built_at_load(model_dir: Path) -> list[str]:
     """The components a synthetic test model builds when they load instead of storing their weights."""
-    marker = Path(model_dir) / SYNTHETIC_MARKER
-    return json.loads(marker.read_text()).get("built_at_load", []) if marker.is_file() else []
+    from ltx2gen.synthetic import read_marker
+
+    return read_marker(model_dir).get("built_at_load", [])
 
 
 def model_weight_files(model_dir: Path) -> list[Path]:

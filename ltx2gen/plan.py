@@ -60,7 +60,7 @@ class RunPlan:
         is_two_stage = config.pipeline == "two-stage"
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
-        version, _ = model_version(model_dir)
+        version = model_version(model_dir)
         refuse_what_the_version_lacks(config, version, model_dir)
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
         call = diffusion.pipeline_call_arguments(

@@ -628,6 +628,13 @@ def write_text_encoder(folder: Path, preset: str, *, seed: int = 0, device: str 
         _write_weights(folder, parts, stale)
 
 
+def read_marker(model_dir: Path) -> dict:
+    """What `write_model` recorded of a synthetic model directory (preset, seed, repo, the components built at
+    load); empty for any other model."""
+    marker_path = Path(model_dir) / SYNTHETIC_MARKER
+    return json.loads(marker_path.read_text()) if marker_path.is_file() else {}
+
+
 def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype,
                   *, quantize: Callable[[torch.nn.Module], object] | None = None):
     """The component `name` of a synthetic model directory that holds only its configuration, built with the
@@ -636,8 +643,7 @@ def build_at_load(model_dir: Path, name: str, device: torch.device, dtype: torch
     Layers are built one at a time, as loading fills them: with `quantize`, each linear layer except the output head
     is quantized as soon as it exists, so the unquantized encoder is never whole in memory, as when real files load
     with quantization. Its random values are the same either way."""
-    marker_path = Path(model_dir) / SYNTHETIC_MARKER
-    marker = json.loads(marker_path.read_text()) if marker_path.is_file() else {}
+    marker = read_marker(model_dir)
     if name not in marker.get("built_at_load", []):
         return None
     if name != "text_encoder":

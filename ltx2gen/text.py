@@ -115,10 +115,11 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
     if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
         key_extra.append("fp8 text encoder")
     counts = [prompt_token_count(tokenizer, request.prompt) for request in requests]
-    results = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
+    cached = [cache.get(model_dir, request, key_extra) if cache else None for request in requests]
+    results = [entry and dataclasses.replace(entry, prompt_token_count=count) for entry, count in zip(cached, counts)]
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
-        return [dataclasses.replace(result, prompt_token_count=count) for result, count in zip(results, counts)]
+        return results
     connectors = stage.load("connectors", lambda: load_component(model_dir, "connectors", device, dtype))
     fuse_loras("connectors", connectors, loras)
     pipe = text_pipeline()
@@ -137,7 +138,7 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
             results[i] = nag.with_negative_context(results[i], request.with_guidance)
         if cache:
             cache.put(model_dir, request, key_extra, results[i])
-    return [dataclasses.replace(result, prompt_token_count=count) for result, count in zip(results, counts)]
+    return results
 
 
 def prompt_token_count(tokenizer, prompt: str) -> int:

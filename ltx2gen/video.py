@@ -3,6 +3,7 @@ so the whole video is never held in memory. H.264 yuv420p video, AAC audio, exac
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import tempfile
@@ -31,12 +32,22 @@ def ffmpeg_exe() -> str:
 
 def check_encoder(flag: str = "the MP4 writer") -> None:
     """The ffmpeg the writer will run starts and has the H.264 encoder, checked before any weight is read (an
-    unusable ffmpeg would otherwise be found after diffusion). Raises ConfigError."""
+    unusable ffmpeg would otherwise be found after diffusion), once per ffmpeg in a process (a batch plans each
+    clip). Raises ConfigError."""
     try:
         exe = ffmpeg_exe()
+    except RuntimeError as err:
+        raise ConfigError(f"{flag}: ffmpeg cannot run ({err}); install it, or point IMAGEIO_FFMPEG_EXE at a "
+                          "working ffmpeg") from None
+    _check_h264(exe, flag)
+
+
+@functools.lru_cache(maxsize=None)
+def _check_h264(exe: str, flag: str) -> None:
+    try:
         result = subprocess.run([exe, "-hide_banner", "-h", "encoder=libx264"], capture_output=True, text=True,
                                 errors="replace", timeout=60)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as err:
+    except (OSError, subprocess.TimeoutExpired) as err:
         raise ConfigError(f"{flag}: ffmpeg cannot run ({err}); install it, or point IMAGEIO_FFMPEG_EXE at a "
                           "working ffmpeg") from None
     if result.returncode != 0 or "libx264" not in result.stdout:

@@ -81,7 +81,7 @@ def test_the_version_is_read_from_the_published_transformer_configuration(folder
     from ltx2gen.checkpoint import model_version
     from ltx2gen.synthetic import PUBLISHED
 
-    assert model_version(PUBLISHED / folder)[0] == version
+    assert model_version(PUBLISHED / folder) == version
 
 
 def test_a_version_without_a_transformer_configuration_is_a_config_error(tmp_path):
