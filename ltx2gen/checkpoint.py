@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,80 @@ DEFAULT_NEGATIVE_PROMPT = (
     "jittery movement, awkward pauses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, "
     "flat lighting, inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts.")
 
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """The multimodal guidance of one diffusion, for video and for audio: classifier-free guidance against the
+    negative prompt (`cfg`, 1 = off), spatio-temporal guidance against a pass whose self-attention is skipped in
+    `stg_blocks` (`stg`, 0 = off), modality-isolation guidance against a pass without the audio-video
+    cross-attention (`modality`, 1 = off), and the rescale of the guided prediction towards the conditional one's
+    spread (`rescale`, 0 = off)."""
+
+    cfg: float = 1.0
+    stg: float = 0.0
+    modality: float = 1.0
+    rescale: float = 0.0
+    audio_cfg: float = 1.0
+    audio_stg: float = 0.0
+    audio_modality: float = 1.0
+    audio_rescale: float = 0.0
+    stg_blocks: tuple[int, ...] = ()
+
+    def transformer_calls_per_step(self) -> int:
+        """What each step costs, as diffusers 0.42.1's LTX-2 pipelines call the transformer: one call for the
+        conditional prediction (with CFG, the unconditional one rides in the same call as a second batch row, so
+        that call costs twice the compute), one more for STG, one more for modality isolation."""
+        stg = self.stg > 0 or self.audio_stg > 0
+        modality = self.modality > 1 or self.audio_modality > 1
+        return 1 + stg + modality
+
+    def pipeline_arguments(self) -> dict:
+        """The keyword arguments of the LTX-2 pipelines' `__call__` that set this guidance."""
+        return dict(guidance_scale=self.cfg, stg_scale=self.stg, modality_scale=self.modality,
+                    guidance_rescale=self.rescale, audio_guidance_scale=self.audio_cfg,
+                    audio_stg_scale=self.audio_stg, audio_modality_scale=self.audio_modality,
+                    audio_guidance_rescale=self.audio_rescale,
+                    spatio_temporal_guidance_blocks=list(self.stg_blocks) if self.stg_blocks else None)
+
+    def record(self) -> dict:
+        return {**asdict(self), "stg_blocks": list(self.stg_blocks)}
+
+    def describe(self) -> str:
+        """For the plan line: the guidance that is on."""
+        parts = [f"CFG {self.cfg:g}/{self.audio_cfg:g}"] if self.cfg > 1 or self.audio_cfg > 1 else []
+        if self.stg > 0 or self.audio_stg > 0:
+            blocks = ",".join(str(block) for block in self.stg_blocks)
+            parts.append(f"STG {self.stg:g}/{self.audio_stg:g} at block {blocks}")
+        if self.modality > 1 or self.audio_modality > 1:
+            parts.append(f"modality {self.modality:g}/{self.audio_modality:g}")
+        if parts and (self.rescale or self.audio_rescale):
+            parts.append(f"rescale {self.rescale:g}/{self.audio_rescale:g}")
+        return "guidance " + (", ".join(parts) + " (video/audio)" if parts else "off")
+
+
+# The command-line guidance scales (GenerateConfig) at the value that turns each off.
+GUIDANCE_OFF = {"guidance_scale": 1.0, "audio_guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0}
+
+
+@dataclass(frozen=True)
+class FullModelSettings:
+    """What the non-distilled (full) model of one LTX-2 version was tuned to sample with, beyond
+    `RECOMMENDED_FULL_GUIDANCE`."""
+
+    steps: int
+    stg_blocks: tuple[int, ...]
+
+
+# Lightricks' recommended settings for the full models, from ltx-pipelines' utils/constants.py (Lightricks/LTX-2,
+# commit 400fd31): LTX_2_PARAMS for LTX-2.0, LTX_2_3_PARAMS for LTX-2.3, and for LTX-2.5, which "continues the 2.3
+# lineage" there, 2.3's (only its image CRF moves). The guidance scales are the same for every version; the steps
+# and the block STG perturbs are not. diffusers 0.42.1's `LTX2Pipeline.__call__` defaults are the LTX-2.3 set.
+RECOMMENDED_FULL_GUIDANCE = Guidance(cfg=3.0, stg=1.0, modality=3.0, rescale=0.7, audio_cfg=7.0, audio_stg=1.0,
+                                     audio_modality=3.0, audio_rescale=0.7)
+FULL_MODEL_SETTINGS = {"2.0": FullModelSettings(steps=40, stg_blocks=(29,)),
+                       "2.3": FullModelSettings(steps=30, stg_blocks=(28,)),
+                       "2.5": FullModelSettings(steps=30, stg_blocks=(28,))}
 
 def latent_frame_count(num_frames: int) -> int:
     """The VAE compresses time 8x, keeping the first frame on its own: 8n+1 frames are n+1 latent frames."""

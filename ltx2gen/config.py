@@ -19,7 +19,14 @@ from pathlib import Path
 
 from ltx2gen import two_stage
 from ltx2gen.audio_input import validate_audio_options
-from ltx2gen.checkpoint import DEFAULT_NEGATIVE_PROMPT, detect_pipeline, is_local_path
+from ltx2gen.checkpoint import (
+    DEFAULT_NEGATIVE_PROMPT,
+    FULL_MODEL_SETTINGS,
+    GUIDANCE_OFF,
+    RECOMMENDED_FULL_GUIDANCE,
+    detect_pipeline,
+    is_local_path,
+)
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import validate_image_options
 from ltx2gen.lora import parse_lora_args
@@ -27,8 +34,8 @@ from ltx2gen.video import VideoFormat
 
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
-FULL_DEFAULT_STEPS = 40
-FULL_DEFAULT_GUIDANCE = 3.5
+FULL = RECOMMENDED_FULL_GUIDANCE
+FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, settings in FULL_MODEL_SETTINGS.items())
 NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
 
 
@@ -78,10 +85,22 @@ class GenerateConfig(DecodeOptions):
                              type=Path, metavar="FILE")
     audio_strength: float = opt(1.0, "how closely the video follows --audio: 1 keeps the audio exactly as given, "
                                      "0 is the plain text-to-video run")
-    steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled and two-stage stage one, "
-                                  f"{FULL_DEFAULT_STEPS} full)")
+    steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled and two-stage stage one; "
+                                  f"full: the version's recommended count, {FULL_STEPS_HELP})")
     guidance_scale: float | None = opt(
-        None, f"classifier-free guidance (default 1.0 = off for distilled, {FULL_DEFAULT_GUIDANCE} full)")
+        None, f"classifier-free guidance of the video against --negative-prompt (default 1.0 = off for distilled, "
+              f"{FULL.cfg:g} full)")
+    audio_guidance_scale: float | None = opt(
+        None, f"classifier-free guidance of the audio (default: --guidance-scale for distilled, {FULL.audio_cfg:g} "
+              "full); CFG costs one transformer pass of twice the batch per step whenever either scale is above 1")
+    stg_scale: float | None = opt(
+        None, f"spatio-temporal guidance of video and audio, against a pass that skips the self-attention of the "
+              f"version's block (29 for LTX-2.0, 28 later); default 0 = off for distilled, {FULL.stg:g} full; on, it "
+              "costs one more transformer pass per step")
+    modality_scale: float | None = opt(
+        None, f"modality-isolation guidance of video and audio, against a pass without their cross-attention; "
+              f"default 1 = off for distilled, {FULL.modality:g} full; above 1 it costs one more transformer pass "
+              "per step")
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
     pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule), full (the "
                                 "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
@@ -159,13 +178,16 @@ class GenerateConfig(DecodeOptions):
         if pipeline == "two-stage":
             two_stage.validate(config)
         distilled = pipeline in ("distilled", "two-stage")
-        steps = config.steps if config.steps is not None else (DISTILLED_STEPS if distilled else FULL_DEFAULT_STEPS)
-        if distilled and steps != DISTILLED_STEPS:
-            raise ConfigError(f"--steps {steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
+        if distilled and config.steps not in (None, DISTILLED_STEPS):
+            raise ConfigError(f"--steps {config.steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
                               "omit --steps or use --pipeline full")
-        guidance = config.guidance_scale
-        if guidance is None:
-            guidance = 1.0 if distilled else FULL_DEFAULT_GUIDANCE
+        # The distilled model samples without guidance unless asked; the full one with Lightricks' recommendation.
+        defaults = dict(guidance_scale=1.0, audio_guidance_scale=config.guidance_scale or 1.0, stg_scale=0.0,
+                        modality_scale=1.0) if distilled else \
+            dict(guidance_scale=FULL.cfg, audio_guidance_scale=FULL.audio_cfg, stg_scale=FULL.stg,
+                 modality_scale=FULL.modality)
+        guidance = {name: default if getattr(config, name) is None else getattr(config, name)
+                    for name, default in defaults.items()}
         offload = config.offload
         if config.sequential_offload:
             if offload not in ("auto", "none", "sequential"):
@@ -188,12 +210,14 @@ class GenerateConfig(DecodeOptions):
         output = config.output if config.no_timestamp else stamped(config.output, now or datetime.now())
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         negative_prompt = config.negative_prompt
-        if negative_prompt is None and (guidance > 1.0 or config.uses_nag):
+        if negative_prompt is None and (max(guidance["guidance_scale"], guidance["audio_guidance_scale"]) > 1.0
+                                        or config.uses_nag):
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
             print(f"note: no --negative-prompt; using LTX-2's default negative prompt: {negative_prompt}")
-        return dataclasses.replace(config, pipeline=pipeline, steps=steps, guidance_scale=guidance,
-                                   output=output, seed=seed, offload=offload, sequential_offload=False, fp8=fp8,
-                                   no_fp8=False, negative_prompt=negative_prompt)
+        steps = DISTILLED_STEPS if distilled else config.steps  # full: the version's, once the plan knows it
+        return dataclasses.replace(config, pipeline=pipeline, steps=steps, **guidance, output=output, seed=seed,
+                                   offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
+                                   negative_prompt=negative_prompt)
 
     def validate(self) -> None:
         if self.prompt is None:
@@ -212,8 +236,10 @@ class GenerateConfig(DecodeOptions):
         validate_frame_count(self.num_frames)
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps {self.steps}: must be at least 1")
-        if self.guidance_scale is not None and (not math.isfinite(self.guidance_scale) or self.guidance_scale < 1.0):
-            raise ConfigError(f"--guidance-scale {self.guidance_scale}: must be 1.0 (off) or more")
+        for name, off in GUIDANCE_OFF.items():
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < off):
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be {off:g} (off) or more")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         check_output_file(self.output)
@@ -229,7 +255,8 @@ class GenerateConfig(DecodeOptions):
 
     @property
     def uses_guidance(self) -> bool:
-        return self.guidance_scale is not None and self.guidance_scale > 1.0
+        """Whether classifier-free guidance is on for video or audio, so the negative prompt is encoded."""
+        return any(scale is not None and scale > 1.0 for scale in (self.guidance_scale, self.audio_guidance_scale))
 
     @property
     def conditioning_inputs(self) -> list[tuple[str, Path]]:

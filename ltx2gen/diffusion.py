@@ -13,6 +13,7 @@ import torch
 from ltx2gen import context_parallel, nag
 from ltx2gen import memory as mem
 from ltx2gen.audio_input import AudioCondition
+from ltx2gen.checkpoint import Guidance
 from ltx2gen.components import CPU, component_class, decoder_weight_ranges, load_component, stock_pipeline
 from ltx2gen.image import ImageConditioning
 from ltx2gen.kernels import compile_blocks
@@ -21,6 +22,7 @@ from ltx2gen.patches import (
     following_audio,
     given_text_conditioning,
     rotary_embedding_in_chunks,
+    self_attention_perturbable,
     token_wise_layers_in_chunks,
 )
 from ltx2gen.quant import quantize_block, quantize_fp8
@@ -28,9 +30,6 @@ from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import LatentStatistics
 from ltx2gen.text import TextConditioning
 from ltx2gen.weights import load_streamed
-
-NEUTRAL_GUIDANCE = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0,
-                        audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None)
 
 
 @dataclass
@@ -44,16 +43,16 @@ class DiffusionResult:
     stages: list[dict] | None = None  # each diffusion stage's size, steps and sigmas, for multi-stage pipelines
 
 
-def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int,
-                            guidance_scale: float, distilled: bool, version: str = "2.0") -> dict:
+def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int, guidance: Guidance,
+                            distilled: bool, version: str) -> dict:
     """The exact keyword arguments given to `LTX2Pipeline.__call__` (besides embeddings and generator), for a
-    checkpoint of `version` (`checkpoint.model_version`)."""
+    checkpoint of `version` (`checkpoint.model_version`). Every guidance setting is given, off ones too: the
+    pipeline's own defaults are the full LTX-2.3 model's, which would run extra transformer passes."""
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
     return dict(
         height=height, width=width, num_frames=num_frames, frame_rate=fps, num_inference_steps=steps,
-        sigmas=list(DISTILLED_SIGMA_VALUES) if distilled else None,
-        guidance_scale=guidance_scale, audio_guidance_scale=guidance_scale, **NEUTRAL_GUIDANCE,
+        sigmas=list(DISTILLED_SIGMA_VALUES) if distilled else None, **guidance.pipeline_arguments(),
         # LTX-2.3 and later modulate each modality's cross-attention with the other's timestep; 2.0 was not trained so
         use_cross_timestep=version != "2.0",
         output_type="latent",
@@ -85,6 +84,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         fuse_loras("transformer", transformer, loras)
         if quantized:
             quantize_fp8(transformer, fp8, None if offload != "none" else device)
+    self_attention_perturbable(transformer)
     token_wise_layers_in_chunks(transformer)
     rotary_embedding_in_chunks()
     if compiled:

@@ -75,6 +75,20 @@ DEPENDS_ON = (
                "key_rotary_emb=None",
                "nag.NagCrossAttention: the stock processor's computation with two contexts; attentions_kept_local: "
                "its _parallel_config"),
+    Dependency(f"{LTX2}:LTX2PerturbedAttnProcessor.__call__",
+               "self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, query_rotary_emb=None, "
+               "key_rotary_emb=None, perturbation_mask=None, all_perturbed=None",
+               "self_attention_perturbable: the processor set on the self-attentions of LTX-2.0 blocks"),
+    Dependency(f"{LTX2}:LTX2VideoTransformerBlock.forward",
+               "self, hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, temb, "
+               "temb_audio, temb_ca_scale_shift, temb_ca_audio_scale_shift, temb_ca_gate, temb_ca_audio_gate, "
+               "temb_prompt=None, temb_prompt_audio=None, video_rotary_emb=None, audio_rotary_emb=None, "
+               "ca_video_rotary_emb=None, ca_audio_rotary_emb=None, encoder_attention_mask=None, "
+               "audio_encoder_attention_mask=None, self_attention_mask=None, audio_self_attention_mask=None, "
+               "a2v_cross_attention_mask=None, v2a_cross_attention_mask=None, use_a2v_cross_attention=True, "
+               "use_v2a_cross_attention=True, perturbation_mask=None, all_perturbed=None",
+               "self_attention_perturbable: passes the perturbation to attn1 and audio_attn1 where the block's "
+               "perturbed_attn is set"),
     Dependency("diffusers.models.attention_dispatch:dispatch_attention_fn",
                "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
                "attention_kwargs=None, *, backend=None, parallel_config=None",
@@ -196,6 +210,21 @@ def rotary_embedding_in_chunks() -> None:
 
     rotate_in_chunks.chunked = True
     transformer_ltx2.apply_split_rotary_emb = rotate_in_chunks
+
+
+def self_attention_perturbable(transformer: torch.nn.Module) -> None:
+    """Spatio-temporal guidance (STG) compares each step's prediction with one from a pass that skips the
+    self-attention of chosen blocks. diffusers 0.42.1 skips it only in blocks built with `perturbed_attn`, which its
+    LTX-2.3 and later conversions set and its LTX-2.0 one does not: STG on LTX-2.0 would run its pass unperturbed, a
+    whole transformer call for a guidance term of zero. Lightricks' own pipelines perturb LTX-2.0 (at block 29), so
+    LTX-2.0 blocks get the perturbable processor, which computes the same attention wherever nothing is perturbed."""
+    from diffusers.models.transformers.transformer_ltx2 import LTX2PerturbedAttnProcessor
+
+    for block in transformer.transformer_blocks:
+        if not block.perturbed_attn:
+            block.perturbed_attn = True
+            block.attn1.set_processor(LTX2PerturbedAttnProcessor())
+            block.audio_attn1.set_processor(LTX2PerturbedAttnProcessor())
 
 
 def attentions_kept_local(transformer: torch.nn.Module, names: tuple[str, ...]) -> None:

@@ -11,7 +11,15 @@ import torch
 
 from ltx2gen import components, diffusion, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
-from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_count, model_version
+from ltx2gen.checkpoint import (
+    FULL_MODEL_SETTINGS,
+    PROMPT_TOKENS,
+    RECOMMENDED_FULL_GUIDANCE,
+    Guidance,
+    detect_pipeline,
+    latent_frame_count,
+    model_version,
+)
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
@@ -42,6 +50,7 @@ class RunPlan:
     upsampler_dir: Path | None = None  # two-stage only
     audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
+    guidance: Guidance = Guidance()
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -62,11 +71,12 @@ class RunPlan:
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
         version = model_version(model_dir)
         refuse_what_the_version_lacks(config, version, model_dir)
+        guidance = choose_guidance(config, version)
+        steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
         call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
-            fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled,
-            version=version)
+            fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
         decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames,
                                                      config.vae_context_frames, config.vae_tile_size,
                                                      config.vae_tile_overlap)
@@ -113,11 +123,12 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version)
+                  upsampler_dir, audio_input, version, guidance)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
         print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) "
               f"{config.width}x{config.height}x{config.num_frames} at {report.fps_text(config.fps)} fps, "
-              f"{config.steps} steps, guidance {config.guidance_scale:g}, seed {config.seed}, {run.describe()}",
+              f"{steps} steps, {guidance.describe()}, {guidance.transformer_calls_per_step()} transformer "
+              f"call(s) per step, seed {config.seed}, {run.describe()}",
               flush=True)
         return run
 
@@ -140,6 +151,11 @@ class RunPlan:
         return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, fp8=self.fp8,
                                        offload=self.offload, loras=self.loras, compiled=self.compiled)
 
+    @property
+    def steps(self) -> int:
+        """The (first) diffusion's steps."""
+        return self.call["num_inference_steps"]
+
     def model_reference(self, model: str) -> str:
         """A repo id as given; a local directory as an absolute path, so recovery works from any folder."""
         return str(self.model_dir) if Path(model).expanduser().is_dir() else model
@@ -156,8 +172,9 @@ class RunPlan:
             "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
             "prompt_tokens": PROMPT_TOKENS,
             "sample_rate": self.sample_rate(),
-            "pipeline": config.pipeline, "steps": config.steps, "guidance_scale": config.guidance_scale,
-            "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
+            "pipeline": config.pipeline, "steps": self.steps, "guidance_scale": config.guidance_scale,
+            "guidance": self.guidance.record(), "vae_chunk_frames": config.vae_chunk_frames,
+            "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.conditioning_record(config),
         }
@@ -185,8 +202,10 @@ class RunPlan:
             "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
             "model_dir": str(self.model_dir), "model_version": self.version,
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
-            "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
-            "guidance_scale": config.guidance_scale, "fp8": self.fp8, "compiled": self.compiled,
+            "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": self.steps,
+            "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
+            "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
+            "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.fit,
             "device": str(self.device),
@@ -228,6 +247,18 @@ def refuse_what_the_version_lacks(config: GenerateConfig, version: str, model_di
     if Ranks.from_env().distributed:
         raise ConfigError(f"one clip over several GPUs: not yet for {name} (its gated attention is not split and "
                           "was not measured); render it on one GPU")
+
+
+def choose_guidance(config: GenerateConfig, version: str) -> Guidance:
+    """The guidance the run samples with: the scales of the flags (`GenerateConfig.from_args` set the defaults),
+    STG and modality isolation alike for video and audio, STG in the block Lightricks recommend for the version, and
+    their rescale for the full model (none for the distilled one, which was not tuned with guidance)."""
+    rescale = 0.0 if config.distilled else RECOMMENDED_FULL_GUIDANCE.rescale
+    audio_rescale = 0.0 if config.distilled else RECOMMENDED_FULL_GUIDANCE.audio_rescale
+    return Guidance(cfg=config.guidance_scale, stg=config.stg_scale, modality=config.modality_scale, rescale=rescale,
+                    audio_cfg=config.audio_guidance_scale, audio_stg=config.stg_scale,
+                    audio_modality=config.modality_scale, audio_rescale=audio_rescale,
+                    stg_blocks=FULL_MODEL_SETTINGS[version].stg_blocks if config.stg_scale > 0 else ())
 
 
 def pipeline_reason(config: GenerateConfig) -> str:

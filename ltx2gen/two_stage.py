@@ -24,7 +24,7 @@ import math
 import struct
 from pathlib import Path
 
-from ltx2gen.checkpoint import detect_pipeline, from_hub_cache, is_local_path
+from ltx2gen.checkpoint import GUIDANCE_OFF, Guidance, detect_pipeline, from_hub_cache, is_local_path
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import safetensors_header
 from ltx2gen.report import command_line
@@ -56,9 +56,11 @@ def validate(config) -> None:
     if config.steps is not None and config.steps != STAGE_ONE_STEPS:
         raise ConfigError(f"--steps {config.steps}: two-stage runs the distilled schedule ({STAGE_ONE_STEPS} steps) "
                           f"and then {len(REFINE_SIGMAS)} refine steps; omit --steps")
-    if config.guidance_scale is not None and config.guidance_scale != 1.0:
-        raise ConfigError(f"--guidance-scale {config.guidance_scale:g}: two-stage runs the distilled model without "
-                          "guidance; omit --guidance-scale (or use --pipeline full for guidance)")
+    for name, off in GUIDANCE_OFF.items():
+        value, flag = getattr(config, name), f"--{name.replace('_', '-')}"
+        if value is not None and value != off:
+            raise ConfigError(f"{flag} {value:g}: two-stage runs the distilled model without guidance; omit {flag} "
+                              "(or use --pipeline full for guidance)")
     for flag, path in config.conditioning_inputs:
         raise ConfigError(f"{flag} {path}: conditioning is not built into --pipeline two-stage yet (the refine "
                           "would have to re-impose it at full size); use --pipeline distilled")
@@ -165,9 +167,10 @@ def discard_stage_one(config) -> None:
 def refine_call(config) -> dict:
     from ltx2gen.diffusion import pipeline_call_arguments
 
+    # Two-stage is LTX-2.0's alone so far (`plan.refuse_what_the_version_lacks`).
     call = pipeline_call_arguments(width=config.width, height=config.height, num_frames=config.num_frames,
-                                   fps=float(config.fps), steps=len(REFINE_SIGMAS), guidance_scale=1.0,
-                                   distilled=False)
+                                   fps=float(config.fps), steps=len(REFINE_SIGMAS), guidance=Guidance(),
+                                   distilled=False, version="2.0")
     return dict(call, sigmas=list(REFINE_SIGMAS), noise_scale=REFINE_SIGMAS[0])
 
 

@@ -18,7 +18,10 @@ BAD_INPUTS = [
     (["--steps", "20"], "--steps 20: the distilled schedule has exactly 8 steps"),
     (["--fps", "0"], "--fps 0: must be above 0"),
     (["--fps", "fast"], "--fps fast: not a number"),
-    (["--guidance-scale", "0.5"], "--guidance-scale 0.5: must be 1.0 (off) or more"),
+    (["--guidance-scale", "0.5"], "--guidance-scale 0.5: must be 1 (off) or more"),
+    (["--audio-guidance-scale", "nan"], "--audio-guidance-scale nan: must be 1 (off) or more"),
+    (["--stg-scale", "-1"], "--stg-scale -1.0: must be 0 (off) or more"),
+    (["--modality-scale", "0.5"], "--modality-scale 0.5: must be 1 (off) or more"),
     (["--model", "./no/such/model"], "--model ./no/such/model: no such model directory"),
     (["--output", "clip.avi"], "--output clip.avi: must end in .mp4"),
     (["--output", "afile/clip.mp4"], "is a file, so the folder afile cannot be created"),
@@ -48,6 +51,7 @@ BAD_INPUTS = [
     (["--pipeline", "two-stage", "--height", "544"], "--height 544: --pipeline two-stage needs a multiple of 64"),
     (["--pipeline", "two-stage", "--steps", "20"], "--steps 20: two-stage runs the distilled schedule (8 steps)"),
     (["--pipeline", "two-stage", "--guidance-scale", "3"], "--guidance-scale 3: two-stage runs the distilled model"),
+    (["--pipeline", "two-stage", "--stg-scale", "1"], "--stg-scale 1: two-stage runs the distilled model"),
     (["--pipeline", "two-stage", "--upsampler", "./no/upsampler"], "--upsampler ./no/upsampler: no latent upsampler"),
     (["--refine-from", "nothing.stage1.latents.safetensors"], "--refine-from nothing.stage1.latents.safetensors: "
                                                               "no such file"),
@@ -87,12 +91,25 @@ def test_defaults_follow_the_issue_and_the_distilled_model():
     assert 0 <= config.seed < 2**31
 
 
-def test_full_model_gets_full_defaults_and_explicit_values_win():
+def test_full_model_gets_lightricks_recommended_guidance_and_explicit_values_win():
     config = parse_config("--model", "Lightricks/LTX-2")
-    assert config.pipeline == "full" and config.steps == 40 and config.guidance_scale == 3.5
-    config = parse_config("--model", "Lightricks/LTX-2", "--steps", "12", "--guidance-scale", "3", "--seed", "5")
-    assert (config.steps, config.guidance_scale, config.seed) == (12, 3.0, 5)
+    # The steps are the version's, which the plan reads from the checkpoint (40 for LTX-2.0, 30 later).
+    assert (config.pipeline, config.steps) == ("full", None)
+    assert (config.guidance_scale, config.audio_guidance_scale, config.stg_scale, config.modality_scale) == (
+        3.0, 7.0, 1.0, 3.0)
+    config = parse_config("--model", "Lightricks/LTX-2", "--steps", "12", "--guidance-scale", "4", "--seed", "5",
+                          "--stg-scale", "0", "--modality-scale", "1", "--audio-guidance-scale", "5")
+    assert (config.steps, config.guidance_scale, config.audio_guidance_scale, config.stg_scale,
+            config.modality_scale, config.seed) == (12, 4.0, 5.0, 0.0, 1.0, 5)
     assert parse_config("--pipeline", "distilled", "--model", "Lightricks/LTX-2").steps == 8
+
+
+def test_distilled_model_samples_without_guidance_unless_asked():
+    config = parse_config()
+    assert (config.guidance_scale, config.audio_guidance_scale, config.stg_scale, config.modality_scale) == (
+        1.0, 1.0, 0.0, 1.0)
+    # Guidance asked of the distilled model guides its audio alike unless told otherwise.
+    assert parse_config("--guidance-scale", "2").audio_guidance_scale == 2.0
 
 
 def test_guidance_without_a_negative_prompt_gets_the_ltx2_default_loudly(capsys):
@@ -103,6 +120,9 @@ def test_guidance_without_a_negative_prompt_gets_the_ltx2_default_loudly(capsys)
     assert parse_config("--model", "Lightricks/LTX-2", "--negative-prompt", "rain").negative_prompt == "rain"
     assert parse_config().negative_prompt is None  # no guidance, no negative prompt
     assert "negative prompt" not in capsys.readouterr().out
+    # Audio guidance alone needs the negative prompt too.
+    assert parse_config("--model", "Lightricks/LTX-2", "--guidance-scale", "1").negative_prompt == \
+        DEFAULT_NEGATIVE_PROMPT
 
 
 def test_two_stage_defaults_are_the_distilled_schedule_without_guidance():

@@ -1,10 +1,16 @@
-"""The diffusion stage: the denoiser, resident or offloaded."""
+"""The diffusion stage: the denoiser, resident or offloaded, and what each guidance setting costs."""
 
+import json
+
+import pytest
 import torch
+
+from conftest import run_generate
 
 
 def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     from ltx2gen import memory
+    from ltx2gen.checkpoint import Guidance
     from ltx2gen.diffusion import load_denoiser, pipeline_call_arguments, run_denoiser
     from ltx2gen.text import PromptRequest, encode_prompt
 
@@ -12,8 +18,8 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     tracker = memory.MemoryTracker(cpu)
     conditioning = tracker.run("text", encode_prompt, tiny_model, PromptRequest("a fox", None, False), cpu,
                                torch.float32)
-    call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance_scale=1.0,
-                                   distilled=True)
+    call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance=Guidance(),
+                                   distilled=True, version="2.0")
     results = {}
     for offload in ("none", "model", "group"):
         def diffuse(stage):
@@ -25,3 +31,18 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     for offload in ("model", "group"):
         torch.testing.assert_close(results[offload].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
     assert results["group"].transformer_calls == results["model"].transformer_calls == 8
+
+
+@pytest.mark.parametrize("flags, calls_per_step", [
+    ((), 3),  # Lightricks' recommendation: CFG (both predictions in one call), STG, modality isolation
+    (("--stg-scale", "0"), 2),
+    (("--modality-scale", "1"), 2),
+    (("--stg-scale", "0", "--modality-scale", "1"), 1),  # CFG alone: one call of twice the batch
+    (("--guidance-scale", "1", "--audio-guidance-scale", "1", "--stg-scale", "0", "--modality-scale", "1"), 1),
+])
+def test_each_guidance_setting_costs_its_transformer_calls_per_step(tiny_full_model, tmp_path, flags,
+                                                                    calls_per_step):
+    out = tmp_path / "clip.mp4"
+    assert run_generate(tiny_full_model, out, "--steps", "2", *flags) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["transformer_calls"] == 2 * calls_per_step == 2 * sidecar["transformer_calls_per_step"]

@@ -87,10 +87,15 @@ def test_exactly_one_transformer_forward_per_distilled_step(clip):
 def stock_pipeline(model_dir):
     """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
     it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
-    bfloat16 for LTX-2.5)."""
+    bfloat16 for LTX-2.5). Its LTX-2.0 blocks are made perturbable as ours are (`patches.self_attention_perturbable`:
+    diffusers' LTX-2.0 conversion leaves STG without effect), the one change from stock."""
     from diffusers import LTX2Pipeline
 
-    return LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
+    from ltx2gen.patches import self_attention_perturbable
+
+    pipe = LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
+    self_attention_perturbable(pipe.transformer)
+    return pipe
 
 
 def stock_run(model_dir, sidecar: dict, output_type: str):
@@ -154,11 +159,16 @@ def published(model, folder, repo):
 
 
 # What a render with default flags must record for each published repo: its version, pipeline, reason, steps,
-# guidance, transformer calls and sigmas (None: the checkpoint's shifting schedule, ending at its shift_terminal).
-DISTILLED = ("distilled", "its scheduler takes the sigmas as given", 8, 1.0, 8, OFFICIAL_DISTILLED_SIGMAS)
-FULL = ("full", "its scheduler shifts the sigmas with the clip size", 40, 3.5, 40, None)
-PUBLISHED_RUNS = {"tiny_model": ("2.0", *DISTILLED), "tiny_full_model": ("2.0", *FULL),
-                  "tiny_23_model": ("2.3", *DISTILLED), "tiny_23_full_model": ("2.3", *FULL),
+# guidance (video CFG, audio CFG, STG, its block, modality isolation, rescale), transformer calls and sigmas (None:
+# the checkpoint's shifting schedule, ending at its shift_terminal). The full models sample with Lightricks'
+# recommended guidance: 3 transformer calls per step (CFG's two predictions in one batch, STG, modality isolation).
+DISTILLED = ("distilled", "its scheduler takes the sigmas as given", 8, (1.0, 1.0, 0.0, [], 1.0, 0.0), 8,
+             OFFICIAL_DISTILLED_SIGMAS)
+FULL = ("full", "its scheduler shifts the sigmas with the clip size")
+PUBLISHED_RUNS = {"tiny_model": ("2.0", *DISTILLED),
+                  "tiny_full_model": ("2.0", *FULL, 40, (3.0, 7.0, 1.0, [29], 3.0, 0.7), 120, None),
+                  "tiny_23_model": ("2.3", *DISTILLED),
+                  "tiny_23_full_model": ("2.3", *FULL, 30, (3.0, 7.0, 1.0, [28], 3.0, 0.7), 90, None),
                   "tiny_25_model": ("2.5", *DISTILLED)}
 
 
@@ -177,7 +187,11 @@ def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_an
     plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plan: "))
     assert plan_line.startswith(f"plan: LTX-{version} {pipeline} ({reason}")
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == (pipeline, steps, guidance)
+    recorded = sidecar["guidance"]
+    assert (sidecar["pipeline"], sidecar["steps"], sidecar["guidance_scale"]) == (pipeline, steps, guidance[0])
+    assert (recorded["cfg"], recorded["audio_cfg"], recorded["stg"], recorded["stg_blocks"], recorded["modality"],
+            recorded["rescale"]) == guidance
+    assert sidecar["transformer_calls_per_step"] * steps == calls
     assert sidecar["model_version"] == version
     assert sidecar["pipeline_call"]["use_cross_timestep"] == (version != "2.0")  # how each version was trained
     assert sidecar["audio_sample_rate"] == (24000 if version == "2.0" else 48000)
@@ -284,7 +298,7 @@ def test_full_mode_with_guidance_uses_the_negative_prompt_in_one_batched_forward
         out = tmp_path / f"{str(negative).replace(' ', '')}.mp4"
         flags = ["--negative-prompt", negative] if negative else []
         assert run_generate(tiny_model, out, "--pipeline", "full", "--steps", "3", "--guidance-scale", "3",
-                            *flags) == 0
+                            "--stg-scale", "0", "--modality-scale", "1", *flags) == 0
         sidecar = json.loads(out.with_suffix(".json").read_text())
         assert sidecar["transformer_calls"] == 3 and sidecar["pipeline_call"]["sigmas"] is None
         assert sidecar["negative_prompt"] == (negative or DEFAULT_NEGATIVE_PROMPT)

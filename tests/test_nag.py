@@ -10,6 +10,7 @@ import torch
 import generate
 from conftest import parse_config
 from ltx2gen import diffusion, kernels, memory, nag, text
+from ltx2gen.checkpoint import Guidance
 from ltx2gen.nag import NagSettings, guide
 from ltx2gen.video import read_frames
 
@@ -48,7 +49,8 @@ def encoded(tiny_model):
 
 def call(guidance_scale: float = 1.0) -> dict:
     return diffusion.pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8,
-                                          guidance_scale=guidance_scale, distilled=True)
+                                          guidance=Guidance(cfg=guidance_scale, audio_cfg=guidance_scale),
+                                          distilled=True, version="2.0")
 
 
 def load(tiny_model, **options) -> diffusion.Denoiser:

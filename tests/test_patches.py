@@ -4,7 +4,7 @@ import torch
 
 from ltx2gen import patches
 from ltx2gen.components import load_component
-from tests.test_kernels import run
+from tests.test_kernels import run, tiny_inputs
 
 
 def test_every_patched_diffusers_function_has_the_parameters_its_patch_was_written_against():
@@ -78,3 +78,17 @@ def test_rotary_embedding_in_token_chunks_gives_the_same_output(tiny_model, monk
     patches.rotary_embedding_in_chunks()  # installed once, not wrapped twice
     assert torch.equal(run(transformer), reference)
     assert token_counts and max(token_counts) == 4  # 6 video tokens as 4 + 2, 5 audio tokens as 4 + 1
+
+
+def test_ltx20_blocks_become_perturbable_for_stg_and_compute_the_same_attention_otherwise(tiny_model):
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    with torch.no_grad():
+        def skipping_block_0():
+            return transformer(**tiny_inputs(), spatio_temporal_guidance_blocks=[0])[0].float()
+
+        plain, unperturbed_stg = run(transformer), skipping_block_0()
+        patches.self_attention_perturbable(transformer)
+        perturbed_stg = skipping_block_0()
+    assert torch.equal(unperturbed_stg, plain)  # as diffusers loads LTX-2.0: STG's pass is the plain prediction
+    assert torch.equal(run(transformer), plain)  # nothing perturbed: the same attention, bit for bit
+    assert not torch.allclose(perturbed_stg, plain, atol=1e-3)  # block 0's self-attention skipped
