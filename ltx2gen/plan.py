@@ -24,7 +24,7 @@ from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, image_crf, inspect_image
-from ltx2gen.lora import ResolvedLora, resolve_loras
+from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
 from ltx2gen.ranks import Ranks
@@ -81,7 +81,7 @@ class RunPlan:
                                                      config.vae_context_frames, config.vae_tile_size,
                                                      config.vae_tile_overlap)
         check_encoder()
-        loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
+        loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
         upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
@@ -233,11 +233,7 @@ def refuse_what_the_version_lacks(config: GenerateConfig, version: str, model_di
         raise ConfigError(f"--pipeline full: {name}'s repo keeps its full model in transformer_full/, which is not "
                           "loaded yet (transformer/ is the distilled one); use --pipeline distilled")
     if config.camera:
-        raise ConfigError(f"--camera {config.camera}: Lightricks' camera-control LoRAs are made for LTX-2.0 and {name} "
-                          "has none; describe the camera move in the prompt, or use an LTX-2.0 model")
-    if config.lora:
-        raise ConfigError(f"--lora {config.lora[0].label}: LoRAs are fused into LTX-2.0 models only so far (an "
-                          f"LTX-2.0 LoRA does not carry over to {name}); drop --lora, or use an LTX-2.0 model")
+        check_camera_published(config.camera, version)
     if config.pipeline == "two-stage":
         raise ConfigError(f"--pipeline two-stage: not yet for {name}, whose latent upsamplers differ from LTX-2.0's; "
                           "use --pipeline distilled or full")

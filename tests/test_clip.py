@@ -100,7 +100,8 @@ def test_the_newer_versions_render_with_each_conditioning_and_precision(request,
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--camera", "dolly-in"], "--camera dolly-in: Lightricks' camera-control LoRAs are made for LTX-2.0 and LTX-2.5"),
+    (["--camera", "dolly-in"], "--camera dolly-in: Lightricks has published camera-control LoRAs for LTX-2.0 only "
+                              "(Lightricks/LTX-2-19b-LoRA-Camera-Control-*), none for LTX-2.5"),
     (["--pipeline", "two-stage", "--width", "128", "--height", "128"], "--pipeline two-stage: not yet for LTX-2.5"),
     (["--enhance-prompt"], "--enhance-prompt: not yet for LTX-2.5"),
     (["--pipeline", "full"], "--pipeline full: LTX-2.5's repo keeps its full model in transformer_full/")])
