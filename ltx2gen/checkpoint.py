@@ -89,6 +89,20 @@ class Guidance:
         return "guidance " + (", ".join(parts) + " (video/audio)" if parts else "off")
 
 
+# LTX-2.5's repo keeps its full (non-distilled) model here, beside the distilled one in transformer/, outside
+# model_index.json; its scheduler/ is the distilled model's (diffusers' LTX-2.5 documentation, "Full / SFT
+# transformer"), so the full model's schedule is rebuilt with the shifting LTX-2.0's full repo ships
+# (Lightricks/LTX-2 scheduler_config.json: dynamic shifting, shift_terminal 0.1), as that documentation does.
+FULL_TRANSFORMER_FOLDER = "transformer_full"
+FULL_MODEL_SCHEDULER = dict(use_dynamic_shifting=True, shift_terminal=0.1)
+
+
+def transformer_folder(model_dir: Path, full: bool) -> str:
+    """The folder the run's transformer is read from: transformer_full/ for the full model of a repo that keeps it
+    beside the distilled one (LTX-2.5), else transformer/."""
+    return FULL_TRANSFORMER_FOLDER if full and model_version(model_dir) == "2.5" else "transformer"
+
+
 # The command-line guidance scales (GenerateConfig) at the value that turns each off.
 GUIDANCE_OFF = {"guidance_scale": 1.0, "audio_guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0}
 

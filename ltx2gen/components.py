@@ -13,6 +13,7 @@ import torch
 
 from ltx2gen import memory as mem
 from ltx2gen.checkpoint import (
+    FULL_TRANSFORMER_FOLDER,
     MODEL_FILE_PATTERNS,
     MODEL_IGNORE_PATTERNS,
     check_video_vae,
@@ -157,6 +158,9 @@ def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
 
 
 def component_class(model_dir: Path, name: str):
+    """The class of component `name`, as model_index.json names it; LTX-2.5's transformer_full/, which the index
+    leaves out, is of the transformer's class."""
+    name = "transformer" if name == FULL_TRANSFORMER_FOLDER else name
     library, class_name = json.loads((model_dir / "model_index.json").read_text())[name]
     module = library if library in ("diffusers", "transformers") else f"diffusers.pipelines.{library}"
     return getattr(importlib.import_module(module), class_name)

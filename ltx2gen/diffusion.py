@@ -13,7 +13,7 @@ import torch
 from ltx2gen import context_parallel, nag
 from ltx2gen import memory as mem
 from ltx2gen.audio_input import AudioCondition
-from ltx2gen.checkpoint import Guidance
+from ltx2gen.checkpoint import FULL_MODEL_SCHEDULER, FULL_TRANSFORMER_FOLDER, Guidance
 from ltx2gen.components import CPU, component_class, decoder_weight_ranges, load_component, stock_pipeline
 from ltx2gen.image import ImageConditioning
 from ltx2gen.kernels import compile_blocks
@@ -68,32 +68,45 @@ class Denoiser:
     device: torch.device
 
 
-def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype, *, fp8: str = "off",
-                  offload: str = "none", loras: tuple = (), compiled: bool = False) -> Denoiser:
-    """`fp8` is off, weight or dynamic (which needs `compiled`); `offload` none, model, group or sequential;
-    `compiled` compiles the transformer blocks (not with sequential offload, whose per-layer hooks would sit inside
-    the compiled graph)."""
+@dataclass(frozen=True)
+class TransformerOptions:
+    """How the diffusion stage holds the transformer. `fp8`: off, weight or dynamic (which needs `compiled`);
+    `offload`: none, model, group or sequential; `loras` are fused first; `compiled`: the transformer blocks (not
+    with sequential offload, whose per-layer hooks would sit inside the compiled graph); `folder`: the model folder
+    it is read from (`checkpoint.transformer_folder`)."""
+
+    fp8: str = "off"
+    offload: str = "none"
+    loras: tuple = ()
+    compiled: bool = False
+    folder: str = "transformer"
+
+
+def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
+                  options: TransformerOptions = TransformerOptions()) -> Denoiser:
+    fp8, offload, folder = options.fp8, options.offload, options.folder
     quantized = fp8 != "off"
-    if offload == "none" and not loras:
-        transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8))
+    if offload == "none" and not options.loras:
+        transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8, folder))
     else:
         # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
         # With FP8 the transformer then reaches the device block by block, quantized.
         load_device = CPU if offload != "none" or quantized else device
-        transformer = stage.load("transformer", lambda: load_component(model_dir, "transformer", load_device, dtype))
-        fuse_loras("transformer", transformer, loras)
+        transformer = stage.load("transformer", lambda: load_component(model_dir, folder, load_device, dtype))
+        fuse_loras("transformer", transformer, options.loras)
         if quantized:
             quantize_fp8(transformer, fp8, None if offload != "none" else device)
     self_attention_perturbable(transformer)
     token_wise_layers_in_chunks(transformer)
     rotary_embedding_in_chunks()
-    if compiled:
+    if options.compiled:
         compile_blocks(transformer)  # before the offload hooks, which then wrap the compiled forward
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    scheduler = stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype))
     pipe = stock_pipeline(
         transformer=transformer,
-        scheduler=stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype)),
+        scheduler=shifting_with_the_clip(scheduler) if folder == FULL_TRANSFORMER_FOLDER else scheduler,
         vae=LatentStatistics.load(component_class(model_dir, "vae"), model_dir / "vae", device),
         audio_vae=LatentStatistics.load(component_class(model_dir, "audio_vae"), model_dir / "audio_vae", device),
     )
@@ -108,10 +121,20 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     return Denoiser(pipe, calls, device)
 
 
-def load_transformer(model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off"):
-    """The transformer straight from its files to `device`, one tensor at a time, each block quantized for `fp8`
-    (off, weight or dynamic) as soon as it is whole."""
-    return load_streamed(component_class(model_dir, "transformer"), model_dir / "transformer", device, dtype,
+def shifting_with_the_clip(scheduler):
+    """The scheduler of a full model kept beside a distilled one (LTX-2.5's transformer_full/): the repo's scheduler
+    is the distilled model's, without shifting; the full model's shifts with the clip size and ends at 0.1, as
+    diffusers' LTX-2.5 documentation rebuilds it ("Full / SFT transformer") and as LTX-2.0's full repo ships it."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, **FULL_MODEL_SCHEDULER)
+
+
+def load_transformer(model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off",
+                     folder: str = "transformer"):
+    """The transformer straight from its files in `folder` to `device`, one tensor at a time, each block quantized
+    for `fp8` (off, weight or dynamic) as soon as it is whole."""
+    return load_streamed(component_class(model_dir, folder), model_dir / folder, device, dtype,
                          on_block=(lambda block: quantize_block(block, fp8)) if fp8 != "off" else None,
                          evict=not Ranks.share_the_page_cache())
 

@@ -19,6 +19,7 @@ from ltx2gen.checkpoint import (
     detect_pipeline,
     latent_frame_count,
     model_version,
+    transformer_folder,
 )
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
@@ -51,6 +52,7 @@ class RunPlan:
     audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
+    transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -70,7 +72,10 @@ class RunPlan:
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
         version = model_version(model_dir)
-        refuse_what_the_version_lacks(config, version, model_dir)
+        refuse_what_the_version_lacks(config, version)
+        folder = transformer_folder(model_dir, full=not config.distilled)
+        if folder != "transformer":
+            components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
@@ -123,7 +128,7 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version, guidance)
+                  upsampler_dir, audio_input, version, guidance, folder)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
         print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) "
               f"{config.width}x{config.height}x{config.num_frames} at {report.fps_text(config.fps)} fps, "
@@ -148,8 +153,9 @@ class RunPlan:
 
     def load_denoiser(self, stage: memory.Stage) -> diffusion.Denoiser:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
-        return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, fp8=self.fp8,
-                                       offload=self.offload, loras=self.loras, compiled=self.compiled)
+        return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, diffusion.TransformerOptions(
+            fp8=self.fp8, offload=self.offload, loras=self.loras, compiled=self.compiled,
+            folder=self.transformer_folder))
 
     @property
     def steps(self) -> int:
@@ -201,6 +207,7 @@ class RunPlan:
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
             "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
             "model_dir": str(self.model_dir), "model_version": self.version,
+            "transformer_folder": self.transformer_folder,
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
             "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": self.steps,
             "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
@@ -223,15 +230,12 @@ class RunPlan:
         return write_json(config.sidecar_path, sidecar)
 
 
-def refuse_what_the_version_lacks(config: GenerateConfig, version: str, model_dir: Path) -> None:
+def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
     """What is built and measured for LTX-2.0 only is refused on later versions in one line, before any weight is
     read."""
     if version == "2.0":
         return
     name = f"LTX-{version}"
-    if config.pipeline == "full" and (Path(model_dir) / "transformer_full").is_dir():
-        raise ConfigError(f"--pipeline full: {name}'s repo keeps its full model in transformer_full/, which is not "
-                          "loaded yet (transformer/ is the distilled one); use --pipeline distilled")
     if config.camera:
         check_camera_published(config.camera, version)
     if config.pipeline == "two-stage":

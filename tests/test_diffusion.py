@@ -11,7 +11,7 @@ from conftest import run_generate
 def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     from ltx2gen import memory
     from ltx2gen.checkpoint import Guidance
-    from ltx2gen.diffusion import load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.diffusion import TransformerOptions, load_denoiser, pipeline_call_arguments, run_denoiser
     from ltx2gen.text import PromptRequest, encode_prompt
 
     cpu = torch.device("cpu")
@@ -23,7 +23,7 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     results = {}
     for offload in ("none", "model", "group"):
         def diffuse(stage):
-            denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, offload=offload)
+            denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, TransformerOptions(offload=offload))
             return run_denoiser(denoiser, conditioning, call, seed=3)
         results[offload] = tracker.run("diffusion", diffuse)
     # The same weights (resident ones are streamed from the files, offloaded ones loaded by diffusers): their memory

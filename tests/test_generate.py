@@ -84,16 +84,25 @@ def test_exactly_one_transformer_forward_per_distilled_step(clip):
     assert clip[1] == 8
 
 
-def stock_pipeline(model_dir):
+def stock_pipeline(model_dir, transformer_folder: str = "transformer"):
     """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
     it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
     bfloat16 for LTX-2.5). Its LTX-2.0 blocks are made perturbable as ours are (`patches.self_attention_perturbable`:
-    diffusers' LTX-2.0 conversion leaves STG without effect), the one change from stock."""
-    from diffusers import LTX2Pipeline
+    diffusers' LTX-2.0 conversion leaves STG without effect), the one change from stock. LTX-2.5's full model
+    (`transformer_folder` transformer_full) is loaded as diffusers' documentation does it ("Full / SFT transformer"):
+    its transformer passed in, the repo's scheduler rebuilt with dynamic shifting and a terminal shift of 0.1."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline, LTX2VideoTransformer3DModel
 
     from ltx2gen.patches import self_attention_perturbable
 
-    pipe = LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
+    full = {}
+    if transformer_folder == "transformer_full":
+        full["transformer"] = LTX2VideoTransformer3DModel.from_pretrained(
+            model_dir, subfolder="transformer_full", local_files_only=True, torch_dtype=torch.float32)
+    pipe = LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32, **full)
+    if full:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
+                                                                     use_dynamic_shifting=True, shift_terminal=0.1)
     self_attention_perturbable(pipe.transformer)
     return pipe
 
@@ -104,7 +113,7 @@ def stock_run(model_dir, sidecar: dict, output_type: str):
     diffusers' own two-stage example does for the distilled lists."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    pipe = stock_pipeline(model_dir)
+    pipe = stock_pipeline(model_dir, sidecar["transformer_folder"])
     call = dict(sidecar["pipeline_call"], output_type=output_type)
     if call["sigmas"] is not None:
         pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
@@ -202,6 +211,28 @@ def test_a_published_repo_renders_with_default_flags_from_a_cache_snapshot_or_an
         assert sidecar["pipeline_call"]["sigmas"] is None and sidecar["scheduler_sigmas"][-2] == pytest.approx(0.1)
     if against_stock:
         assert_frames_equal_the_stock_pipeline(out, model_dir)
+
+
+def test_ltx_2_5_full_runs_the_full_transformer_with_its_recommended_guidance_as_diffusers_documents_it(
+        tiny_25_model, tmp_path, capsys):
+    out = tmp_path / "full.mp4"
+    assert run_generate(tiny_25_model, out, "--pipeline", "full", "--steps", "2") == 0
+    assert "plan: LTX-2.5 full (as asked with --pipeline; auto would take distilled" in capsys.readouterr().out
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["transformer_folder"] == "transformer_full"
+    assert (sidecar["guidance"]["stg_blocks"], sidecar["transformer_calls"]) == ([28], 6)
+    assert sidecar["scheduler_sigmas"][-2] == pytest.approx(0.1)  # shifting, ending at the terminal shift
+    assert_frames_equal_the_stock_pipeline(out, tiny_25_model)
+
+
+def test_ltx_2_5_full_without_its_full_transformer_is_refused_before_any_weight(tiny_25_model, tmp_path, capsys):
+    model = linked_copy(tiny_25_model, tmp_path / "ltx25")
+    (model / "transformer_full").unlink()
+    with pytest.raises(SystemExit) as exit_status:
+        run_generate(model, tmp_path / "c.mp4", "--pipeline", "full")
+    assert exit_status.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--pipeline full: " in error and "transformer_full is missing" in error
 
 
 def test_the_distilled_schedule_does_not_depend_on_the_checkpoints_scheduler_config(tiny_model, tiny_full_model,

@@ -55,7 +55,7 @@ def call(guidance_scale: float = 1.0) -> dict:
 
 def load(tiny_model, **options) -> diffusion.Denoiser:
     with memory.MemoryTracker(CPU).stage("diffusion") as stage:
-        return diffusion.load_denoiser(stage, tiny_model, CPU, torch.float32, **options)
+        return diffusion.load_denoiser(stage, tiny_model, CPU, torch.float32, diffusion.TransformerOptions(**options))
 
 
 def denoise(denoiser, conditioning, settings=None, guidance_scale=1.0) -> diffusion.DiffusionResult:
