@@ -3,16 +3,17 @@ arguments, printed once (normalise loudly) and recorded in the latents file and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ltx2gen import components, diffusion, enhance, fit, memory, report, two_stage, video_decode
+from ltx2gen import components, diffusion, duration, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import PROMPT_TOKENS, detect_pipeline, latent_frame_count, model_version
-from ltx2gen.config import GenerateConfig
+from ltx2gen.config import DecodeOptions, GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, image_crf, inspect_image
@@ -32,7 +33,7 @@ class RunPlan:
     fp8: str
     offload: str
     call: dict
-    decode_plan: video_decode.DecodePlan
+    decode_plan: video_decode.DecodePlan | None  # None until --num-frames auto has chosen the length
     loras: tuple[ResolvedLora, ...] = ()
     compiled: bool = False
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
@@ -42,6 +43,7 @@ class RunPlan:
     upsampler_dir: Path | None = None  # two-stage only
     audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
+    auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -59,7 +61,10 @@ class RunPlan:
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         is_two_stage = config.pipeline == "two-stage"
         model_dir = components.resolve_model_dir(config.model)
-        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
+        if config.auto_length:
+            duration.check_supported(model_dir, f"--model {config.model}")
+        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
+            (duration.COMPONENT,) if config.auto_length else ()))
         version = model_version(model_dir)
         refuse_what_the_version_lacks(config, version, model_dir)
         divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
@@ -67,9 +72,8 @@ class RunPlan:
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
             fps=float(config.fps), steps=config.steps, guidance_scale=config.guidance_scale, distilled=config.distilled,
             version=version)
-        decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames,
-                                                     config.vae_context_frames, config.vae_tile_size,
-                                                     config.vae_tile_overlap)
+        # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
+        decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
         check_encoder()
         loras = resolve_loras(config.lora, model_dir)  # found and checked before the base model loads
         if config.enhance_prompt:
@@ -79,7 +83,7 @@ class RunPlan:
             components.check_component(upsampler_dir, f"--upsampler {config.upsampler or upsampler_dir}")
         fit_line = ""
         if discrete_gpu:
-            tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
+            tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
             budget = fit.gpu_budget_gib(device)
             if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
                 print(f"note: the run fits this GPU ({budget:.0f} GiB free) in bf16, which is exact and faster than "
@@ -113,11 +117,12 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version)
+                  upsampler_dir, audio_input, version, config.auto_length)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
-        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) "
-              f"{config.width}x{config.height}x{config.num_frames} at {report.fps_text(config.fps)} fps, "
-              f"{config.steps} steps, guidance {config.guidance_scale:g}, seed {config.seed}, {run.describe()}",
+        size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
+                                                    f", {config.auto_length.describe_bounds()},")
+        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) {size} at {report.fps_text(config.fps)} "
+              f"fps, {config.steps} steps, guidance {config.guidance_scale:g}, seed {config.seed}, {run.describe()}",
               flush=True)
         return run
 
@@ -132,8 +137,20 @@ class RunPlan:
         offload += f", first frame from {self.image.path.name}" if self.image else ""
         offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
             if self.audio_input else ""
-        latent_frames = latent_frame_count(self.call["num_frames"])
-        return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
+        decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
+            "planned once the length is chosen"
+        return f"{self.device} {weights}{offload}, VAE decode {decode}"
+
+    def with_chosen_length(self, config: GenerateConfig,
+                           chosen: duration.AutoLength) -> tuple[GenerateConfig, "RunPlan"]:
+        """--num-frames auto, once the duration head has chosen: the clip's settings and this plan at that frame
+        count, with the video decode planned for it; said in one line."""
+        config = dataclasses.replace(config, num_frames=chosen.num_frames)
+        decode_plan = decode_plan_for(config, chosen.num_frames)
+        print(f"length of {config.output.name}: {chosen.describe_choice()}; VAE decode "
+              f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
+        return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
+                                           decode_plan=decode_plan, auto_length=chosen)
 
     def load_denoiser(self, stage: memory.Stage) -> diffusion.Denoiser:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
@@ -160,6 +177,7 @@ class RunPlan:
             "vae_chunk_frames": config.vae_chunk_frames, "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.conditioning_record(config),
+            **self.length_record(),
         }
 
     def conditioning_record(self, config: GenerateConfig) -> dict:
@@ -168,6 +186,11 @@ class RunPlan:
         image = {**self.image.record(config.image_strength), "image_crf": image_crf(self.model_dir)} if self.image \
             else {"image": None}
         return {**image, "audio_input": self.audio_input.record() if self.audio_input else None}
+
+    def length_record(self) -> dict:
+        """The latents file's and the sidecar's `auto_duration`: with --num-frames auto, the bounds, the model's
+        prediction and the frame count it gave (their `num_frames`); None for a frame count given."""
+        return {"auto_duration": self.auto_length.record() if self.auto_length else None}
 
     def soundtrack(self):
         """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""
@@ -185,7 +208,8 @@ class RunPlan:
             "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
             "model_dir": str(self.model_dir), "model_version": self.version,
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
-            "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": config.steps,
+            "num_frames": config.num_frames, **self.length_record(), "fps": report.fps_text(config.fps),
+            "steps": config.steps,
             "guidance_scale": config.guidance_scale, "fp8": self.fp8, "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.fit,
@@ -202,6 +226,12 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def decode_plan_for(options: DecodeOptions, num_frames: int) -> video_decode.DecodePlan:
+    """The video decode of a clip of `num_frames` with the decode flags of `options`."""
+    return video_decode.DecodePlan.choose(num_frames, options.vae_chunk_frames, options.vae_context_frames,
+                                          options.vae_tile_size, options.vae_tile_overlap)
 
 
 def refuse_what_the_version_lacks(config: GenerateConfig, version: str, model_dir: Path) -> None:

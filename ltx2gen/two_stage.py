@@ -59,6 +59,9 @@ def validate(config) -> None:
     if config.guidance_scale is not None and config.guidance_scale != 1.0:
         raise ConfigError(f"--guidance-scale {config.guidance_scale:g}: two-stage runs the distilled model without "
                           "guidance; omit --guidance-scale (or use --pipeline full for guidance)")
+    if config.num_frames is None:
+        raise ConfigError("--num-frames auto: not with --pipeline two-stage, which runs on LTX-2.0 models only so "
+                          "far, and those have no duration head; give --num-frames N (8n+1)")
     for flag, path in config.conditioning_inputs:
         raise ConfigError(f"{flag} {path}: conditioning is not built into --pipeline two-stage yet (the refine "
                           "would have to re-impose it at full size); use --pipeline distilled")

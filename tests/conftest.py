@@ -56,6 +56,35 @@ def parse_config(*args: str):
                                     now=datetime(2026, 1, 2, 3, 4, 5))
 
 
+def stock_pipeline(model_dir):
+    """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
+    it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
+    bfloat16 for LTX-2.5)."""
+    import torch
+    from diffusers import LTX2Pipeline
+
+    return LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
+
+
+def stock_run(model_dir, sidecar: dict, output_type: str):
+    """The stock pipeline called with the sidecar's parameters: its pipeline call, seed, prompt and prompt length.
+    Given sigmas are stepped through as given (a scheduler without shifting, built here from the checkpoint's), as
+    diffusers' own two-stage example does for the distilled lists."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = stock_pipeline(model_dir)
+    call = dict(sidecar["pipeline_call"], output_type=output_type)
+    if call["sigmas"] is not None:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
+                                                                     use_dynamic_shifting=False, shift_terminal=None)
+    output = pipe(prompt=sidecar["prompt"], negative_prompt=sidecar["negative_prompt"],
+                  generator=torch.Generator().manual_seed(sidecar["seed"]),
+                  max_sequence_length=sidecar["prompt_tokens"], **call)
+    assert [round(float(sigma), 8) for sigma in pipe.scheduler.sigmas] == sidecar["scheduler_sigmas"]
+    return output
+
+
 def assert_linter_passes(linter: str, *arguments: str | Path) -> None:
     """Run a linter installed by requirements-dev.txt; skip visibly where it is not on PATH."""
     executable = shutil.which(linter)
