@@ -290,7 +290,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import audio_input, components, text
+    from ltx2gen import audio_input, components, duration, text
     from ltx2gen.image import encode_images
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
@@ -321,6 +321,13 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             for job, conditioning in zip(group, conditionings):
                 job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
             del conditionings
+            choosing = [job for job in group if job.plan.auto_length]  # num_frames auto: the model sets each length
+            if choosing:
+                lengths = tracker.run("duration", duration.choose_lengths, first.model_dir,
+                                      [(job.conditioning, job.plan.auto_length) for job in choosing],
+                                      device=first.device, dtype=first.dtype)
+                for job, chosen in zip(choosing, lengths):
+                    job.config, job.plan = job.plan.with_chosen_length(job.config, chosen)
             with_images = [job for job in group if job.plan.image]
             if with_images:  # the video VAE once for the group's images, freed before the transformer loads
                 images = tracker.run("image", encode_images, first.model_dir,
@@ -421,11 +428,15 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
 
 def _decode_kept(job: _Job, latents: Path) -> None:
     from ltx2gen.clip import recover
+    from ltx2gen.latents import load_latents
+    from ltx2gen.plan import decode_plan_for
 
     started = time.perf_counter()
     try:
+        # A clip of num_frames auto has its length in its latents file alone
+        decode_plan = job.plan.decode_plan or decode_plan_for(job.config, load_latents(latents).video_format.num_frames)
         recover(latents, job.config.output, model_dir=job.plan.model_dir, device=job.plan.device,
-                decode_plan=job.plan.decode_plan)
+                decode_plan=decode_plan)
         if not job.config.keep_latents:
             latents.unlink()
         save_previews(job.config.output)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltx2gen import audio_input, context_parallel, diffusion, latents, report, two_stage
+from ltx2gen import audio_input, context_parallel, diffusion, duration, latents, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
@@ -35,17 +35,18 @@ from ltx2gen.video_decode import DecodePlan, decode_video
 
 @dataclass
 class RenderedClip:
-    """A finished clip: the MP4, its sidecar, the latents file where it was kept, and the memory tracker that
-    timed each stage."""
+    """A finished clip: the MP4, its sidecar, the latents file where it was kept, the memory tracker that timed
+    each stage, and its frame count (the model's choice with --num-frames auto)."""
 
     output: Path
     sidecar: Path
     latents: Path | None
     tracker: mem.MemoryTracker
     seconds: float
+    num_frames: int
 
     def summary(self, config: GenerateConfig) -> str:
-        return report.summary_line(config.output, config.num_frames, width=config.width, height=config.height,
+        return report.summary_line(config.output, self.num_frames, width=config.width, height=config.height,
                                    fps=config.fps, tracker=self.tracker, total_seconds=self.seconds)
 
 
@@ -79,6 +80,12 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
                                    plan.device, plan.dtype, loras=plan.loras, text_encoder=plan.text_encoder
                                    ) if ranks.rank == 0 else None
         encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
+        # 1a. With --num-frames auto: the duration head chooses the clip's length from the conditioning, said in one
+        # line; from here on the clip has that frame count. The head is freed.
+        if plan.auto_length:
+            chosen = tracker.run("duration", duration.choose_lengths, plan.model_dir,
+                                 [(conditioning, plan.auto_length)], device=plan.device, dtype=plan.dtype)[0]
+            config, plan = plan.with_chosen_length(config, chosen)
         # 1b. With --image: the first frame's latents. The video VAE is freed.
         image = tracker.run("image", encode_image, plan.model_dir, plan.image, width=config.width,
                             height=config.height, strength=config.image_strength, device=plan.device,
@@ -184,7 +191,8 @@ def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, re
     if not config.keep_latents:
         latents_path.unlink()
     two_stage.discard_stage_one(config)
-    return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0)
+    return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0,
+                        config.num_frames)
 
 
 def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device, decode_plan: DecodePlan,
@@ -206,7 +214,7 @@ def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device
         "model_dir": str(model_dir), "device": str(device), "audio_sample_rate": sample_rate,
         "vae_decode": decode_plan.describe(latent_frame_count(video_format.num_frames)),
         "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions()})
-    return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started)
+    return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started, video_format.num_frames)
 
 
 def decode(tracker: mem.MemoryTracker, model_dir: Path, clip_latents: tuple[torch.Tensor, torch.Tensor | None],

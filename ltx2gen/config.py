@@ -17,7 +17,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen import two_stage
+from ltx2gen import duration, two_stage
 from ltx2gen.audio_input import validate_audio_options
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
@@ -77,7 +77,17 @@ class GenerateConfig(DecodeOptions):
     no_timestamp: bool = opt(False, "write exactly --output, without the timestamp")
     width: int = opt(768, "video width in pixels (positive, divisible by 32)")
     height: int = opt(512, "video height in pixels (positive, divisible by 32)")
-    num_frames: int = opt(97, "number of frames, of the form 8n+1 (e.g. 97, 121, 161)")
+    num_frames: int | None = opt(
+        97, "number of frames, of the form 8n+1 (e.g. 97, 121, 161), or auto: the model chooses the clip's length from "
+            "the prompt with its duration head (LTX-2.5 and later), within --min-seconds and --max-seconds",
+        type=str, metavar="N|auto")
+    min_seconds: float | None = opt(
+        None, f"with --num-frames auto: the shortest clip the model may choose, in seconds (default "
+              f"{duration.DEFAULT_MIN_SECONDS:g}, diffusers' and Lightricks' own)", metavar="S")
+    max_seconds: float | None = opt(
+        None, f"with --num-frames auto: the longest clip the model may choose, in seconds (default "
+              f"{duration.DEFAULT_MAX_SECONDS:g}, diffusers' and Lightricks' own); the memory plan is made for a clip "
+              "this long", metavar="S")
     fps: Fraction = opt(Fraction(24), "frame rate: 24, 25, 23.976 or an exact fraction such as 24000/1001",
                         type=str)
     audio: Path | None = opt(None, "a soundtrack or speech for the video to follow (wav, flac, mp3 or any file with an "
@@ -170,6 +180,7 @@ class GenerateConfig(DecodeOptions):
         if values["refine_from"] is not None:
             values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["fps"] = parse_fps(values["fps"])
+        values["num_frames"] = parse_num_frames(values["num_frames"])
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
@@ -233,7 +244,13 @@ class GenerateConfig(DecodeOptions):
                 lower, upper = max(32, value // 32 * 32), max(32, math.ceil(value / 32) * 32)
                 hint = f"{lower}" if lower == upper else f"{lower} or {upper}"
                 raise ConfigError(f"--{name} {value}: must be a positive multiple of 32 (try {hint})")
-        validate_frame_count(self.num_frames)
+        if self.num_frames is not None:
+            validate_frame_count(self.num_frames)
+        duration.validate_length_options(self.num_frames, self.min_seconds, self.max_seconds, self.fps)
+        if self.auto_length and self.audio:
+            raise ConfigError(f"--num-frames auto with --audio {self.audio}: the soundtrack, not the prompt, sets the "
+                              "length of a clip that follows it (it is trimmed or padded to the clip); give "
+                              "--num-frames N (8n+1)")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps {self.steps}: must be at least 1")
         for name, off in GUIDANCE_OFF.items():
@@ -273,6 +290,17 @@ class GenerateConfig(DecodeOptions):
         return self.seed if self.enhance_prompt else None
 
     @property
+    def auto_length(self) -> duration.AutoLength | None:
+        """With --num-frames auto, the bounds the model chooses the length within; None with a given frame count."""
+        return duration.AutoLength.from_flags(self.min_seconds, self.max_seconds, self.fps) \
+            if self.num_frames is None else None
+
+    @property
+    def planned_num_frames(self) -> int:
+        """The frame count memory is planned for: the clip's, or the longest --num-frames auto may choose."""
+        return self.num_frames if self.num_frames is not None else self.auto_length.longest_num_frames
+
+    @property
     def video_format(self) -> VideoFormat:
         return VideoFormat(self.width, self.height, self.num_frames, self.fps)
 
@@ -298,6 +326,16 @@ class BatchOptions:
     out: Path | None = opt(None, "output folder for --batch (default: outputs/<batch file name>/)", type=Path)
     embedding_cache: Path = opt(default_embedding_cache(), "where --batch keeps prompt embeddings, so re-renders "
                                 "skip the text encoder", type=Path)
+
+
+def parse_num_frames(text: str | int) -> int | None:
+    """A frame count, or None for auto (the model chooses)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--num-frames {text}: give a frame count of the form 8n+1 (e.g. 97) or auto") from None
 
 
 def validate_frame_count(num_frames: int) -> None:

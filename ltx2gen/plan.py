@@ -3,13 +3,14 @@ arguments, printed once (normalise loudly) and recorded in the latents file and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ltx2gen import components, diffusion, enhance, fit, memory, report, two_stage, video_decode
+from ltx2gen import components, diffusion, duration, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import (
     FULL_MODEL_SETTINGS,
@@ -21,7 +22,7 @@ from ltx2gen.checkpoint import (
     model_version,
     transformer_folder,
 )
-from ltx2gen.config import GenerateConfig
+from ltx2gen.config import DecodeOptions, GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import SourceImage, image_crf, inspect_image
@@ -41,7 +42,7 @@ class RunPlan:
     fp8: str
     offload: str
     call: dict
-    decode_plan: video_decode.DecodePlan
+    decode_plan: video_decode.DecodePlan | None  # None until --num-frames auto has chosen the length
     loras: tuple[ResolvedLora, ...] = ()
     compiled: bool = False
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
@@ -53,6 +54,7 @@ class RunPlan:
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
+    auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -70,7 +72,10 @@ class RunPlan:
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         is_two_stage = config.pipeline == "two-stage"
         model_dir = components.resolve_model_dir(config.model)
-        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN)
+        if config.auto_length:
+            duration.check_supported(model_dir, f"--model {config.model}")
+        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
+            (duration.COMPONENT,) if config.auto_length else ()))
         version = model_version(model_dir)
         refuse_what_the_version_lacks(config, version)
         folder = transformer_folder(model_dir, full=not config.distilled)
@@ -82,9 +87,8 @@ class RunPlan:
         call = diffusion.pipeline_call_arguments(
             width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
-        decode_plan = video_decode.DecodePlan.choose(config.num_frames, config.vae_chunk_frames,
-                                                     config.vae_context_frames, config.vae_tile_size,
-                                                     config.vae_tile_overlap)
+        # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
+        decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
         check_encoder()
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
         if config.enhance_prompt:
@@ -94,7 +98,7 @@ class RunPlan:
             components.check_component(upsampler_dir, f"--upsampler {config.upsampler or upsampler_dir}")
         fit_line = ""
         if discrete_gpu:
-            tokens = fit.clip_tokens(config.width, config.height, config.num_frames)
+            tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
             budget = fit.gpu_budget_gib(device)
             if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
                 print(f"note: the run fits this GPU ({budget:.0f} GiB free) in bf16, which is exact and faster than "
@@ -128,11 +132,12 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version, guidance, folder)
+                  upsampler_dir, audio_input, version, guidance, folder, config.auto_length)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
-        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) "
-              f"{config.width}x{config.height}x{config.num_frames} at {report.fps_text(config.fps)} fps, "
-              f"{steps} steps, {guidance.describe()}, {guidance.transformer_calls_per_step()} transformer "
+        size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
+                                                    f", {config.auto_length.describe_bounds()},")
+        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) {size} at {report.fps_text(config.fps)} "
+              f"fps, {steps} steps, {guidance.describe()}, {guidance.transformer_calls_per_step()} transformer "
               f"call(s) per step, seed {config.seed}, {run.describe()}",
               flush=True)
         return run
@@ -148,8 +153,20 @@ class RunPlan:
         offload += f", first frame from {self.image.path.name}" if self.image else ""
         offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
             if self.audio_input else ""
-        latent_frames = latent_frame_count(self.call["num_frames"])
-        return f"{self.device} {weights}{offload}, VAE decode {self.decode_plan.describe(latent_frames)}"
+        decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
+            "planned once the length is chosen"
+        return f"{self.device} {weights}{offload}, VAE decode {decode}"
+
+    def with_chosen_length(self, config: GenerateConfig,
+                           chosen: duration.AutoLength) -> tuple[GenerateConfig, "RunPlan"]:
+        """--num-frames auto, once the duration head has chosen: the clip's settings and this plan at that frame
+        count, with the video decode planned for it; said in one line."""
+        config = dataclasses.replace(config, num_frames=chosen.num_frames)
+        decode_plan = decode_plan_for(config, chosen.num_frames)
+        print(f"length of {config.output.name}: {chosen.describe_choice()}; VAE decode "
+              f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
+        return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
+                                           decode_plan=decode_plan, auto_length=chosen)
 
     def load_denoiser(self, stage: memory.Stage) -> diffusion.Denoiser:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
@@ -183,6 +200,7 @@ class RunPlan:
             "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.conditioning_record(config),
+            **self.length_record(),
         }
 
     def conditioning_record(self, config: GenerateConfig) -> dict:
@@ -191,6 +209,11 @@ class RunPlan:
         image = {**self.image.record(config.image_strength), "image_crf": image_crf(self.model_dir)} if self.image \
             else {"image": None}
         return {**image, "audio_input": self.audio_input.record() if self.audio_input else None}
+
+    def length_record(self) -> dict:
+        """The latents file's and the sidecar's `auto_duration`: with --num-frames auto, the bounds, the model's
+        prediction and the frame count it gave (their `num_frames`); None for a frame count given."""
+        return {"auto_duration": self.auto_length.record() if self.auto_length else None}
 
     def soundtrack(self):
         """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""
@@ -209,8 +232,8 @@ class RunPlan:
             "model_dir": str(self.model_dir), "model_version": self.version,
             "transformer_folder": self.transformer_folder,
             "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
-            "num_frames": config.num_frames, "fps": report.fps_text(config.fps), "steps": self.steps,
-            "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
+            "num_frames": config.num_frames, **self.length_record(), "fps": report.fps_text(config.fps),
+            "steps": self.steps, "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
             "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
@@ -228,6 +251,12 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def decode_plan_for(options: DecodeOptions, num_frames: int) -> video_decode.DecodePlan:
+    """The video decode of a clip of `num_frames` with the decode flags of `options`."""
+    return video_decode.DecodePlan.choose(num_frames, options.vae_chunk_frames, options.vae_context_frames,
+                                          options.vae_tile_size, options.vae_tile_overlap)
 
 
 def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:

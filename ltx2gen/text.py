@@ -63,6 +63,12 @@ class TextConditioning:
     def to(self, device) -> "TextConditioning":
         return dataclasses.replace(self, **{name: value.to(device) for name, value in self.tensors().items()})
 
+    def prompt_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The connectors' video and audio outputs for the prompt alone: the positive row (the last), without NAG's
+        negative context after its tokens. What the stock pipeline gives LTX-2.5's duration head."""
+        length = self.prompt_mask.shape[1]
+        return self.video[-1:, :length], self.audio[-1:, :length]
+
     def pipeline_inputs(self) -> dict:
         """The stock call's prompt arguments; its connectors call then returns these outputs unchanged."""
         if self.with_guidance:

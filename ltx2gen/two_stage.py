@@ -61,6 +61,9 @@ def validate(config) -> None:
         if value is not None and value != off:
             raise ConfigError(f"{flag} {value:g}: two-stage runs the distilled model without guidance; omit {flag} "
                               "(or use --pipeline full for guidance)")
+    if config.num_frames is None:
+        raise ConfigError("--num-frames auto: not with --pipeline two-stage, which runs on LTX-2.0 models only so "
+                          "far, and those have no duration head; give --num-frames N (8n+1)")
     for flag, path in config.conditioning_inputs:
         raise ConfigError(f"{flag} {path}: conditioning is not built into --pipeline two-stage yet (the refine "
                           "would have to re-impose it at full size); use --pipeline distilled")

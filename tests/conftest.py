@@ -56,6 +56,49 @@ def parse_config(*args: str):
                                     now=datetime(2026, 1, 2, 3, 4, 5))
 
 
+def stock_pipeline(model_dir, transformer_folder: str = "transformer"):
+    """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
+    it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
+    bfloat16 for LTX-2.5). Its LTX-2.0 blocks are made perturbable as ours are (`patches.self_attention_perturbable`:
+    diffusers' LTX-2.0 conversion leaves STG without effect), the one change from stock. LTX-2.5's full model
+    (`transformer_folder` transformer_full) is loaded as diffusers' documentation does it ("Full / SFT transformer"):
+    its transformer passed in, the repo's scheduler rebuilt with dynamic shifting and a terminal shift of 0.1."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline, LTX2VideoTransformer3DModel
+
+    from ltx2gen.patches import self_attention_perturbable
+
+    full = {}
+    if transformer_folder == "transformer_full":
+        full["transformer"] = LTX2VideoTransformer3DModel.from_pretrained(
+            model_dir, subfolder="transformer_full", local_files_only=True, torch_dtype=torch.float32)
+    pipe = LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32, **full)
+    if full:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
+                                                                     use_dynamic_shifting=True, shift_terminal=0.1)
+    self_attention_perturbable(pipe.transformer)
+    return pipe
+
+
+def stock_run(model_dir, sidecar: dict, output_type: str):
+    """The stock pipeline called with the sidecar's parameters: its pipeline call, seed, prompt and prompt length.
+    Given sigmas are stepped through as given (a scheduler without shifting, built here from the checkpoint's), as
+    diffusers' own two-stage example does for the distilled lists."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = stock_pipeline(model_dir, sidecar["transformer_folder"])
+    call = dict(sidecar["pipeline_call"], output_type=output_type)
+    if call["sigmas"] is not None:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
+                                                                     use_dynamic_shifting=False, shift_terminal=None)
+    output = pipe(prompt=sidecar["prompt"], negative_prompt=sidecar["negative_prompt"],
+                  generator=torch.Generator().manual_seed(sidecar["seed"]),
+                  max_sequence_length=sidecar["prompt_tokens"], **call)
+    assert [round(float(sigma), 8) for sigma in pipe.scheduler.sigmas] == sidecar["scheduler_sigmas"]
+    return output
+
+
 def assert_linter_passes(linter: str, *arguments: str | Path) -> None:
     """Run a linter installed by requirements-dev.txt; skip visibly where it is not on PATH."""
     executable = shutil.which(linter)

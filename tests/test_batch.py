@@ -103,6 +103,27 @@ def test_in_process_batch_renders_a_two_stage_clip(tiny_model, tmp_path):
     assert not list((tmp_path / "out").glob("*.latents.safetensors"))  # stage-one latents discarded after success
 
 
+def test_in_process_batch_lets_the_model_choose_a_clips_length_and_decodes_its_kept_latents(tiny_25_model, tmp_path):
+    batch_file = write_batch(tmp_path / "auto.jsonl", tiny_25_model, [
+        {"name": "fox", "prompt": "w1 w2 w3", "seed": 7, "width": 64, "num_frames": "auto", "min_seconds": 0.5,
+         "max_seconds": 2, "keep_latents": True}])
+    out = tmp_path / "out"
+    args = ["--batch", str(batch_file), "--out", str(out), "--embedding-cache", str(tmp_path / "embeddings")]
+    assert generate.main(args) == 0
+    sidecar = json.loads((out / "fox.json").read_text())
+    assert 0.5 < sidecar["auto_duration"]["predicted_seconds"] < 2  # the model chose, not the bounds
+    assert probe(out / "fox.mp4").frames == sidecar["num_frames"] == sidecar["auto_duration"]["num_frames"]
+    rendered = read_frames(out / "fox.mp4")
+    # The clip's latents are kept and its video is gone, as after a failed decode: a re-run decodes the latents
+    # at the length they hold.
+    (out / "fox.mp4").unlink()
+    (out / "fox.json").unlink()
+    assert generate.main(args) == 0
+    assert np.array_equal(read_frames(out / "fox.mp4"), rendered)
+    row = json.loads((out / "summary.json").read_text())["clips"][0]
+    assert (row["status"], row["detail"]) == ("done", "decoded from the kept fox.latents.safetensors")
+
+
 def test_ctrl_c_stops_cleanly_after_writing_the_summary(tiny_model, tmp_path):
     batch_file = write_batch(tmp_path / "long.jsonl", tiny_model,
                              [{"name": f"c{i}", "prompt": "a slow clip", "seed": i} for i in range(4)])

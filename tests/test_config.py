@@ -62,6 +62,20 @@ BAD_INPUTS = [
     (["--audio", "afile", "--audio-strength", "1.5"], "--audio-strength 1.5: must be between 0"),
     (["--audio", "afile", "--audio-strength", "nan"], "--audio-strength nan: must be between 0"),
     (["--audio-strength", "0.5"], "--audio-strength 0.5 has no effect without --audio"),
+    (["--num-frames", "many"], "--num-frames many: give a frame count of the form 8n+1 (e.g. 97) or auto"),
+    (["--min-seconds", "2"], "--min-seconds 2 has no effect without --num-frames auto"),
+    (["--num-frames", "auto", "--min-seconds", "3", "--max-seconds", "2"], "--min-seconds 3 must be less than "
+                                                                           "--max-seconds 2"),
+    (["--num-frames", "auto", "--max-seconds", "0.5"], "--min-seconds 1 (its default) must be less than "
+                                                       "--max-seconds 0.5"),
+    (["--num-frames", "auto", "--min-seconds", "0"], "--min-seconds 0: must be a positive, finite number of seconds"),
+    (["--num-frames", "auto", "--max-seconds", "inf"], "--max-seconds inf: must be a positive, finite number"),
+    (["--num-frames", "auto", "--min-seconds", "1", "--max-seconds", "1.02"],
+     "--min-seconds 1 to --max-seconds 1.02 at 24 fps is 24 to 24 frames, which holds no count of the form 8n+1; "
+     "widen the range to take in 17 or 25 frames"),
+    (["--num-frames", "auto", "--audio", "afile"], "--num-frames auto with --audio afile: the soundtrack, not the "
+                                                   "prompt, sets the length"),
+    (["--num-frames", "auto", "--pipeline", "two-stage"], "--num-frames auto: not with --pipeline two-stage"),
 ]
 
 
@@ -132,6 +146,17 @@ def test_two_stage_defaults_are_the_distilled_schedule_without_guidance():
     assert config.distilled
 
 
+def test_auto_length_is_planned_for_the_longest_clip_its_bounds_allow():
+    from ltx2gen.duration import AutoLength
+
+    config = parse_config("--num-frames", "auto")
+    assert config.num_frames is None and config.auto_length == AutoLength(1.0, 20.0, Fraction(24))  # diffusers'
+    assert config.planned_num_frames == 473  # 20 s are 480 frames: the last 8n+1 count in them
+    assert parse_config("--num-frames", "auto", "--max-seconds", "4", "--fps", "25").planned_num_frames == 97
+    assert parse_config("--num-frames", "121").planned_num_frames == 121
+    assert parse_config("--num-frames", "121").auto_length is None
+
+
 def test_sequential_offload_and_no_fp8_switches_are_aliases():
     assert parse_config("--sequential-offload").offload == "sequential"
     assert parse_config().offload == "auto" and parse_config("--offload", "group").offload == "group"
@@ -161,7 +186,7 @@ def test_help_lists_every_flag_with_its_default():
     help_text = build_parser().format_help()
     for flag in ("--prompt", "--negative-prompt", "--model", "--output", "--no-timestamp", "--width", "--height",
                  "--num-frames", "--fps", "--steps", "--guidance-scale", "--seed", "--no-fp8", "--fp8",
-                 "--vae-chunk-frames", "--sequential-offload", "--keep-latents"):
+                 "--vae-chunk-frames", "--sequential-offload", "--keep-latents", "--min-seconds", "--max-seconds"):
         assert flag in help_text
     assert "(default: 768)" in help_text and "(default: rootonchair/LTX-2-19b-distilled)" in help_text
 

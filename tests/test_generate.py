@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import decode_latents
-from conftest import ROOT, linked_copy, run_generate
+from conftest import ROOT, linked_copy, parse_config, run_generate, stock_run
 from ltx2gen import memory
 from ltx2gen.video import probe, read_frames
 
@@ -82,47 +82,6 @@ def test_fp8_weight_storage_runs_on_cpu_when_asked_and_is_recorded(tiny_model, t
 
 def test_exactly_one_transformer_forward_per_distilled_step(clip):
     assert clip[1] == 8
-
-
-def stock_pipeline(model_dir, transformer_folder: str = "transformer"):
-    """diffusers' LTX2Pipeline loaded whole from the model's files in float32, as a user of diffusers alone would run
-    it on a CPU (diffusers' components default to float32; transformers' text encoder would keep its stored dtype,
-    bfloat16 for LTX-2.5). Its LTX-2.0 blocks are made perturbable as ours are (`patches.self_attention_perturbable`:
-    diffusers' LTX-2.0 conversion leaves STG without effect), the one change from stock. LTX-2.5's full model
-    (`transformer_folder` transformer_full) is loaded as diffusers' documentation does it ("Full / SFT transformer"):
-    its transformer passed in, the repo's scheduler rebuilt with dynamic shifting and a terminal shift of 0.1."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline, LTX2VideoTransformer3DModel
-
-    from ltx2gen.patches import self_attention_perturbable
-
-    full = {}
-    if transformer_folder == "transformer_full":
-        full["transformer"] = LTX2VideoTransformer3DModel.from_pretrained(
-            model_dir, subfolder="transformer_full", local_files_only=True, torch_dtype=torch.float32)
-    pipe = LTX2Pipeline.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32, **full)
-    if full:
-        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
-                                                                     use_dynamic_shifting=True, shift_terminal=0.1)
-    self_attention_perturbable(pipe.transformer)
-    return pipe
-
-
-def stock_run(model_dir, sidecar: dict, output_type: str):
-    """The stock pipeline called with the sidecar's parameters: its pipeline call, seed, prompt and prompt length.
-    Given sigmas are stepped through as given (a scheduler without shifting, built here from the checkpoint's), as
-    diffusers' own two-stage example does for the distilled lists."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    pipe = stock_pipeline(model_dir, sidecar["transformer_folder"])
-    call = dict(sidecar["pipeline_call"], output_type=output_type)
-    if call["sigmas"] is not None:
-        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config,
-                                                                     use_dynamic_shifting=False, shift_terminal=None)
-    output = pipe(prompt=sidecar["prompt"], negative_prompt=sidecar["negative_prompt"],
-                  generator=torch.Generator().manual_seed(sidecar["seed"]),
-                  max_sequence_length=sidecar["prompt_tokens"], **call)
-    assert [round(float(sigma), 8) for sigma in pipe.scheduler.sigmas] == sidecar["scheduler_sigmas"]
-    return output
 
 
 def assert_frames_equal_the_stock_pipeline(out, model_dir):
@@ -336,3 +295,13 @@ def test_full_mode_with_guidance_uses_the_negative_prompt_in_one_batched_forward
         outputs[negative] = read_frames(out)
     assert not np.array_equal(outputs["w5 w6"], outputs["w7 w8"])
     assert not np.array_equal(outputs[None], outputs["w5 w6"])  # the default negative prompt is really used
+
+
+def test_one_clip_over_several_processes_refuses_a_length_the_model_has_yet_to_choose():
+    import generate
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.ranks import Ranks
+
+    with pytest.raises(ConfigError, match="--num-frames auto: one clip over 2 processes splits its video tokens by a "
+                                          "frame count known before the prompt is encoded"):
+        generate.one_clip_over_ranks(parse_config("--num-frames", "auto"), Ranks(rank=0, world_size=2))
