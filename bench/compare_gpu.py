@@ -9,6 +9,7 @@ Then `decode`: decode_latents.py on random latents of each --decode-sizes clip, 
 grows with clip length.
 
     python3 bench/compare_gpu.py --out OUT_DIR                       # full size, both clip sizes (GPU)
+    python3 bench/compare_gpu.py --repo Lightricks/LTX-2.5-Diffusers --out OUT_DIR   # another published repo's model
     python3 bench/compare_gpu.py --smoke --out OUT_DIR               # the same code on the tiny model (CPU)
     python3 bench/compare_gpu.py --report A/compare.json B/compare.json --out DIR   # one table and plot from runs
 
@@ -17,8 +18,13 @@ the page cache, so each reads its weights from disk. A sampler thread reads GPU 
 allocated and the process RSS together every 10 ms: their sum is the unified-memory figure, what a Jetson user
 (one memory pool for CPU and GPU) runs out of. Peaks of GPU memory and RSS are the exact high-water marks. Writes
 compare.json, compare.md (the table) and compare.png (memory over time, stage boundaries marked).
-The model is written once with `ltx2gen.synthetic` (full LTX-2 19B shapes); its Gemma-3-12B-sized text encoder is
-built seeded wherever a contender loads it, because its 24 GB do not fit the GPU machine's disk beside the rest.
+The model is written once with `ltx2gen.synthetic` in the configuration and file layout of `--repo` (default the
+LTX-2.0 distilled repo), random weights at full size. For the repos whose text encoder is Gemma 3 12B (LTX-2.0 and
+2.3: `--preset full --text-encoder-at-load`) the text encoder is built seeded wherever a contender loads it, because
+its files (49 GB in float32, as published) do not fit the GPU machine's disk beside the rest; every contender gets it
+from the same loader. For LTX-2.5 (`--preset bench`) the text encoder is on disk, a Gemma 4 with a narrower MLP
+(the bench preset's), and every contender reads those same files: stock through `LTX2Pipeline.from_pretrained`.
+Each transformer call is timed (the GPU synchronized before and after it): `transformer_call_seconds`.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ GIB = 1024**3
 PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds calling in the pines"
 SEED = 1
 CONTENDERS = ("ours", "seed", "stock", "ours_fp8")
+DEFAULT_REPO = "rootonchair/LTX-2-19b-distilled"
+LTX25_REPO = "Lightricks/LTX-2.5-Diffusers"
 FULL_SIZES = ("768x512x97", "1920x1088x161")
 FULL_DECODE_SIZES = ("1920x1088x161", "1920x1088x321")
 SMOKE_SIZES = ("96x64x17",)
@@ -99,6 +107,29 @@ class Sampler(threading.Thread):
             "peak_unified_gib": round(max(gpu + rss for _, gpu, rss in self.samples), 2),
             "marks": self.marks, "samples": self.samples[::max(1, len(self.samples) // 2000)],
         }
+
+
+def time_transformer_calls(device) -> list[float]:
+    """Seconds of every call of any LTX-2 transformer in this process from now on, the device synchronized before and
+    after each (the pipelines wait on each step's output anyway): the class's `__call__`, so it holds for a
+    transformer loaded anywhere, behind any hook."""
+    import torch
+    from diffusers import LTX2VideoTransformer3DModel
+
+    seconds: list[float] = []
+    call = torch.nn.Module.__call__
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def timed(module, *args, **kwargs):
+        synchronize()
+        started = time.perf_counter()
+        output = call(module, *args, **kwargs)
+        synchronize()
+        seconds.append(round(time.perf_counter() - started, 4))
+        return output
+
+    LTX2VideoTransformer3DModel.__call__ = timed
+    return seconds
 
 
 def stage_seconds(marks: list[tuple[float, str]]) -> dict:
@@ -168,29 +199,32 @@ def run_decode(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], wo
 
 
 def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
-    """`LTX2Pipeline.from_pretrained` as users call it; the text encoder comes from the same loader as ours (see the
-    module docstring), already on `text_encoder_device`."""
+    """`LTX2Pipeline.from_pretrained` as users call it. A text encoder built at load (see the module docstring) comes
+    from the same loader as ours, already on `text_encoder_device`; one on disk loads with the rest, stock."""
     from diffusers import LTX2Pipeline
 
     from ltx2gen import components
+    from ltx2gen.synthetic import read_marker
 
+    if "text_encoder" not in read_marker(model_dir).get("built_at_load", []):
+        return LTX2Pipeline.from_pretrained(model_dir, torch_dtype=dtype)
     text_encoder = components.load_component(model_dir, "text_encoder", device, dtype).to(text_encoder_device)
     return LTX2Pipeline.from_pretrained(model_dir, text_encoder=text_encoder, torch_dtype=dtype)
 
 
-def _pipeline_call(pipe, size: tuple[int, int, int], output_type: str) -> tuple[dict, list]:
-    """The arguments ours passes (every guidance knob neutral, the distilled schedule, the seed's CPU generator), and
-    a transformer call counter."""
+def _pipeline_call(pipe, model_dir: Path, size: tuple[int, int, int], output_type: str) -> tuple[dict, list]:
+    """The arguments ours passes for this model's version (every guidance knob neutral, the distilled schedule,
+    cross-timestep modulation from LTX-2.3 on, the seed's CPU generator), and a transformer call counter."""
     import torch
 
     from ltx2gen import diffusion
-    from ltx2gen.checkpoint import PROMPT_TOKENS
+    from ltx2gen.checkpoint import PROMPT_TOKENS, model_version
 
     width, height, frames = size
     calls: list[int] = []
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     call = diffusion.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
-                                          guidance_scale=1.0, distilled=True)
+                                          guidance_scale=1.0, distilled=True, version=model_version(model_dir))
     return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
                 max_sequence_length=PROMPT_TOKENS,  # the stock default; the tokenizer file says "no limit"
                 generator=torch.Generator("cpu").manual_seed(SEED)), calls
@@ -225,7 +259,7 @@ def run_seed(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], work
 
     with sampler.stage("load"):
         pipe = _stock_pipeline(model_dir, device, dtype, device).to(device)
-    call, calls = _pipeline_call(pipe, size, "latent")
+    call, calls = _pipeline_call(pipe, model_dir, size, "latent")
     with sampler.stage("text+diffusion"):
         video_latents, audio_latents = pipe(**call)
     width, height, frames = size
@@ -252,7 +286,7 @@ def run_stock(sampler: Sampler, model_dir: Path, size: tuple[int, int, int], wor
             torch.cuda.empty_cache()  # the text encoder was built on the GPU and moved to host memory
         pipe.enable_model_cpu_offload(device=device)
         pipe.vae.enable_tiling()
-    call, calls = _pipeline_call(pipe, size, "np")
+    call, calls = _pipeline_call(pipe, model_dir, size, "np")
     with sampler.stage("pipeline"):
         video, audio = pipe(**call)
     with sampler.stage("encode"):
@@ -290,6 +324,7 @@ def child(args) -> int:
     size = tuple(int(value) for value in args.size.split("x"))
     work = args.result.parent
     sampler = Sampler(device)
+    call_seconds = time_transformer_calls(device)
     sampler.start()
     started = time.perf_counter()
     if args.child == "decode":
@@ -303,6 +338,7 @@ def child(args) -> int:
     result["end_to_end_s"] = round(time.perf_counter() - started, 2)
     result.update(sampler.finish())
     result["stage_seconds"] = stage_seconds(result["marks"])
+    result["transformer_call_seconds"] = call_seconds
     result.update(contender=args.child, size=args.size, torch=torch.__version__)
     args.result.write_text(json.dumps(result) + "\n")
     return 0
@@ -310,15 +346,23 @@ def child(args) -> int:
 
 # ---- the parent: model, contenders, report ----
 
-def write_model(preset: str, out: Path, device: str) -> Path:
+def model_recipe(repo: str, smoke: bool) -> tuple[str, list[str]]:
+    """The `ltx2gen.synthetic` preset and options of the benchmark model of `repo` (see the module docstring)."""
+    if repo == LTX25_REPO:
+        return ("tiny" if smoke else "bench"), []
+    return ("tiny" if smoke else "full"), ["--text-encoder-at-load"]
+
+
+def write_model(repo: str, smoke: bool, out: Path, device: str) -> Path:
     """Written by a child process, so this one never holds GPU memory (the caching allocator would keep the 66 GiB
     the writer used from the contenders) nor the writer's peak RSS, which Linux hands down to every child."""
     if not (out / "model_index.json").is_file():
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ltx2gen.synthetic", "--preset", preset, "--out", str(out), "--device",
-                        device, "--text-encoder-at-load"], check=True, cwd=ROOT)
+        preset, options = model_recipe(repo, smoke)
+        subprocess.run([sys.executable, "-m", "ltx2gen.synthetic", "--preset", preset, "--repo", repo, "--out",
+                        str(out), "--device", device, *options], check=True, cwd=ROOT)
         os.sync()  # else the first contender reads while 60 GB of written pages still go to the disk
-        print(f"wrote the {preset} model in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"wrote the {preset} model of {repo} in {time.perf_counter() - started:.0f} s", flush=True)
     return out
 
 
@@ -371,12 +415,21 @@ def compare_latents(results: list[dict]) -> None:
                                   / getattr(seed, kind).float().norm()), 5) for kind in ("video", "audio")}
 
 
+def step_time(result: dict) -> str:
+    """The median transformer call after the first (which may move or warm the model), and the first's."""
+    seconds = result.get("transformer_call_seconds") or []
+    if not seconds:
+        return ""
+    later = sorted(seconds[1:]) or seconds
+    return f"{later[len(later) // 2]:.2f} s (first {seconds[0]:.2f} s)"
+
+
 def table(record: dict) -> str:
-    lines = ["| size | contender | end to end | stages | transformer calls | peak GPU | peak RSS | unified peak | "
-             "latents vs seed (video, audio) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | contender | end to end | stages | transformer calls | step | peak GPU | peak RSS | "
+             "unified peak | latents vs seed (video, audio) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for result in record["results"]:
         if "error" in result:
-            lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | | |")
+            lines.append(f"| {result['size']} | {result['contender']} | failed: {result['error']} | | | | | | | |")
             continue
         loading = result.get("load_seconds", {})
         stages = ", ".join(f"{name} {seconds:.1f} s" + (f" (loading {loading[name]:.1f} s)" if name in loading else "")
@@ -384,7 +437,7 @@ def table(record: dict) -> str:
         difference = result.get("latents_vs_seed")
         latents = "" if difference is None else f"{difference['video']}, {difference['audio']}"
         lines.append(f"| {result['size']} | {result['contender']} | {result['end_to_end_s']:.1f} s | {stages} | "
-                     f"{result['transformer_calls']} | {result['peak_gpu_gib']:.2f} GiB | "
+                     f"{result['transformer_calls']} | {step_time(result)} | {result['peak_gpu_gib']:.2f} GiB | "
                      f"{result['peak_rss_gib']:.2f} GiB | {result['peak_unified_gib']:.2f} GiB | {latents} |")
     return "\n".join(lines) + "\n"
 
@@ -435,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--decode-sizes", nargs="*", help="clip sizes for the decode-only runs (default: 161 and "
                                                           "321 frames at 1920x1088; none: skip)")
+    parser.add_argument("--repo", default=DEFAULT_REPO,
+                        help="the published repo whose configuration and layout the model follows (any of "
+                             "ltx2gen.synthetic's; default: LTX-2.0 distilled)")
     parser.add_argument("--model", type=Path, help="model directory (written there when missing)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per contender")
@@ -460,9 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     decode_sizes = args.decode_sizes if args.decode_sizes is not None else (
         SMOKE_DECODE_SIZES if args.smoke else FULL_DECODE_SIZES)
     args.out.mkdir(parents=True, exist_ok=True)
-    model = write_model("tiny" if args.smoke else "full", args.model or args.out / "model", device)
+    model = write_model(args.repo, args.smoke, args.model or args.out / "model", device)
     record = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "device": device_name(device),
-              "prompt": PROMPT, "seed": SEED, "results": []}
+              "repo": args.repo, "model_version": model_version(model), "prompt": PROMPT, "seed": SEED,
+              "results": []}
     runs = [(name, size) for size in sizes for name in args.contenders] + [("decode", size) for size in decode_sizes]
     for name, size in runs:
         record["results"].append(run_contender(name, size, model, args.out, device, args.timeout))
@@ -470,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
         report(record, args.out)  # after each contender, so a cut-off run keeps what it measured
     print(table(record), flush=True)
     return 1 if any("error" in result for result in record["results"]) else 0
+
+
+def model_version(model: Path) -> str:
+    from ltx2gen.checkpoint import model_version as version
+
+    return version(model)
 
 
 def device_name(device: str) -> str:
