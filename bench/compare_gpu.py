@@ -218,13 +218,13 @@ def _pipeline_call(pipe, model_dir: Path, size: tuple[int, int, int], output_typ
     import torch
 
     from ltx2gen import diffusion
-    from ltx2gen.checkpoint import PROMPT_TOKENS, model_version
+    from ltx2gen.checkpoint import PROMPT_TOKENS, Guidance, model_version
 
     width, height, frames = size
     calls: list[int] = []
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     call = diffusion.pipeline_call_arguments(width=width, height=height, num_frames=frames, fps=24.0, steps=8,
-                                          guidance_scale=1.0, distilled=True, version=model_version(model_dir))
+                                          guidance=Guidance(), distilled=True, version=model_version(model_dir))
     return dict(call, prompt=PROMPT, output_type=output_type, return_dict=False,
                 max_sequence_length=PROMPT_TOKENS,  # the stock default; the tokenizer file says "no limit"
                 generator=torch.Generator("cpu").manual_seed(SEED)), calls
