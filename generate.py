@@ -87,17 +87,12 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     import dataclasses
     import os
 
-    import torch
-
     from ltx2gen import context_parallel
 
     if config.num_frames is None:
         raise ConfigError(f"--num-frames auto: one clip over {ranks.world_size} processes splits its video tokens by "
                           "a frame count known before the prompt is encoded; give --num-frames N (8n+1), or render "
                           "on one GPU")
-    if config.device == "cpu" or not torch.cuda.is_available():
-        raise ConfigError(f"one clip over {ranks.world_size} processes needs a CUDA GPU per process (context "
-                          "parallelism over NCCL); on CPU, run one process, or render a batch with --batch")
     context_parallel.check_split(ranks.world_size, config.width, config.height, config.num_frames)
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "

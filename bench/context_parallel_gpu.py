@@ -43,7 +43,7 @@ def measure(mode: str, size: tuple[int, int, int], device: torch.device, world_s
     inputs = step_inputs(transformer.config, *size, device)
     alone_times, alone = timed_steps(transformer, inputs, device, repeats)
     alone_peak = torch.cuda.max_memory_allocated(device) / GIB
-    context_parallel.enable(transformer, world_size)
+    context_parallel.enable(transformer, world_size, device)
     split_times, split = timed_steps(transformer, inputs, device, repeats)
     split_peak = torch.cuda.max_memory_allocated(device) / GIB
     error = float((split - alone).norm() / alone.norm())

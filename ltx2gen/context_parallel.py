@@ -6,6 +6,18 @@ whole on every rank (the prompt, the audio), so it runs locally with no exchange
 audio-to-video cross-attention over the rank's own video queries, and the audio stream (1-2% of the tokens) whole on
 every rank.
 
+LTX-2.3 and LTX-2.5 split the same way: what they add works token by token or per batch row, never across tokens.
+The gated attention's per-head gates come from each query token's own hidden state and scale the attention output
+once the exchange has given the rank its own tokens back with all heads. The prompt AdaLN and the cross-attention
+modulation (`use_cross_timestep`) come from the step's timestep and sigmas, one per batch row, and modulate the whole
+prompt on every rank; the per-modality text projections run in the connectors, before the transformer.
+Spatio-temporal guidance replaces a chosen block's self-attention by its value projection, token by token, and
+modality isolation skips the audio-video cross-attentions; both are decided per call, alike on every rank, so all
+ranks skip or join each exchange together. LTX-2.5's one new per-token input, `video_keyframes_mask` (tokens that
+get the keyframe position embedding), is left whole: only diffusers' keyframe pipelines pass it, not `LTX2Pipeline`,
+and diffusers' split hook fails on a planned input that a call leaves out. Given whole to a split transformer, it
+would not match the rank's share of the tokens and the call would fail rather than compute something else.
+
 The plan is ours, not the one diffusers ships for LTX-2, because that one fails on the LTX-2.0 checkpoint (run on
 two H200s: "The size of tensor a (2) must match the size of tensor b (4)"):
 - LTX-2.0 uses the "split" rotary embedding, which is 4-D ([batch, heads, tokens, dim/2]); diffusers' plan expects
@@ -24,7 +36,7 @@ import torch
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
-from ltx2gen.patches import attentions_kept_local
+from ltx2gen.patches import attentions_kept_local, parallel_config_on
 
 # Attentions of each block whose keys and values are whole on every rank: they need no exchange between ranks.
 LOCAL_ATTENTIONS = ("attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn")
@@ -64,17 +76,23 @@ def check_split(world_size: int, width: int, height: int, num_frames: int, *, he
 
 
 def join(device: torch.device) -> None:
-    """Meet the other ranks over NCCL. (diffusers builds its device mesh for CUDA devices only.)"""
+    """Meet the other ranks: over NCCL between CUDA GPUs, over gloo between CPU processes (no faster than one
+    process, which has the host's cores to itself; it is how the tests check the split without GPUs)."""
     import torch.distributed as dist
 
-    torch.cuda.set_device(device)
-    dist.init_process_group("nccl", device_id=device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
 
 
-def enable(transformer: torch.nn.Module, world_size: int) -> None:
-    """Split the transformer's video tokens over all ranks of the (already joined) process group."""
+def enable(transformer: torch.nn.Module, world_size: int, device: torch.device) -> None:
+    """Split the transformer's video tokens over all ranks of the (already joined) process group; `device` is this
+    rank's."""
     from diffusers import ContextParallelConfig
 
+    parallel_config_on(transformer, device)
     transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world_size),
                                    cp_plan=plan(transformer.config.rope_type))
     attentions_kept_local(transformer, LOCAL_ATTENTIONS)

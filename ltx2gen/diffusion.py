@@ -175,7 +175,7 @@ def split_over_ranks(denoiser: Denoiser, conditioning: TextConditioning | None,
     """One clip over several GPUs: each rank computes its share of the video tokens from rank 0's conditioning
     (the other ranks pass None), which reaches them once they have loaded the transformer. Every rank ends with the
     same latents."""
-    context_parallel.enable(denoiser.pipe.transformer, world_size)
+    context_parallel.enable(denoiser.pipe.transformer, world_size, denoiser.device)
     return context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), denoiser.device)
 
 

@@ -78,7 +78,8 @@ DEPENDS_ON = (
     Dependency(f"{LTX2}:LTX2PerturbedAttnProcessor.__call__",
                "self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, query_rotary_emb=None, "
                "key_rotary_emb=None, perturbation_mask=None, all_perturbed=None",
-               "self_attention_perturbable: the processor set on the self-attentions of LTX-2.0 blocks"),
+               "self_attention_perturbable: the processor set on the self-attentions of LTX-2.0 blocks (later "
+               "versions are built with it); attentions_kept_local: its _parallel_config"),
     Dependency(f"{LTX2}:LTX2VideoTransformerBlock.forward",
                "self, hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, temb, "
                "temb_audio, temb_ca_scale_shift, temb_ca_audio_scale_shift, temb_ca_gate, temb_ca_audio_gate, "
@@ -93,6 +94,11 @@ DEPENDS_ON = (
                "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
                "attention_kwargs=None, *, backend=None, parallel_config=None",
                "nag.NagCrossAttention: attends with the processor's backend and parallel configuration"),
+    Dependency("diffusers.models.modeling_utils:ModelMixin._resolve_parallel_config", "self, config",
+               "parallel_config_on: replaced on the transformer, called by enable_parallelism with the "
+               "ContextParallelConfig, records the ParallelConfig on the model and returns it"),
+    Dependency("diffusers.models._modeling_parallel:ParallelConfig.setup",
+               "self, rank, world_size, device, *, mesh=None", "parallel_config_on: sets up the rank's mesh"),
     Dependency("diffusers.models._modeling_parallel:ContextParallelInput", "split_dim, expected_dims=None, "
                "split_output=False", "context_parallel.plan: which transformer inputs split along the tokens (a "
                "private diffusers module)"),
@@ -225,6 +231,25 @@ def self_attention_perturbable(transformer: torch.nn.Module) -> None:
             block.perturbed_attn = True
             block.attn1.set_processor(LTX2PerturbedAttnProcessor())
             block.audio_attn1.set_processor(LTX2PerturbedAttnProcessor())
+
+
+def parallel_config_on(transformer: torch.nn.Module, device: torch.device) -> None:
+    """Context parallelism: `enable_parallelism` records `device` as this rank's and builds the device mesh for its
+    type. diffusers would take the device of the global rank modulo the accelerator count, which divides by zero on
+    a CPU (no accelerator), so ranks on CPUs could not split a clip; on GPUs of one host the two are the same."""
+    import torch.distributed as dist
+    from diffusers.models._modeling_parallel import ParallelConfig
+    from torch.distributed.device_mesh import init_device_mesh
+
+    def resolve(config) -> ParallelConfig:
+        config = ParallelConfig(context_parallel_config=config)
+        context = config.context_parallel_config
+        mesh = init_device_mesh(device.type, mesh_shape=context.mesh_shape, mesh_dim_names=context.mesh_dim_names)
+        config.setup(dist.get_rank(), dist.get_world_size(), device, mesh=mesh)
+        transformer._parallel_config = config
+        return config
+
+    transformer._resolve_parallel_config = resolve
 
 
 def attentions_kept_local(transformer: torch.nn.Module, names: tuple[str, ...]) -> None:

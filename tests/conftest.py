@@ -32,10 +32,10 @@ def run_generate_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
 
 
-def torchrun_command(*args: str, nproc: int = 2) -> list[str]:
-    """generate.py under torchrun in `nproc` processes on this host."""
+def torchrun_command(*args: str, nproc: int = 2, script: Path = ROOT / "generate.py") -> list[str]:
+    """`script` (generate.py unless told) under torchrun in `nproc` processes on this host."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-            str(ROOT / "generate.py"), *args]
+            str(script), *args]
 
 
 def torchrun_env(**env: str) -> dict[str, str]:
@@ -43,8 +43,9 @@ def torchrun_env(**env: str) -> dict[str, str]:
     return dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **env)
 
 
-def torchrun(*args: str, nproc: int = 2, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(torchrun_command(*args, nproc=nproc), capture_output=True, text=True,
+def torchrun(*args: str, nproc: int = 2, script: Path = ROOT / "generate.py",
+             **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(torchrun_command(*args, nproc=nproc, script=script), capture_output=True, text=True,
                           env=torchrun_env(**env))
 
 
