@@ -29,7 +29,6 @@ from ltx2gen.image import SourceImage, image_crf, inspect_image
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
-from ltx2gen.ranks import Ranks
 from ltx2gen.text import EncodedPrompt
 from ltx2gen.video import check_encoder
 
@@ -273,9 +272,6 @@ def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
     if config.enhance_prompt:
         raise ConfigError(f"--enhance-prompt: not yet for {name} (its prompt enhancer differs from LTX-2.0's); drop "
                           "--enhance-prompt")
-    if Ranks.from_env().distributed:
-        raise ConfigError(f"one clip over several GPUs: not yet for {name} (its gated attention is not split and "
-                          "was not measured); render it on one GPU")
 
 
 def choose_guidance(config: GenerateConfig, version: str) -> Guidance:

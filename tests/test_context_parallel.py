@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, torchrun
+from conftest import CLIP, ROOT, run_generate, torchrun
 from ltx2gen import context_parallel, synthetic
 from ltx2gen.errors import ConfigError
 
@@ -14,18 +14,21 @@ ONE_REPO_PER_VERSION = ("rootonchair/LTX-2-19b-distilled", "diffusers/LTX-2.3-Di
                         "Lightricks/LTX-2.5-Diffusers")
 
 
-@pytest.mark.parametrize("rope_type", ["split", "interleaved"])
-def test_plan_splits_every_video_rotary_embedding_along_its_tokens(rope_type):
+@pytest.mark.parametrize("repo, rope_type", [*((repo, None) for repo in ONE_REPO_PER_VERSION),
+                                             (ONE_REPO_PER_VERSION[0], "interleaved")])
+def test_plan_splits_every_video_rotary_embedding_along_its_tokens(repo, rope_type):
     """Each rotary embedding the plan splits must have the dimensions the plan expects, with the video tokens on
-    the split dimension; otherwise diffusers silently leaves it whole while the tokens are split."""
-    config = dict(synthetic.PRESETS["tiny"]()["transformer"], rope_type=rope_type)
+    the split dimension; otherwise diffusers silently leaves it whole while the tokens are split. Each version's own
+    rotary embedding (`rope_type` None), and diffusers' default, "interleaved"."""
+    config = synthetic.PRESETS["tiny"](repo)["transformer"]
+    config["rope_type"] = rope_type or config["rope_type"]
     from diffusers import LTX2VideoTransformer3DModel
 
     transformer = LTX2VideoTransformer3DModel(**config)
     frames, height, width = 3, 2, 3
     coords = transformer.rope.prepare_video_coords(1, frames, height, width, torch.device("cpu"), fps=24.0)
     embeddings = {"rope": transformer.rope(coords), "cross_attn_rope": transformer.cross_attn_rope(coords[:, 0:1])}
-    plan = context_parallel.plan(rope_type)
+    plan = context_parallel.plan(config["rope_type"])
     for name, (cos, sin) in embeddings.items():
         for index, tensor in enumerate((cos, sin)):
             split = plan[name][index]
@@ -56,6 +59,27 @@ def test_split_transformer_makes_every_guidance_pass_as_it_does_whole(tmp_path):
         assert found["video_tokens_seen_split"] * 2 == found["video_tokens"], repo
         for name, (video, audio) in found["passes"].items():
             assert video < 1e-5 and audio < 1e-5, (repo, name, video, audio)
+
+
+@pytest.mark.parametrize("model, flags", [
+    ("tiny_23_model", ()),
+    ("tiny_23_full_model", ("--steps", "2")),  # its default guidance: CFG, STG and modality isolation
+    ("tiny_25_model", ()),
+])
+def test_one_clip_over_two_processes_equals_one_process(model, flags, request, tmp_path):
+    """On CPUs the ranks exchange over gloo; the split clip's latents equal one process's to float32 rounding."""
+    from ltx2gen.latents import load_latents
+
+    model_dir = request.getfixturevalue(model)
+    flags = ("--device", "cpu", "--keep-latents", *flags)
+    assert run_generate(model_dir, tmp_path / "alone.mp4", *flags) == 0
+    split = torchrun("--prompt", "w1 w2 w3", "--model", str(model_dir), "--no-timestamp", *CLIP, *flags,
+                     "--output", str(tmp_path / "split.mp4"))
+    assert split.returncode == 0, split.stderr[-3000:]
+    one, two = (load_latents(tmp_path / f"{name}.latents.safetensors") for name in ("alone", "split"))
+    for stream in ("video", "audio"):
+        reference, value = getattr(one, stream).float(), getattr(two, stream).float()
+        assert (value - reference).norm() / reference.norm() < 1e-5, stream
 
 
 @pytest.mark.gpu
