@@ -114,11 +114,15 @@ class GenerateConfig(DecodeOptions):
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
     pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule), full (the "
                                 "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
-                                "steps at half the size, latents upsampled 2x, 3 refine steps at the full size)",
+                                "steps at half the size, latents upsampled x2, 3 refine steps at the full size; with "
+                                "an x1.5 --upsampler stage one runs at two thirds of the size)",
                         choices=("auto", "distilled", "full", "two-stage"))
     upsampler: str | None = opt(None, "two-stage: the latent upsampler, a folder (its config.json and weights, or a "
                                       "latent_upsampler/ folder in it) or a repo id whose latent_upsampler/ folder "
-                                      "holds it (default: the model's latent_upsampler/ folder)",
+                                      "holds it; its config.json sets the scale, x2 or x1.5, and must be made for the "
+                                      "model's version (default: the model's latent_upsampler/ folder; LTX-2.3, whose "
+                                      f"repos have none: {two_stage.LTX23_UPSAMPLER_REPO} from the Hugging Face "
+                                      "cache)",
                                 metavar="PATH|REPO")
     refine_from: Path | None = opt(None, "two-stage: resume from a stage-one latents file (NAME.stage1.latents."
                                          "safetensors, kept when a later stage failed): upsample, refine and decode; "

@@ -48,7 +48,7 @@ class RunPlan:
     fit: str = ""
     nag: NagSettings | None = None
     image: SourceImage | None = None
-    upsampler_dir: Path | None = None  # two-stage only
+    upsampler: two_stage.Upsampler | None = None  # two-stage only
     audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
@@ -82,9 +82,12 @@ class RunPlan:
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
-        divisor = 2 if is_two_stage else 1  # two-stage diffuses first at half the size
+        upsampler = two_stage.plan_upsampler(config, model_dir, version) if is_two_stage else None
+        # two-stage diffuses first at the size divided by the upsampler's scale
+        width, height = upsampler.stage_one_size(config.width, config.height) if upsampler else \
+            (config.width, config.height)
         call = diffusion.pipeline_call_arguments(
-            width=config.width // divisor, height=config.height // divisor, num_frames=config.num_frames,
+            width=width, height=height, num_frames=config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
         # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
         decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
@@ -92,9 +95,8 @@ class RunPlan:
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
         if config.enhance_prompt:
             enhance.check_supported(model_dir)
-        upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
-        if upsampler_dir:
-            components.check_component(upsampler_dir, f"--upsampler {config.upsampler or upsampler_dir}")
+        if upsampler:
+            components.check_component(upsampler.folder, upsampler.source)
         fit_line = ""
         if discrete_gpu:
             tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
@@ -131,8 +133,8 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version, guidance, folder, config.auto_length)
-        pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
+                  upsampler, audio_input, version, guidance, folder, config.auto_length)
+        pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
         print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) {size} at {report.fps_text(config.fps)} "
@@ -266,9 +268,6 @@ def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
     name = f"LTX-{version}"
     if config.camera:
         check_camera_published(config.camera, version)
-    if config.pipeline == "two-stage":
-        raise ConfigError(f"--pipeline two-stage: not yet for {name}, whose latent upsamplers differ from LTX-2.0's; "
-                          "use --pipeline distilled or full")
     if config.enhance_prompt:
         raise ConfigError(f"--enhance-prompt: not yet for {name} (its prompt enhancer differs from LTX-2.0's); drop "
                           "--enhance-prompt")

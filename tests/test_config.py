@@ -45,10 +45,10 @@ BAD_INPUTS = [
     (["--image", "afile"], "--image afile: not a readable image"),
     (["--image-strength", "0.5"], "--image-strength 0.5 has no effect without --image"),
     (["--image", "afile", "--image-strength", "-0.1"], "--image-strength -0.1: must be between 0 and 1"),
-    (["--pipeline", "two-stage", "--width", "800"], "--width 800: --pipeline two-stage needs a multiple of 64 "
-                                                    "(stage one runs at half the size, which must be a multiple of "
-                                                    "32); try 768 or 832"),
-    (["--pipeline", "two-stage", "--height", "544"], "--height 544: --pipeline two-stage needs a multiple of 64"),
+    (["--pipeline", "two-stage", "--width", "800"], "--width 800: --pipeline two-stage with the default x2 upsampler "
+                                                    "runs stage one at 800/2 px, which must be a multiple of 32; give "
+                                                    "a multiple of 64: try 768 or 832"),
+    (["--pipeline", "two-stage", "--height", "544"], "--height 544: --pipeline two-stage with the default x2 "),
     (["--pipeline", "two-stage", "--steps", "20"], "--steps 20: two-stage runs the distilled schedule (8 steps)"),
     (["--pipeline", "two-stage", "--guidance-scale", "3"], "--guidance-scale 3: two-stage runs the distilled model"),
     (["--pipeline", "two-stage", "--stg-scale", "1"], "--stg-scale 1: two-stage runs the distilled model"),
