@@ -55,6 +55,7 @@ class RunPlan:
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
     auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
+    prompt_enhancer: Path | None = None  # --enhance-prompt on LTX-2.5: the separate enhancer's folder
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -91,8 +92,8 @@ class RunPlan:
         decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
         check_encoder()
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
-        if config.enhance_prompt:
-            enhance.check_supported(model_dir)
+        prompt_enhancer = enhance.check_supported(model_dir, config.prompt_enhancer) if config.enhance_prompt \
+            else None
         upsampler_dir = two_stage.resolve_upsampler(config.upsampler, model_dir) if is_two_stage else None
         if upsampler_dir:
             components.check_component(upsampler_dir, f"--upsampler {config.upsampler or upsampler_dir}")
@@ -118,7 +119,7 @@ class RunPlan:
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
                 fp8 = "weight"
-        if text_encoder == "offloaded" and config.enhance_prompt:
+        if text_encoder == "offloaded" and config.enhance_prompt and prompt_enhancer is None:
             raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
@@ -132,7 +133,7 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler_dir, audio_input, version, guidance, folder, config.auto_length)
+                  upsampler_dir, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer)
         pipeline = two_stage.describe(config) if is_two_stage else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -241,7 +242,9 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
-            **encoded.record(config.enhance_prompt), **self.conditioning_record(config),
+            **encoded.record(config.enhance_prompt),
+            "prompt_enhancer": str(self.prompt_enhancer) if self.prompt_enhancer else None,
+            **self.conditioning_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
@@ -270,9 +273,6 @@ def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
     if config.pipeline == "two-stage":
         raise ConfigError(f"--pipeline two-stage: not yet for {name}, whose latent upsamplers differ from LTX-2.0's; "
                           "use --pipeline distilled or full")
-    if config.enhance_prompt:
-        raise ConfigError(f"--enhance-prompt: not yet for {name} (its prompt enhancer differs from LTX-2.0's); drop "
-                          "--enhance-prompt")
     if Ranks.from_env().distributed:
         raise ConfigError(f"one clip over several GPUs: not yet for {name} (its gated attention is not split and "
                           "was not measured); render it on one GPU")
