@@ -14,6 +14,11 @@ from ltx2gen.errors import ConfigError
 
 # The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
 MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
+# A transformers model at the top of its repo (LTX-2.5's prompt enhancer, google/gemma-4-E2B-it): what loading its
+# language model and tokenizer reads. No LTX-2 repo has these names at its top level.
+TRANSFORMERS_MODEL_FILE_PATTERNS = ["config.json", "generation_config.json", "model*.safetensors",
+                                    "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                                    "special_tokens_map.json", "chat_template.jinja", "processor_config.json"]
 # Nothing reads these: the published text_encoder/ folders hold a stale second shard set (51.6 GB, names under
 # `base_text_encoder.`) beside the one their index lists.
 MODEL_IGNORE_PATTERNS = ["text_encoder/diffusion_pytorch_model*"]

@@ -75,10 +75,11 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         if ranks.distributed:  # rank 0's seed and output name for all
             context_parallel.join(plan.device)
             config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
-        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed.
-        conditioning = tracker.run("text", encode_prompt, plan.model_dir, PromptRequest.for_clip(config),
-                                   plan.device, plan.dtype, loras=plan.loras, text_encoder=plan.text_encoder
-                                   ) if ranks.rank == 0 else None
+        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed
+        # (with --enhance-prompt on LTX-2.5, the prompt enhancer first, before the text encoder loads).
+        conditioning = tracker.run("text", encode_prompt, plan.model_dir,
+                                   PromptRequest.for_clip(config, plan.prompt_enhancer), plan.device, plan.dtype,
+                                   loras=plan.loras, text_encoder=plan.text_encoder) if ranks.rank == 0 else None
         encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
         # 1a. With --num-frames auto: the duration head chooses the clip's length from the conditioning, said in one
         # line; from here on the clip has that frame count. The head is freed.

@@ -178,7 +178,7 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
     if name in ("tokenizer", "scheduler", "processor"):
         return cls.from_pretrained(model_dir, subfolder=name)
     if cls.__module__.startswith("transformers"):
-        model = _load_transformers_model(cls, model_dir / name, device, dtype, fp8)
+        model = load_transformers_model(cls, model_dir / name, device, dtype, fp8)
     elif fp8:
         raise ValueError(f"{name}: FP8 while loading is for the transformers text encoder, not {cls.__name__}")
     else:
@@ -186,7 +186,7 @@ def load_component(model_dir: Path, name: str, device: torch.device, dtype: torc
     return model.eval().requires_grad_(False)
 
 
-def _load_transformers_model(cls, folder: Path, device: torch.device, dtype: torch.dtype, fp8: bool):
+def load_transformers_model(cls, folder: Path, device: torch.device, dtype: torch.dtype, fp8: bool = False):
     """Streamed from the files one tensor at a time, each decoder layer quantized as it arrives with `fp8`:
     from_pretrained memory-maps the files, and every page it reads stays in the process's memory until it returns
     (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
@@ -210,7 +210,7 @@ def stock_pipeline(**components):
     from diffusers import LTX2Pipeline
 
     names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder",
-             "processor")
+             "processor", "prompt_enhancer")
     return LTX2Pipeline(**{name: components.get(name) for name in names})
 
 

@@ -168,10 +168,15 @@ class GenerateConfig(DecodeOptions):
                               "setting for DiT image and video models)")
     nag_alpha: float = opt(0.25, "NAG blend: alpha x guided + (1 - alpha) x unguided output (above 0, at most 1; "
                                  "0.25 is the NAG paper's setting for DiT image and video models)")
-    enhance_prompt: bool = opt(False, "rewrite --prompt into a detailed LTX-2-style paragraph with the Gemma text "
-                                      "encoder before encoding it (diffusers' prompt enhancement with Lightricks' "
-                                      "system prompt, seeded by --seed); the enhanced prompt is printed and recorded "
-                                      "beside the original")
+    enhance_prompt: bool = opt(False, "rewrite --prompt into a detailed LTX-2-style paragraph before encoding it "
+                                      "(diffusers' prompt enhancement with Lightricks' system prompt, seeded by "
+                                      "--seed): LTX-2.0/2.3 with their Gemma 3 text encoder, LTX-2.5 with "
+                                      "--prompt-enhancer; the enhanced prompt is printed and recorded beside the "
+                                      "original")
+    prompt_enhancer: str = opt("google/gemma-4-E2B-it", "LTX-2.5 --enhance-prompt: the Gemma 4 instruct model that "
+                                                        "rewrites the prompt (its text encoder is not trained to), a "
+                                                        "repo id in the Hugging Face cache or a local folder",
+                               metavar="REPO|PATH")
     image: Path | None = opt(None, "condition the first frame on this local PNG, JPEG or WebP image (scaled to cover "
                                    "--width x --height and center-cropped)", type=Path)
     image_strength: float = opt(1.0, "how closely the first frame follows --image, from 0 (not at all) to 1 (kept "

@@ -54,6 +54,7 @@ class RunPlan:
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
     auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
+    prompt_enhancer: Path | None = None  # --enhance-prompt on LTX-2.5: the separate enhancer's folder
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -76,7 +77,8 @@ class RunPlan:
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
             (duration.COMPONENT,) if config.auto_length else ()))
         version = model_version(model_dir)
-        refuse_what_the_version_lacks(config, version)
+        if config.camera:
+            check_camera_published(config.camera, version)
         folder = transformer_folder(model_dir, full=not config.distilled)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
@@ -93,8 +95,8 @@ class RunPlan:
         decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
         check_encoder()
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
-        if config.enhance_prompt:
-            enhance.check_supported(model_dir)
+        prompt_enhancer = enhance.check_supported(model_dir, config.prompt_enhancer) if config.enhance_prompt \
+            else None
         if upsampler:
             components.check_component(upsampler.folder, upsampler.source)
         fit_line = ""
@@ -119,7 +121,7 @@ class RunPlan:
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
                 fp8 = "weight"
-        if text_encoder == "offloaded" and config.enhance_prompt:
+        if text_encoder == "offloaded" and config.enhance_prompt and prompt_enhancer is None:
             raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
@@ -133,7 +135,7 @@ class RunPlan:
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
-                  upsampler, audio_input, version, guidance, folder, config.auto_length)
+                  upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -242,7 +244,9 @@ class RunPlan:
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
-            **encoded.record(config.enhance_prompt), **self.conditioning_record(config),
+            **encoded.record(config.enhance_prompt),
+            "prompt_enhancer": str(self.prompt_enhancer) if self.prompt_enhancer else None,
+            **self.conditioning_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
@@ -258,19 +262,6 @@ def decode_plan_for(options: DecodeOptions, num_frames: int) -> video_decode.Dec
     """The video decode of a clip of `num_frames` with the decode flags of `options`."""
     return video_decode.DecodePlan.choose(num_frames, options.vae_chunk_frames, options.vae_context_frames,
                                           options.vae_tile_size, options.vae_tile_overlap)
-
-
-def refuse_what_the_version_lacks(config: GenerateConfig, version: str) -> None:
-    """What is built and measured for LTX-2.0 only is refused on later versions in one line, before any weight is
-    read."""
-    if version == "2.0":
-        return
-    name = f"LTX-{version}"
-    if config.camera:
-        check_camera_published(config.camera, version)
-    if config.enhance_prompt:
-        raise ConfigError(f"--enhance-prompt: not yet for {name} (its prompt enhancer differs from LTX-2.0's); drop "
-                          "--enhance-prompt")
 
 
 def choose_guidance(config: GenerateConfig, version: str) -> Guidance:

@@ -628,6 +628,50 @@ def write_text_encoder(folder: Path, preset: str, *, seed: int = 0, device: str 
         _write_weights(folder, parts, stale)
 
 
+# LTX-2.5's prompt enhancer: an off-the-shelf Gemma 4 instruct model, a transformers repo of its own (not an LTX-2
+# one); its configuration in published/ is the structure third-party ports quote (SOURCES.md).
+PROMPT_ENHANCER_REPO = "google/gemma-4-E2B-it"
+
+
+def _tiny_prompt_enhancer_config() -> dict:
+    """The published Gemma 4 E2B configuration with tiny sizes: the text model 32 wide, two of its five-layer
+    periods (four sliding-window layers, then a global one with twice wider heads), the last half reusing the
+    first half's keys and values as E2B's last 20 of 35 layers do, per-layer input embeddings 8 wide; one-layer
+    vision and audio towers; token ids those of the tiny Gemma 4 vocabulary."""
+    published = _read_json(PUBLISHED / PROMPT_ENHANCER_REPO.replace("/", "--") / "config.json")
+    ids = {token: i for i, token in enumerate(TINY_GEMMA4_VOCAB)}
+    layers = 10
+    return _resized(published, {
+        "text_config": dict(hidden_size=TINY_GEMMA_HIDDEN, intermediate_size=64, num_hidden_layers=layers,
+                            num_attention_heads=2, num_key_value_heads=1, head_dim=16, global_head_dim=32,
+                            vocab_size=len(TINY_GEMMA4_VOCAB), vocab_size_per_layer_input=len(TINY_GEMMA4_VOCAB),
+                            hidden_size_per_layer_input=8, num_kv_shared_layers=layers // 2,
+                            layer_types=published["text_config"]["layer_types"][:layers]),
+        "vision_config": dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              num_key_value_heads=2, head_dim=8, global_head_dim=8, position_embedding_size=64),
+        "audio_config": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             subsampling_conv_channels=[4, 4], output_proj_dims=TINY_GEMMA_HIDDEN),
+        "boi_token_id": ids["<start_of_image>"], "eoi_token_id": ids["<end_of_image>"],
+        "image_token_id": ids["<image_soft_token>"], "video_token_id": ids["<video_soft_token>"],
+        "boa_token_id": ids["<start_of_audio>"], "eoa_token_index": ids["<end_of_audio>"],
+        "audio_token_id": ids["<audio_soft_token>"], "eos_token_id": [ids["<eos>"], ids["<end_of_turn>"]],
+    }, "tiny prompt enhancer")
+
+
+def write_prompt_enhancer(out: Path, *, seed: int = 0) -> Path:
+    """A tiny seeded `Gemma4ForConditionalGeneration` shaped like google/gemma-4-E2B-it (LTX-2.5's prompt enhancer)
+    with the tiny Gemma 4 tokenizer (Gemma 3's chat template: Gemma 4's was not seen), as transformers saves them:
+    config.json, generation_config.json, model.safetensors, the tokenizer files."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+
+    out = Path(out)
+    with _building(seed, torch.float32, "cpu"):
+        model = Gemma4ForConditionalGeneration(Gemma4Config.from_dict(_tiny_prompt_enhancer_config()))
+    model.save_pretrained(out)
+    _tokenizer(LTX25_REPO).save_pretrained(out)
+    return out
+
+
 def read_marker(model_dir: Path) -> dict:
     """What `write_model` recorded of a synthetic model directory (preset, seed, repo, the components built at
     load); empty for any other model."""

@@ -84,11 +84,14 @@ class PromptRequest:
     with_guidance: bool
     with_nag: bool = False
     enhance_seed: int | None = None  # --enhance-prompt: rewrite the prompt first, with this seed
+    prompt_enhancer: Path | None = None  # the separate model that rewrites it (LTX-2.5); None: the text encoder
 
     @classmethod
-    def for_clip(cls, config) -> "PromptRequest":
-        """What the text stage encodes for one clip's settings (a `GenerateConfig`)."""
-        return cls(config.prompt, config.negative_prompt, config.uses_guidance, config.uses_nag, config.enhance_seed)
+    def for_clip(cls, config, prompt_enhancer: Path | None = None) -> "PromptRequest":
+        """What the text stage encodes for one clip's settings (a `GenerateConfig`); `prompt_enhancer`: the plan's
+        (`RunPlan.prompt_enhancer`)."""
+        return cls(config.prompt, config.negative_prompt, config.uses_guidance, config.uses_nag, config.enhance_seed,
+                   prompt_enhancer if config.enhance_seed is not None else None)
 
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
@@ -96,9 +99,10 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
                    text_encoder: str = "resident") -> list[TextConditioning]:
     """Stage 1: Gemma encodes each prompt (and negative prompt with guidance or NAG) and the text connectors turn
     that into the transformer's conditioning; `text_encoder` says how Gemma is held (`load_text_encoder`). Prompts
-    to enhance are rewritten first by the same text encoder (`ltx2gen.enhance`). With a cache, prompts encoded
-    before are read from disk (keyed by the prompt encoded), and no model is loaded at all when every prompt is
-    cached and none is to be enhanced."""
+    to enhance are rewritten first (`ltx2gen.enhance`): by a separate enhancer, loaded and freed before anything
+    else (LTX-2.5), or by the same text encoder. With a cache, prompts encoded before are read from disk (keyed by
+    the prompt encoded), and no model is loaded at all when every prompt is cached and none is to be enhanced."""
+    requests = _enhance_with_prompt_enhancers(stage, requests, device, dtype)
     tokenizer = stage.load("tokenizer", lambda: load_component(model_dir, "tokenizer", device, dtype))
     enhancing = any(request.enhance_seed is not None for request in requests)
     pipe = None
@@ -145,6 +149,23 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         if cache:
             cache.put(model_dir, request, key_extra, results[i])
     return results
+
+
+def _enhance_with_prompt_enhancers(stage: mem.Stage, requests: list[PromptRequest], device: torch.device,
+                                   dtype: torch.dtype) -> list[PromptRequest]:
+    """The requests with the prompts that a separate enhancer rewrites rewritten, each enhancer loaded, used for
+    all of its prompts and freed in turn."""
+    requests = list(requests)
+    folders = dict.fromkeys(request.prompt_enhancer for request in requests
+                            if request.enhance_seed is not None and request.prompt_enhancer is not None)
+    for folder in folders:
+        chosen = [i for i, request in enumerate(requests)
+                  if request.enhance_seed is not None and request.prompt_enhancer == folder]
+        prompts = enhance.enhance_with_prompt_enhancer(
+            stage, folder, [(requests[i].prompt, requests[i].enhance_seed) for i in chosen], device, dtype)
+        for i, prompt in zip(chosen, prompts):
+            requests[i] = dataclasses.replace(requests[i], prompt=prompt, enhance_seed=None, prompt_enhancer=None)
+    return requests
 
 
 def prompt_token_count(tokenizer, prompt: str) -> int:

@@ -101,8 +101,7 @@ def test_the_newer_versions_render_with_each_conditioning_and_precision(request,
 
 @pytest.mark.parametrize("flags, message", [
     (["--camera", "dolly-in"], "--camera dolly-in: Lightricks has published camera-control LoRAs for LTX-2.0 only "
-                              "(Lightricks/LTX-2-19b-LoRA-Camera-Control-*), none for LTX-2.5"),
-    (["--enhance-prompt"], "--enhance-prompt: not yet for LTX-2.5")])
+                              "(Lightricks/LTX-2-19b-LoRA-Camera-Control-*), none for LTX-2.5")])
 def test_what_is_verified_on_ltx_2_0_only_is_refused_on_later_versions_before_any_weight(tiny_25_model, tmp_path,
                                                                                         capsys, flags, message):
     import generate

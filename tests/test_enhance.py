@@ -90,3 +90,116 @@ def test_a_batch_enhances_per_clip(enhancing_model, tmp_path):
     assert sidecars["enhanced"]["enhanced_prompt"] not in (None, PROMPT)
     assert sidecars["as_given"]["enhanced_prompt"] is None
     assert sidecars["enhanced"]["prompt"] == sidecars["as_given"]["prompt"] == PROMPT
+
+
+@pytest.fixture(scope="module")
+def prompt_enhancer(tmp_path_factory):
+    """A tiny real Gemma 4 instruct model shaped like google/gemma-4-E2B-it, LTX-2.5's prompt enhancer."""
+    from ltx2gen.synthetic import write_prompt_enhancer
+
+    return write_prompt_enhancer(tmp_path_factory.mktemp("models") / "gemma-4-tiny-it")
+
+
+@pytest.fixture(scope="module")
+def enhanced_25_clip(tiny_25_model, prompt_enhancer, tmp_path_factory):
+    """One LTX-2.5 clip rendered with --enhance-prompt and the tiny enhancer: its sidecar, what was printed, and
+    the lifecycle seen by a listener (each event, and whether the enhancer was gone when the text encoder began
+    loading)."""
+    import contextlib
+    import io
+    import weakref
+
+    events, enhancer_refs, enhancer_gone = [], [], []
+
+    def observe(event, name, obj):
+        events.append((event, name))
+        if event == "loaded" and name == "prompt_enhancer":
+            enhancer_refs.append(weakref.ref(obj))
+        if event == "load" and name == "text_encoder":
+            enhancer_gone.append(all(ref() is None for ref in enhancer_refs))
+
+    out = tmp_path_factory.mktemp("clips") / "enhanced25.mp4"
+    printed = io.StringIO()
+    memory.add_listener(observe)
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = run_generate(tiny_25_model, out, "--enhance-prompt", "--prompt-enhancer", str(prompt_enhancer),
+                                  "--keep-latents", prompt=PROMPT)
+    finally:
+        memory.remove_listener(observe)
+    assert status == 0
+    return json.loads(out.with_suffix(".json").read_text()), printed.getvalue(), events, enhancer_refs, enhancer_gone
+
+
+def test_ltx_2_5_enhances_with_its_own_enhancer_freed_before_the_text_encoder_loads(enhanced_25_clip,
+                                                                                   prompt_enhancer):
+    sidecar, printed, events, enhancer_refs, enhancer_gone = enhanced_25_clip
+    assert sidecar["prompt"] == PROMPT and sidecar["enhanced_prompt"] not in (None, "", PROMPT)
+    assert sidecar["prompt_enhancer"] == str(prompt_enhancer)
+    assert printed.count(f"enhanced prompt (seed 7): {sidecar['enhanced_prompt']}") == 1
+    # Loaded once, freed, and gone (no reference left anywhere) before the text encoder starts loading.
+    assert len(enhancer_refs) == 1 and enhancer_gone == [True]
+    order = [event for event in events if event[1] in ("prompt_enhancer", "text_encoder")]
+    assert order[:4] == [("load", "prompt_enhancer"), ("loaded", "prompt_enhancer"), ("freed", "prompt_enhancer"),
+                         ("load", "text_encoder")]
+
+
+def test_ltx_2_5_enhancement_is_diffusers_own_with_the_same_enhancer_and_seed(enhanced_25_clip, tiny_25_model,
+                                                                             prompt_enhancer):
+    """diffusers' documented LTX-2.5 enhancement: the enhancer loaded into the pipeline's prompt_enhancer, the call
+    with enable_prompt_enhancement=True and the run's generator (its default system prompt and recipe). Gemma 4's
+    own processor needs torchvision, absent here, so the pipeline gets the enhancer's tokenizer as ours does."""
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    from conftest import stock_pipeline
+    from ltx2gen.enhance import TokenizerProcessor
+
+    sidecar = enhanced_25_clip[0]
+    pipe = stock_pipeline(tiny_25_model)
+    pipe.prompt_enhancer = AutoModelForImageTextToText.from_pretrained(prompt_enhancer, dtype=torch.float32)
+    pipe.processor = TokenizerProcessor(AutoTokenizer.from_pretrained(prompt_enhancer))
+    enhanced = []
+    stock_enhance = pipe.enhance_prompt
+    pipe.enhance_prompt = lambda *args, **kwargs: enhanced.append(stock_enhance(*args, **kwargs)[0]) or enhanced
+    call = dict(sidecar["pipeline_call"], num_inference_steps=1, output_type="latent")
+    pipe(prompt=PROMPT, enable_prompt_enhancement=True, generator=torch.Generator().manual_seed(sidecar["seed"]),
+         max_sequence_length=sidecar["prompt_tokens"], **call)
+    assert enhanced == [sidecar["enhanced_prompt"]]
+
+
+@pytest.mark.parametrize("missing", ["not downloaded", "weights", "not Gemma 4"])
+def test_a_missing_or_wrong_prompt_enhancer_is_refused_with_status_2_before_any_weight(tiny_25_model, prompt_enhancer,
+                                                                                      tmp_path, capsys, missing):
+    if missing == "not downloaded":  # the tests run with HF_HUB_OFFLINE=1
+        enhancer, message = "google/gemma-4-E2B-it", "(docker: 'download google/gemma-4-E2B-it')"
+    else:
+        enhancer = shutil.copytree(prompt_enhancer, tmp_path / "enhancer")
+        if missing == "weights":
+            (enhancer / "model.safetensors").unlink()
+            message = "holds no .safetensors weights"
+        else:
+            config = json.loads((enhancer / "config.json").read_text())
+            (enhancer / "config.json").write_text(json.dumps(dict(config, model_type="gemma3")))
+            message = "holds a 'gemma3' model"
+    loads = []
+    listener = lambda event, name, obj: loads.append(name) if event == "load" else None  # noqa: E731
+    memory.add_listener(listener)
+    try:
+        with pytest.raises(SystemExit) as exit_status:
+            generate.main(["--prompt", PROMPT, "--model", str(tiny_25_model), "--output", str(tmp_path / "c.mp4"),
+                           *CLIP, "--enhance-prompt", "--prompt-enhancer", str(enhancer)])
+    finally:
+        memory.remove_listener(listener)
+    error = capsys.readouterr().err
+    assert exit_status.value.code == 2 and loads == []
+    assert f"--prompt-enhancer {enhancer}" in error and message in error
+    assert not list(tmp_path.glob("c*"))
+
+
+def test_ltx_2_3_enhances_with_its_own_text_encoder_and_published_processor(tiny_23_model, prompt_enhancer):
+    """LTX-2.3's text encoder is Gemma 3, which enhances its own prompts (diffusers and ltx-pipelines alike), with
+    the processor its repos publish: no separate enhancer is resolved, whatever --prompt-enhancer says."""
+    from ltx2gen import enhance
+
+    assert enhance.check_supported(tiny_23_model, "google/gemma-4-E2B-it") is None
+    assert enhance.check_supported(tiny_23_model, str(prompt_enhancer)) is None
