@@ -20,6 +20,7 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
     for entry in record["results"]:
         frames = int(entry["size"].split("x")[-1])
         assert entry["transformer_calls"] == (0 if entry["contender"] == "decode" else 8)  # 8 distilled steps
+        assert len(entry["transformer_call_seconds"]) == entry["transformer_calls"]  # each call timed
         assert probe(entry["output"]).frames == frames
         sampled = max(gpu + rss for _, gpu, rss in entry["samples"])  # a subsample of what the peak came from
         assert entry["peak_unified_gib"] + 0.005 >= sampled > 0  # the peak is rounded to 0.01 GiB
@@ -41,3 +42,20 @@ def test_comparison_smoke_run_measures_every_contender(tmp_path):
     table = (tmp_path / "compare.md").read_text()
     assert all(f"| 96x64x17 | {name} |" in table for name in by_name)
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_comparison_on_a_later_version_loads_its_model_in_every_contender(tiny_25_model, tmp_path):
+    """--repo: the LTX-2.5 model (its Gemma 4 text encoder on disk, which stock loads with from_pretrained), each
+    contender one transformer call per distilled step."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "compare_gpu.py"), "--smoke", "--repo",
+                             "Lightricks/LTX-2.5-Diffusers", "--model", str(tiny_25_model), "--contenders", "ours",
+                             "stock", "--decode-sizes", "--out", str(tmp_path)], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "compare.json").read_text())
+    assert record["repo"] == "Lightricks/LTX-2.5-Diffusers" and record["model_version"] == "2.5"
+    assert [entry["contender"] for entry in record["results"]] == ["ours", "stock"]
+    for entry in record["results"]:
+        assert entry["transformer_calls"] == len(entry["transformer_call_seconds"]) == 8
+        assert probe(entry["output"]).frames == 17
+    assert "| 96x64x17 | stock |" in (tmp_path / "compare.md").read_text()
