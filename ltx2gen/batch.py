@@ -2,6 +2,8 @@
 
 Each line is one clip: `name`, `prompt`, and any generate.py flag by its name with underscores (`num_frames`,
 `camera`, `seed`, ...); a switch such as `no_fp8` takes `true`, a repeatable flag (`lora`) a list of value lists.
+`keyframes` is a list of `--keyframe` values, each a string (`"end.png@end:0.8"`) or an object
+(`{"path": "end.png", "at": "end", "strength": 0.8}`).
 
 Two ways to render: one generate.py process per clip (`run_processes`, what batch/run_batch.sh calls: a crash
 or a leak in one clip cannot touch the next), or everything in one process (`run_in_process`, what
@@ -27,7 +29,7 @@ from ltx2gen.files import write_json
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from"}
-INPUT_FILE_KEYS = ("image", "audio")  # local files a clip reads: relative to the batch file where they are there
+INPUT_FILE_KEYS = {"image", "audio"}  # local files a clip reads: relative to the batch file where they are there
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,48 @@ def read_batch(path: Path) -> list[Clip]:
         if reserved:
             raise ConfigError(f"{path}:{number}: clip {name!r} sets {', '.join(sorted(reserved))}; outputs are "
                               "named by the batch (name.mp4 in the output folder)")
-        for key in INPUT_FILE_KEYS:
-            value = entry.get(key)
-            if isinstance(value, str) and not Path(value).is_absolute() and (path.parent / value).is_file():
-                entry[key] = str(path.parent / value)
+        for key in INPUT_FILE_KEYS & set(entry):
+            entry[key] = beside_batch_file(entry[key], path)
+        if "keyframes" in entry:
+            entry["keyframe"] = [[flag] for flag in keyframe_flags(entry.pop("keyframes"), path,
+                                                                    f"{path}:{number}: clip {name!r}")]
         names.add(name)
         clips.append(Clip(name, number, entry))
     if not clips:
         raise ConfigError(f"{path}: holds no clips")
     return clips
+
+
+def beside_batch_file(value, batch_file: Path):
+    """A relative input file path that names a file beside the batch file, as that file's path; any other value as
+    it is."""
+    if isinstance(value, str) and not Path(value).is_absolute() and (batch_file.parent / value).is_file():
+        return str(batch_file.parent / value)
+    return value
+
+
+def keyframe_flags(keyframes, batch_file: Path, where: str) -> list[str]:
+    """A clip's `keyframes` as --keyframe values (PATH@TIME[:STRENGTH], checked by generate.py), each path relative
+    to the batch file where the file is there."""
+    if not isinstance(keyframes, list):
+        raise ConfigError(f"{where}: 'keyframes' must be a list of \"PATH@TIME[:STRENGTH]\" strings or "
+                          "{\"path\": ..., \"at\": ..., \"strength\": ...} objects")
+    flags = []
+    for keyframe in keyframes:
+        if isinstance(keyframe, dict):
+            unknown = set(keyframe) - {"path", "at", "strength"}
+            if unknown or not isinstance(keyframe.get("path"), str) or \
+                    not isinstance(keyframe.get("at"), (str, int, float)):
+                raise ConfigError(f"{where}: keyframe {json.dumps(keyframe)} needs a 'path' string and an 'at' time "
+                                  "(seconds, \"f60\" or \"end\"), and optionally a 'strength', nothing else")
+            strength = f":{keyframe['strength']}" if "strength" in keyframe else ""
+            keyframe = f"{keyframe['path']}@{keyframe['at']}{strength}"
+        elif not isinstance(keyframe, str):
+            raise ConfigError(f"{where}: keyframe {json.dumps(keyframe)} is neither a \"PATH@TIME[:STRENGTH]\" string "
+                              "nor an object")
+        image, at_sign, when = keyframe.rpartition("@")
+        flags.append(f"{beside_batch_file(image, batch_file)}{at_sign}{when}")
+    return flags
 
 
 def default_out_dir(batch_file: Path) -> Path:
@@ -328,11 +363,11 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
                                       device=first.device, dtype=first.dtype)
                 for job, chosen in zip(choosing, lengths):
                     job.config, job.plan = job.plan.with_chosen_length(job.config, chosen)
-            with_images = [job for job in group if job.plan.image]
+            with_images = [job for job in group if job.plan.keyframes]
             if with_images:  # the video VAE once for the group's images, freed before the transformer loads
                 images = tracker.run("image", encode_images, first.model_dir,
-                                     [(job.plan.image, job.config.width, job.config.height,
-                                       job.config.image_strength) for job in with_images],
+                                     [(job.plan.keyframes, job.config.width, job.config.height)
+                                      for job in with_images],
                                      device=first.device, dtype=first.dtype)
                 for job, image in zip(with_images, images):
                     job.image = image

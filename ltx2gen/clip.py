@@ -24,7 +24,7 @@ from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.components import default_dtype, release_page_cache
 from ltx2gen.config import GenerateConfig
 from ltx2gen.files import write_json
-from ltx2gen.image import encode_image
+from ltx2gen.image import encode_images
 from ltx2gen.plan import RunPlan
 from ltx2gen.ranks import Ranks
 from ltx2gen.signals import interrupts_deferred
@@ -87,10 +87,9 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
             chosen = tracker.run("duration", duration.choose_lengths, plan.model_dir,
                                  [(conditioning, plan.auto_length)], device=plan.device, dtype=plan.dtype)[0]
             config, plan = plan.with_chosen_length(config, chosen)
-        # 1b. With --image: the first frame's latents. The video VAE is freed.
-        image = tracker.run("image", encode_image, plan.model_dir, plan.image, width=config.width,
-                            height=config.height, strength=config.image_strength, device=plan.device,
-                            dtype=plan.dtype) if plan.image else None
+        # 1b. With --image or --keyframe: each image's latents. The video VAE is freed.
+        image = tracker.run("image", encode_images, plan.model_dir, [(plan.keyframes, config.width, config.height)],
+                            device=plan.device, dtype=plan.dtype)[0] if plan.keyframes else None
         # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
         audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], device=plan.device,
                             dtype=plan.dtype)[0] if plan.audio_input else None

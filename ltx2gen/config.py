@@ -28,7 +28,7 @@ from ltx2gen.checkpoint import (
     is_local_path,
 )
 from ltx2gen.errors import ConfigError
-from ltx2gen.image import validate_image_options
+from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.video import VideoFormat
 
@@ -181,6 +181,11 @@ class GenerateConfig(DecodeOptions):
                                    "--width x --height and center-cropped)", type=Path)
     image_strength: float = opt(1.0, "how closely the first frame follows --image, from 0 (not at all) to 1 (kept "
                                      "as the image)")
+    keyframe: tuple = opt(None, f"pin an image (PNG, JPEG or WebP) to a time of the clip: {KEYFRAME_GRAMMAR}; "
+                                "repeatable (first, middle and last in one run). @0 is the first frame (as --image); "
+                                "any other time goes to the nearest frame a keyframe can take (1, 9, 17, ..., "
+                                "num-frames - 8: one per 8-frame latent frame), said in one line",
+                          action="append", metavar="PATH@TIME[:STRENGTH]")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -190,6 +195,7 @@ class GenerateConfig(DecodeOptions):
             values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
+        values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
@@ -271,7 +277,7 @@ class GenerateConfig(DecodeOptions):
         check_output_file(self.output)
         validate_nag_options(self)
         validate_decode_options(self)
-        validate_image_options(self.image, self.image_strength)
+        validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps)
         validate_audio_options(self.audio, self.audio_strength)
 
     @property
@@ -285,9 +291,11 @@ class GenerateConfig(DecodeOptions):
         return any(scale is not None and scale > 1.0 for scale in (self.guidance_scale, self.audio_guidance_scale))
 
     @property
-    def conditioning_inputs(self) -> list[tuple[str, Path]]:
-        """(flag, file) of each conditioning input given: --image, --audio."""
-        return [(flag, path) for flag, path in (("--image", self.image), ("--audio", self.audio)) if path]
+    def conditioning_inputs(self) -> list[tuple[str, Path | str]]:
+        """(flag, value) of each conditioning input given: --image, each --keyframe, --audio."""
+        given = [("--image", self.image), *(("--keyframe", spec.text) for spec in self.keyframe),
+                 ("--audio", self.audio)]
+        return [(flag, value) for flag, value in given if value]
 
     @property
     def uses_nag(self) -> bool:

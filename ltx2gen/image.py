@@ -1,13 +1,22 @@
-"""Image-to-video: the first frame conditioned on a still image (`--image`, `--image-strength`).
+"""Image-to-video and keyframes: frames of the clip conditioned on still images (`--image`, `--image-strength`,
+`--keyframe PATH@TIME[:STRENGTH]`).
 
-The image is checked while the flags are validated (torch is not imported here until a stage runs). Its own stage
-loads the video VAE, encodes the prepared frame and frees the VAE before the transformer loads; diffusion then runs
-diffusers' stock image-to-video sampling with a stand-in VAE that hands the pipeline those latents:
+Every image is checked while the flags are validated (torch is not imported here until a stage runs): the file, the
+frame its time falls on, and that no two share a latent frame. Their own stage loads the video VAE, encodes each
+prepared frame and frees the VAE before the transformer loads; diffusion then runs diffusers' stock sampling with a
+stand-in VAE that hands the pipeline those latents:
 
-- strength 1 (the frame kept as the image): `LTX2ImageToVideoPipeline`, numerically the stock pipeline;
-- strength below 1: `LTX2ConditionPipeline` with one first-frame `LTX2VideoCondition` of that strength, the stock
-  pipeline that has a strength. Its noise is drawn in another layout, so a strength just below 1 is a different
+- the first frame alone at strength 1 (`--image`, or `--keyframe PATH@0`): `LTX2ImageToVideoPipeline`, numerically
+  the stock pipeline;
+- anything else: `LTX2ConditionPipeline` with one `LTX2VideoCondition` per image, the stock pipeline that has a
+  strength and keyframes. Its noise is drawn in another layout, so a first-frame strength just below 1 is a different
   sample of the same seed, not a small change of the strength-1 clip.
+
+Where a keyframe can sit: `LTX2ConditionPipeline` takes a latent frame, not a frame. Latent frame 0 is the first
+frame alone, and a condition there replaces its latents. Latent frame k >= 1 holds frames 8k-7 to 8k; a condition
+there is appended as extra tokens placed in time at frame 8k-7 (the original LTX-2 code's
+`VideoConditionByKeyframeIndex`), which the model attends to while denoising the clip; the clip's own latents there
+are generated. So a keyframe's time is moved to the nearest of frames 0, 1, 9, 17, ..., num_frames - 8, and said so.
 
 FP8 works with it (tested with --fp8 weight on the CPU): image-to-video differs from text-to-video in per-token
 timesteps (the conditioned tokens get `t * (1 - mask)`) and in the VAE encoder running. Both stay out of float8
@@ -24,12 +33,19 @@ import hashlib
 import importlib.util
 import json
 import math
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError, check_strength
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
+KEYFRAME_GRAMMAR = ("PATH@TIME[:STRENGTH], TIME in seconds (2.5 or 2.5s), a frame number (f60) or end (the last "
+                    "frame), STRENGTH in [0, 1] (default 1)")
+TIME = re.compile(r"end|f[0-9]+|[0-9]*\.?[0-9]+s?")
+FRAMES_PER_LATENT_FRAME = 8  # the video VAE's temporal compression, after the first frame (`latent_frame_count`)
 
 
 @dataclass(frozen=True)
@@ -45,8 +61,9 @@ class SourceImage:
         """Sidecar and latents-file entries."""
         return {"image": str(self.path), "image_sha256": self.sha256, "image_strength": strength}
 
-    def crop_note(self, width: int, height: int) -> str | None:
-        """One line saying what the center crop removes, or None when the aspect ratio is the clip's."""
+    def crop_note(self, flag: str, width: int, height: int) -> str | None:
+        """One line saying what the center crop removes, or None when the aspect ratio is the clip's; `flag` names
+        the image as the user gave it."""
         if self.width * height == self.height * width:
             return None
         if self.width * height > self.height * width:  # wider than the clip: the sides go
@@ -55,17 +72,19 @@ class SourceImage:
         else:
             kept = round(self.width * height / width)
             lost, where = self.height - kept, "top and bottom"
-        return (f"note: --image {self.path.name} is {self.width}x{self.height}, the clip {width}x{height}: "
+        return (f"note: {flag} is {self.width}x{self.height}, the clip {width}x{height}: "
                 f"{lost} px of the image ({lost // 2} px each side, {where}) are cropped away, the rest scaled to fit")
 
 
-def inspect_image(path: Path) -> SourceImage:
-    """Open and fully decode the image; any problem is a ConfigError naming the file."""
+def inspect_image(path: Path, flag: str | None = None) -> SourceImage:
+    """Open and fully decode the image; any problem is a ConfigError naming it as `flag` gave it (--image PATH
+    unless told)."""
     from PIL import Image
 
     path = Path(path).expanduser()
+    flag = flag or f"--image {path}"
     if not path.is_file():
-        raise ConfigError(f"--image {path}: no such file (give a local PNG, JPEG or WebP image)")
+        raise ConfigError(f"{flag}: no such file (give a local PNG, JPEG or WebP image)")
     try:
         with Image.open(path) as image:
             kind = image.format
@@ -73,19 +92,141 @@ def inspect_image(path: Path) -> SourceImage:
             width, height = image.size
     except Exception as err:  # PIL reports unreadable data with many exception types
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"--image {path}: not a readable image ({reason}); give a PNG, JPEG or WebP file") from None
+        raise ConfigError(f"{flag}: not a readable image ({reason}); give a PNG, JPEG or WebP file") from None
     if kind not in FORMATS:
-        raise ConfigError(f"--image {path}: a {kind} image; give a PNG, JPEG or WebP file")
+        raise ConfigError(f"{flag}: a {kind} image; give a PNG, JPEG or WebP file")
     return SourceImage(path.resolve(), hashlib.sha256(path.read_bytes()).hexdigest(), width, height)
 
 
-def validate_image_options(image: Path | None, strength: float) -> None:
+@dataclass(frozen=True)
+class KeyframeSpec:
+    """A --keyframe as given, its grammar checked (`KEYFRAME_GRAMMAR`); where it falls is known once the clip's
+    length is (`Keyframe`)."""
+
+    text: str
+    path: Path
+    at: str  # the TIME as given
+    strength: float
+
+    @classmethod
+    def parse(cls, text: str) -> "KeyframeSpec":
+        path, at_sign, where = str(text).rpartition("@")  # the last @: a file name may hold one
+        at, colon, strength_text = where.partition(":")
+        if not at_sign or not path or not TIME.fullmatch(at):
+            raise ConfigError(f"--keyframe {text}: give {KEYFRAME_GRAMMAR}, e.g. start.png@0 middle.png@2.5s "
+                              "last.png@end")
+        try:
+            strength = float(strength_text) if colon else 1.0
+        except ValueError:
+            raise ConfigError(f"--keyframe {text}: the strength {strength_text!r} after ':' is not a number; give "
+                              f"{KEYFRAME_GRAMMAR}") from None
+        check_strength(f"--keyframe {text}: strength", strength, "1 keeps the frame as the image, 0 ignores it",
+                       "--keyframe", path)
+        return cls(str(text), Path(path), at, strength)
+
+    @property
+    def flag(self) -> str:
+        return f"--keyframe {self.text}"
+
+    def frame(self, num_frames: int, fps: Fraction) -> int:
+        """The frame TIME names in a clip of `num_frames` at `fps` (seconds round to the nearest frame)."""
+        last = num_frames - 1
+        if self.at == "end":
+            return last
+        if self.at.startswith("f"):
+            frame, named = int(self.at[1:]), f"frame {int(self.at[1:])}"
+        else:
+            seconds = Fraction(self.at.rstrip("s"))
+            frame, named = round(seconds * fps), f"{float(seconds):g} s (frame {round(seconds * fps)})"
+        if frame > last:
+            raise ConfigError(f"{self.flag}: {named} is past the clip's last frame, {last} ({float(last / fps):g} s "
+                              f"at {float(fps):g} fps); give a time inside the clip, or @end")
+        return frame
+
+
+def keyframe_latent_frame(frame: int, num_frames: int) -> int:
+    """The latent frame a keyframe at `frame` is given to `LTX2ConditionPipeline` as: 0 for frame 0, else the
+    latent frame k >= 1 whose placement, frame 8k-7, is nearest (the earlier one on a tie)."""
+    if frame == 0:
+        return 0
+    nearest = (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME
+    return min(nearest, latent_frame_count(num_frames) - 1)
+
+
+def placed_frame(latent_frame: int) -> int:
+    """The frame a keyframe at `latent_frame` stands for: the first frame of that latent frame."""
+    return 0 if latent_frame == 0 else (latent_frame - 1) * FRAMES_PER_LATENT_FRAME + 1
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A checked conditioning image of the clip: the image, the flag that gave it (for messages), the frame it was
+    asked for and the latent frame it is given to the pipeline as, and its strength."""
+
+    source: SourceImage
+    flag: str
+    at: str  # the TIME as given; "0" for --image
+    requested_frame: int
+    latent_frame: int
+    strength: float
+
+    @property
+    def frame(self) -> int:
+        return placed_frame(self.latent_frame)
+
+    @property
+    def pinned(self) -> bool:
+        """Given with --keyframe (not the --image shortcut)."""
+        return self.flag.startswith("--keyframe")
+
+    @property
+    def moved(self) -> bool:
+        return self.frame != self.requested_frame
+
+    def describe(self, fps: Fraction) -> str:
+        moved = f", asked {self.requested_frame}" if self.moved else ""
+        return f"{self.source.path.name} at frame {self.frame} ({float(self.frame / fps):.3g} s{moved})"
+
+    def record(self, fps: Fraction, crf: int) -> dict:
+        """The sidecar's and the latents file's entry: enough to tell which image went where, as what."""
+        return {"path": str(self.source.path), "sha256": self.source.sha256, "at": self.at,
+                "requested_frame": self.requested_frame, "frame": self.frame,
+                "seconds": round(float(self.frame / fps), 6), "latent_frame": self.latent_frame,
+                "strength": self.strength, "crf": crf}
+
+
+def place_keyframes(image: Path | None, image_strength: float, keyframes: tuple[KeyframeSpec, ...],
+                    num_frames: int | None, fps: Fraction) -> list[Keyframe]:
+    """Every conditioning image of a clip, --image first (the first-frame shortcut), each file read and each time
+    placed (`keyframe_latent_frame`); two on one latent frame, a time outside the clip or keyframes with a length
+    the model has yet to choose are a ConfigError naming the keyframe."""
+    placed = [Keyframe(inspect_image(image), f"--image {image}", "0", 0, 0, image_strength)] if image else []
+    if keyframes and num_frames is None:
+        raise ConfigError(f"{keyframes[0].flag} with --num-frames auto: a keyframe's time is placed in a length known "
+                          "before the prompt is encoded; give --num-frames N (8n+1)")
+    for spec in keyframes:
+        frame = spec.frame(num_frames, fps)
+        keyframe = Keyframe(inspect_image(spec.path, spec.flag), spec.flag, spec.at, frame,
+                            keyframe_latent_frame(frame, num_frames), spec.strength)
+        taken = next((other for other in placed if other.latent_frame == keyframe.latent_frame), None)
+        if taken and not taken.pinned:
+            raise ConfigError(f"{spec.flag}: the first frame is {taken.flag}'s already (--image is the shortcut for "
+                              "--keyframe PATH@0); give one of them")
+        if taken:
+            raise ConfigError(f"{spec.flag}: falls on frame {keyframe.frame} (latent frame {keyframe.latent_frame}), "
+                              f"as {taken.flag} does; one latent frame ({FRAMES_PER_LATENT_FRAME} frames) holds one "
+                              "keyframe, so move one of them")
+        placed.append(keyframe)
+    return sorted(placed, key=lambda keyframe: keyframe.latent_frame)
+
+
+def validate_image_options(image: Path | None, strength: float, keyframes: tuple[KeyframeSpec, ...],
+                           num_frames: int | None, fps: Fraction) -> None:
     check_strength("--image-strength", strength, "1 keeps the first frame as the image", "--image", image)
-    if image is not None:
-        inspect_image(image)
-        if importlib.util.find_spec("av") is None:  # found here, not after the text stage
-            raise ConfigError(f"--image {image}: needs PyAV to re-compress the image with H.264 as the model was "
-                              "trained (pip install av, as requirements.txt pins it)")
+    placed = place_keyframes(image, strength, keyframes, num_frames, fps)
+    if placed and importlib.util.find_spec("av") is None:  # found here, not after the text stage
+        raise ConfigError(f"{placed[0].flag}: needs PyAV to re-compress the image with H.264 as the model was "
+                          "trained (pip install av, as requirements.txt pins it)")
 
 
 def image_crf(model_dir: Path) -> int:
@@ -121,37 +262,47 @@ def prepare_frame(source: SourceImage, width: int, height: int, crf: int):
 
 
 @dataclass
-class ImageConditioning:
-    """What the image stage leaves for diffusion: the VAE's latents of the prepared frame (not normalised, as the
-    VAE returns them) and the strength."""
+class EncodedKeyframe:
+    """One image as the image stage leaves it for diffusion: the VAE's latents of the prepared frame (not normalised,
+    as the VAE returns them), the latent frame it conditions and its strength."""
 
     latents: object  # torch.Tensor [1, channels, 1, height / 32, width / 32]
+    latent_frame: int
     strength: float
 
+
+@dataclass
+class ImageConditioning:
+    """What the image stage leaves for diffusion: the clip's encoded images, in latent-frame order."""
+
+    keyframes: list[EncodedKeyframe]
+
     def pipeline(self, pipe):
-        """The stock image-to-video pipeline for this strength, over `pipe`'s components, with the VAE replaced by
-        a stand-in that returns these latents; and the call arguments that pass it the image."""
+        """The stock pipeline for these conditions, over `pipe`'s components, with the VAE replaced by a stand-in
+        that returns these latents; and the call arguments that pass it the images."""
         from diffusers import LTX2ConditionPipeline, LTX2ImageToVideoPipeline
         from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
         from PIL import Image
 
         from ltx2gen.stand_ins import EncodedImage
 
-        vae = EncodedImage(pipe.vae, self.latents.to(pipe.vae.device))
-        _, _, _, latent_height, latent_width = self.latents.shape
-        # The pipelines prepare this frame before "encoding" it; the stand-in checks its size and ignores its pixels.
+        vae = EncodedImage(pipe.vae, [keyframe.latents.to(pipe.vae.device) for keyframe in self.keyframes])
+        _, _, _, latent_height, latent_width = self.keyframes[0].latents.shape
+        # The pipelines prepare each frame before "encoding" it; the stand-in checks its size and ignores its pixels.
         frame = Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
                                   latent_height * vae.spatial_compression_ratio))
         components = dict(pipe.components, vae=vae)
-        if self.strength == 1.0:
+        if [(keyframe.latent_frame, keyframe.strength) for keyframe in self.keyframes] == [(0, 1.0)]:
             return LTX2ImageToVideoPipeline(**components), dict(image=frame, image_crf=0)
-        condition = LTX2VideoCondition(frames=frame, index=0, strength=self.strength, crf=0)
-        return LTX2ConditionPipeline(**components), dict(conditions=[condition])
+        conditions = [LTX2VideoCondition(frames=frame, index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
+                      for keyframe in self.keyframes]
+        return LTX2ConditionPipeline(**components), dict(conditions=conditions)
 
 
-def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int, int, float]], *, device,
+def encode_images(stage, model_dir: Path, requests: list[tuple[list[Keyframe], int, int]], *, device,
                   dtype) -> list[ImageConditioning]:
-    """The image stage: load the video VAE, encode each (image, width, height, strength) request, free the VAE."""
+    """The image stage: load the video VAE, encode the keyframes of each (keyframes, width, height) request (one
+    clip's), free the VAE. Each image is compressed at the CRF of the model's version (`image_crf`)."""
     import torch
 
     from ltx2gen.components import load_component
@@ -159,15 +310,12 @@ def encode_images(stage, model_dir: Path, requests: list[tuple[SourceImage, int,
     vae = stage.load("vae", lambda: load_component(model_dir, "vae", device, dtype))
     crf = image_crf(model_dir)
     results = []
-    for source, width, height, strength in requests:
-        with torch.no_grad():
-            pixels = prepare_frame(source, width, height, crf).to(device, vae.dtype)
-            latents = vae.encode(pixels).latent_dist.mode()  # the pipelines' "argmax" latents
-        results.append(ImageConditioning(latents.float().cpu(), strength))
+    for keyframes, width, height in requests:
+        encoded = []
+        for keyframe in keyframes:
+            with torch.no_grad():
+                pixels = prepare_frame(keyframe.source, width, height, crf).to(device, vae.dtype)
+                latents = vae.encode(pixels).latent_dist.mode()  # the pipelines' "argmax" latents
+            encoded.append(EncodedKeyframe(latents.float().cpu(), keyframe.latent_frame, keyframe.strength))
+        results.append(ImageConditioning(encoded))
     return results
-
-
-def encode_image(stage, model_dir: Path, source: SourceImage, *, width: int, height: int, strength: float, device,
-                 dtype) -> ImageConditioning:
-    """The image stage for one clip."""
-    return encode_images(stage, model_dir, [(source, width, height, strength)], device=device, dtype=dtype)[0]

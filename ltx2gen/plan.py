@@ -25,7 +25,7 @@ from ltx2gen.checkpoint import (
 from ltx2gen.config import DecodeOptions, GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
-from ltx2gen.image import SourceImage, image_crf, inspect_image
+from ltx2gen.image import Keyframe, image_crf, place_keyframes
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
@@ -47,7 +47,7 @@ class RunPlan:
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
     fit: str = ""
     nag: NagSettings | None = None
-    image: SourceImage | None = None
+    keyframes: tuple[Keyframe, ...] = ()  # --image and --keyframe, in latent-frame order
     upsampler: two_stage.Upsampler | None = None  # two-stage only
     audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
@@ -126,15 +126,20 @@ class RunPlan:
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
-        image = inspect_image(config.image) if config.image else None
-        crop_note = image and image.crop_note(config.width, config.height)
-        if crop_note:
-            print(crop_note)
+        keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
+                                          config.fps))
+        for keyframe in keyframes:
+            crop_note = keyframe.source.crop_note(keyframe.flag, config.width, config.height)
+            if crop_note:
+                print(crop_note)
+        if config.keyframe:
+            print(describe_keyframes(keyframes, config.fps))
         audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
             if config.audio else None
         run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
                   compiled, text_encoder, fit_line,
-                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None, image,
+                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
+                  keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
@@ -153,7 +158,10 @@ class RunPlan:
         offload += f", {self.text_encoder} text encoder" if self.text_encoder != "resident" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
-        offload += f", first frame from {self.image.path.name}" if self.image else ""
+        if self.pinned_keyframes:
+            offload += f", {len(self.keyframes)} keyframes"
+        elif self.keyframes:  # --image alone
+            offload += f", first frame from {self.keyframes[0].source.path.name}"
         offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
             if self.audio_input else ""
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
@@ -206,12 +214,19 @@ class RunPlan:
             **self.length_record(),
         }
 
+    @property
+    def pinned_keyframes(self) -> list[Keyframe]:
+        """The --keyframe images (`keyframes` without --image's)."""
+        return [keyframe for keyframe in self.keyframes if keyframe.pinned]
+
     def conditioning_record(self, config: GenerateConfig) -> dict:
-        """The --image and --audio entries of the latents file and the sidecar: the image's H.264 CRF is the one the
-        checkpoint's version was trained with."""
-        image = {**self.image.record(config.image_strength), "image_crf": image_crf(self.model_dir)} if self.image \
-            else {"image": None}
-        return {**image, "audio_input": self.audio_input.record() if self.audio_input else None}
+        """The --image, --keyframe and --audio entries of the latents file and the sidecar: each image's H.264 CRF is
+        the one the checkpoint's version was trained with."""
+        crf = image_crf(self.model_dir) if self.keyframes else None
+        image = {**self.keyframes[0].source.record(config.image_strength), "image_crf": crf} if config.image else \
+            {"image": None}  # --image is the first keyframe: no other can share its latent frame
+        return {**image, "keyframes": [keyframe.record(config.fps, crf) for keyframe in self.pinned_keyframes],
+                "audio_input": self.audio_input.record() if self.audio_input else None}
 
     def length_record(self) -> dict:
         """The latents file's and the sidecar's `auto_duration`: with --num-frames auto, the bounds, the model's
@@ -256,6 +271,15 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
+
+
+def describe_keyframes(keyframes: tuple[Keyframe, ...], fps) -> str:
+    """One line: where each image of the clip sits, and why where one moved from the time asked."""
+    line = "keyframes: " + ", ".join(keyframe.describe(fps) for keyframe in keyframes)
+    if any(keyframe.moved for keyframe in keyframes):
+        line += ("; a keyframe sits on frame 0 or on the first frame of one of the clip's 8-frame latent frames "
+                 "(1, 9, 17, ...), the nearest is taken")
+    return line
 
 
 def decode_plan_for(options: DecodeOptions, num_frames: int) -> video_decode.DecodePlan:

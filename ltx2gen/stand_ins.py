@@ -72,12 +72,15 @@ class ConnectorOutputs(TensorHolder):
 
 class EncodedImage(TensorHolder):
     """The video VAE as the image-to-video pipelines use it while sampling: the latent statistics and configuration
-    of a `LatentStatistics`, and an `encode` that returns the latents the image stage computed (`ltx2gen.image`)."""
+    of a `LatentStatistics`, and an `encode` that returns the latents the image stage computed (`ltx2gen.image`), one
+    image per call in the order the pipeline's conditions are given."""
 
-    def __init__(self, statistics: LatentStatistics, image_latents: torch.Tensor):
+    def __init__(self, statistics: LatentStatistics, image_latents: list[torch.Tensor]):
         super().__init__()
-        self.register_buffer("image_latents", image_latents)
+        for index, latents in enumerate(image_latents):
+            self.register_buffer(f"image_latents_{index}", latents)
         self.statistics = statistics
+        self.encoded = 0
 
     def __getattr__(self, name: str):
         try:
@@ -88,8 +91,13 @@ class EncodedImage(TensorHolder):
     def encode(self, pixels: torch.Tensor):
         from types import SimpleNamespace
 
-        height, width = (side * self.spatial_compression_ratio for side in self.image_latents.shape[3:])
+        held = list(self.buffers(recurse=False))  # the images' latents, not the statistics'
+        if self.encoded == len(held):
+            raise ValueError(f"the pipeline encoded more images than the {len(held)} the image stage encoded")
+        latents = held[self.encoded]
+        height, width = (side * self.spatial_compression_ratio for side in latents.shape[3:])
         if tuple(pixels.shape) != (1, 3, 1, height, width):
             raise ValueError(f"the image was encoded for a {width}x{height} frame, the pipeline passed pixels of "
                              f"shape {tuple(pixels.shape)}")
-        return SimpleNamespace(latents=self.image_latents)
+        self.encoded += 1
+        return SimpleNamespace(latents=latents)

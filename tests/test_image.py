@@ -1,7 +1,9 @@
-"""--image on the tiny real model: the first frame follows the image, strength 1 is diffusers' stock image-to-video
-pipeline, FP8 weights and camera LoRAs work with it, bad files are refused before any model loads."""
+"""--image and --keyframe on the tiny real model: the first frame follows the image, strength 1 is diffusers' stock
+image-to-video pipeline, keyframes are the stock condition pipeline's, FP8 weights and camera LoRAs work with both,
+bad files and times are refused before any model loads."""
 
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -10,9 +12,9 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import run_generate
+from conftest import parse_config, run_generate
 from ltx2gen import memory
-from ltx2gen.image import image_crf, inspect_image, prepare_frame
+from ltx2gen.image import image_crf, inspect_image, place_keyframes, prepare_frame
 from ltx2gen.latents import load_latents
 from ltx2gen.video import read_frames
 
@@ -148,9 +150,10 @@ def test_center_crop_keeps_the_middle_and_says_what_it_cut(tmp_path):
     frame = prepare_frame(source, 96, 64, crf=0)
     assert frame.shape == (1, 3, 1, 64, 96)
     torch.testing.assert_close(frame, torch.full_like(frame, 200 / 127.5 - 1))
-    assert source.crop_note(96, 64) == ("note: --image wide.png is 192x64, the clip 96x64: 96 px of the image (48 px "
-                                        "each side, left and right) are cropped away, the rest scaled to fit")
-    assert source.crop_note(288, 96) is None
+    assert source.crop_note("--image wide.png", 96, 64) == (
+        "note: --image wide.png is 192x64, the clip 96x64: 96 px of the image (48 px each side, left and right) are "
+        "cropped away, the rest scaled to fit")
+    assert source.crop_note("--image wide.png", 288, 96) is None
 
 
 def write_bad_files(folder):
@@ -203,4 +206,204 @@ def test_an_image_without_pyav_installed_is_refused_while_the_flags_are_checked(
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "av" else find_spec(name))
     with pytest.raises(ConfigError, match="needs PyAV"):
-        validate_image_options(picture, 1.0)
+        validate_image_options(picture, 1.0, (), 17, Fraction(24))
+
+
+# --keyframe: three stills pinned over a 25-frame clip (4 latent frames: keyframes can take frames 0, 1, 9 and 17).
+KEYFRAME_CLIP = ["--width", "96", "--height", "64", "--num-frames", "25", "--seed", "7"]
+
+
+@pytest.fixture(scope="module")
+def stills(tmp_path_factory):
+    """first.png, middle.png and last.png: different 96x64 pictures, in one folder."""
+    folder = tmp_path_factory.mktemp("stills")
+    for seed, name in enumerate(("first", "middle", "last"), 10):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(
+            folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def keyframed(tiny_model, stills, tmp_path_factory):
+    """A batch clip with the first frame as --image and two keyframes, one as a string and one as an object."""
+    out = tmp_path_factory.mktemp("keyframed")
+    batch = stills / "keyframes.jsonl"
+    batch.write_text(json.dumps({
+        "name": "pinned", "prompt": PROMPT, "model": str(tiny_model), "width": 96, "height": 64, "num_frames": 25,
+        "seed": 7, "keep_latents": True, "image": "first.png",  # relative to the batch file
+        "keyframes": ["middle.png@0.5s:0.7", {"path": "last.png", "at": "end"}]}) + "\n")
+    assert generate.main(["--batch", str(batch), "--out", str(out)]) == 0
+    return out / "pinned.mp4"
+
+
+def encoded(tiny_model, picture):
+    """The tiny VAE's latents of `picture`, normalised and packed as the transformer sees them ([1, tokens, C])."""
+    from diffusers import LTX2ConditionPipeline
+
+    latents, vae = image_latents(tiny_model, picture)
+    return LTX2ConditionPipeline._pack_latents(
+        LTX2ConditionPipeline._normalize_latents(latents, vae.latents_mean, vae.latents_std))
+
+
+def test_keyframes_in_a_batch_equal_the_stock_condition_pipeline_with_the_same_conditions(keyframed, tiny_model,
+                                                                                           stills):
+    from diffusers import LTX2ConditionPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    sidecar = json.loads(keyframed.with_suffix(".json").read_text())
+    # --image is the first keyframe; 0.5 s is frame 12, nearest to frame 9 (latent frame 2); the end, frame 24, is
+    # nearest to frame 17 (latent frame 3), the last a keyframe can take.
+    conditions = [LTX2VideoCondition(frames=Image.open(stills / "first.png"), index=0, strength=1.0),
+                  LTX2VideoCondition(frames=Image.open(stills / "middle.png"), index=2, strength=0.7),
+                  LTX2VideoCondition(frames=Image.open(stills / "last.png"), index=3, strength=1.0)]
+    pipe = LTX2ConditionPipeline.from_pretrained(tiny_model)
+    stock = pipe(conditions=conditions, prompt=PROMPT, generator=torch.Generator().manual_seed(7),
+                 max_sequence_length=sidecar["prompt_tokens"], **sidecar["pipeline_call"])
+    saved = load_latents(keyframed.with_suffix(".latents.safetensors"))
+    torch.testing.assert_close(saved.video, stock.frames, rtol=0, atol=1e-5)
+    torch.testing.assert_close(saved.audio, stock.audio, rtol=0, atol=1e-5)
+    assert read_frames(keyframed).shape[0] == 25
+
+
+def test_sidecar_and_latents_record_each_keyframe(keyframed, stills):
+    import hashlib
+
+    def expected(name, at, requested, frame, latent_frame, strength):
+        path = stills / f"{name}.png"
+        return {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "at": at,
+                "requested_frame": requested, "frame": frame, "seconds": round(frame / 24, 6),
+                "latent_frame": latent_frame, "strength": strength, "crf": 33}  # LTX-2.0's conditioning CRF
+
+    keyframes = [expected("middle", "0.5s", 12, 9, 2, 0.7), expected("last", "end", 24, 17, 3, 1.0)]
+    metadata = load_latents(keyframed.with_suffix(".latents.safetensors")).metadata
+    sidecar = json.loads(keyframed.with_suffix(".json").read_text())
+    for record in (sidecar, metadata):
+        assert record["keyframes"] == keyframes
+        assert (record["image"], record["image_strength"], record["image_crf"]) == (
+            str((stills / "first.png").resolve()), 1.0, 33)
+
+
+def test_keyframes_with_fp8_a_lora_and_audio_reach_the_transformer_as_encoded_every_step(tiny_model, stills,
+                                                                                          tmp_path, monkeypatch,
+                                                                                          capsys):
+    from huggingface_hub import constants
+    from test_audio_input import encoded as encoded_audio
+    from test_audio_input import write_tone
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cache_camera_lora(tmp_path / "hub", tiny_model, "static")
+    seen = []
+
+    def record_inputs(module, args, kwargs):
+        seen.append((kwargs["hidden_states"].detach().float(), kwargs["timestep"].detach().float()))
+
+    def observe(event, name, obj):
+        if event == "loaded" and name == "transformer":
+            obj.register_forward_pre_hook(record_inputs, with_kwargs=True)
+
+    memory.add_listener(observe)
+    try:
+        # 17 frames: keyframes can take frames 0, 1 and 9. Frame 4 is nearest to 1, the end (16) goes to 9.
+        tone = write_tone(tmp_path / "tone.wav", 0.8)
+        assert run_generate(tiny_model, tmp_path / "c.mp4", "--keep-latents", "--fp8", "weight", "--camera", "static",
+                            "--audio", str(tone), "--keyframe", f"{stills / 'first.png'}@0",
+                            "--keyframe", f"{stills / 'middle.png'}@f4:0.7", "--keyframe", f"{stills / 'last.png'}@end",
+                            prompt=PROMPT) == 0
+    finally:
+        memory.remove_listener(observe)
+    assert ("keyframes: first.png at frame 0 (0 s), middle.png at frame 1 (0.0417 s, asked 4), last.png at frame 9 "
+            "(0.375 s, asked 16)") in capsys.readouterr().out
+    first, last = (encoded(tiny_model, stills / f"{name}.png") for name in ("first", "last"))
+    tokens = first.shape[1]  # per latent frame
+    clip_tokens = 3 * tokens
+    assert len(seen) == 8
+    for hidden, timestep in seen:
+        # The clip's tokens, then the keyframes after frame 0 appended in order (middle, last).
+        assert hidden.shape[1] == clip_tokens + 2 * tokens
+        torch.testing.assert_close(hidden[:, :tokens], first, rtol=0, atol=1e-5)  # replaced, clean, timestep 0
+        torch.testing.assert_close(hidden[:, -tokens:], last, rtol=0, atol=1e-5)  # strength 1: clean every step
+        assert not timestep[:, :tokens].any() and not timestep[:, -tokens:].any()
+        middle_timestep = timestep[:, clip_tokens:clip_tokens + tokens]
+        torch.testing.assert_close(middle_timestep, timestep[:, tokens:2 * tokens] * 0.3)  # strength 0.7
+    saved = load_latents(tmp_path / "c.latents.safetensors")
+    assert saved.video.shape[2] == 3 and read_frames(tmp_path / "c.mp4").shape[0] == 17
+    torch.testing.assert_close(saved.audio, encoded_audio(tiny_model, tone), rtol=0, atol=1e-5)  # the audio followed
+    sidecar = json.loads((tmp_path / "c.json").read_text())
+    assert (sidecar["fp8"], sidecar["camera"], sidecar["loras"][0]["modules"]) == ("weight", "static", 6)
+    assert [(k["frame"], k["latent_frame"]) for k in sidecar["keyframes"]] == [(0, 0), (1, 1), (9, 2)]
+
+
+@pytest.mark.parametrize("num_frames,fps,at,requested,frame,latent_frame", [
+    (25, "24", "0", 0, 0, 0),
+    (25, "24", "f1", 1, 1, 1),
+    (25, "24", "f5", 5, 1, 1),  # halfway between frames 1 and 9: the earlier
+    (25, "24", "f6", 6, 9, 2),
+    (25, "24", "0.5", 12, 9, 2),  # seconds, with or without the s
+    (25, "24", "0.5s", 12, 9, 2),
+    (25, "24", "end", 24, 17, 3),
+    (97, "24000/1001", "2", 48, 49, 7),  # 2 s at 23.976 fps is frame 47.95
+    (97, "24", "end", 96, 89, 12),
+    (97, "24", "f89", 89, 89, 12),
+    (1, "24", "end", 0, 0, 0),
+])
+def test_a_time_maps_to_the_nearest_frame_a_keyframe_can_take(tmp_path, num_frames, fps, at, requested, frame,
+                                                             latent_frame):
+    Image.new("RGB", (96, 64)).save(tmp_path / "k.png")
+    config = parse_config("--num-frames", str(num_frames), "--fps", fps, "--keyframe", f"{tmp_path / 'k.png'}@{at}")
+    (keyframe,) = place_keyframes(None, 1.0, config.keyframe, config.num_frames, config.fps)
+    assert (keyframe.requested_frame, keyframe.frame, keyframe.latent_frame) == (requested, frame, latent_frame)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--keyframe", "{ok}"], "--keyframe {ok}: give PATH@TIME[:STRENGTH]"),
+    (["--keyframe", "{ok}@soon"], "--keyframe {ok}@soon: give PATH@TIME[:STRENGTH]"),
+    (["--keyframe", "{ok}@-1"], "give PATH@TIME[:STRENGTH]"),
+    (["--keyframe", "{ok}@1:x"], "the strength 'x' after ':' is not a number"),
+    (["--keyframe", "{ok}@1:1.5"], "--keyframe {ok}@1:1.5: strength 1.5: must be between 0 and 1"),
+    (["--keyframe", "{folder}/missing.png@0"], "--keyframe {folder}/missing.png@0: no such file"),
+    (["--keyframe", "{folder}/notes.png@end"], "--keyframe {folder}/notes.png@end: not a readable image"),
+    (["--keyframe", "{ok}@1.5"], "--keyframe {ok}@1.5: 1.5 s (frame 36) is past the clip's last frame, 24 (1 s"),
+    (["--keyframe", "{ok}@f25"], "--keyframe {ok}@f25: frame 25 is past the clip's last frame, 24"),
+    (["--keyframe", "{ok}@f10", "--keyframe", "{ok}@f12"],
+     "--keyframe {ok}@f12: falls on frame 9 (latent frame 2), as --keyframe {ok}@f10 does"),
+    (["--image", "{ok}", "--keyframe", "{ok}@0"], "--keyframe {ok}@0: the first frame is --image {ok}'s already"),
+    (["--num-frames", "auto", "--keyframe", "{ok}@end"], "--keyframe {ok}@end with --num-frames auto"),
+    (["--pipeline", "two-stage", "--width", "128", "--height", "128", "--keyframe", "{ok}@end"],
+     "--keyframe {ok}@end: conditioning is not built into --pipeline two-stage yet"),
+])
+def test_bad_keyframes_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_path, capsys, flags, message):
+    write_bad_files(tmp_path)
+    fill = dict(ok=tmp_path / "ok.png", folder=tmp_path)
+    loads = []
+
+    def observe(event, name, obj):
+        loads.append(name) if event == "load" else None
+
+    memory.add_listener(observe)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_generate(tiny_model, tmp_path / "out" / "c.mp4", *(flag.format(**fill) for flag in flags),
+                         prompt=PROMPT, clip=KEYFRAME_CLIP)
+    finally:
+        memory.remove_listener(observe)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("generate.py: error: ") and message.format(**fill) in error, error
+    assert loads == [] and not (tmp_path / "out").exists()
+
+
+def test_batch_keyframes_must_be_a_list_of_strings_or_objects(tmp_path):
+    from ltx2gen.batch import read_batch
+    from ltx2gen.errors import ConfigError
+
+    Image.new("RGB", (96, 64)).save(tmp_path / "end.png")
+    batch = tmp_path / "b.jsonl"
+    clip = {"name": "c", "prompt": PROMPT}
+    batch.write_text(json.dumps(dict(clip, keyframes=["end.png@end:0.5", {"path": "end.png", "at": 2.5}])) + "\n")
+    assert read_batch(batch)[0].argv(tmp_path / "c.mp4")[2:6] == [
+        "--keyframe", f"{tmp_path / 'end.png'}@end:0.5", "--keyframe", f"{tmp_path / 'end.png'}@2.5"]
+    for keyframes, message in (("end.png@end", "must be a list"), ([{"path": "end.png"}], "needs a 'path' string"),
+                               ([{"path": "end.png", "at": 1, "when": 2}], "nothing else"), ([3], "neither")):
+        batch.write_text(json.dumps(dict(clip, keyframes=keyframes)) + "\n")
+        with pytest.raises(ConfigError, match=message):
+            read_batch(batch)
