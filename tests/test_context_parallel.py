@@ -61,8 +61,9 @@ def test_split_transformer_makes_every_guidance_pass_as_it_does_whole(tmp_path):
             assert video < 1e-5 and audio < 1e-5, (repo, name, video, audio)
 
 
+# LTX-2.3's distilled transformer is its full one's (the same configuration); the split transformer test above
+# covers every version's transformer pass by pass.
 @pytest.mark.parametrize("model, flags", [
-    ("tiny_23_model", ()),
     ("tiny_23_full_model", ("--steps", "2")),  # its default guidance: CFG, STG and modality isolation
     ("tiny_25_model", ()),
 ])
