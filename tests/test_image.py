@@ -175,6 +175,13 @@ def write_bad_files(folder):
 ])
 def test_bad_images_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_path, capsys, name, extra, message):
     write_bad_files(tmp_path)
+    assert_refused_before_any_load(capsys, tmp_path, message, tiny_model, tmp_path / "out" / "c.mp4", "--keep-latents",
+                                   "--image", str(tmp_path / name), *extra, prompt=PROMPT)
+
+
+def assert_refused_before_any_load(capsys, tmp_path, message: str, *run_args, **run_options):
+    """generate.py given `run_args` exits 2 with `message` in one error line, loading no model and writing nothing
+    under tmp_path/out."""
     loads = []
 
     def observe(event, name, obj):
@@ -183,8 +190,7 @@ def test_bad_images_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_
     memory.add_listener(observe)
     try:
         with pytest.raises(SystemExit) as exit_info:
-            run_generate(tiny_model, tmp_path / "out" / "c.mp4", "--keep-latents", "--image", str(tmp_path / name),
-                         *extra, prompt=PROMPT)
+            run_generate(*run_args, **run_options)
     finally:
         memory.remove_listener(observe)
     assert exit_info.value.code == 2
@@ -374,22 +380,8 @@ def test_a_time_maps_to_the_nearest_frame_a_keyframe_can_take(tmp_path, num_fram
 def test_bad_keyframes_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_path, capsys, flags, message):
     write_bad_files(tmp_path)
     fill = dict(ok=tmp_path / "ok.png", folder=tmp_path)
-    loads = []
-
-    def observe(event, name, obj):
-        loads.append(name) if event == "load" else None
-
-    memory.add_listener(observe)
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            run_generate(tiny_model, tmp_path / "out" / "c.mp4", *(flag.format(**fill) for flag in flags),
-                         prompt=PROMPT, clip=KEYFRAME_CLIP)
-    finally:
-        memory.remove_listener(observe)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("generate.py: error: ") and message.format(**fill) in error, error
-    assert loads == [] and not (tmp_path / "out").exists()
+    assert_refused_before_any_load(capsys, tmp_path, message.format(**fill), tiny_model, tmp_path / "out" / "c.mp4",
+                                   *(flag.format(**fill) for flag in flags), prompt=PROMPT, clip=KEYFRAME_CLIP)
 
 
 def test_batch_keyframes_must_be_a_list_of_strings_or_objects(tmp_path):
