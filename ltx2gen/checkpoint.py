@@ -43,7 +43,6 @@ DEFAULT_NEGATIVE_PROMPT = (
     "flat lighting, inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts.")
 
 
-
 @dataclass(frozen=True)
 class Guidance:
     """The multimodal guidance of one diffusion, for video and for audio: classifier-free guidance against the
@@ -102,10 +101,11 @@ FULL_TRANSFORMER_FOLDER = "transformer_full"
 FULL_MODEL_SCHEDULER = dict(use_dynamic_shifting=True, shift_terminal=0.1)
 
 
-def transformer_folder(model_dir: Path, full: bool) -> str:
-    """The folder the run's transformer is read from: transformer_full/ for the full model of a repo that keeps it
-    beside the distilled one (LTX-2.5), else transformer/."""
-    return FULL_TRANSFORMER_FOLDER if full and model_version(model_dir) == "2.5" else "transformer"
+def transformer_folder(version: str, full: bool) -> str:
+    """The folder the run's transformer is read from, for a checkpoint of `version` (`model_version`):
+    transformer_full/ for the full model of a repo that keeps it beside the distilled one (LTX-2.5), else
+    transformer/."""
+    return FULL_TRANSFORMER_FOLDER if full and version == "2.5" else "transformer"
 
 
 # The command-line guidance scales (GenerateConfig) at the value that turns each off.
@@ -130,6 +130,7 @@ RECOMMENDED_FULL_GUIDANCE = Guidance(cfg=3.0, stg=1.0, modality=3.0, rescale=0.7
 FULL_MODEL_SETTINGS = {"2.0": FullModelSettings(steps=40, stg_blocks=(29,)),
                        "2.3": FullModelSettings(steps=30, stg_blocks=(28,)),
                        "2.5": FullModelSettings(steps=30, stg_blocks=(28,))}
+
 
 def latent_frame_count(num_frames: int) -> int:
     """The VAE compresses time 8x, keeping the first frame on its own: 8n+1 frames are n+1 latent frames."""

@@ -27,7 +27,7 @@ from ltx2gen.checkpoint import (
     detect_pipeline,
     is_local_path,
 )
-from ltx2gen.errors import ConfigError
+from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.video import VideoFormat
@@ -36,6 +36,8 @@ DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
 FULL = RECOMMENDED_FULL_GUIDANCE
 FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, settings in FULL_MODEL_SETTINGS.items())
+FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
+                                 for version, settings in FULL_MODEL_SETTINGS.items())
 NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
 
 
@@ -105,7 +107,7 @@ class GenerateConfig(DecodeOptions):
               "full); CFG costs one transformer pass of twice the batch per step whenever either scale is above 1")
     stg_scale: float | None = opt(
         None, f"spatio-temporal guidance of video and audio, against a pass that skips the self-attention of the "
-              f"version's block (29 for LTX-2.0, 28 later); default 0 = off for distilled, {FULL.stg:g} full; on, it "
+              f"version's block ({FULL_STG_BLOCKS_HELP}); default 0 = off for distilled, {FULL.stg:g} full; on, it "
               "costs one more transformer pass per step")
     modality_scale: float | None = opt(
         None, f"modality-isolation guidance of video and audio, against a pass without their cross-attention; "
@@ -256,9 +258,8 @@ class GenerateConfig(DecodeOptions):
         for name in ("width", "height"):
             value = getattr(self, name)
             if value <= 0 or value % 32:
-                lower, upper = max(32, value // 32 * 32), max(32, math.ceil(value / 32) * 32)
-                hint = f"{lower}" if lower == upper else f"{lower} or {upper}"
-                raise ConfigError(f"--{name} {value}: must be a positive multiple of 32 (try {hint})")
+                raise ConfigError(f"--{name} {value}: must be a positive multiple of 32 (try "
+                                  f"{nearest_multiples(value, 32)})")
         if self.num_frames is not None:
             validate_frame_count(self.num_frames)
         duration.validate_length_options(self.num_frames, self.min_seconds, self.max_seconds, self.fps)

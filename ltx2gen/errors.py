@@ -16,3 +16,9 @@ def check_strength(flag: str, strength: float, meaning: str, source_flag: str, s
         raise ConfigError(f"{flag} {strength}: must be between 0 and 1 ({meaning})")
     if source is None and strength != 1.0:
         raise ConfigError(f"{flag} {strength} has no effect without {source_flag}; give {source_flag} too")
+
+
+def nearest_multiples(value: int, step: int) -> str:
+    """The multiples of `step` (at least `step`) nearest `value`, for a message: "768" or "768 or 800"."""
+    lower, upper = max(step, value // step * step), max(step, math.ceil(value / step) * step)
+    return f"{lower}" if lower == upper else f"{lower} or {upper}"

@@ -79,7 +79,7 @@ class RunPlan:
         version = model_version(model_dir)
         if config.camera:
             check_camera_published(config.camera, version)
-        folder = transformer_folder(model_dir, full=not config.distilled)
+        folder = transformer_folder(version, full=not config.distilled)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         guidance = choose_guidance(config, version)

@@ -35,7 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ltx2gen.checkpoint import GUIDANCE_OFF, Guidance, detect_pipeline, from_hub_cache, is_local_path, model_version
-from ltx2gen.errors import ConfigError
+from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.files import safetensors_header
 from ltx2gen.report import command_line
 
@@ -144,11 +144,6 @@ def size_step(scale: Fraction) -> int:
     """The sizes two-stage takes with an upsampler of `scale` are the multiples of this: multiples of 32 whose stage-one
     size (size / scale) is a multiple of 32 too (x2: 64; x1.5: 96)."""
     return math.lcm(LATENT_PIXELS, int(LATENT_PIXELS * scale))
-
-
-def nearest_multiples(value: int, step: int) -> str:
-    lower, upper = max(step, value // step * step), max(step, math.ceil(value / step) * step)
-    return f"{lower}" if lower == upper else f"{lower} or {upper}"
 
 
 def check_sizes(width: int, height: int, scale: Fraction, upsampler: str) -> None:
