@@ -350,6 +350,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
         for group in groups.values():
             first = group[0].plan
             tracker = MemoryTracker(first.device)
+            first.read_ahead_transformer()  # while the group's prompts are encoded
             requests = [text.PromptRequest.for_clip(job.config, job.plan.prompt_enhancer) for job in group]
             conditionings = tracker.run("text", text.encode_prompts, first.model_dir, requests, first.device,
                                         first.dtype, loras=first.loras, cache=cache, text_encoder=first.text_encoder)

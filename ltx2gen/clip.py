@@ -75,6 +75,9 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         if ranks.distributed:  # rank 0's seed and output name for all
             context_parallel.join(plan.device)
             config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
+        # 0. Where the host has the memory for it (a discrete GPU), the transformer's files are read into the page cache
+        # while the stages before diffusion run.
+        plan.read_ahead_transformer()
         # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed
         # (with --enhance-prompt on LTX-2.5, the prompt enhancer first, before the text encoder loads).
         conditioning = tracker.run("text", encode_prompt, plan.model_dir,

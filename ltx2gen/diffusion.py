@@ -29,7 +29,7 @@ from ltx2gen.quant import quantize_block, quantize_fp8
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import LatentStatistics
 from ltx2gen.text import TextConditioning
-from ltx2gen.weights import load_streamed
+from ltx2gen.weights import load_streamed, weight_files
 
 
 @dataclass
@@ -177,6 +177,12 @@ def split_over_ranks(denoiser: Denoiser, conditioning: TextConditioning | None,
     same latents."""
     context_parallel.enable(denoiser.pipe.transformer, world_size, denoiser.device)
     return context_parallel.from_rank_zero(conditioning and conditioning.to(CPU), denoiser.device)
+
+
+def read_ahead_transformer(transformer_folder: Path) -> mem.PageCachePrefetch:
+    """The transformer's weight files read into the page cache in the background (`RunPlan.read_ahead_transformer`
+    says when); its load stops the read-ahead where it has got to and reads the rest itself."""
+    return mem.prefetch_into_page_cache([(file, 0, 0) for file in weight_files(transformer_folder)])
 
 
 def prefetch_decoders(model_dir: Path, device: torch.device) -> None:

@@ -23,6 +23,9 @@ TEXT_OVERHEAD_GIB = 3.0  # Gemma's stacked hidden states and attention work on t
 TEXT_FP8_FRACTION = 0.55
 HEADROOM = 0.95
 MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
+# host memory left free beside a read-ahead transformer: the text stage's reader buffers and Gemma's outputs (2.5-3.9
+# GiB of RSS measured at full size) and the system's own
+READ_AHEAD_MARGIN_GIB = 8.0
 
 
 def weight_bytes(model_dir: Path) -> tuple[int, int, int]:
@@ -106,3 +109,14 @@ def gpu_budget_gib(device) -> float:
     index = device.index if device.index is not None else torch.cuda.current_device()
     torch.cuda.set_per_process_memory_fraction(min(1.0, float(limit) * GIB / total), index)
     return min(free / GIB, float(limit))
+
+
+def read_ahead_fits(transformer_folder: Path, available_bytes: int) -> bool:
+    """Whether the transformer's weight files fit the page cache beside what the text stage holds in host memory,
+    with `READ_AHEAD_MARGIN_GIB` to spare: then they are read from disk while the text stage runs, and the diffusion
+    stage loads them from memory. The page cache gives pages back under pressure, so a wrong guess costs a second
+    read, never a failure."""
+    from ltx2gen.weights import weight_files
+
+    files = sum(file.stat().st_size for file in weight_files(transformer_folder))
+    return files + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes

@@ -185,19 +185,66 @@ def evict_from_page_cache(paths: list[Path]) -> int:
     return sum(_advise(path, 0, 0, os.POSIX_FADV_DONTNEED) for path in paths)
 
 
-def prefetch_into_page_cache(ranges: list[tuple[Path, int, int]]) -> threading.Thread:
-    """Start reading these file ranges (path, offset, length; length 0 is to the end of the file) into the page
-    cache in the background, so a later load reads them from memory. Returns the thread, already started; a range
-    that cannot be opened is skipped."""
+PREFETCH_CHUNK_BYTES = 256 << 20  # read-ahead is queued a chunk at a time, so a stop takes effect within one chunk
+_prefetches: list["PageCachePrefetch"] = []
+
+
+class PageCachePrefetch(threading.Thread):
+    """Reads file ranges (path, offset, length; length 0 is to the end of the file) into the page cache in the
+    background, a chunk at a time, until they are all queued or `stop` is called; a range that cannot be opened is
+    skipped."""
+
+    def __init__(self, ranges: list[tuple[Path, int, int]], chunk_bytes: int = PREFETCH_CHUNK_BYTES):
+        super().__init__(name="page-cache-prefetch", daemon=True)
+        self.ranges, self.chunk_bytes = ranges, chunk_bytes
+        self.files = {Path(path) for path, _, _ in ranges}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for path, offset, length in self.ranges:
+                end = offset + length if length else _file_size(path)
+                for start in range(offset, end, self.chunk_bytes):
+                    if self._stopping.is_set():
+                        return
+                    # the kernel queues the reads; each call returns once they are submitted
+                    _advise(path, start, min(self.chunk_bytes, end - start), os.POSIX_FADV_WILLNEED)
+        finally:
+            _prefetches.remove(self)
+
+    def start(self) -> None:
+        _prefetches.append(self)  # from now on `stop_prefetching` finds it
+        super().start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def prefetch_into_page_cache(ranges: list[tuple[Path, int, int]]) -> PageCachePrefetch:
+    """Start reading these file ranges into the page cache in the background (`PageCachePrefetch`), so a later
+    load reads them from memory. Returns the prefetch, already started."""
     emit("prefetch", "page-cache", ranges)
+    prefetch = PageCachePrefetch(ranges)
+    prefetch.start()
+    return prefetch
 
-    def advise() -> None:
-        for path, offset, length in ranges:  # the kernel queues the reads; each call returns once they are submitted
-            _advise(path, offset, length, os.POSIX_FADV_WILLNEED)
 
-    thread = threading.Thread(target=advise, name="page-cache-prefetch", daemon=True)
-    thread.start()
-    return thread
+def stop_prefetching(files: set[Path]) -> None:
+    """A loader about to read `files` itself stops any prefetch of them: what the prefetch has read comes from
+    memory, the rest from the loader's own reads, and no range is read twice (the loader drops what it has read
+    from the page cache, which a prefetch still running behind it would read again)."""
+    for prefetch in list(_prefetches):
+        if prefetch.files & {Path(file) for file in files}:
+            prefetch.stop()
+            prefetch.join()
+            emit("prefetch-stopped", "page-cache", prefetch.ranges)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _advise(path: Path, offset: int, length: int, advice: int) -> int:

@@ -55,6 +55,7 @@ class RunPlan:
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
     auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
     prompt_enhancer: Path | None = None  # --enhance-prompt on LTX-2.5: the separate enhancer's folder
+    read_ahead: bool = False  # the transformer's files are read into the page cache while the text stage runs
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -126,6 +127,7 @@ class RunPlan:
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
+        read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps))
         for keyframe in keyframes:
@@ -140,7 +142,8 @@ class RunPlan:
                   compiled, text_encoder, fit_line,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
                   keyframes,
-                  upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer)
+                  upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
+                  read_ahead)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -178,6 +181,12 @@ class RunPlan:
               f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
         return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
                                            decode_plan=decode_plan, auto_length=chosen)
+
+    def read_ahead_transformer(self) -> None:
+        """Before the text stage: start reading the transformer's files into the page cache, when the plan chose to
+        (`choose_read_ahead`); the diffusion stage's load takes over from wherever the read-ahead has got to."""
+        if self.read_ahead:
+            diffusion.read_ahead_transformer(self.model_dir / self.transformer_folder)
 
     def load_denoiser(self, stage: memory.Stage) -> diffusion.Denoiser:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
@@ -255,7 +264,7 @@ class RunPlan:
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
             "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
-            "text_encoder": self.text_encoder, "memory_plan": self.fit,
+            "text_encoder": self.text_encoder, "memory_plan": self.fit, "transformer_read_ahead": self.read_ahead,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
@@ -307,6 +316,21 @@ def pipeline_reason(config: GenerateConfig) -> str:
     if detected != wanted:
         return f"as asked with --pipeline; auto would take {detected}: {reason}"
     return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
+
+
+def choose_read_ahead(transformer_folder: Path) -> bool:
+    """On a discrete GPU: read the transformer's files while the text stage runs (the disk is otherwise idle then)
+    where the host has the memory to hold them in its page cache, said in one line. Not when several processes on
+    this host load the model (torchrun), whose other ranks read it during the text stage anyway, and never on
+    unified memory, where the page cache would take from the memory the stages peak in."""
+    from ltx2gen.ranks import Ranks
+
+    available = memory.mem_available_bytes()
+    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available):
+        return False
+    print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "
+          f"({available / memory.GIB:.0f} GiB of host memory available)")
+    return True
 
 
 def choose_compile(requested: str, fp8: str, offload: str) -> bool:

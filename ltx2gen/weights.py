@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import torch
 
 from ltx2gen.files import safetensors_header
+from ltx2gen.memory import stop_prefetching
 
 READ_CHUNK_BYTES = 64 << 20  # a larger tensor is read and copied in pieces of this size
 READ_BUFFERS = 4  # pieces the reader may run ahead: it keeps reading while a finished block is quantized
@@ -94,6 +95,7 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
     so the load takes about as long as the disk's read, not the read plus the copies. It reads in pieces of at most
     `chunk_bytes` into `READ_BUFFERS` reused host buffers (pinned for a GPU, so each copy is a direct transfer): the
     host side stays small even for Gemma's 1.9 GiB embedding."""
+    stop_prefetching({tensor.file for tensor in tensors})  # from here on this reader reads these files itself
     largest = max((tensor.nbytes for tensor in tensors), default=0)
     size = min(chunk_bytes, -(-largest // 8) * 8)  # whole elements of every dtype in each piece
     pinned = device.type == "cuda"

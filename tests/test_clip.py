@@ -123,3 +123,36 @@ def test_an_ltx_2_5_clip_recovers_from_its_latents_with_its_vocoder_rate(tiny_25
     assert decode_latents.main(["--input", str(clip.latents), "--output", str(recovered), "--device", "cpu"]) == 0
     assert probe(recovered).audio_sample_rate == 48000
     assert (read_frames(recovered) == read_frames(clip.output)).all()
+
+
+def test_a_transformer_read_ahead_during_the_text_stage_changes_no_number(tiny_model, tmp_path):
+    """The plan's read-ahead (chosen on discrete GPUs with the host memory for it) starts before the text stage and
+    is stopped by the transformer's own load; the clip is the same bit for bit."""
+    import dataclasses
+
+    from ltx2gen import memory
+    from ltx2gen.plan import RunPlan
+
+    events = []
+
+    def record(event, name, obj):
+        if event in ("prefetch", "prefetch-stopped"):
+            events.append((event, sorted({path.parent.name for path, _, _ in obj})))
+        elif event in ("stage-start", "load"):
+            events.append((event, name))
+
+    config = configure(tiny_model, tmp_path / "ahead.mp4", "--device", "cpu")
+    plain = ltx2gen.generate(configure(tiny_model, tmp_path / "plain.mp4", "--device", "cpu"))
+    memory.add_listener(record)
+    try:
+        ahead = ltx2gen.generate(config, dataclasses.replace(RunPlan.choose(config), read_ahead=True))
+    finally:
+        memory.remove_listener(record)
+    assert events.index(("prefetch", ["transformer"])) < events.index(("stage-start", "text"))
+    stopped = [index for index, event in enumerate(events) if event == ("prefetch-stopped", ["transformer"])]
+    # stopped by the transformer's load, if it was still running then; never before
+    assert all(index > events.index(("load", "transformer")) for index in stopped)
+    assert json.loads(ahead.sidecar.read_text())["transformer_read_ahead"] is True
+    assert json.loads(plain.sidecar.read_text())["transformer_read_ahead"] is False  # a CPU run has no read-ahead
+    for name in ("video", "audio"):
+        assert torch.equal(getattr(load_latents(ahead.latents), name), getattr(load_latents(plain.latents), name))

@@ -88,3 +88,11 @@ def test_bf16_is_kept_only_where_every_stage_fits(tmp_path, budget, tokens, fits
     model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
                                      "connectors": int(2.7 * GB)})
     assert fit.bf16_fits(model, tokens, budget) == fits
+
+
+def test_the_transformer_is_read_ahead_only_where_its_files_fit_the_page_cache_with_the_margin(tmp_path):
+    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER})
+    files = (model / "transformer" / "model.safetensors").stat().st_size
+    needed = files + int(fit.READ_AHEAD_MARGIN_GIB * fit.GIB)
+    assert fit.read_ahead_fits(model / "transformer", needed)
+    assert not fit.read_ahead_fits(model / "transformer", needed - 1)

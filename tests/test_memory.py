@@ -5,6 +5,7 @@ import weakref
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from ltx2gen import memory
 
@@ -109,3 +110,30 @@ def test_prefetch_reads_the_given_ranges_into_the_page_cache(tmp_path):
     while resident_bytes(weights) < 8 * mib and time.monotonic() < deadline:  # the reads complete asynchronously
         time.sleep(0.05)
     assert 8 * mib <= resident_bytes(weights) < 32 * mib  # the range, give or take the kernel's read-ahead
+
+
+def test_a_loader_stops_the_prefetch_of_the_files_it_reads_and_no_other(tmp_path):
+    """A prefetch still running when a load of its files starts is stopped (the loader reads the rest itself); a
+    prefetch of other files runs on."""
+    from ltx2gen.weights import read_tensors, stored_tensors
+
+    torch.manual_seed(0)
+    save_file({"w": torch.randn(64, 64)}, str(tmp_path / "loaded.safetensors"))
+    other = tmp_path / "other.bin"
+    other.write_bytes(bytes(4 << 20))
+    stopped = []
+    listener = lambda event, name, ranges: stopped.append(ranges[0][0]) if event == "prefetch-stopped" else None  # noqa: E731
+    memory.add_listener(listener)
+    try:
+        # one-page chunks: thousands of calls, still queueing when the load starts
+        of_loaded = memory.PageCachePrefetch([(tmp_path / "loaded.safetensors", 0, 0)] * 4096, chunk_bytes=4096)
+        of_other = memory.PageCachePrefetch([(other, 0, 0)], chunk_bytes=4096)
+        of_loaded.start()
+        of_other.start()
+        (name, value), = read_tensors(stored_tensors(tmp_path), torch.device("cpu"), torch.float32)
+    finally:
+        memory.remove_listener(listener)
+    assert stopped == [tmp_path / "loaded.safetensors"] and not of_loaded.is_alive()
+    assert torch.equal(value, load_file(str(tmp_path / "loaded.safetensors"))["w"])
+    of_other.join(timeout=30)
+    assert not of_other.is_alive()
