@@ -103,6 +103,9 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.compile == "on" or config.fp8 == "dynamic":
         raise ConfigError("one clip over several GPUs runs the transformer uncompiled (compiled and split, it hung "
                           "in testing); drop --compile on / --fp8 dynamic, or render on one GPU")
+    if config.fp8_attention == "on":
+        raise ConfigError("--fp8-attention on: one clip over several GPUs splits the attention across them, which "
+                          "the FP8 kernel does not do; drop the flag, or render on one GPU")
     if ranks.rank:
         sys.stdout = open(os.devnull, "w")
         os.environ["TQDM_DISABLE"] = "1"

@@ -1,6 +1,7 @@
 """One clip made three ways, measured side by side on the same random-weight model and inputs:
 
-- `ours`: generate.py with its default flags (`ours_fp8`: the same with --fp8 weight, float8 weight storage);
+- `ours`: generate.py with its default flags (`ours_fp8`: the same with --fp8 weight, float8 weight storage;
+  `ours_fp8attn`: with --fp8-attention on, the video self-attention in FP8);
 - `seed`: the whole `LTX2Pipeline` moved to the GPU, diffusion with output_type="latent", a tiled decode of the whole
   video (`vae.enable_tiling()`), the audio decode, then encoding;
 - `stock`: `LTX2Pipeline` with `enable_model_cpu_offload()`, `vae.enable_tiling()` and output_type="np", then
@@ -45,7 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GIB = 1024**3
 PROMPT = "A red fox runs through fresh snow at dawn, breath steaming, birds calling in the pines"
 SEED = 1
-CONTENDERS = ("ours", "seed", "stock", "ours_fp8")
+CONTENDERS = ("ours", "seed", "stock", "ours_fp8", "ours_fp8attn")
+OUR_FLAGS = {"ours": [], "ours_fp8": ["--fp8", "weight"], "ours_fp8attn": ["--fp8-attention", "on"]}
 DEFAULT_REPO = "rootonchair/LTX-2-19b-distilled"
 LTX25_REPO = "Lightricks/LTX-2.5-Diffusers"
 FULL_SIZES = ("768x512x97", "1920x1088x161")
@@ -150,6 +152,9 @@ def mark_our_stages(sampler: Sampler) -> None:
         elif event == "stage-end":
             sampler.mark(f"end {name}")
             sampler.stage_gpu_peaks.append(report.cuda_peak_gib)
+        elif event in ("prefetch", "prefetch-stopped"):  # the page-cache read-ahead, shown on the memory plot
+            folders = "+".join(sorted({Path(path).parent.name for path, _, _ in report}))
+            sampler.mark(f"{'start' if event == 'prefetch' else 'end'} read-ahead {folders}")
 
     memory.add_listener(on_event)
 
@@ -329,8 +334,8 @@ def child(args) -> int:
     started = time.perf_counter()
     if args.child == "decode":
         result = run_decode(sampler, args.model, size, work, args.device)
-    elif args.child in ("ours", "ours_fp8"):
-        extra = ["--device", args.device] + (["--fp8", "weight"] if args.child == "ours_fp8" else [])
+    elif args.child in OUR_FLAGS:
+        extra = ["--device", args.device, *OUR_FLAGS[args.child]]
         result = run_ours(sampler, args.model, size, work / f"{args.child}.mp4", extra)
     else:
         run = run_seed if args.child == "seed" else run_stock
@@ -408,7 +413,7 @@ def compare_latents(results: list[dict]) -> None:
     seeds = {result["size"]: result["latents"] for result in results
              if result["contender"] == "seed" and "latents" in result}
     for result in results:
-        if result["contender"] in ("ours", "ours_fp8") and "latents" in result and result["size"] in seeds:
+        if result["contender"] in OUR_FLAGS and "latents" in result and result["size"] in seeds:
             ours, seed = load_latents(result["latents"]), load_latents(seeds[result["size"]])
             result["latents_vs_seed"] = {
                 kind: round(float((getattr(ours, kind).float() - getattr(seed, kind).float()).norm()
@@ -485,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the tiny model on the CPU")
     parser.add_argument("--sizes", nargs="*",
                         help="WIDTHxHEIGHTxFRAMES (default: both full sizes; none: only the decode runs)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS[:4]),
+                        help="default: all but ours_fp8attn, which needs a Hopper GPU")
     parser.add_argument("--decode-sizes", nargs="*", help="clip sizes for the decode-only runs (default: 161 and "
                                                           "321 frames at 1920x1088; none: skip)")
     parser.add_argument("--repo", default=DEFAULT_REPO,

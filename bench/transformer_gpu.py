@@ -27,20 +27,23 @@ from ltx2gen import diffusion, kernels, nag, patches, quant, synthetic
 from ltx2gen.checkpoint import latent_frame_count
 
 GIB = 1024**3
-# name: (fp8 mode, token chunking, offload, regional compile)
+# name: (fp8 mode, token chunking, offload, regional compile, FP8 video self-attention)
 MODES = {
-    "stock": ("off", False, "none", False),
-    "bf16": ("off", True, "none", False),
-    "bf16_compiled": ("off", True, "none", True),
-    "fp8_weight": ("weight", True, "none", False),
-    "fp8_dynamic": ("dynamic", True, "none", True),
-    "group_stock": ("off", False, "group", False),
-    "group": ("off", True, "group", False),
-    "group_fp8": ("weight", True, "group", False),
-    "group_compiled": ("off", True, "group", True),
-    "group_leaf": ("off", True, "group_leaf", False),
-    "group_leaf_fp8": ("weight", True, "group_leaf", False),
-    "model_fp8": ("weight", True, "model", False),
+    "stock": ("off", False, "none", False, False),
+    "bf16": ("off", True, "none", False, False),
+    "bf16_compiled": ("off", True, "none", True, False),
+    "fp8_weight": ("weight", True, "none", False, False),
+    "fp8_dynamic": ("dynamic", True, "none", True, False),
+    "bf16_fp8attn": ("off", True, "none", False, True),
+    "bf16_compiled_fp8attn": ("off", True, "none", True, True),
+    "fp8_dynamic_fp8attn": ("dynamic", True, "none", True, True),
+    "group_stock": ("off", False, "group", False, False),
+    "group": ("off", True, "group", False, False),
+    "group_fp8": ("weight", True, "group", False, False),
+    "group_compiled": ("off", True, "group", True, False),
+    "group_leaf": ("off", True, "group_leaf", False, False),
+    "group_leaf_fp8": ("weight", True, "group_leaf", False, False),
+    "model_fp8": ("weight", True, "model", False, False),
 }
 NAG_MODES = {f"{mode}_nag": mode for mode in ("bf16", "bf16_compiled", "fp8_weight", "fp8_dynamic", "group",
                                                "group_compiled")}
@@ -70,11 +73,13 @@ def step_inputs(config, width: int, height: int, frames: int, device: torch.devi
 
 
 def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
-    fp8, chunk, offload, compiled = MODES[mode]
+    fp8, chunk, offload, compiled, fp8_attention = MODES[mode]
     # Built on the device even when offloaded: 19B random weights take minutes to initialise on the CPU.
     transformer = synthetic.build_transformer(preset, seed=0, device=device)
     if offload != "none":
         transformer.to("cpu")
+    if fp8_attention:
+        patches.video_self_attention_in_fp8(transformer)
     if chunk:
         patches.token_wise_layers_in_chunks(transformer)
         patches.rotary_embedding_in_chunks()
@@ -112,7 +117,8 @@ def measure(mode: str, preset: str, inputs: dict, device: torch.device, repeats:
             output = transformer(**inputs)[0]
             synchronize(device)
             times.append(time.perf_counter() - started)
-    result = {"mode": mode, "settings": dict(zip(("fp8", "chunked", "offload", "compiled"), MODES[base]),
+    settings = dict(zip(("fp8", "chunked", "offload", "compiled", "fp8_attention"), MODES[base]))
+    result = {"mode": mode, "settings": dict(settings,
                                              nag=NAG_SETTINGS.record() if mode in NAG_MODES else None),
               "graphs_compiled": torch._dynamo.utils.counters["stats"]["unique_graphs"],
               "setup_s": round(setup, 1), "first_step_s": round(times[0], 3),
@@ -203,23 +209,30 @@ def linear_speed(tokens: int, device: torch.device, repeats: int = 20) -> dict:
 
 
 def attention_speed(tokens: int, device: torch.device, repeats: int = 10) -> dict:
-    """One video self-attention (32 heads x 128) over `tokens` tokens with PyTorch's default kernel choice and
-    with each kernel forced: which one the default picks on this GPU, and what each costs."""
+    """One video self-attention (32 heads x 128) over `tokens` tokens with PyTorch's default kernel choice, with
+    each SDPA kernel forced, and in FP8 as the product runs it (`attention.fp8_attention`: the per-tensor
+    quantization of query, key and value, cuDNN's FP8 kernel, the output back to bf16): which kernel the default
+    picks on this GPU, what each costs, and each one's error against the default (bf16) output."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    from ltx2gen import attention
+
     generator = torch.Generator().manual_seed(0)
-    query, key, value = (torch.randn(1, 32, tokens, 128, generator=generator).to(device, torch.bfloat16)
+    query, key, value = (torch.randn(1, tokens, 32, 128, generator=generator).to(device, torch.bfloat16)
                          for _ in range(3))
     flops = 4 * tokens * tokens * 32 * 128
-    kernels_to_time = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
-                       "efficient": SDPBackend.EFFICIENT_ATTENTION}
-    results = {}
-    for name, backend in kernels_to_time.items():
-        def attend():
-            return torch.nn.functional.scaled_dot_product_attention(query, key, value)
 
-        with torch.no_grad(), sdpa_kernel(backend) if backend else torch.no_grad():
-            attend()
+    def sdpa():
+        return torch.nn.functional.scaled_dot_product_attention(
+            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)).transpose(1, 2)
+
+    kernels_to_time = {"default": (sdpa, None), "flash": (sdpa, SDPBackend.FLASH_ATTENTION),
+                       "cudnn": (sdpa, SDPBackend.CUDNN_ATTENTION), "efficient": (sdpa, SDPBackend.EFFICIENT_ATTENTION),
+                       "cudnn_fp8": (lambda: attention.fp8_attention(query, key, value), None)}
+    results, reference = {}, None
+    for name, (attend, backend) in kernels_to_time.items():
+        with torch.no_grad(), sdpa_kernel(backend) if backend else contextlib.nullcontext():
+            output = attend()
             synchronize(device)
             started = time.perf_counter()
             for _ in range(repeats):
@@ -227,6 +240,11 @@ def attention_speed(tokens: int, device: torch.device, repeats: int = 10) -> dic
             synchronize(device)
         seconds = (time.perf_counter() - started) / repeats
         results[name] = {"ms": round(seconds * 1e3, 1), "tflops": round(flops / seconds / 1e12)}
+        if reference is None:
+            reference = output
+        else:
+            results[name]["error_vs_default"] = {measure: round(error, 5) for measure, error in
+                                                 attention.relative_errors(output, reference).items()}
     return results
 
 

@@ -141,6 +141,12 @@ class GenerateConfig(DecodeOptions):
                                 "(about 12 instead of 22 GiB, the text stage's peak), off keeps bf16; auto = on "
                                 "whenever the transformer is FP8. Where even the FP8 encoder does not fit, the memory "
                                 "plan streams it in bf16", choices=("auto", "on", "off"))
+    fp8_attention: str = opt("auto", "the video self-attention in float8 (cuDNN's FP8 attention, GPUs of compute "
+                                     "capability 9.0+ with the nvidia-cudnn-frontend package): faster steps at large "
+                                     "sizes, and a change of numbers (its output is rounded to float8); on fails "
+                                     "before any weight is read where it cannot run; auto = on with --fp8 dynamic "
+                                     "where it can run (said in one line where it cannot), off otherwise",
+                             choices=("auto", "on", "off"))
     offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
                                "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
                                "(layer by layer; lowest memory, slowest); auto picks the fastest that fits the free "

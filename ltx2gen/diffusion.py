@@ -24,6 +24,7 @@ from ltx2gen.patches import (
     rotary_embedding_in_chunks,
     self_attention_perturbable,
     token_wise_layers_in_chunks,
+    video_self_attention_in_fp8,
 )
 from ltx2gen.quant import quantize_block, quantize_fp8
 from ltx2gen.ranks import Ranks
@@ -73,13 +74,15 @@ class TransformerOptions:
     """How the diffusion stage holds the transformer. `fp8`: off, weight or dynamic (which needs `compiled`);
     `offload`: none, model, group or sequential; `loras` are fused first; `compiled`: the transformer blocks (not
     with sequential offload, whose per-layer hooks would sit inside the compiled graph); `folder`: the model folder
-    it is read from (`checkpoint.transformer_folder`)."""
+    it is read from (`checkpoint.transformer_folder`); `fp8_attention`: the video self-attention in FP8
+    (`attention.fp8_attention`)."""
 
     fp8: str = "off"
     offload: str = "none"
     loras: tuple = ()
     compiled: bool = False
     folder: str = "transformer"
+    fp8_attention: bool = False
 
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
@@ -97,6 +100,8 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         if quantized:
             quantize_fp8(transformer, fp8, None if offload != "none" else device)
     self_attention_perturbable(transformer)
+    if options.fp8_attention:
+        video_self_attention_in_fp8(transformer)
     token_wise_layers_in_chunks(transformer)
     rotary_embedding_in_chunks()
     if options.compiled:

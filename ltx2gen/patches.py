@@ -94,6 +94,11 @@ DEPENDS_ON = (
                "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
                "attention_kwargs=None, *, backend=None, parallel_config=None",
                "nag.NagCrossAttention: attends with the processor's backend and parallel configuration"),
+    Dependency(f"{LTX2}:dispatch_attention_fn",
+               "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
+               "attention_kwargs=None, *, backend=None, parallel_config=None",
+               "video_self_attention_in_fp8: wrapped where LTX-2's processors look it up, to send the video "
+               "self-attention to the FP8 kernel"),
     Dependency("diffusers.models.modeling_utils:ModelMixin._resolve_parallel_config", "self, config",
                "parallel_config_on: replaced on the transformer, called by enable_parallelism with the "
                "ContextParallelConfig, records the ParallelConfig on the model and returns it"),
@@ -231,6 +236,36 @@ def self_attention_perturbable(transformer: torch.nn.Module) -> None:
             block.perturbed_attn = True
             block.attn1.set_processor(LTX2PerturbedAttnProcessor())
             block.audio_attn1.set_processor(LTX2PerturbedAttnProcessor())
+
+
+def video_self_attention_in_fp8(transformer: torch.nn.Module) -> None:
+    """The video self-attention of every block (`attn1`) computed by `attention.fp8_attention`: its processor is
+    marked with `attention.FP8_BACKEND`, and the attention function LTX-2's processors call sends marked, unmasked
+    calls there. Every other attention, and any transformer without the mark, runs as before."""
+    from diffusers.models.transformers import transformer_ltx2
+
+    from ltx2gen import attention
+
+    for block in transformer.transformer_blocks:
+        processor = type(block.attn1.processor)()  # its own instance: the mark must reach no other attention
+        processor._attention_backend = attention.FP8_BACKEND
+        block.attn1.set_processor(processor)
+    dispatch = transformer_ltx2.dispatch_attention_fn
+    if getattr(dispatch, "routes_fp8", False):
+        return
+
+    def dispatch_marked_to_fp8(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                               enable_gqa=False, attention_kwargs=None, *, backend=None, parallel_config=None):
+        if backend == attention.FP8_BACKEND:
+            if attn_mask is None and not is_causal and scale is None and parallel_config is None:
+                return attention.fp8_attention(query, key, value)
+            backend = None  # a masked self-attention (keyframe conditioning) keeps the bf16 kernel
+        return dispatch(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                        enable_gqa=enable_gqa, attention_kwargs=attention_kwargs, backend=backend,
+                        parallel_config=parallel_config)
+
+    dispatch_marked_to_fp8.routes_fp8 = True
+    transformer_ltx2.dispatch_attention_fn = dispatch_marked_to_fp8
 
 
 def parallel_config_on(transformer: torch.nn.Module, device: torch.device) -> None:

@@ -56,6 +56,7 @@ class RunPlan:
     auto_length: duration.AutoLength | None = None  # --num-frames auto: its bounds, then what the model chose
     prompt_enhancer: Path | None = None  # --enhance-prompt on LTX-2.5: the separate enhancer's folder
     read_ahead: bool = False  # the transformer's files are read into the page cache while the text stage runs
+    fp8_attention: bool = False  # the video self-attention in FP8 (`attention.fp8_attention`)
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -128,6 +129,7 @@ class RunPlan:
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
         read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder)
+        fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps))
         for keyframe in keyframes:
@@ -143,7 +145,7 @@ class RunPlan:
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
                   keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
-                  read_ahead)
+                  read_ahead, fp8_attention)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -157,6 +159,7 @@ class RunPlan:
         weights = {"weight": "fp8 weights", "dynamic": "fp8 weights+activations (compiled)"}.get(
             self.fp8, str(self.dtype).replace("torch.", ""))
         offload = ", compiled" if self.compiled and self.fp8 != "dynamic" else ""
+        offload += ", fp8 video self-attention" if self.fp8_attention else ""
         offload += f", {self.offload} offload" if self.offload != "none" else ""
         offload += f", {self.text_encoder} text encoder" if self.text_encoder != "resident" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
@@ -192,7 +195,7 @@ class RunPlan:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
         return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, diffusion.TransformerOptions(
             fp8=self.fp8, offload=self.offload, loras=self.loras, compiled=self.compiled,
-            folder=self.transformer_folder))
+            folder=self.transformer_folder, fp8_attention=self.fp8_attention))
 
     @property
     def steps(self) -> int:
@@ -262,6 +265,7 @@ class RunPlan:
             "num_frames": config.num_frames, **self.length_record(), "fps": report.fps_text(config.fps),
             "steps": self.steps, "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
+            "fp8_attention": self.fp8_attention,
             "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.fit, "transformer_read_ahead": self.read_ahead,
@@ -331,6 +335,24 @@ def choose_read_ahead(transformer_folder: Path) -> bool:
     print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "
           f"({available / memory.GIB:.0f} GiB of host memory available)")
     return True
+
+
+def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path) -> bool:
+    """Whether the video self-attention runs in FP8: `on` (refused before any weight is read where it cannot run),
+    `off`, or `auto`, which follows `--fp8 dynamic` (the user has chosen FP8 numbers for speed) and falls back to
+    bf16 attention in one line where the GPU, cuDNN or the frontend package lacks it."""
+    if requested == "off" or (requested == "auto" and fp8 != "dynamic"):
+        return False
+    from ltx2gen.attention import unavailable_reason
+
+    head_dim = json.loads((transformer_folder / "config.json").read_text())["attention_head_dim"]
+    reason = unavailable_reason(device, head_dim)
+    if reason and requested == "on":
+        raise ConfigError(f"--fp8-attention on: FP8 attention cannot run on {device}: {reason}; drop the flag or "
+                          "give --fp8-attention off")
+    if reason:
+        print(f"note: the attention stays bf16 with --fp8 dynamic here: FP8 attention {reason}")
+    return not reason
 
 
 def choose_compile(requested: str, fp8: str, offload: str) -> bool:

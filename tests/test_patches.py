@@ -92,3 +92,36 @@ def test_ltx20_blocks_become_perturbable_for_stg_and_compute_the_same_attention_
     assert torch.equal(unperturbed_stg, plain)  # as diffusers loads LTX-2.0: STG's pass is the plain prediction
     assert torch.equal(run(transformer), plain)  # nothing perturbed: the same attention, bit for bit
     assert not torch.allclose(perturbed_stg, plain, atol=1e-3)  # block 0's self-attention skipped
+
+
+def test_the_video_self_attention_alone_is_routed_to_the_fp8_kernel_and_everything_else_is_untouched(
+        tiny_model, monkeypatch):
+    """The routing of `video_self_attention_in_fp8`, on the CPU: with the FP8 kernel's place taken by PyTorch's own
+    attention (the kernel itself needs a GPU: tests/test_attention.py), the marked attentions are exactly the video
+    self-attentions, the output is unchanged bit for bit, and a transformer without the mark is not affected."""
+    from diffusers.models.transformers import transformer_ltx2
+
+    from ltx2gen import attention
+
+    transformer = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    other = load_component(tiny_model, "transformer", torch.device("cpu"), torch.bfloat16)
+    reference = run(transformer)
+    routed = []
+
+    def exact_attention(query, key, value):
+        routed.append(query.shape)
+        return torch.nn.functional.scaled_dot_product_attention(
+            *(tensor.transpose(1, 2) for tensor in (query, key, value))).transpose(1, 2)
+
+    monkeypatch.setattr(attention, "fp8_attention", exact_attention)
+    monkeypatch.setattr(transformer_ltx2, "dispatch_attention_fn", transformer_ltx2.dispatch_attention_fn)
+    patches.video_self_attention_in_fp8(transformer)
+    patches.video_self_attention_in_fp8(transformer)  # the router is installed once, not wrapped twice
+    assert torch.equal(run(transformer), reference)
+    heads = transformer.config.num_attention_heads
+    video_tokens = tiny_inputs()["hidden_states"].shape[1]
+    assert routed == [(1, video_tokens, heads, transformer.config.attention_head_dim)] * len(
+        transformer.transformer_blocks)
+    routed.clear()
+    run(other)
+    assert routed == []
