@@ -29,6 +29,10 @@ RUN python3 -c 'import torch; print(torch.__version__)' > /tmp/torch-version \
  && if [ -f /etc/pip/constraint.txt ]; then : > /etc/pip/constraint.txt; fi \
  && python3 -m pip install --no-cache-dir -c /tmp/keep-torch.txt -r requirements.txt
 
+# The GPU-only extras (--fp8-attention's cuDNN frontend), without their own requirements: see the file.
+COPY requirements-gpu.txt ./
+RUN python3 -m pip install --no-cache-dir --no-deps -c /tmp/keep-torch.txt -r requirements-gpu.txt
+
 # Belt and braces: fail the build if torch changed anyway.
 RUN before="$(cat /tmp/torch-version)" \
  && after="$(python3 -c 'import torch; print(torch.__version__)')" \

@@ -26,7 +26,7 @@ def test_on_is_refused_in_one_line_before_any_weight_where_it_cannot_run(tiny_mo
     memory.add_listener(listener)
     try:
         with pytest.raises(SystemExit) as exit_status:
-            run_generate(tiny_model, tmp_path / "c.mp4", "--fp8-attention", "on")
+            run_generate(tiny_model, tmp_path / "c.mp4", "--fp8-attention", "on", "--device", "cpu")
     finally:
         memory.remove_listener(listener)
     error = capsys.readouterr().err

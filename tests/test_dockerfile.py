@@ -5,6 +5,8 @@ import json
 import re
 import shlex
 
+import pytest
+
 from conftest import ROOT, assert_linter_passes
 from ltx2gen.config import build_parser
 
@@ -65,7 +67,8 @@ def test_copy_sources_exist_and_cover_the_app():
     for src in copied:
         assert (ROOT / src).exists(), f"COPY source {src} is not in the repository"
     assert {src.rstrip("/") for src in copied} == {
-        "requirements.txt", "generate.py", "decode_latents.py", "entrypoint.sh", "ltx2gen", "batch"}
+        "requirements.txt", "requirements-gpu.txt", "generate.py", "decode_latents.py", "entrypoint.sh", "ltx2gen",
+        "batch"}
 
 
 def test_requirements_copied_and_installed_before_the_code():
@@ -83,13 +86,21 @@ def test_same_requirements_as_the_local_setup():
     assert "-r requirements.txt" in [line.strip() for line in dev]
 
 
-def test_requirements_pinned_and_without_torch():
-    lines = [line.split("#", 1)[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-gpu.txt"])
+def test_requirements_pinned_and_without_torch(name):
+    lines = [line.split("#", 1)[0].strip() for line in (ROOT / name).read_text().splitlines()]
     lines = [line for line in lines if line]
     assert lines
     for line in lines:
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][0-9A-Za-z.+!-]*", line), f"not pinned with ==: {line}"
-    assert not TORCH_PACKAGES & set(requirement_names(ROOT / "requirements.txt"))
+    assert not TORCH_PACKAGES & set(requirement_names(ROOT / name))
+
+
+def test_the_gpu_extras_install_without_their_requirements_and_keep_torch():
+    """The cuDNN frontend's own requirements (the CUTLASS DSL) serve kernels the product does not use."""
+    install = next(args for args in args_of("RUN") if "-r requirements-gpu.txt" in args)
+    assert "--no-deps" in install and "-c /tmp/keep-torch.txt" in install
+    assert "nvidia-cudnn-frontend" in requirement_names(ROOT / "requirements-gpu.txt")
 
 
 def test_torch_is_never_reinstalled():
