@@ -10,6 +10,7 @@ change this product's numbers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -254,15 +255,14 @@ def video_self_attention_in_fp8(transformer: torch.nn.Module) -> None:
     if getattr(dispatch, "routes_fp8", False):
         return
 
-    def dispatch_marked_to_fp8(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                               enable_gqa=False, attention_kwargs=None, *, backend=None, parallel_config=None):
-        if backend == attention.FP8_BACKEND:
-            if attn_mask is None and not is_causal and scale is None and parallel_config is None:
-                return attention.fp8_attention(query, key, value)
-            backend = None  # a masked self-attention (keyframe conditioning) keeps the bf16 kernel
-        return dispatch(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
-                        enable_gqa=enable_gqa, attention_kwargs=attention_kwargs, backend=backend,
-                        parallel_config=parallel_config)
+    @functools.wraps(dispatch)  # the signature the dependency check reads stays diffusers' own
+    def dispatch_marked_to_fp8(query, key, value, *args, backend=None, **kwargs):
+        if backend != attention.FP8_BACKEND:
+            return dispatch(query, key, value, *args, backend=backend, **kwargs)
+        plain = not args and kwargs.get("attn_mask") is None and not kwargs.get("is_causal") \
+            and kwargs.get("scale") is None and kwargs.get("parallel_config") is None
+        # a masked self-attention (keyframe conditioning) keeps the bf16 kernel
+        return attention.fp8_attention(query, key, value) if plain else dispatch(query, key, value, **kwargs)
 
     dispatch_marked_to_fp8.routes_fp8 = True
     transformer_ltx2.dispatch_attention_fn = dispatch_marked_to_fp8
