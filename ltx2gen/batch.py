@@ -432,7 +432,8 @@ class _Job:
 
     def shared_models_key(self) -> tuple:
         plan = self.plan
-        return (str(plan.model_dir), str(plan.device), plan.fp8, plan.offload, plan.compiled, plan.text_encoder,
+        return (str(plan.model_dir), plan.transformer_folder, str(plan.device), plan.fp8, plan.fp8_attention,
+                plan.offload, plan.compiled, plan.text_encoder,
                 tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
 
 

@@ -204,3 +204,20 @@ def test_relative_image_and_audio_paths_are_found_beside_the_batch_file(tmp_path
     clip, = read_batch(folder / "b.jsonl")
     assert clip.flags["image"] == str(folder / "frame.png")  # beside the batch file
     assert clip.flags["audio"] == "voice.wav"  # not there: as given, from the working directory
+
+
+def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model, tmp_path):
+    """The in-process batch loads one transformer per group of clips: a clip whose transformer is another folder
+    (LTX-2.5's full model) or runs its attention in FP8 must not join another's group."""
+    import dataclasses
+
+    from ltx2gen.batch import _Job
+    from ltx2gen.plan import RunPlan
+    from tests.test_clip import configure
+
+    config = configure(tiny_model, tmp_path / "a.mp4", "--device", "cpu")
+    plan = RunPlan.choose(config)
+    keys = {_Job(None, None, config, candidate).shared_models_key() for candidate in (
+        plan, dataclasses.replace(plan), dataclasses.replace(plan, fp8_attention=True),
+        dataclasses.replace(plan, transformer_folder="transformer_full"))}
+    assert len(keys) == 3
