@@ -26,6 +26,9 @@ MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
 # host memory left free beside a read-ahead transformer: the text stage's reader buffers and Gemma's outputs (2.5-3.9
 # GiB of RSS measured at full size) and the system's own
 READ_AHEAD_MARGIN_GIB = 8.0
+# A virtual machine whose memory grows as it is used reports a MemAvailable far below what it may use: this gives
+# the host memory to plan with instead.
+HOST_MEMORY_ENV = "LTX2GEN_HOST_MEMORY_GIB"
 
 
 def weight_bytes(model_dir: Path) -> tuple[int, int, int]:
@@ -120,3 +123,11 @@ def read_ahead_fits(transformer_folder: Path, available_bytes: int) -> bool:
 
     files = sum(file.stat().st_size for file in weight_files(transformer_folder))
     return files + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes
+
+
+def host_memory_available_bytes() -> int:
+    """Host memory free for the page cache: MemAvailable, or LTX2GEN_HOST_MEMORY_GIB where it is set."""
+    from ltx2gen.memory import mem_available_bytes
+
+    limit = os.environ.get(HOST_MEMORY_ENV)
+    return int(float(limit) * GIB) if limit else mem_available_bytes()

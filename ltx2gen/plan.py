@@ -329,7 +329,7 @@ def choose_read_ahead(transformer_folder: Path) -> bool:
     unified memory, where the page cache would take from the memory the stages peak in."""
     from ltx2gen.ranks import Ranks
 
-    available = memory.mem_available_bytes()
+    available = fit.host_memory_available_bytes()
     if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available):
         return False
     print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "

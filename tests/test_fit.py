@@ -96,3 +96,12 @@ def test_the_transformer_is_read_ahead_only_where_its_files_fit_the_page_cache_w
     needed = files + int(fit.READ_AHEAD_MARGIN_GIB * fit.GIB)
     assert fit.read_ahead_fits(model / "transformer", needed)
     assert not fit.read_ahead_fits(model / "transformer", needed - 1)
+
+
+def test_the_host_memory_to_plan_with_is_mem_available_unless_given(monkeypatch):
+    from ltx2gen.memory import mem_available_bytes
+
+    monkeypatch.delenv(fit.HOST_MEMORY_ENV, raising=False)
+    assert abs(fit.host_memory_available_bytes() - mem_available_bytes()) < 512 << 20
+    monkeypatch.setenv(fit.HOST_MEMORY_ENV, "120")
+    assert fit.host_memory_available_bytes() == 120 * fit.GIB
