@@ -20,30 +20,36 @@ import math
 import torch
 
 E4M3_MAX = 448.0
+# Where FP8 attention starts to pay, for `--fp8-attention auto` (H100, one video self-attention, quantization
+# included: 38.7 against 50.7 ms in bf16 at 42,840 tokens, but 1.1 against 0.6 ms at 4,992, where the quantization
+# passes and the call's fixed cost outweigh the faster kernel; docs/BENCHMARKS.md). Between the two nothing is
+# measured yet: a round figure between them (1280x704x161 has 18,480 tokens).
+FP8_MIN_TOKENS = 16_384
 # The marker set on the processors whose attention runs in FP8; `patches.video_self_attention_in_fp8` routes them.
 FP8_BACKEND = "ltx2gen-cudnn-fp8"
 
 
 def unavailable_reason(device: torch.device, head_dim: int = 128) -> str | None:
     """None where FP8 attention of heads `head_dim` wide runs on `device` (the kernel was built and checked on a
-    small attention), else why it does not, in a few words."""
+    small attention), else why it does not, as a sentence."""
     if head_dim % 16:
-        return f"cuDNN's FP8 attention takes heads of a multiple of 16 wide, and this model's are {head_dim}"
+        return f"cuDNN's FP8 attention takes heads a multiple of 16 wide, and this model's are {head_dim}"
     if device.type != "cuda":
-        return "it needs an NVIDIA GPU"
+        return "FP8 attention needs an NVIDIA GPU"
     capability = torch.cuda.get_device_capability(device)
     if capability < (9, 0):
-        return f"it needs compute capability 9.0 (Hopper) or newer, and this GPU has {capability[0]}.{capability[1]}"
+        return (f"FP8 attention needs compute capability 9.0 (Hopper) or newer, and this GPU has "
+                f"{capability[0]}.{capability[1]}")
     try:
         import cudnn  # noqa: F401
     except ImportError:
-        return "NVIDIA's cuDNN frontend is not installed (pip install nvidia-cudnn-frontend)"
+        return "FP8 attention needs NVIDIA's cuDNN frontend, which is not installed (pip install nvidia-cudnn-frontend)"
     try:
         error = check_on_random_inputs(device, batch=1, tokens=256, heads=2, head_dim=head_dim)
     except Exception as err:  # the cuDNN build in use does not support this graph on this GPU
-        return f"cuDNN could not run it here ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
+        return f"cuDNN could not run FP8 attention here ({type(err).__name__}: {str(err).splitlines()[0][:160]})"
     if not error < 0.2:
-        return f"its output differs from bf16 attention by {error:.3f} on random inputs here"
+        return f"FP8 attention differs from bf16 attention by {error:.3f} on random inputs here"
     return None
 
 

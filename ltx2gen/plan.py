@@ -129,7 +129,8 @@ class RunPlan:
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
         read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder)
-        fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder)
+        video_tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
+        fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, video_tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps))
         for keyframe in keyframes:
@@ -337,21 +338,27 @@ def choose_read_ahead(transformer_folder: Path) -> bool:
     return True
 
 
-def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path) -> bool:
-    """Whether the video self-attention runs in FP8: `on` (refused before any weight is read where it cannot run),
-    `off`, or `auto`, which follows `--fp8 dynamic` (the user has chosen FP8 numbers for speed) and falls back to
-    bf16 attention in one line where the GPU, cuDNN or the frontend package lacks it."""
+def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path,
+                         tokens: int) -> bool:
+    """Whether the video self-attention of `tokens` tokens runs in FP8: `on` (refused before any weight is read
+    where it cannot run), `off`, or `auto`, which follows `--fp8 dynamic` (the user has chosen FP8 numbers for
+    speed) where the attention is long enough to gain (`attention.FP8_MIN_TOKENS`), and falls back to bf16
+    attention in one line where the GPU, cuDNN or the frontend package lacks it."""
+    from ltx2gen.attention import FP8_MIN_TOKENS, unavailable_reason
+
     if requested == "off" or (requested == "auto" and fp8 != "dynamic"):
         return False
-    from ltx2gen.attention import unavailable_reason
-
+    if requested == "auto" and tokens < FP8_MIN_TOKENS:
+        print(f"note: the attention stays bf16 with --fp8 dynamic: over {tokens:,} video tokens the FP8 kernel is "
+              f"slower than bf16 (it pays from about {FP8_MIN_TOKENS:,}); --fp8-attention on forces it")
+        return False
     head_dim = json.loads((transformer_folder / "config.json").read_text())["attention_head_dim"]
     reason = unavailable_reason(device, head_dim)
     if reason and requested == "on":
-        raise ConfigError(f"--fp8-attention on: FP8 attention cannot run on {device}: {reason}; drop the flag or "
-                          "give --fp8-attention off")
+        raise ConfigError(f"--fp8-attention on: {reason} (device {device}); drop the flag or give --fp8-attention "
+                          "off")
     if reason:
-        print(f"note: the attention stays bf16 with --fp8 dynamic here: FP8 attention {reason}")
+        print(f"note: the attention stays bf16 with --fp8 dynamic: {reason}")
     return not reason
 
 

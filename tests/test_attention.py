@@ -11,7 +11,7 @@ from ltx2gen import attention
 
 
 def test_it_runs_only_on_a_gpu_with_heads_cudnn_can_take():
-    assert attention.unavailable_reason(torch.device("cpu")) == "it needs an NVIDIA GPU"
+    assert attention.unavailable_reason(torch.device("cpu")) == "FP8 attention needs an NVIDIA GPU"
     assert "multiple of 16" in attention.unavailable_reason(torch.device("cpu"), head_dim=8)
 
 
@@ -31,7 +31,8 @@ def test_on_is_refused_in_one_line_before_any_weight_where_it_cannot_run(tiny_mo
         memory.remove_listener(listener)
     error = capsys.readouterr().err
     assert exit_status.value.code == 2 and error.count("\n") == 1
-    assert "--fp8-attention on: FP8 attention cannot run on cpu: " in error and "--fp8-attention off" in error
+    assert "--fp8-attention on: cuDNN's FP8 attention takes heads a multiple of 16 wide, and this model's are 8 " \
+        "(device cpu)" in error and "--fp8-attention off" in error
     assert "load" not in events and not (tmp_path / "c.mp4").exists()
 
 
@@ -58,12 +59,30 @@ def test_fp8_attention_is_within_its_stated_tolerance_of_bf16_attention():
 
 
 @pytest.mark.gpu
-def test_fp8_attention_compiled_equals_it_eager():
-    """The cuDNN call is a custom operator: a compiled block keeps it whole, and only the quantization around it is
-    fused, which must not change its numbers beyond float8 rounding of the same values."""
+def test_fp8_attention_compiled_is_as_close_to_bf16_attention_as_eager():
+    """The cuDNN call is a custom operator: a compiled block keeps it whole and fuses only the quantization around
+    it. The compiler multiplies in float32 where eager rounds to bf16 first, so some inputs land on the other side of
+    an e4m3 rounding step, and the e4m3 output rounding turns each small change of the result into whole steps:
+    compiled and eager differ by about the FP8 error itself (0.057, H100), so each is held to the reference."""
     generator = torch.Generator().manual_seed(1)
     query, key, value = (torch.randn(1, 2048, 4, 128, generator=generator).to("cuda", torch.bfloat16)
                          for _ in range(3))
-    eager = attention.fp8_attention(query, key, value)
-    compiled = torch.compile(attention.fp8_attention, fullgraph=True)(query, key, value)
-    assert attention.relative_errors(compiled, eager)["norm"] < 0.02
+    reference = torch.nn.functional.scaled_dot_product_attention(
+        *(tensor.transpose(1, 2) for tensor in (query, key, value))).transpose(1, 2)
+    eager = attention.relative_errors(attention.fp8_attention(query, key, value), reference)["norm"]
+    compiled = attention.relative_errors(
+        torch.compile(attention.fp8_attention, fullgraph=True)(query, key, value), reference)["norm"]
+    assert compiled < 0.08 and abs(compiled - eager) < 0.01
+
+
+def test_auto_keeps_bf16_attention_where_the_clip_is_too_short_for_fp8_to_pay(tiny_model, capsys):
+    """Decided from the clip's video tokens before the GPU or cuDNN is asked (so this runs on the CPU)."""
+    from ltx2gen.plan import choose_fp8_attention
+
+    folder = tiny_model / "transformer"
+    assert not choose_fp8_attention("auto", "dynamic", torch.device("cpu"), folder, attention.FP8_MIN_TOKENS - 1)
+    assert "the FP8 kernel is slower than bf16" in capsys.readouterr().out
+    assert not choose_fp8_attention("auto", "dynamic", torch.device("cpu"), folder, attention.FP8_MIN_TOKENS)
+    assert "attention stays bf16 with --fp8 dynamic: cuDNN's FP8 attention takes heads a multiple of 16 wide" in \
+        capsys.readouterr().out
+    assert not choose_fp8_attention("auto", "weight", torch.device("cpu"), folder, 10**6)
