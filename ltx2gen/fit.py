@@ -114,15 +114,15 @@ def gpu_budget_gib(device) -> float:
     return min(free / GIB, float(limit))
 
 
-def read_ahead_fits(transformer_folder: Path, available_bytes: int) -> bool:
+def read_ahead_fits(transformer_folder: Path, available_bytes: int, offloaded: bool = False) -> bool:
     """Whether the transformer's weight files fit the page cache beside what the text stage holds in host memory,
-    with `READ_AHEAD_MARGIN_GIB` to spare: then they are read from disk while the text stage runs, and the diffusion
-    stage loads them from memory. The page cache gives pages back under pressure, so a wrong guess costs a second
-    read, never a failure."""
+    with `READ_AHEAD_MARGIN_GIB` to spare, and beside the transformer itself where it is `offloaded` to host memory:
+    then they are read from disk while the text stage runs, and the diffusion stage loads them from memory. The page
+    cache gives pages back under pressure, so a wrong guess costs a second read, never a failure."""
     from ltx2gen.weights import weight_files
 
     files = sum(file.stat().st_size for file in weight_files(transformer_folder))
-    return files + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes
+    return files * (2 if offloaded else 1) + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes
 
 
 def host_memory_available_bytes() -> int:

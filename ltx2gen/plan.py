@@ -128,7 +128,7 @@ class RunPlan:
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
-        read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder)
+        read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder, offloaded=offload != "none")
         video_tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, video_tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
@@ -323,15 +323,16 @@ def pipeline_reason(config: GenerateConfig) -> str:
     return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
 
 
-def choose_read_ahead(transformer_folder: Path) -> bool:
+def choose_read_ahead(transformer_folder: Path, offloaded: bool) -> bool:
     """On a discrete GPU: read the transformer's files while the text stage runs (the disk is otherwise idle then)
-    where the host has the memory to hold them in its page cache, said in one line. Not when several processes on
-    this host load the model (torchrun), whose other ranks read it during the text stage anyway, and never on
-    unified memory, where the page cache would take from the memory the stages peak in."""
+    where the host has the memory to hold them in its page cache (beside the transformer itself when it is
+    `offloaded` to host memory), said in one line. Not when several processes on this host load the model
+    (torchrun), whose other ranks read it during the text stage anyway, and never on unified memory, where the page
+    cache would take from the memory the stages peak in."""
     from ltx2gen.ranks import Ranks
 
     available = fit.host_memory_available_bytes()
-    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available):
+    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available, offloaded):
         return False
     print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "
           f"({available / memory.GIB:.0f} GiB of host memory available)")

@@ -96,6 +96,9 @@ def test_the_transformer_is_read_ahead_only_where_its_files_fit_the_page_cache_w
     needed = files + int(fit.READ_AHEAD_MARGIN_GIB * fit.GIB)
     assert fit.read_ahead_fits(model / "transformer", needed)
     assert not fit.read_ahead_fits(model / "transformer", needed - 1)
+    # offloaded, the transformer itself sits in host memory beside its files' pages
+    assert not fit.read_ahead_fits(model / "transformer", needed, offloaded=True)
+    assert fit.read_ahead_fits(model / "transformer", needed + files, offloaded=True)
 
 
 def test_the_host_memory_to_plan_with_is_mem_available_unless_given(monkeypatch):
