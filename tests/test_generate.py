@@ -305,3 +305,15 @@ def test_one_clip_over_several_processes_refuses_a_length_the_model_has_yet_to_c
     with pytest.raises(ConfigError, match="--num-frames auto: one clip over 2 processes splits its video tokens by a "
                                           "frame count known before the prompt is encoded"):
         generate.one_clip_over_ranks(parse_config("--num-frames", "auto"), Ranks(rank=0, world_size=2))
+
+
+def test_one_clip_over_several_processes_refuses_fp8_attention_asked_for():
+    """The FP8 kernel attends over the whole sequence on one GPU; split over ranks, the attention is diffusers'
+    ring exchange, which it does not do."""
+    import generate
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.ranks import Ranks
+
+    with pytest.raises(ConfigError, match="--fp8-attention on: one clip over several GPUs splits the attention"):
+        generate.one_clip_over_ranks(parse_config("--fp8-attention", "on", "--width", "768", "--height", "512"),
+                                     Ranks(rank=0, world_size=2))
