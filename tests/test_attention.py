@@ -86,3 +86,10 @@ def test_auto_keeps_bf16_attention_where_the_clip_is_too_short_for_fp8_to_pay(ti
     assert "attention stays bf16 with --fp8 dynamic: cuDNN's FP8 attention takes heads a multiple of 16 wide" in \
         capsys.readouterr().out
     assert not choose_fp8_attention("auto", "weight", torch.device("cpu"), folder, 10**6)
+
+
+def test_the_scales_come_from_each_tensors_exact_largest_magnitude():
+    generator = torch.Generator().manual_seed(2)
+    tensor = torch.randn(1, 300, 4, 128, generator=generator).to(torch.bfloat16)
+    tensor[0, 7, 1, 5] = -9.5  # the largest magnitude is a negative value
+    assert attention.largest_magnitude(tensor).item() == 9.5
