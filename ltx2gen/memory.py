@@ -233,8 +233,9 @@ def stop_prefetching(files: set[Path]) -> None:
     """A loader about to read `files` itself stops any prefetch of them: what the prefetch has read comes from
     memory, the rest from the loader's own reads, and no range is read twice (the loader drops what it has read
     from the page cache, which a prefetch still running behind it would read again)."""
+    files = {Path(file) for file in files}
     for prefetch in list(_prefetches):
-        if prefetch.files & {Path(file) for file in files}:
+        if prefetch.files & files:
             prefetch.stop()
             prefetch.join()
             emit("prefetch-stopped", "page-cache", prefetch.ranges)

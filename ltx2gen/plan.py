@@ -102,8 +102,8 @@ class RunPlan:
         if upsampler:
             components.check_component(upsampler.folder, upsampler.source)
         fit_line = ""
+        tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)  # video tokens, full size
         if discrete_gpu:
-            tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
             budget = fit.gpu_budget_gib(device)
             if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
                 print(f"note: the run fits this GPU ({budget:.0f} GiB free) in bf16, which is exact and faster than "
@@ -129,8 +129,7 @@ class RunPlan:
         offload = "none" if offload == "auto" else offload
         compiled = choose_compile(config.compile, fp8, offload)
         read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder, offloaded=offload != "none")
-        video_tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)
-        fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, video_tokens)
+        fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps))
         for keyframe in keyframes:
