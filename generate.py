@@ -97,6 +97,10 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
                           "each GPU; drop --offload, or render on one GPU")
+    if config.windows:
+        raise ConfigError(f"a clip in windows ({len(config.windows)} of up to {config.window_frames} frames) or "
+                          "continued with --extend renders on one GPU; drop torchrun, or render at most "
+                          f"{config.window_frames} frames")
     for flag, path in config.conditioning_inputs:
         raise ConfigError(f"{flag} {path}: one clip over several GPUs does not take {flag} yet (per-token "
                           "timesteps are not split and were not measured); render it on one GPU")

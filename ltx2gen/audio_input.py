@@ -213,10 +213,12 @@ def audio_latent_frames(num_frames: int, fps: Fraction, sample_rate: int, hop_le
 @dataclass
 class AudioCondition:
     """What the audio input stage leaves for diffusion: the clean audio latents [1, channels, length, mel bins], as
-    the audio VAE encodes them (the pipeline normalizes them itself), and the strength."""
+    the audio VAE encodes them (the pipeline normalizes them itself), and the strength. With `prefix`, they are the
+    start of the clip's audio alone (a window continuing a clip, `ltx2gen.continuation`) and the rest is generated."""
 
     latents: "torch.Tensor"
     strength: float
+    prefix: bool = False
 
 
 def encode(stage, model_dir: Path, inputs: list[AudioInput], *, device, dtype) -> list[AudioCondition]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltx2gen import audio_input, context_parallel, diffusion, duration, latents, report, two_stage
+from ltx2gen import audio_input, context_parallel, continuation, diffusion, duration, latents, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
@@ -102,7 +102,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
                              world_size=ranks.world_size)
         del conditioning, image, audio
     except (Exception, KeyboardInterrupt) as err:
-        raise ClipFailed(err, two_stage.failure_advice(config, plan)
+        raise ClipFailed(err, two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
                          or "nothing was saved; fix the cause and run the same command again") from err
     finally:
         if ranks.distributed:
@@ -136,6 +136,8 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: Generat
     denoising run."""
     if config.pipeline == "two-stage":
         return two_stage.diffuse(stage, denoiser, config, plan, conditioning)
+    if plan.windows:
+        return continuation.diffuse(denoiser, config, plan, conditioning, image=image)
     return diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag, image=image,
                                   audio=audio)
 
@@ -145,7 +147,7 @@ def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.Diffus
     written there (a full disk, a folder that became read-only), it goes to the first fallback folder that takes it
     (`latents_fallbacks`), said in one line. Ctrl-C or SIGTERM during the save takes effect once the file is whole.
     Raises `ClipFailed` (with the recovery command when the file was saved)."""
-    metadata, tried = plan.latents_metadata(config), []
+    metadata, tried = {**plan.latents_metadata(config), "windows": result.windows}, []
     try:
         with interrupts_deferred():
             for path in [config.latents_path, *latents_fallbacks(config.latents_path.name)]:

@@ -17,7 +17,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen import duration, two_stage
+from ltx2gen import continuation, duration, two_stage
 from ltx2gen.audio_input import validate_audio_options
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
@@ -26,6 +26,7 @@ from ltx2gen.checkpoint import (
     RECOMMENDED_FULL_GUIDANCE,
     detect_pipeline,
     is_local_path,
+    latent_frame_count,
 )
 from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
@@ -194,6 +195,25 @@ class GenerateConfig(DecodeOptions):
                                 "any other time goes to the nearest frame a keyframe can take (1, 9, 17, ..., "
                                 "num-frames - 8: one per 8-frame latent frame), said in one line",
                           action="append", metavar="PATH@TIME[:STRENGTH]")
+    seconds: float | None = opt(None, "the clip's length in seconds instead of --num-frames (rounded up to the next "
+                                      "8n+1 frame count); longer than one window, it renders in windows", metavar="S")
+    window_seconds: float | None = opt(
+        None, "the longest window one denoising run renders: a longer clip renders as consecutive windows, each "
+              "continuing the last, the transformer loaded once and the clip decoded once; default: at most "
+              f"{continuation.WINDOW_MAX_SECONDS} s and the video tokens of 1920x1088x161", metavar="S")
+    window_overlap: int = opt(1, "latent frames (8 frames each) that a window takes from what came before it (the "
+                                 "last window, or the clip given to --extend), at strength 1; at least 1",
+                              metavar="N")
+    extend: Path | None = opt(None, "continue a clip: its latents file (.latents.safetensors), or an MP4 this tool "
+                                    "wrote with --keep-latents (found through its sidecar); the output is one clip, "
+                                    "the earlier one and the new segment, video and audio, with its size, frame rate "
+                                    "and model, and its prompt unless --prompt gives a new one; --keyframe times "
+                                    "count from the new segment's first frame", type=Path, metavar="FILE")
+    extend_seconds: float | None = opt(None, "with --extend: the new segment's length (rounded up to whole 8-frame "
+                                             "latent frames)", metavar="S")
+    resume: Path | None = opt(None, "finish a clip in windows that was cut short: the latents file it left (the "
+                                    "clip so far, saved after each window); give it to the same command, which "
+                                    "then renders only the missing windows", type=Path, metavar="FILE")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
@@ -203,6 +223,7 @@ class GenerateConfig(DecodeOptions):
             values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
+        values = continuation_length(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
@@ -211,6 +232,9 @@ class GenerateConfig(DecodeOptions):
         pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
         if pipeline == "two-stage":
             two_stage.validate(config)
+            if config.windows:
+                raise ConfigError(f"--pipeline two-stage renders one window of at most {config.window_frames} frames; "
+                                  "continue a clip and render long clips with the distilled or full pipeline")
         distilled = pipeline in ("distilled", "two-stage")
         if distilled and config.steps not in (None, DISTILLED_STEPS):
             raise ConfigError(f"--steps {config.steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
@@ -284,8 +308,10 @@ class GenerateConfig(DecodeOptions):
         check_output_file(self.output)
         validate_nag_options(self)
         validate_decode_options(self)
-        validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps)
+        validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps,
+                               self.first_new_frame)
         validate_audio_options(self.audio, self.audio_strength)
+        continuation.validate(self)
 
     @property
     def distilled(self) -> bool:
@@ -325,6 +351,37 @@ class GenerateConfig(DecodeOptions):
         return self.num_frames if self.num_frames is not None else self.auto_length.longest_num_frames
 
     @property
+    def window_frames(self) -> int:
+        """The longest window of a clip in windows (`ltx2gen.continuation`)."""
+        return continuation.window_num_frames(self.window_seconds, self.width, self.height, self.fps)
+
+    @property
+    def earlier(self):
+        """With --extend: the header of the clip continued (`ltx2gen.latents.LatentsHeader`); else None."""
+        return continuation.earlier_clip(self.extend, "--extend") if self.extend else None
+
+    @property
+    def first_new_frame(self) -> int:
+        """The first frame this run generates: 0, or with --extend the one after the earlier clip's last."""
+        return int(self.earlier.metadata["num_frames"]) if self.extend else 0
+
+    @property
+    def windows(self) -> tuple:
+        """The consecutive windows the clip renders in (`continuation.Window`); () for a clip of one window."""
+        if self.num_frames is None:
+            return ()
+        earlier = self.earlier
+        windows = continuation.layout(latent_frame_count(self.num_frames), latent_frame_count(self.window_frames),
+                                      self.window_overlap, earlier.video_shape[2] if earlier else 0,
+                                      len(continuation.windows_of(earlier)) if earlier else 0)
+        return windows if earlier or len(windows) > 1 else ()
+
+    @property
+    def diffused_num_frames(self) -> int:
+        """The frames of the longest single denoising run, which memory is planned for."""
+        return max(window.num_frames for window in self.windows) if self.windows else self.planned_num_frames
+
+    @property
     def video_format(self) -> VideoFormat:
         return VideoFormat(self.width, self.height, self.num_frames, self.fps)
 
@@ -350,6 +407,25 @@ class BatchOptions:
     out: Path | None = opt(None, "output folder for --batch (default: outputs/<batch file name>/)", type=Path)
     embedding_cache: Path = opt(default_embedding_cache(), "where --batch keeps prompt embeddings, so re-renders "
                                 "skip the text encoder", type=Path)
+
+
+def continuation_length(values: dict, defaults: dict) -> dict:
+    """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), or from
+    --seconds; --resume's seed. Checked before any model loads."""
+    if values["extend"] is not None:
+        values = continuation.adopt_earlier(values, defaults, values["fps"])
+    elif values["seconds"] is not None:
+        if values["num_frames"] != defaults["num_frames"]:
+            raise ConfigError(f"--seconds {values['seconds']} contradicts --num-frames {values['num_frames']}; give "
+                              "one of them")
+        if not values["seconds"] > 0:
+            raise ConfigError(f"--seconds {values['seconds']}: must be above 0")
+        values = {**values, "num_frames": continuation.frames_for_seconds(values["seconds"], values["fps"])}
+        print(f"note: --seconds {values['seconds']:g} is {values['num_frames']} frames "
+              f"({float(values['num_frames'] / values['fps']):.2f} s at {float(values['fps']):g} fps)")
+    if values["resume"] is not None:
+        values = continuation.check_resume(values)
+    return values
 
 
 def parse_num_frames(text: str | int) -> int | None:

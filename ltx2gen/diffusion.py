@@ -42,6 +42,7 @@ class DiffusionResult:
     timesteps: list[float]
     transformer_calls: int
     stages: list[dict] | None = None  # each diffusion stage's size, steps and sigmas, for multi-stage pipelines
+    windows: list[dict] | None = None  # each window's place, seed and sigmas, for a clip in windows
 
 
 def pipeline_call_arguments(*, width: int, height: int, num_frames: int, fps: float, steps: int, guidance: Guidance,

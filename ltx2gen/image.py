@@ -196,16 +196,17 @@ class Keyframe:
 
 
 def place_keyframes(image: Path | None, image_strength: float, keyframes: tuple[KeyframeSpec, ...],
-                    num_frames: int | None, fps: Fraction) -> list[Keyframe]:
+                    num_frames: int | None, fps: Fraction, start_frame: int = 0) -> list[Keyframe]:
     """Every conditioning image of a clip, --image first (the first-frame shortcut), each file read and each time
     placed (`keyframe_latent_frame`); two on one latent frame, a time outside the clip or keyframes with a length
-    the model has yet to choose are a ConfigError naming the keyframe."""
+    the model has yet to choose are a ConfigError naming the keyframe. Times count from `start_frame` (a
+    continuation's first new frame, `ltx2gen.continuation`)."""
     placed = [Keyframe(inspect_image(image), f"--image {image}", "0", 0, 0, image_strength)] if image else []
     if keyframes and num_frames is None:
         raise ConfigError(f"{keyframes[0].flag} with --num-frames auto: a keyframe's time is placed in a length known "
                           "before the prompt is encoded; give --num-frames N (8n+1)")
     for spec in keyframes:
-        frame = spec.frame(num_frames, fps)
+        frame = start_frame + spec.frame(num_frames - start_frame, fps)
         keyframe = Keyframe(inspect_image(spec.path, spec.flag), spec.flag, spec.at, frame,
                             keyframe_latent_frame(frame, num_frames), spec.strength)
         taken = next((other for other in placed if other.latent_frame == keyframe.latent_frame), None)
@@ -221,9 +222,9 @@ def place_keyframes(image: Path | None, image_strength: float, keyframes: tuple[
 
 
 def validate_image_options(image: Path | None, strength: float, keyframes: tuple[KeyframeSpec, ...],
-                           num_frames: int | None, fps: Fraction) -> None:
+                           num_frames: int | None, fps: Fraction, start_frame: int = 0) -> None:
     check_strength("--image-strength", strength, "1 keeps the first frame as the image", "--image", image)
-    placed = place_keyframes(image, strength, keyframes, num_frames, fps)
+    placed = place_keyframes(image, strength, keyframes, num_frames, fps, start_frame)
     if placed and importlib.util.find_spec("av") is None:  # found here, not after the text stage
         raise ConfigError(f"{placed[0].flag}: needs PyAV to re-compress the image with H.264 as the model was "
                           "trained (pip install av, as requirements.txt pins it)")
@@ -266,7 +267,7 @@ class EncodedKeyframe:
     """One image as the image stage leaves it for diffusion: the VAE's latents of the prepared frame (not normalised,
     as the VAE returns them), the latent frame it conditions and its strength."""
 
-    latents: object  # torch.Tensor [1, channels, 1, height / 32, width / 32]
+    latents: object  # torch.Tensor [1, channels, latent frames (1 for an image), height / 32, width / 32]
     latent_frame: int
     strength: float
 
@@ -279,7 +280,8 @@ class ImageConditioning:
 
     def pipeline(self, pipe):
         """The stock pipeline for these conditions, over `pipe`'s components, with the VAE replaced by a stand-in
-        that returns these latents; and the call arguments that pass it the images."""
+        that returns these latents; and the call arguments that pass it the images. A condition of several latent
+        frames (the tail of a clip being continued, `ltx2gen.continuation`) is passed as the frames it stands for."""
         from diffusers import LTX2ConditionPipeline, LTX2ImageToVideoPipeline
         from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
         from PIL import Image
@@ -292,11 +294,19 @@ class ImageConditioning:
         frame = Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
                                   latent_height * vae.spatial_compression_ratio))
         components = dict(pipe.components, vae=vae)
-        if [(keyframe.latent_frame, keyframe.strength) for keyframe in self.keyframes] == [(0, 1.0)]:
+        if [(keyframe.latent_frame, keyframe.strength, keyframe.latents.shape[2]) for keyframe in self.keyframes] == \
+                [(0, 1.0, 1)]:
             return LTX2ImageToVideoPipeline(**components), dict(image=frame, image_crf=0)
-        conditions = [LTX2VideoCondition(frames=frame, index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
+        conditions = [LTX2VideoCondition(frames=frames_standing_for(keyframe.latents.shape[2], frame),
+                                         index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
                       for keyframe in self.keyframes]
         return LTX2ConditionPipeline(**components), dict(conditions=conditions)
+
+
+def frames_standing_for(latent_frames: int, frame):
+    """What a condition of `latent_frames` latent frames is given to the pipeline as: one image, or the video of
+    the 8n+1 frames that many latent frames decode to."""
+    return frame if latent_frames == 1 else [frame] * ((latent_frames - 1) * FRAMES_PER_LATENT_FRAME + 1)
 
 
 def encode_images(stage, model_dir: Path, requests: list[tuple[list[Keyframe], int, int]], *, device,

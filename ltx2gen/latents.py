@@ -2,7 +2,8 @@
 
 Written atomically right after diffusion, so a crash in a later stage loses nothing. safetensors keeps bf16
 exactly; metadata is one JSON string. The older `.npz` form (a `latents` array, optional `audio_latents`,
-and metadata as separate entries) is read too.
+and metadata as separate entries) is read too. `read_header` reads a file's metadata and shapes without torch, so
+the flags that name a latents file are checked before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.files import atomic_path
 from ltx2gen.video import VideoFormat
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "ltx2gen-latents/1"
 REQUIRED_METADATA = ("model", "fps", "width", "height", "num_frames")
@@ -25,6 +27,10 @@ REQUIRED_METADATA = ("model", "fps", "width", "height", "num_frames")
 
 class LatentsFileError(ValueError):
     """The file is missing, truncated, corrupt or holds the wrong shapes: reported in one line, status 2."""
+
+
+def video_format_of(meta: dict) -> VideoFormat:
+    return VideoFormat(int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(str(meta["fps"])))
 
 
 @dataclass
@@ -35,8 +41,46 @@ class LatentsFile:
 
     @property
     def video_format(self) -> VideoFormat:
-        meta = self.metadata
-        return VideoFormat(int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(str(meta["fps"])))
+        return video_format_of(self.metadata)
+
+
+@dataclass(frozen=True)
+class LatentsHeader:
+    """A latents file's metadata and tensor shapes, read from its safetensors header alone."""
+
+    path: Path
+    metadata: dict
+    video_shape: tuple[int, ...]
+    audio_shape: tuple[int, ...] | None
+
+    @property
+    def video_format(self) -> VideoFormat:
+        return video_format_of(self.metadata)
+
+
+def read_header(path: Path) -> LatentsHeader:
+    """The header of a latents file written by `save_latents`; anything else is a LatentsFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise LatentsFileError(f"{path}: no such latents file")
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size <= path.stat().st_size - 8:
+                raise ValueError("no safetensors header")
+            header = json.loads(handle.read(size))
+        stored = header.get("__metadata__") or {}
+        if stored.get("format") != FORMAT or "ltx2gen" not in stored:
+            raise LatentsFileError(f"{path}: not an ltx2gen latents file (.latents.safetensors, as generate.py "
+                                   "writes it)")
+        loaded = LatentsHeader(path, json.loads(stored["ltx2gen"]), tuple(header["video_latents"]["shape"]),
+                               tuple(header["audio_latents"]["shape"]) if "audio_latents" in header else None)
+    except LatentsFileError:
+        raise
+    except (ValueError, KeyError, TypeError) as err:
+        raise LatentsFileError(f"{path}: not a readable latents file ({type(err).__name__}: {err})") from None
+    _check_shapes(path, loaded.metadata, loaded.video_shape, loaded.audio_shape)
+    return loaded
 
 
 def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> Path:
@@ -79,6 +123,9 @@ def _load_safetensors(path: Path) -> LatentsFile:
 
 
 def _load_npz(path: Path) -> LatentsFile:
+    import numpy as np
+    import torch
+
     with np.load(path, allow_pickle=False) as archive:
         if "latents" not in archive:
             raise LatentsFileError(f"{path}: an .npz file without a 'latents' array")
@@ -89,18 +136,22 @@ def _load_npz(path: Path) -> LatentsFile:
 
 
 def _check(path: Path, loaded: LatentsFile) -> None:
-    missing = [key for key in REQUIRED_METADATA if key not in loaded.metadata]
+    _check_shapes(path, loaded.metadata, tuple(loaded.video.shape),
+                  tuple(loaded.audio.shape) if loaded.audio is not None else None)
+
+
+def _check_shapes(path: Path, meta: dict, video: tuple[int, ...], audio: tuple[int, ...] | None) -> None:
+    missing = [key for key in REQUIRED_METADATA if key not in meta]
     if missing:
         raise LatentsFileError(f"{path}: metadata lacks {', '.join(missing)} (pass them or re-generate)")
-    meta = loaded.metadata
-    if loaded.video.ndim != 5 or loaded.video.shape[0] != 1:
-        raise LatentsFileError(f"{path}: video latents have shape {tuple(loaded.video.shape)}, expected "
+    if len(video) != 5 or video[0] != 1:
+        raise LatentsFileError(f"{path}: video latents have shape {video}, expected "
                                "[1, channels, frames, height/32, width/32]")
     expected = (latent_frame_count(int(meta["num_frames"])), int(meta["height"]) // 32, int(meta["width"]) // 32)
-    if tuple(loaded.video.shape[2:]) != expected:
-        raise LatentsFileError(f"{path}: video latents are {tuple(loaded.video.shape[2:])} (frames, h, w) but the "
+    if video[2:] != expected:
+        raise LatentsFileError(f"{path}: video latents are {video[2:]} (frames, h, w) but the "
                                f"metadata's {meta['num_frames']} frames at {meta['width']}x{meta['height']} "
                                f"need {expected}")
-    if loaded.audio is not None and (loaded.audio.ndim != 4 or loaded.audio.shape[0] != 1):
-        raise LatentsFileError(f"{path}: audio latents have shape {tuple(loaded.audio.shape)}, expected "
+    if audio is not None and (len(audio) != 4 or audio[0] != 1):
+        raise LatentsFileError(f"{path}: audio latents have shape {audio}, expected "
                                "[1, channels, length, mel bins]")

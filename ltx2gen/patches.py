@@ -303,35 +303,50 @@ def following_audio(pipe, condition):
     For one pipeline call, `prepare_audio_latents` is wrapped on the pipeline instance (the stock method still draws
     the noise), a forward pre-hook on the transformer adds the audio timestep, and a forward hook rewrites the audio
     velocity to v' = (1 - s)^2 * v + s * (x - c) / sigma, the velocity whose x0 under the stock loop's own
-    conversion (x - v' * sigma) is x0'."""
+    conversion (x - v' * sigma) is x0'. A `prefix` condition has strength s on its own tokens and 0 on the rest,
+    token by token, as image-to-video conditions video tokens: each token's timestep is t * (1 - s). The sigma that
+    LTX-2.3 and later modulate the video's cross-attention with stays one per clip, the generated audio's."""
     if condition is None:
         yield
         return
-    strength = condition.strength
     train_steps = pipe.scheduler.config.num_train_timesteps
     clean = {}
 
     def start_from_the_audio(*args, **kwargs):
         noise = stock_prepare(*args, **kwargs)
         packed = pipe._pack_audio_latents(condition.latents.to(noise.device, noise.dtype))
-        clean["latents"] = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean,
-                                                         pipe.audio_vae.latents_std)
-        if clean["latents"].shape != noise.shape:
-            raise ValueError(f"the audio latents pack to {tuple(clean['latents'].shape)}, the pipeline's audio is "
+        given = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean, pipe.audio_vae.latents_std)
+        shorter = condition.prefix and given.shape[1] <= noise.shape[1]
+        if given.shape[0::2] != noise.shape[0::2] or not (shorter or given.shape[1] == noise.shape[1]):
+            raise ValueError(f"the audio latents pack to {tuple(given.shape)}, the pipeline's audio is "
                              f"{tuple(noise.shape)}")
+        clean["latents"] = torch.zeros_like(noise)
+        clean["latents"][:, :given.shape[1]] = given
+        clean["strength"] = torch.zeros(1, noise.shape[1], 1, device=noise.device)
+        clean["strength"][:, :given.shape[1]] = condition.strength
+        clean["whole"] = given.shape[1] == noise.shape[1]
+        strength = token_strength()
         return strength * clean["latents"] + (1 - strength) * noise
+
+    def token_strength():
+        # A whole-clip condition keeps its strength a Python number: the arithmetic of --audio stays as it was.
+        return condition.strength if clean["whole"] else clean["strength"]
 
     def audio_timestep(module, args, kwargs):
         # The step's own timestep: image-to-video passes it as `audio_timestep` beside per-token video timesteps.
         step = kwargs["audio_timestep"] if kwargs.get("audio_timestep") is not None else kwargs["timestep"]
         current["sigma"] = (step.float() / train_steps).view(-1, 1, 1)
-        kwargs["audio_timestep"] = kwargs["audio_sigma"] = step * (1 - strength)
+        if clean["whole"]:
+            kwargs["audio_timestep"] = kwargs["audio_sigma"] = step * (1 - condition.strength)
+        else:
+            kwargs["audio_timestep"] = step.view(-1, 1) * (1 - clean["strength"][..., 0].to(step.dtype))
+            kwargs["audio_sigma"] = step
         return args, kwargs
 
     def blend_audio_velocity(module, args, kwargs, output):
         video, velocity = output
         seen = kwargs["audio_hidden_states"]
-        sigma = current["sigma"]
+        sigma, strength = current["sigma"], token_strength()
         # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
         offset = seen.float() - clean["latents"].to(seen.dtype).float()
         return video, (1 - strength) ** 2 * velocity.float() + strength * offset / sigma

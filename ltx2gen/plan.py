@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import components, diffusion, duration, enhance, fit, memory, report, two_stage, video_decode
+from ltx2gen import components, continuation, diffusion, duration, enhance, fit, memory, report, two_stage, video_decode
 from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import (
     FULL_MODEL_SETTINGS,
@@ -26,6 +26,7 @@ from ltx2gen.config import DecodeOptions, GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import Keyframe, image_crf, place_keyframes
+from ltx2gen.latents import LatentsHeader
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
 from ltx2gen.quant import fp8_supported
@@ -57,6 +58,9 @@ class RunPlan:
     prompt_enhancer: Path | None = None  # --enhance-prompt on LTX-2.5: the separate enhancer's folder
     read_ahead: bool = False  # the transformer's files are read into the page cache while the text stage runs
     fp8_attention: bool = False  # the video self-attention in FP8 (`attention.fp8_attention`)
+    windows: tuple = ()  # a clip in consecutive windows (`continuation.Window`); () for one window
+    earlier: LatentsHeader | None = None  # --extend: the clip continued
+    resume: LatentsHeader | None = None  # --resume: the clip so far of the run cut short
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -90,8 +94,11 @@ class RunPlan:
         # two-stage diffuses first at the size divided by the upsampler's scale
         width, height = upsampler.stage_one_size(config.width, config.height) if upsampler else \
             (config.width, config.height)
-        call = diffusion.pipeline_call_arguments(
-            width=width, height=height, num_frames=config.num_frames,
+        windows = config.windows
+        if config.earlier:
+            continuation.check_model(config.earlier, model_dir, f"--extend {config.extend}")
+        call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
+            width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
         # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
         decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
@@ -102,7 +109,7 @@ class RunPlan:
         if upsampler:
             components.check_component(upsampler.folder, upsampler.source)
         fit_line = ""
-        tokens = fit.clip_tokens(config.width, config.height, config.planned_num_frames)  # video tokens, full size
+        tokens = fit.clip_tokens(config.width, config.height, config.diffused_num_frames)  # of one run, full size
         if discrete_gpu:
             budget = fit.gpu_budget_gib(device)
             if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
@@ -131,7 +138,7 @@ class RunPlan:
         read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder, offloaded=offload != "none")
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
-                                          config.fps))
+                                          config.fps, config.first_new_frame))
         for keyframe in keyframes:
             crop_note = keyframe.source.crop_note(keyframe.flag, config.width, config.height)
             if crop_note:
@@ -145,7 +152,8 @@ class RunPlan:
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
                   keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
-                  read_ahead, fp8_attention)
+                  read_ahead, fp8_attention, windows, config.earlier,
+                  continuation.earlier_clip(config.resume, "--resume") if config.resume else None)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -170,6 +178,7 @@ class RunPlan:
             offload += f", first frame from {self.keyframes[0].source.path.name}"
         offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
             if self.audio_input else ""
+        offload += continuation.describe(self.windows, self.earlier, self.resume)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
             "planned once the length is chosen"
         return f"{self.device} {weights}{offload}, VAE decode {decode}"
@@ -223,8 +232,16 @@ class RunPlan:
             "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.conditioning_record(config),
-            **self.length_record(),
+            **self.length_record(), **self.windows_record(config),
         }
+
+    def windows_record(self, config: GenerateConfig) -> dict:
+        """A clip in windows: the layout (which --resume must find again) and the clip it continues."""
+        if not self.windows:
+            return {}
+        return {"planned_num_frames": config.num_frames, "window_num_frames": config.window_frames,
+                "window_overlap": config.window_overlap,
+                "extended_from": str(self.earlier.path) if self.earlier else None}
 
     @property
     def pinned_keyframes(self) -> list[Keyframe]:
@@ -278,7 +295,7 @@ class RunPlan:
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
-            "diffusion_stages": diffusion.stages,
+            "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(config),
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),

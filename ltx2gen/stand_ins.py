@@ -73,7 +73,7 @@ class ConnectorOutputs(TensorHolder):
 class EncodedImage(TensorHolder):
     """The video VAE as the image-to-video pipelines use it while sampling: the latent statistics and configuration
     of a `LatentStatistics`, and an `encode` that returns the latents the image stage computed (`ltx2gen.image`), one
-    image per call in the order the pipeline's conditions are given."""
+    condition per call in the order the pipeline's conditions are given."""
 
     def __init__(self, statistics: LatentStatistics, image_latents: list[torch.Tensor]):
         super().__init__()
@@ -96,8 +96,9 @@ class EncodedImage(TensorHolder):
             raise ValueError(f"the pipeline encoded more images than the {len(held)} the image stage encoded")
         latents = held[self.encoded]
         height, width = (side * self.spatial_compression_ratio for side in latents.shape[3:])
-        if tuple(pixels.shape) != (1, 3, 1, height, width):
-            raise ValueError(f"the image was encoded for a {width}x{height} frame, the pipeline passed pixels of "
-                             f"shape {tuple(pixels.shape)}")
+        frames = (latents.shape[2] - 1) * self.temporal_compression_ratio + 1
+        if tuple(pixels.shape) != (1, 3, frames, height, width):
+            raise ValueError(f"the condition was encoded for {frames} frame(s) of {width}x{height}, the pipeline "
+                             f"passed pixels of shape {tuple(pixels.shape)}")
         self.encoded += 1
         return SimpleNamespace(latents=latents)
