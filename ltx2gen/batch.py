@@ -3,7 +3,9 @@
 Each line is one clip: `name`, `prompt`, and any generate.py flag by its name with underscores (`num_frames`,
 `camera`, `seed`, ...); a switch such as `no_fp8` takes `true`, a repeatable flag (`lora`) a list of value lists.
 `keyframes` is a list of `--keyframe` values, each a string (`"end.png@end:0.8"`) or an object
-(`{"path": "end.png", "at": "end", "strength": 0.8}`).
+(`{"path": "end.png", "at": "end", "strength": 0.8}`). `prompts` times the prompts of a long clip:
+`[{"at": 0, "prompt": ...}, {"at": 8, "prompt": ...}]`, the first at 0 (or `prompt` beside it), each later one a
+`--prompt-at`. A long clip cut short is resumed from the latents it kept (`--resume`), not decoded.
 
 Two ways to render: one generate.py process per clip (`run_processes`, what batch/run_batch.sh calls: a crash
 or a leak in one clip cannot touch the next), or everything in one process (`run_in_process`, what
@@ -28,8 +30,8 @@ from ltx2gen.files import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from"}
-INPUT_FILE_KEYS = {"image", "audio"}  # local files a clip reads: relative to the batch file where they are there
+RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from", "resume"}
+INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: relative to the batch file where they are
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def read_batch(path: Path) -> list[Clip]:
             raise ConfigError(f"{path}:{number}: 'name' must be a file-name-safe string (letters, digits, . _ -)")
         if name in names:
             raise ConfigError(f"{path}:{number}: the name {name!r} is used twice")
+        if "prompts" in entry:
+            entry.update(timed_prompts(entry.pop("prompts"), entry.get("prompt"), f"{path}:{number}: clip {name!r}"))
         if not isinstance(entry.get("prompt"), str):
             raise ConfigError(f"{path}:{number}: clip {name!r} has no 'prompt' string")
         reserved = RESERVED_KEYS & set(entry)
@@ -131,6 +135,25 @@ def keyframe_flags(keyframes, batch_file: Path, where: str) -> list[str]:
     return flags
 
 
+def timed_prompts(prompts, prompt, where: str) -> dict:
+    """A clip's `prompts` list as `prompt` (the one at 0, unless `prompt` is given beside it) and `prompt_at` flags
+    (TIME:TEXT, checked by generate.py)."""
+    shape = ("'prompts' must be a list of {\"at\": seconds or \"fNN\", \"prompt\": text} objects in order of time, "
+             "the first at 0 unless 'prompt' is given")
+    if not isinstance(prompts, list) or not prompts or not all(
+            isinstance(item, dict) and set(item) == {"at", "prompt"} and isinstance(item["prompt"], str)
+            and isinstance(item["at"], (str, int, float)) and not isinstance(item["at"], bool) for item in prompts):
+        raise ConfigError(f"{where}: {shape}")
+    starts_at_zero = str(prompts[0]["at"]).rstrip("s") in ("0", "0.0", "f0")
+    if prompt is None and not starts_at_zero:
+        raise ConfigError(f"{where}: the first of 'prompts' is at {prompts[0]['at']}; {shape}")
+    if prompt is not None and starts_at_zero:
+        raise ConfigError(f"{where}: 'prompt' and a 'prompts' entry at 0 both give the opening prompt; keep one")
+    later = prompts if prompt is not None else prompts[1:]
+    return {"prompt": prompt if prompt is not None else prompts[0]["prompt"],
+            "prompt_at": [[f"{item['at']}:{item['prompt']}"] for item in later] or None}
+
+
 def default_out_dir(batch_file: Path) -> Path:
     return Path("outputs") / Path(batch_file).stem
 
@@ -148,13 +171,37 @@ def kept_latents(out_dir: Path, clip: Clip) -> Path | None:
     """The latents an earlier run of this clip saved and did not get to decode (it failed or was stopped after
     diffusion): a re-run decodes them instead of diffusing again."""
     latents = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
-    return latents if latents.is_file() and not is_done(out_dir, clip) else None
+    return latents if latents.is_file() and not is_done(out_dir, clip) and not cut_short(latents) else None
+
+
+def clip_argv(out_dir: Path, clip: Clip, output: Path) -> list[str]:
+    """generate.py's arguments for a clip to render: with --resume where an earlier run of a long clip was cut
+    short and kept its finished windows."""
+    latents = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+    resume = ["--resume", str(output.with_suffix(".latents.safetensors"))] if cut_short(latents) else []
+    return clip.argv(output) + resume
+
+
+def cut_short(latents: Path) -> bool:
+    """Whether a latents file holds a long clip cut short (fewer frames than its windows were planned for)."""
+    from ltx2gen.latents import LatentsFileError, read_header
+
+    try:
+        meta = read_header(latents).metadata
+    except LatentsFileError:
+        return False
+    return int(meta.get("planned_num_frames") or 0) > int(meta["num_frames"])
 
 
 def unfinished(out_dir: Path, clip: Clip) -> str:
     """The summary's detail for a clip the batch did not finish."""
     latents = kept_latents(out_dir, clip)
-    return f"not finished; its latents are kept ({latents}), a re-run decodes them" if latents else "not finished"
+    if latents:
+        return f"not finished; its latents are kept ({latents}), a re-run decodes them"
+    partial = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+    if cut_short(partial):
+        return f"not finished; its finished windows are kept ({partial}), a re-run renders the rest"
+    return "not finished"
 
 
 @dataclass
@@ -283,7 +330,7 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker
         arguments = ["--input", str(inside / latents.name), "--output", str(inside / video.name)]
         row.detail = f"decoded from the kept {latents.name}"
     else:
-        arguments = clip.argv(inside / video.name)
+        arguments = clip_argv(out_dir, clip, inside / video.name)
     if docker_image:
         command = docker_command(docker_image, hf_cache, out_dir, "decode" if latents else "generate") + arguments
     else:
@@ -351,11 +398,12 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
             first = group[0].plan
             tracker = MemoryTracker(first.device)
             first.read_ahead_transformer()  # while the group's prompts are encoded
-            requests = [text.PromptRequest.for_clip(job.config, job.plan.prompt_enhancer) for job in group]
-            conditionings = tracker.run("text", text.encode_prompts, first.model_dir, requests, first.device,
-                                        first.dtype, loras=first.loras, cache=cache, text_encoder=first.text_encoder)
-            for job, conditioning in zip(group, conditionings):
-                job.conditioning = conditioning.to("cpu")  # one clip's conditioning on the GPU at a time
+            requests = [text.PromptRequest.for_clip_prompts(job.config, job.plan.prompt_enhancer) for job in group]
+            conditionings = iter(tracker.run("text", text.encode_prompts, first.model_dir, sum(requests, []),
+                                             first.device, first.dtype, loras=first.loras, cache=cache,
+                                             text_encoder=first.text_encoder))
+            for job, asked in zip(group, requests):  # one clip's conditioning on the GPU at a time
+                job.conditioning, *job.later_prompts = [next(conditionings).to("cpu") for _ in asked]
             del conditionings
             choosing = [job for job in group if job.plan.auto_length]  # num_frames auto: the model sets each length
             if choosing:
@@ -425,6 +473,7 @@ class _Job:
     config: object
     plan: object
     conditioning: object = None
+    later_prompts: list = field(default_factory=list)  # --prompt-at's conditionings
     image: object = None
     audio: object = None
     diffusion: object = None
@@ -449,7 +498,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
             row.status, row.detail = "skipped", "already rendered"
             continue
         try:
-            config = GenerateConfig.from_args(parser.parse_args(clip.argv(clip_video(out_dir, clip))))
+            config = GenerateConfig.from_args(parser.parse_args(clip_argv(out_dir, clip, clip_video(out_dir, clip))))
             job = _Job(clip, row, config, RunPlan.choose(config))
             latents = kept_latents(out_dir, clip)
             if latents:  # diffused by an earlier run: decoded now, before any model of the batch loads
@@ -491,7 +540,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning, image=job.image,
-                                         audio=job.audio)
+                                         audio=job.audio, later_prompts=job.later_prompts)
             job.latents_path = save_latents(job.config, job.plan, job.diffusion)
         except ClipFailed as failure:
             job.row.status, job.row.detail = "failed", f"latents: {failure}; " + failure.advice.replace("\n  ", " ")

@@ -28,7 +28,7 @@ from ltx2gen.image import encode_images
 from ltx2gen.plan import RunPlan
 from ltx2gen.ranks import Ranks
 from ltx2gen.signals import interrupts_deferred
-from ltx2gen.text import EncodedPrompt, PromptRequest, TextConditioning, encode_prompt
+from ltx2gen.text import EncodedPrompt, PromptRequest, TextConditioning, encode_prompts
 from ltx2gen.video import VideoFormat, write_mp4
 from ltx2gen.video_decode import DecodePlan, decode_video
 
@@ -78,11 +78,12 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         # 0. Where the host has the memory for it (a discrete GPU), the transformer's files are read into the page cache
         # while the stages before diffusion run.
         plan.read_ahead_transformer()
-        # 1. Text: the transformer's conditioning (on rank 0 only). The Gemma text encoder and the connectors are freed
-        # (with --enhance-prompt on LTX-2.5, the prompt enhancer first, before the text encoder loads).
-        conditioning = tracker.run("text", encode_prompt, plan.model_dir,
-                                   PromptRequest.for_clip(config, plan.prompt_enhancer), plan.device, plan.dtype,
-                                   loras=plan.loras, text_encoder=plan.text_encoder) if ranks.rank == 0 else None
+        # 1. Text: the transformer's conditioning for each prompt (with --prompt-at, several), on rank 0 only. The Gemma
+        # text encoder and the connectors are freed (with --enhance-prompt on LTX-2.5, the prompt enhancer first,
+        # before the text encoder loads).
+        conditioning, *later_prompts = tracker.run(
+            "text", encode_prompts, plan.model_dir, PromptRequest.for_clip_prompts(config, plan.prompt_enhancer),
+            plan.device, plan.dtype, loras=plan.loras, text_encoder=plan.text_encoder) if ranks.rank == 0 else [None]
         encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
         # 1a. With --num-frames auto: the duration head chooses the clip's length from the conditioning, said in one
         # line; from here on the clip has that frame count. The head is freed.
@@ -99,8 +100,8 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
         result = tracker.run("diffusion", diffuse, config, plan, conditioning, image=image, audio=audio,
-                             world_size=ranks.world_size)
-        del conditioning, image, audio
+                             later_prompts=later_prompts, world_size=ranks.world_size)
+        del conditioning, later_prompts, image, audio
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
                          or "nothing was saved; fix the cause and run the same command again") from err
@@ -121,23 +122,25 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
 
 
 def diffuse(stage: mem.Stage, config: GenerateConfig, plan: RunPlan, conditioning: TextConditioning | None,
-            *, image, audio, world_size: int = 1) -> diffusion.DiffusionResult:
+            *, image, audio, later_prompts: list[TextConditioning], world_size: int = 1) -> diffusion.DiffusionResult:
     """Stage 2 for one clip: load the transformer, then denoise. With `world_size` > 1, every rank loads it while
     rank 0 encodes the prompt, and each computes its share of the video tokens."""
     denoiser = plan.load_denoiser(stage)
     if world_size > 1:
         conditioning = diffusion.split_over_ranks(denoiser, conditioning, world_size)
-    return diffuse_with(stage, denoiser, config, plan, conditioning, image=image, audio=audio)
+    return diffuse_with(stage, denoiser, config, plan, conditioning, image=image, audio=audio,
+                        later_prompts=later_prompts)
 
 
 def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: GenerateConfig, plan: RunPlan,
-                 conditioning: TextConditioning, *, image=None, audio=None) -> diffusion.DiffusionResult:
-    """Stage 2 with a loaded transformer (a batch shares one among its clips): the two-stage recipe, or one
-    denoising run."""
+                 conditioning: TextConditioning, *, image=None, audio=None,
+                 later_prompts: list[TextConditioning] = ()) -> diffusion.DiffusionResult:
+    """Stage 2 with a loaded transformer (a batch shares one among its clips): the two-stage recipe, a clip in
+    windows (`later_prompts`: the conditioning of each --prompt-at), or one denoising run."""
     if config.pipeline == "two-stage":
         return two_stage.diffuse(stage, denoiser, config, plan, conditioning)
     if plan.windows:
-        return continuation.diffuse(denoiser, config, plan, conditioning, image=image)
+        return continuation.diffuse(denoiser, config, plan, [conditioning, *later_prompts], image=image)
     return diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag, image=image,
                                   audio=audio)
 

@@ -211,6 +211,11 @@ class GenerateConfig(DecodeOptions):
                                     "count from the new segment's first frame", type=Path, metavar="FILE")
     extend_seconds: float | None = opt(None, "with --extend: the new segment's length (rounded up to whole 8-frame "
                                              "latent frames)", metavar="S")
+    prompt_at: tuple = opt(None, "from TIME on (seconds, or fNN for a frame; counted from the new segment's first "
+                                 "frame with --extend) the clip follows TEXT instead of --prompt; repeatable, in "
+                                 "order of time. The clip renders in windows that break at each time (moved to the "
+                                 "nearest 8-frame latent frame), each window following one prompt",
+                           action="append", metavar="TIME:TEXT")
     resume: Path | None = opt(None, "finish a clip in windows that was cut short: the latents file it left (the "
                                     "clip so far, saved after each window); give it to the same command, which "
                                     "then renders only the missing windows", type=Path, metavar="FILE")
@@ -225,6 +230,7 @@ class GenerateConfig(DecodeOptions):
         values["num_frames"] = parse_num_frames(values["num_frames"])
         values = continuation_length(values, {f.name: f.default for f in dataclasses.fields(cls)})
         values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
+        values["prompt_at"] = tuple(continuation.PromptChange.parse(text) for text in values["prompt_at"] or ())
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
@@ -283,6 +289,8 @@ class GenerateConfig(DecodeOptions):
         if not self.prompt.strip():
             raise ConfigError("--prompt is empty: describe the video to generate")
         check_text("--prompt", self.prompt)
+        for change in self.prompt_at:
+            check_text(f"--prompt-at {change.at}", change.prompt)
         if self.negative_prompt is not None:
             check_text("--negative-prompt", self.negative_prompt)
         for name in ("width", "height"):
@@ -373,8 +381,20 @@ class GenerateConfig(DecodeOptions):
         earlier = self.earlier
         windows = continuation.layout(latent_frame_count(self.num_frames), latent_frame_count(self.window_frames),
                                       self.window_overlap, earlier.video_shape[2] if earlier else 0,
-                                      len(continuation.windows_of(earlier)) if earlier else 0)
+                                      len(continuation.windows_of(earlier)) if earlier else 0, self.prompt_breaks)
         return windows if earlier or len(windows) > 1 else ()
+
+    @property
+    def prompt_breaks(self) -> tuple[int, ...]:
+        """The latent frame each --prompt-at starts at (`continuation.prompt_breaks`)."""
+        if not self.prompt_at or self.num_frames is None:
+            return ()
+        return continuation.prompt_breaks(self.prompt_at, self.num_frames, self.fps, self.first_new_frame)
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt of the clip: --prompt, then each --prompt-at's, in order."""
+        return [self.prompt, *(change.prompt for change in self.prompt_at)]
 
     @property
     def diffused_num_frames(self) -> int:

@@ -14,6 +14,9 @@ continue the clip's exactly, and its own frame 0 stands for the clip's frame 8s.
 frame 0 as one frame where the overlap's first latent frame holds eight: the price of joining in latent space, where
 the decode then sees one clip.
 
+`--prompt-at TIME:TEXT` changes the prompt from TIME on: the windows break at that time's latent frame, so each
+window follows one prompt and the change falls on a window's first new frame.
+
 After each window the clip so far is saved as the run's latents file, so a failure keeps every finished window: the
 same command with `--resume FILE` renders only the windows still missing (the same seeds, so the same clip), and
 decode_latents.py decodes the part that is there.
@@ -21,14 +24,17 @@ decode_latents.py decodes the part that is there.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
+from ltx2gen.image import TIME
 from ltx2gen.latents import LatentsFileError, LatentsHeader, read_header
 
 FRAMES_PER_LATENT_FRAME = 8
@@ -89,18 +95,73 @@ class Window:
 
 
 def layout(total_latents: int, window_latents: int, overlap: int, given_latents: int = 0,
-           given_windows: int = 0) -> tuple[Window, ...]:
+           given_windows: int = 0, breaks: tuple[int, ...] = ()) -> tuple[Window, ...]:
     """The windows that bring a clip to `total_latents` latent frames, each at most `window_latents` long, after
-    the `given_latents` of an earlier clip of `given_windows` windows (none: the first window starts the clip)."""
+    the `given_latents` of an earlier clip of `given_windows` windows (none: the first window starts the clip).
+    A window ends at each of `breaks` (latent frames where the prompt changes), so the next one starts there."""
     windows, end, index = [], given_latents, given_windows
-    if end == 0:
-        windows.append(Window(index, 0, min(window_latents, total_latents), 0))
-        end, index = windows[0].end, index + 1
-    while end < total_latents:
-        start = end - overlap
-        windows.append(Window(index, start, min(window_latents, total_latents - start), overlap))
-        end, index = windows[-1].end, index + 1
+    for target in [*sorted(breaks), total_latents]:
+        if end == 0:
+            windows.append(Window(index, 0, min(window_latents, target), 0))
+            end, index = windows[0].end, index + 1
+        while end < target:
+            start = end - overlap
+            windows.append(Window(index, start, min(window_latents, target - start), overlap))
+            end, index = windows[-1].end, index + 1
     return tuple(windows)
+
+
+@dataclass(frozen=True)
+class PromptChange:
+    """A `--prompt-at TIME:TEXT`: from TIME on (seconds, `2.5s` or `f60`; counted from the new segment's first
+    frame with --extend) the clip follows TEXT."""
+
+    text: str
+    at: str
+    prompt: str
+
+    @classmethod
+    def parse(cls, text: str) -> "PromptChange":
+        at, colon, prompt = str(text).partition(":")
+        if not colon or not TIME.fullmatch(at) or at == "end" or not prompt.strip():
+            raise ConfigError(f"--prompt-at {text}: give TIME:TEXT, a time in seconds (8, 8.5s) or a frame (f192) "
+                              "and the prompt from then on, e.g. --prompt-at \"8:the fox stops and looks up\"")
+        return cls(str(text), at, prompt)
+
+    def frame(self, fps: Fraction) -> int:
+        """The frame TIME names, counted from the segment's first frame (seconds round to the nearest frame)."""
+        return int(self.at[1:]) if self.at.startswith("f") else round(Fraction(self.at.rstrip("s")) * fps)
+
+
+def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fraction,
+                  first_new_frame: int = 0) -> tuple[int, ...]:
+    """The latent frame each prompt change starts at: the one whose first frame (8k-7) is nearest the time (a
+    change takes effect on a window's first new frame). Past the clip, before its new frames, or two changes at one
+    latent frame: a ConfigError naming the change."""
+    breaks, total = [], latent_frame_count(num_frames)
+    first_latent = latent_frame_count(first_new_frame) if first_new_frame else 0
+    for change in changes:
+        frame = first_new_frame + change.frame(fps)
+        latent = max(1, (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME)
+        where = f"--prompt-at {change.text}"
+        if frame >= num_frames or latent >= total:
+            raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
+                              f"{num_frames} frames, {float(num_frames / fps):g} s); give an earlier time")
+        if latent < first_latent:
+            raise ConfigError(f"{where}: falls in the clip being continued; times count from the new segment's "
+                              "first frame, and a change needs at least one latent frame (8 frames) after it")
+        if latent in breaks:
+            raise ConfigError(f"{where}: falls on the same latent frame ({latent}, frames {8 * latent - 7}-"
+                              f"{8 * latent}) as an earlier --prompt-at; changes need at least 8 frames between them")
+        breaks.append(latent)
+    if breaks != sorted(breaks):
+        raise ConfigError("--prompt-at: give the changes in the order of their times")
+    return tuple(breaks)
+
+
+def window_prompt(window: Window, breaks: tuple[int, ...]) -> int:
+    """Which prompt a window follows: 0 for --prompt, i for the i-th --prompt-at."""
+    return bisect.bisect_right(breaks, window.start + window.overlap)
 
 
 @functools.cache
@@ -188,6 +249,7 @@ def check_resume_matches(config, header: LatentsHeader) -> None:
     meta = header.metadata
     wanted = {"width": config.width, "height": config.height, "fps": str(config.fps),
               "planned_num_frames": config.num_frames, "prompt": config.prompt,
+              "prompt_at": [change.text for change in config.prompt_at],
               "window_num_frames": config.window_frames, "window_overlap": config.window_overlap}
     for name, value in wanted.items():
         if str(meta.get(name)) != str(value):
@@ -207,8 +269,10 @@ def check_model(earlier: LatentsHeader, model_dir: Path, flag: str) -> None:
                               f"({earlier.metadata.get('model')})")
 
 
-def describe(windows: tuple[Window, ...], earlier: LatentsHeader | None, resume: LatentsHeader | None) -> str:
-    """The plan line's part for a clip in windows: how many, how long, and what they continue or resume."""
+def describe(windows: tuple[Window, ...], earlier: LatentsHeader | None, resume: LatentsHeader | None,
+             breaks: tuple[int, ...] = ()) -> str:
+    """The plan line's part for a clip in windows: how many, how long, what they continue or resume, and the frame
+    each prompt change falls on."""
     if not windows:
         return ""
     line = f", {len(windows)} window(s) of up to {max(window.num_frames for window in windows)} frames " \
@@ -217,6 +281,8 @@ def describe(windows: tuple[Window, ...], earlier: LatentsHeader | None, resume:
         line += f" continuing {earlier.path.name} ({earlier.metadata['num_frames']} frames)"
     if resume:
         line += f", resuming after the {resume.metadata['num_frames']} frames in {resume.path.name}"
+    for number, latent in enumerate(breaks, 2):
+        line += f", prompt {number} from frame {(latent - 1) * FRAMES_PER_LATENT_FRAME + 1}"
     return line
 
 
@@ -237,9 +303,13 @@ def validate(config) -> None:
     if earlier and config.image:
         raise ConfigError(f"--extend {config.extend} with --image {config.image}: the new segment starts from the "
                           "earlier clip's last frames; pin an image later with --keyframe PATH@TIME")
-    if config.audio and len(config.windows) > 1:
+    if config.prompt_at and config.num_frames is None:
+        raise ConfigError(f"--prompt-at {config.prompt_at[0].text} with --num-frames auto: a change's time is placed "
+                          "in a length known before the prompt is encoded; give --num-frames N (8n+1) or --seconds")
+    if config.audio and config.windows:
         raise ConfigError(f"--audio {config.audio}: a clip that follows given audio renders in one window of at most "
-                          f"{config.window_frames} frames; give fewer frames, or a longer --window-seconds")
+                          f"{config.window_frames} frames, and neither continues a clip nor changes its prompt; give "
+                          "fewer frames or a longer --window-seconds, and drop --extend and --prompt-at")
     if config.resume and not config.windows:
         raise ConfigError(f"--resume {config.resume}: this command renders one window, so there is nothing to "
                           "resume; run it without --resume")
@@ -247,10 +317,11 @@ def validate(config) -> None:
         check_resume_matches(config, earlier_clip(config.resume, "--resume"))
 
 
-def diffuse(denoiser, config, plan, conditioning, *, image=None):
+def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
     """The diffusion stage of a clip in windows (`plan.windows`): each window denoised with the loaded `denoiser`
-    in turn, conditioned on the tail of the clip so far, joined to it and saved (the clip so far, as the run's
-    latents file) before the next starts. Returns the whole clip's `DiffusionResult`."""
+    in turn, with the text conditioning of its prompt (`conditionings`: --prompt's, then each --prompt-at's),
+    conditioned on the tail of the clip so far, joined to it and saved (the clip so far, as the run's latents file)
+    before the next starts. Returns the whole clip's `DiffusionResult`."""
     from ltx2gen import diffusion
     from ltx2gen import latents as latents_file
     from ltx2gen.signals import interrupts_deferred
@@ -266,20 +337,25 @@ def diffuse(denoiser, config, plan, conditioning, *, image=None):
     if video is not None and remaining and remaining[0].start + remaining[0].overlap != video.shape[2]:
         raise ValueError(f"{start.path} holds {video.shape[2]} latent frames, which is not where a window of this "
                          "clip ends")
-    for window in remaining:
+    started = time.perf_counter()
+    for done, window in enumerate(remaining):
         first, end = window.new_frames()
+        prompt = window_prompt(window, plan.prompt_breaks)
+        eta = "" if done == 0 else f", ETA {(time.perf_counter() - started) / done * (len(remaining) - done):.0f} s"
         print(f"[window {window.index + 1}/{plan.windows[-1].index + 1}] frames {first}-{end - 1} of "
-              f"{config.num_frames} ({window.num_frames}-frame run, seed {window.seed(config.seed)})", flush=True)
+              f"{config.num_frames} ({window.num_frames}-frame run, seed {window.seed(config.seed)}"
+              + (f", prompt {prompt + 1}" if plan.prompt_breaks else "") + f"){eta}", flush=True)
         window_image = window_conditioning(window, video, image)
         window_audio = audio_tail(window, audio, denoiser.pipe.audio_vae, config.fps) if window.overlap else None
-        result = diffusion.run_denoiser(denoiser, conditioning, {**plan.call, "num_frames": window.num_frames},
+        result = diffusion.run_denoiser(denoiser, conditionings[prompt], {**plan.call, "num_frames": window.num_frames},
                                         window.seed(config.seed), nag_settings=plan.nag, image=window_image,
                                         audio=window_audio)
         video, audio = join(video, audio, result, window, window_audio)
         calls += result.transformer_calls
         records.append({"index": window.index, "seed": window.seed(config.seed), "num_frames": window.num_frames,
                         "start_latent_frame": window.start, "overlap_latent_frames": window.overlap,
-                        "first_frame": first, "frames_added": end - first, "sigmas": result.sigmas})
+                        "first_frame": first, "frames_added": end - first, "prompt": config.prompts[prompt],
+                        "sigmas": result.sigmas})
         frames = (video.shape[2] - 1) * FRAMES_PER_LATENT_FRAME + 1
         with interrupts_deferred():
             saved = latents_file.save_latents(config.latents_path, video, audio,

@@ -61,6 +61,7 @@ class RunPlan:
     windows: tuple = ()  # a clip in consecutive windows (`continuation.Window`); () for one window
     earlier: LatentsHeader | None = None  # --extend: the clip continued
     resume: LatentsHeader | None = None  # --resume: the clip so far of the run cut short
+    prompt_breaks: tuple[int, ...] = ()  # the latent frame each --prompt-at starts at
 
     @classmethod
     def choose(cls, config: GenerateConfig) -> "RunPlan":
@@ -153,7 +154,8 @@ class RunPlan:
                   keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
                   read_ahead, fp8_attention, windows, config.earlier,
-                  continuation.earlier_clip(config.resume, "--resume") if config.resume else None)
+                  continuation.earlier_clip(config.resume, "--resume") if config.resume else None,
+                  config.prompt_breaks)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -178,7 +180,7 @@ class RunPlan:
             offload += f", first frame from {self.keyframes[0].source.path.name}"
         offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
             if self.audio_input else ""
-        offload += continuation.describe(self.windows, self.earlier, self.resume)
+        offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
             "planned once the length is chosen"
         return f"{self.device} {weights}{offload}, VAE decode {decode}"
@@ -240,7 +242,8 @@ class RunPlan:
         if not self.windows:
             return {}
         return {"planned_num_frames": config.num_frames, "window_num_frames": config.window_frames,
-                "window_overlap": config.window_overlap,
+                "window_overlap": config.window_overlap, "prompt_at": [change.text for change in config.prompt_at],
+                "prompt_breaks": list(self.prompt_breaks),
                 "extended_from": str(self.earlier.path) if self.earlier else None}
 
     @property

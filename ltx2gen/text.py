@@ -93,6 +93,12 @@ class PromptRequest:
         return cls(config.prompt, config.negative_prompt, config.uses_guidance, config.uses_nag, config.enhance_seed,
                    prompt_enhancer if config.enhance_seed is not None else None)
 
+    @classmethod
+    def for_clip_prompts(cls, config, prompt_enhancer: Path | None = None) -> list["PromptRequest"]:
+        """`for_clip` for each of a clip's prompts: --prompt, then each --prompt-at's (`GenerateConfig.prompts`)."""
+        request = cls.for_clip(config, prompt_enhancer)
+        return [dataclasses.replace(request, prompt=prompt) for prompt in config.prompts]
+
 
 def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptRequest], device: torch.device,
                    dtype: torch.dtype, *, loras: tuple = (), cache: "EmbeddingCache | None" = None,
