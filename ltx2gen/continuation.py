@@ -136,10 +136,9 @@ class PromptChange:
 def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fraction,
                   first_new_frame: int = 0) -> tuple[int, ...]:
     """The latent frame each prompt change starts at: the one whose first frame (8k-7) is nearest the time (a
-    change takes effect on a window's first new frame). Past the clip, before its new frames, or two changes at one
+    change takes effect on a window's first new frame). Past the clip's last latent frame, or two changes at one
     latent frame: a ConfigError naming the change."""
     breaks, total = [], latent_frame_count(num_frames)
-    first_latent = latent_frame_count(first_new_frame) if first_new_frame else 0
     for change in changes:
         frame = first_new_frame + change.frame(fps)
         latent = max(1, (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME)
@@ -147,9 +146,6 @@ def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fract
         if frame >= num_frames or latent >= total:
             raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
                               f"{num_frames} frames, {float(num_frames / fps):g} s); give an earlier time")
-        if latent < first_latent:
-            raise ConfigError(f"{where}: falls in the clip being continued; times count from the new segment's "
-                              "first frame, and a change needs at least one latent frame (8 frames) after it")
         if latent in breaks:
             raise ConfigError(f"{where}: falls on the same latent frame ({latent}, frames {8 * latent - 7}-"
                               f"{8 * latent}) as an earlier --prompt-at; changes need at least 8 frames between them")

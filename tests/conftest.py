@@ -49,6 +49,28 @@ def torchrun(*args: str, nproc: int = 2, script: Path = ROOT / "generate.py",
                           env=torchrun_env(**env))
 
 
+def assert_refused_before_any_load(capsys, tmp_path, message: str, *run_args, **run_options):
+    """generate.py given `run_args` exits 2 with `message` in one error line, loading no model and writing nothing
+    under tmp_path/out."""
+    from ltx2gen import memory
+
+    loads = []
+
+    def observe(event, name, obj):
+        loads.append(name) if event == "load" else None
+
+    memory.add_listener(observe)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_generate(*run_args, **run_options)
+    finally:
+        memory.remove_listener(observe)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("generate.py: error: ") and message in error, error
+    assert loads == [] and not (tmp_path / "out").exists()
+
+
 def parse_config(*args: str):
     """The GenerateConfig of `--prompt "a fox"` and `args`, as if run at 2026-01-02 03:04:05."""
     from ltx2gen.config import GenerateConfig, build_parser

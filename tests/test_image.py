@@ -12,7 +12,7 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import parse_config, run_generate
+from conftest import assert_refused_before_any_load, parse_config, run_generate
 from ltx2gen import memory
 from ltx2gen.image import image_crf, inspect_image, place_keyframes, prepare_frame
 from ltx2gen.latents import load_latents
@@ -177,26 +177,6 @@ def test_bad_images_exit_2_with_one_line_before_any_model_loads(tiny_model, tmp_
     write_bad_files(tmp_path)
     assert_refused_before_any_load(capsys, tmp_path, message, tiny_model, tmp_path / "out" / "c.mp4", "--keep-latents",
                                    "--image", str(tmp_path / name), *extra, prompt=PROMPT)
-
-
-def assert_refused_before_any_load(capsys, tmp_path, message: str, *run_args, **run_options):
-    """generate.py given `run_args` exits 2 with `message` in one error line, loading no model and writing nothing
-    under tmp_path/out."""
-    loads = []
-
-    def observe(event, name, obj):
-        loads.append(name) if event == "load" else None
-
-    memory.add_listener(observe)
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            run_generate(*run_args, **run_options)
-    finally:
-        memory.remove_listener(observe)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("generate.py: error: ") and message in error, error
-    assert loads == [] and not (tmp_path / "out").exists()
 
 
 def test_an_image_without_pyav_installed_is_refused_while_the_flags_are_checked(tmp_path, monkeypatch):
