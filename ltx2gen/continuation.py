@@ -343,6 +343,7 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
               + (f", prompt {prompt + 1}" if plan.prompt_breaks else "") + f"){eta}", flush=True)
         window_image = window_conditioning(window, video, image)
         window_audio = audio_tail(window, audio, denoiser.pipe.audio_vae, config.fps) if window.overlap else None
+        window_started = time.perf_counter()
         result = diffusion.run_denoiser(denoiser, conditionings[prompt], {**plan.call, "num_frames": window.num_frames},
                                         window.seed(config.seed), nag_settings=plan.nag, image=window_image,
                                         audio=window_audio)
@@ -351,7 +352,7 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
         records.append({"index": window.index, "seed": window.seed(config.seed), "num_frames": window.num_frames,
                         "start_latent_frame": window.start, "overlap_latent_frames": window.overlap,
                         "first_frame": first, "frames_added": end - first, "prompt": config.prompts[prompt],
-                        "sigmas": result.sigmas})
+                        "seconds": round(time.perf_counter() - window_started, 3), "sigmas": result.sigmas})
         frames = (video.shape[2] - 1) * FRAMES_PER_LATENT_FRAME + 1
         with interrupts_deferred():
             saved = latents_file.save_latents(config.latents_path, video, audio,
