@@ -268,3 +268,17 @@ def test_extending_an_mp4_whose_latents_were_not_kept_says_how_to_keep_them(long
     assert_refused_before_any_load(capsys, tmp_path, "its latents were not kept (render with --keep-latents",
                                    tiny_model, tmp_path / "out" / "c.mp4", "--extend", str(out), "--extend-seconds",
                                    "1", clip=[])
+
+
+def test_each_window_gets_the_tail_it_continues_and_the_keyframes_among_its_new_frames():
+    from ltx2gen.image import EncodedKeyframe, ImageConditioning
+
+    video = torch.arange(10.0).view(1, 1, 10, 1, 1).expand(1, 2, 10, 2, 3)
+    keyframes = ImageConditioning([EncodedKeyframe(torch.full((1, 2, 1, 2, 3), -1.0), latent, 1.0)
+                                   for latent in (0, 6, 12)])
+    first, second = Window(0, 0, 7, 0), Window(1, 6, 7, 2)
+    assert [(k.latent_frame, k.latents.shape[2]) for k in
+            continuation.window_conditioning(first, None, keyframes).keyframes] == [(0, 1), (6, 1)]
+    tail, later = continuation.window_conditioning(second, video, keyframes).keyframes
+    assert (tail.latent_frame, tail.strength) == (0, 1.0) and torch.equal(tail.latents, video[:, :, 6:8])
+    assert later.latent_frame == 6 and torch.equal(later.latents, keyframes.keyframes[2].latents)
