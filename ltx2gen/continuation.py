@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -160,7 +161,6 @@ def window_prompt(window: Window, breaks: tuple[int, ...]) -> int:
     return bisect.bisect_right(breaks, window.start + window.overlap)
 
 
-@functools.cache
 def earlier_clip(given: Path, flag: str) -> LatentsHeader:
     """The latents of a clip to continue or resume: a latents file, or an MP4 this product wrote, found through
     its sidecar (whose `latents` names the file kept with --keep-latents). Any problem is a ConfigError naming it."""
@@ -171,8 +171,6 @@ def earlier_clip(given: Path, flag: str) -> LatentsHeader:
         if not given.is_file():
             raise ConfigError(f"{flag} {given}: no such file")
         try:
-            import json
-
             kept = json.loads(sidecar.read_text()).get("latents")
         except (OSError, ValueError):
             raise ConfigError(f"{flag} {given}: no readable sidecar {sidecar.name} beside it, which would name the "
@@ -181,14 +179,19 @@ def earlier_clip(given: Path, flag: str) -> LatentsHeader:
             raise ConfigError(f"{flag} {given}: its latents were not kept (render with --keep-latents to continue "
                               "a clip later); give a clip's .latents.safetensors file")
         path = Path(kept)
-    try:
-        header = read_header(path)
+    try:  # read once per version of the file: a run that finishes a window rewrites it
+        header = _header(path, *(path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else (0, 0))
     except LatentsFileError as err:
         raise ConfigError(f"{flag} {given}: {err}") from None
     if header.audio_shape is None:
         raise ConfigError(f"{flag} {given}: holds no audio latents (an older latents file); continue a clip "
                           "rendered by this version")
     return header
+
+
+@functools.lru_cache(maxsize=16)
+def _header(path: Path, modified_ns: int, size: int) -> LatentsHeader:
+    return read_header(path)
 
 
 def windows_of(header: LatentsHeader) -> list[dict]:
@@ -253,16 +256,16 @@ def check_resume_matches(config, header: LatentsHeader) -> None:
                               f"asks for {value}; resume with the same command that was cut short")
 
 
-def check_model(earlier: LatentsHeader, model_dir: Path, flag: str) -> None:
-    """The clip continued must be in the latent space of the model that continues it: its VAEs' channels."""
-    import json
+# The versions whose VAEs share one latent space: LTX-2.5 ships LTX-2.3's video and audio VAEs.
+LATENT_SPACE = {"2.0": "2.0", "2.3": "2.3", "2.5": "2.3"}
 
-    for name, shape in (("vae", earlier.video_shape), ("audio_vae", earlier.audio_shape)):
-        channels = json.loads((model_dir / name / "config.json").read_text()).get("latent_channels")
-        if channels is not None and shape[1] != channels:
-            raise ConfigError(f"{flag}: its {name} latents have {shape[1]} channels, this model's {name} "
-                              f"{channels}; continue a clip with the model family that rendered it "
-                              f"({earlier.metadata.get('model')})")
+
+def check_model(earlier: LatentsHeader, version: str, flag: str) -> None:
+    """The clip continued must be in the latent space of the model that continues it: the same VAEs."""
+    rendered = earlier.metadata.get("model_version")
+    if rendered and LATENT_SPACE.get(rendered, rendered) != LATENT_SPACE.get(version, version):
+        raise ConfigError(f"{flag}: was rendered by LTX-{rendered} ({earlier.metadata.get('model')}), whose VAEs "
+                          f"differ from this LTX-{version} model's; continue it with an LTX-{rendered} model")
 
 
 def describe(windows: tuple[Window, ...], earlier: LatentsHeader | None, resume: LatentsHeader | None,

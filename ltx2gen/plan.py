@@ -97,7 +97,10 @@ class RunPlan:
             (config.width, config.height)
         windows = config.windows
         if config.earlier:
-            continuation.check_model(config.earlier, model_dir, f"--extend {config.extend}")
+            continuation.check_model(config.earlier, version, f"--extend {config.extend}")
+        if config.resume:
+            continuation.check_model(continuation.earlier_clip(config.resume, "--resume"), version,
+                                     f"--resume {config.resume}")
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)

@@ -282,3 +282,14 @@ def test_each_window_gets_the_tail_it_continues_and_the_keyframes_among_its_new_
     tail, later = continuation.window_conditioning(second, video, keyframes).keyframes
     assert (tail.latent_frame, tail.strength) == (0, 1.0) and torch.equal(tail.latents, video[:, :, 6:8])
     assert later.latent_frame == 6 and torch.equal(later.latents, keyframes.keyframes[2].latents)
+
+
+def test_a_clip_from_another_latent_space_is_refused_and_ltx_2_5_continues_ltx_2_3(long_runs, tmp_path):
+    from ltx2gen.latents import read_header, save_latents
+
+    earlier = load_latents(long_runs[0] / "long.latents.safetensors")
+    forged = save_latents(tmp_path / "other.latents.safetensors", earlier.video, earlier.audio,
+                          {**earlier.metadata, "model_version": "2.3"})
+    with pytest.raises(ConfigError, match="was rendered by LTX-2.3 .* continue it with an LTX-2.3 model"):
+        continuation.check_model(read_header(forged), "2.0", "--extend x")
+    continuation.check_model(read_header(forged), "2.5", "--extend x")  # LTX-2.5 ships LTX-2.3's VAEs
