@@ -21,10 +21,10 @@ import torch
 
 E4M3_MAX = 448.0
 # Where FP8 attention starts to pay, for `--fp8-attention auto` (H100, one video self-attention, quantization
-# included: 38.7 against 50.7 ms in bf16 at 42,840 tokens, but 1.1 against 0.6 ms at 4,992, where the quantization
-# passes and the call's fixed cost outweigh the faster kernel; docs/BENCHMARKS.md). Between the two nothing is
-# measured yet: a round figure between them (1280x704x161 has 18,480 tokens).
-FP8_MIN_TOKENS = 16_384
+# included, measured at ten lengths: 0.93x of bf16's time at 8,160 tokens, 1.03x at 10,710, 1.31x at 42,840; at
+# 4,992 the quantization passes and the call's fixed cost outweigh the faster kernel, 0.61x; docs/BENCHMARKS.md).
+# Break-even, interpolated between 8,160 and 10,710: about 10,200 tokens.
+FP8_MIN_TOKENS = 10_240
 # The marker set on the processors whose attention runs in FP8; `patches.video_self_attention_in_fp8` routes them.
 FP8_BACKEND = "ltx2gen-cudnn-fp8"
 
