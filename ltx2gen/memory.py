@@ -19,6 +19,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from ltx2gen.signals import raise_lost_stop
+
 GIB = 1024**3
 _listeners: list[Callable[[str, str, object], None]] = []
 
@@ -116,6 +118,7 @@ class Stage:
         self.load_seconds[name] = self.load_seconds.get(name, 0.0) + time.perf_counter() - start
         self.models[name] = model
         emit("loaded", name, model)
+        raise_lost_stop()  # a stop that landed in a finalizer while loading
         return model
 
     def release(self, *names: str) -> None:
@@ -148,6 +151,7 @@ class MemoryTracker:
         stage = Stage(name)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        raise_lost_stop()  # a stop that landed in a finalizer since the last stage
         emit("stage-start", name)
         start = time.perf_counter()
         try:

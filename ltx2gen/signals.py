@@ -1,20 +1,43 @@
 """Stopping a run: SIGTERM (`docker stop`, `kill`, a batch runner stopping its clip) ends it as Ctrl-C does, with
-the same recovery advice, and a write that must not be cut in half finishes before either takes effect."""
+the same recovery advice, and a write that must not be cut in half finishes before either takes effect. A stop that
+lands inside a finalizer (a `__del__`, where Python prints an exception and drops it) is kept and takes effect at the
+next safe point (`raise_lost_stop`) instead of being lost."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
 STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 
+_lost_stops: list[str] = []  # Ctrl-C or SIGTERM raised inside a finalizer, which Python drops
+
+
 def stop_like_ctrl_c() -> None:
     """SIGTERM raises KeyboardInterrupt, as Ctrl-C's SIGINT does, so every `finally` runs (child processes stopped,
-    partial files removed) and the run ends with its advice instead of dying silently."""
+    partial files removed) and the run ends with its advice instead of dying silently. Either one raised inside a
+    finalizer is kept for `raise_lost_stop`."""
     signal.signal(signal.SIGTERM, _interrupt)
+    sys.unraisablehook = _keep_lost_stops
+
+
+def _keep_lost_stops(unraisable) -> None:
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _lost_stops.append(str(unraisable.exc_value or "interrupted"))
+    else:
+        sys.__unraisablehook__(unraisable)
+
+
+def raise_lost_stop() -> None:
+    """At a safe point (a model loaded, a stage begun): the Ctrl-C or SIGTERM that a finalizer dropped, if any."""
+    if _lost_stops:
+        reason = _lost_stops[0]
+        _lost_stops.clear()
+        raise KeyboardInterrupt(f"{reason}, received inside a finalizer")
 
 
 def _interrupt(signum, frame):
