@@ -293,3 +293,19 @@ def test_a_clip_from_another_latent_space_is_refused_and_ltx_2_5_continues_ltx_2
     with pytest.raises(ConfigError, match="was rendered by LTX-2.3 .* continue it with an LTX-2.3 model"):
         continuation.check_model(read_header(forged), "2.0", "--extend x")
     continuation.check_model(read_header(forged), "2.5", "--extend x")  # LTX-2.5 ships LTX-2.3's VAEs
+
+
+def test_a_batch_resumes_a_long_clip_cut_short_instead_of_decoding_it(long_runs, tmp_path):
+    from ltx2gen.latents import save_latents
+
+    whole = load_latents(long_runs[0] / "long.latents.safetensors")
+    clip = batch.Clip("c", 1, {"prompt": "w1 w2 w3", "num_frames": 41, "window_seconds": 1})
+    save_latents(tmp_path / "c.latents.safetensors", whole.video[:, :, :4], whole.audio,
+                 {**whole.metadata, "num_frames": 25, "windows": whole.metadata["windows"][:1]})
+    assert batch.kept_latents(tmp_path, clip) is None  # not decoded as if it were the whole clip
+    assert batch.clip_argv(tmp_path, clip, tmp_path / "c.mp4")[-2:] == ["--resume",
+                                                                          str(tmp_path / "c.latents.safetensors")]
+    assert "its finished windows are kept" in batch.unfinished(tmp_path, clip)
+    save_latents(tmp_path / "c.latents.safetensors", whole.video, whole.audio, whole.metadata)
+    assert batch.kept_latents(tmp_path, clip) == tmp_path / "c.latents.safetensors"  # a whole clip: decoded
+    assert "--resume" not in batch.clip_argv(tmp_path, clip, tmp_path / "c.mp4")
