@@ -178,7 +178,9 @@ def earlier_clip(given: Path, flag: str) -> LatentsHeader:
         if not kept:
             raise ConfigError(f"{flag} {given}: its latents were not kept (render with --keep-latents to continue "
                               "a clip later); give a clip's .latents.safetensors file")
-        path = Path(kept)
+        # the sidecar names it as the run saw it (relative to that run's folder); moved together, it is beside the MP4
+        path = next((candidate for candidate in (Path(kept), given.with_name(Path(kept).name)) if candidate.is_file()),
+                    Path(kept))
     try:  # read once per version of the file: a run that finishes a window rewrites it
         header = _header(path, *(path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else (0, 0))
     except LatentsFileError as err:

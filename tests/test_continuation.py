@@ -309,3 +309,15 @@ def test_a_batch_resumes_a_long_clip_cut_short_instead_of_decoding_it(long_runs,
     save_latents(tmp_path / "c.latents.safetensors", whole.video, whole.audio, whole.metadata)
     assert batch.kept_latents(tmp_path, clip) == tmp_path / "c.latents.safetensors"  # a whole clip: decoded
     assert "--resume" not in batch.clip_argv(tmp_path, clip, tmp_path / "c.mp4")
+
+
+def test_extend_finds_the_latents_beside_an_mp4_moved_with_them(long_runs, tiny_model, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("long.mp4", "long.json", "long.latents.safetensors"):
+        shutil.copy(long_runs[0] / name, moved / name)
+    sidecar = json.loads((moved / "long.json").read_text())
+    (moved / "long.json").write_text(json.dumps({**sidecar, "latents": "outputs/long.latents.safetensors"}))
+    assert continuation.earlier_clip(moved / "long.mp4", "--extend").path == moved / "long.latents.safetensors"
