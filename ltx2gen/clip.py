@@ -7,9 +7,6 @@ ends, so no later failure loses the diffusion work.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,20 +145,13 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: Generat
 def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
     """Stage 3: the latents file, with everything decode_latents.py needs, beside the output. Where it cannot be
     written there (a full disk, a folder that became read-only), it goes to the first fallback folder that takes it
-    (`latents_fallbacks`), said in one line. Ctrl-C or SIGTERM during the save takes effect once the file is whole.
-    Raises `ClipFailed` (with the recovery command when the file was saved)."""
-    metadata, tried = {**plan.latents_metadata(config), "windows": result.windows}, []
+    (`latents.fallback_paths`), said in one line. Ctrl-C or SIGTERM during the save takes effect once the file is
+    whole. Raises `ClipFailed` (with the recovery command when the file was saved)."""
+    metadata = {**plan.latents_metadata(config), "windows": result.windows}
     try:
         with interrupts_deferred():
-            for path in [config.latents_path, *latents_fallbacks(config.latents_path.name)]:
-                try:
-                    saved = latents.save_latents(path, result.video_latents, result.audio_latents, metadata)
-                    break
-                except OSError as err:
-                    tried.append(f"{path.parent}: {err.strerror or err}")
-                    print(f"warning: cannot save the latents in {tried[-1]}", file=sys.stderr, flush=True)
-            else:
-                raise OSError(f"no folder took the latents ({'; '.join(tried)})")
+            saved, tried = latents.save_anywhere(config.latents_path, result.video_latents, result.audio_latents,
+                                                 metadata)
     except KeyboardInterrupt as err:  # after the save: the file is whole
         raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
                          + report.recovery_command(saved, config.output)) from err
@@ -171,15 +161,6 @@ def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.Diffus
     print(f"saved latents: {saved}" + (" (its folder beside the output could not take it)" if tried else ""),
           flush=True)
     return saved
-
-
-def latents_fallbacks(name: str) -> list[Path]:
-    """Where the latents go when the output's folder cannot take them: the Hugging Face cache volume in the Docker
-    image (a mounted volume outlives the container), the user's cache folder, the temporary folder."""
-    folders = [Path(os.environ["HF_HOME"]) / "ltx2gen-latents"] if os.environ.get("HF_HOME") else []
-    folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltx2gen" / "latents",
-                Path(tempfile.gettempdir()) / "ltx2gen-latents"]
-    return [folder / name for folder in folders]
 
 
 def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,

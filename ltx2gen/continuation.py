@@ -36,7 +36,7 @@ from pathlib import Path
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import TIME
-from ltx2gen.latents import LatentsFileError, LatentsHeader, read_header
+from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, read_header
 
 FRAMES_PER_LATENT_FRAME = 8
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
@@ -359,9 +359,12 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
                         "first_frame": first, "frames_added": end - first, "prompt": config.prompts[prompt],
                         "seconds": round(time.perf_counter() - window_started, 3), "sigmas": result.sigmas})
         frames = (video.shape[2] - 1) * FRAMES_PER_LATENT_FRAME + 1
-        with interrupts_deferred():
-            saved = latents_file.save_latents(config.latents_path, video, audio,
-                                              {**metadata, "num_frames": frames, "windows": records})
+        try:
+            with interrupts_deferred():
+                saved, _ = latents_file.save_anywhere(config.latents_path, video, audio,
+                                                      {**metadata, "num_frames": frames, "windows": records})
+        except OSError:  # said per folder; the windows go on, and the whole clip is saved again once they are done
+            continue
         print(f"saved latents: {saved} ({frames} of {config.num_frames} frames, {float(frames / config.fps):.1f} s)",
               flush=True)
     return diffusion.DiffusionResult(video, audio, plan.call, result.sigmas if result else [],
@@ -405,16 +408,18 @@ def join(video, audio, result, window: Window, window_audio):
 
 
 def failure_advice(config) -> str | None:
-    """After a window failed: what was kept (the finished windows) and the command that resumes."""
-    if not config.windows or not config.latents_path.is_file():
+    """After a window failed: what was kept (the finished windows, beside the output or in a fallback folder) and
+    the command that resumes."""
+    if not config.windows:
         return None
-    try:
-        kept = read_header(config.latents_path)
-    except LatentsFileError:
-        return None
-    frames = int(kept.metadata["num_frames"])
-    if kept.metadata.get("planned_num_frames") != config.num_frames or frames >= config.num_frames:
-        return None
-    done = len(windows_of(kept))
-    return (f"windows 1-{done} of {config.windows[-1].index + 1} are kept ({frames} of {config.num_frames} frames) "
-            f"in {config.latents_path}; render the rest with the same command and --resume {config.latents_path}")
+    for path in [config.latents_path, *fallback_paths(config.latents_path.name)]:
+        try:
+            kept = read_header(path)
+        except LatentsFileError:
+            continue
+        frames = int(kept.metadata["num_frames"])
+        if kept.metadata.get("planned_num_frames") == config.num_frames and frames < config.num_frames:
+            return (f"windows 1-{len(windows_of(kept))} of {config.windows[-1].index + 1} are kept ({frames} of "
+                    f"{config.num_frames} frames) in {path}; render the rest with the same command and --resume "
+                    f"{path}")
+    return None

@@ -9,6 +9,9 @@ the flags that name a latents file are checked before anything heavy is imported
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -90,6 +93,29 @@ def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata:
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata={"format": FORMAT, "ltx2gen": json.dumps(metadata)})
     return Path(path)
+
+
+def fallback_paths(name: str) -> list[Path]:
+    """Where a latents file goes when the output's folder cannot take it: the Hugging Face cache volume in the Docker
+    image (a mounted volume outlives the container), the user's cache folder, the temporary folder."""
+    folders = [Path(os.environ["HF_HOME"]) / "ltx2gen-latents"] if os.environ.get("HF_HOME") else []
+    folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltx2gen" / "latents",
+                Path(tempfile.gettempdir()) / "ltx2gen-latents"]
+    return [folder / name for folder in folders]
+
+
+def save_anywhere(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> tuple[Path, list[str]]:
+    """`save_latents` at `path`, or where it cannot be written there (a full disk, a folder that became read-only)
+    in the first of its `fallback_paths` that takes it, each refusal said in one warning line. Returns where it went
+    and the refusals; OSError when no folder took it."""
+    tried = []
+    for candidate in [Path(path), *fallback_paths(Path(path).name)]:
+        try:
+            return save_latents(candidate, video, audio, metadata), tried
+        except OSError as err:
+            tried.append(f"{candidate.parent}: {err.strerror or err}")
+            print(f"warning: cannot save the latents in {tried[-1]}", file=sys.stderr, flush=True)
+    raise OSError(f"no folder took the latents ({'; '.join(tried)})")
 
 
 def load_latents(path: Path) -> LatentsFile:

@@ -232,6 +232,33 @@ def test_no_folder_takes_the_latents_exit_1_with_one_error_line_and_advice(tiny_
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]
 
 
+def test_a_long_clip_whose_folder_fills_keeps_each_window_in_a_fallback_and_resumes_from_there(tiny_model, tmp_path,
+                                                                                              monkeypatch):
+    from ltx2gen import diffusion
+
+    fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
+    out_dir = tmp_path / "out"
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    stock_run, calls = diffusion.run_denoiser, []
+
+    def second_window_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return stock_run(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "run_denoiser", second_window_fails)
+    long = ["--width", "96", "--height", "64", "--num-frames", "41", "--window-seconds", "1", "--seed", "7"]
+    status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", clip=long)
+    kept = fallbacks[0] / "clip.latents.safetensors"
+    assert status == 1 and f"saved latents: {kept} (25 of 41 frames" in out, err
+    assert f"are kept (25 of 41 frames) in {kept}; render the rest with the same command and --resume {kept}" in err
+    monkeypatch.setattr(diffusion, "run_denoiser", stock_run)
+    status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", "--resume", str(kept), clip=long)
+    assert status == 0, err
+    assert probe(out_dir / "clip.mp4").frames == 41 and not list(out_dir.glob("*.safetensors"))
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_stop_during_the_latents_save_takes_effect_once_the_file_is_whole(tiny_model, tmp_path, monkeypatch,
                                                                           signal_number):
