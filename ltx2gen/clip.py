@@ -137,7 +137,8 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: Generat
     if config.pipeline == "two-stage":
         return two_stage.diffuse(stage, denoiser, config, plan, conditioning)
     if plan.windows:
-        return continuation.diffuse(denoiser, config, plan, [conditioning, *later_prompts], image=image)
+        return continuation.diffuse(denoiser, config, plan, [conditioning, *later_prompts], image=image,
+                                    given_audio=audio)
     return diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag, image=image,
                                   audio=audio)
 

@@ -307,10 +307,9 @@ def validate(config) -> None:
     if config.prompt_at and config.num_frames is None:
         raise ConfigError(f"--prompt-at {config.prompt_at[0].text} with --num-frames auto: a change's time is placed "
                           "in a length known before the prompt is encoded; give --num-frames N (8n+1) or --seconds")
-    if config.audio and config.windows:
-        raise ConfigError(f"--audio {config.audio}: a clip that follows given audio renders in one window of at most "
-                          f"{config.window_frames} frames, and neither continues a clip nor changes its prompt; give "
-                          "fewer frames or a longer --window-seconds, and drop --extend and --prompt-at")
+    if config.audio and earlier:
+        raise ConfigError(f"--audio {config.audio} with --extend {config.extend}: the new segment continues the "
+                          "earlier clip's audio; render a clip that follows given audio from its start")
     if config.resume and not config.windows:
         raise ConfigError(f"--resume {config.resume}: this command renders one window, so there is nothing to "
                           "resume; run it without --resume")
@@ -318,11 +317,12 @@ def validate(config) -> None:
         check_resume_matches(config, earlier_clip(config.resume, "--resume"))
 
 
-def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
+def diffuse(denoiser, config, plan, conditionings: list, *, image=None, given_audio=None):
     """The diffusion stage of a clip in windows (`plan.windows`): each window denoised with the loaded `denoiser`
     in turn, with the text conditioning of its prompt (`conditionings`: --prompt's, then each --prompt-at's),
-    conditioned on the tail of the clip so far, joined to it and saved (the clip so far, as the run's latents file)
-    before the next starts. Returns the whole clip's `DiffusionResult`."""
+    conditioned on the tail of the clip so far (and with --audio, `given_audio`, on its slice of the input audio),
+    joined to it and saved (the clip so far, as the run's latents file) before the next starts. Returns the whole
+    clip's `DiffusionResult`."""
     from ltx2gen import diffusion
     from ltx2gen import latents as latents_file
     from ltx2gen.signals import interrupts_deferred
@@ -347,12 +347,12 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None):
               f"{config.num_frames} ({window.num_frames}-frame run, seed {window.seed(config.seed)}"
               + (f", prompt {prompt + 1}" if plan.prompt_breaks else "") + f"){eta}", flush=True)
         window_image = window_conditioning(window, video, image)
-        window_audio = audio_tail(window, audio, denoiser.pipe.audio_vae, config.fps) if window.overlap else None
+        condition = window_audio(window, audio, given_audio, denoiser.pipe.audio_vae, config.fps)
         window_started = time.perf_counter()
         result = diffusion.run_denoiser(denoiser, conditionings[prompt], {**plan.call, "num_frames": window.num_frames},
                                         window.seed(config.seed), nag_settings=plan.nag, image=window_image,
-                                        audio=window_audio)
-        video, audio = join(video, audio, result, window, window_audio)
+                                        audio=condition)
+        video, audio = join(video, audio, result, window, audio_start(window, denoiser.pipe.audio_vae, config.fps))
         calls += result.transformer_calls
         records.append({"index": window.index, "seed": window.seed(config.seed), "num_frames": window.num_frames,
                         "start_latent_frame": window.start, "overlap_latent_frames": window.overlap,
@@ -385,24 +385,48 @@ def window_conditioning(window: Window, video, image):
     return ImageConditioning(keyframes) if keyframes else None
 
 
-def audio_tail(window: Window, audio, audio_vae, fps: Fraction):
-    """The audio latents of the clip so far from the time of the window's frame 0 on: the start of the window's
-    audio, conditioned at strength 1."""
-    from ltx2gen.audio_input import AudioCondition, audio_latent_frames
+def audio_start(window: Window, audio_vae, fps: Fraction) -> int:
+    """The audio latent frame of the clip at the time of the window's frame 0 (the clip's frame 8 x start)."""
+    from ltx2gen.audio_input import audio_latent_frames
 
     config = audio_vae.config
-    first = audio_latent_frames(window.start * FRAMES_PER_LATENT_FRAME, fps, config.sample_rate,
-                                config.mel_hop_length, audio_vae.temporal_compression_ratio)
-    return AudioCondition(audio[:, :, first:], 1.0, prefix=True)
+    return audio_latent_frames(window.start * FRAMES_PER_LATENT_FRAME, fps, config.sample_rate,
+                               config.mel_hop_length, audio_vae.temporal_compression_ratio)
 
 
-def join(video, audio, result, window: Window, window_audio):
-    """The clip so far with the window's latents after its overlap: video latent frames and audio latents."""
+def window_audio(window: Window, audio, given, audio_vae, fps: Fraction):
+    """A window's audio condition. With --audio (`given`, the whole clip's input audio latents): its slice over the
+    window's time, at its strength, which the video follows as a one-window clip follows --audio. Otherwise the audio
+    of the clip so far from the window's start on (`audio`), at strength 1, and the rest is generated."""
+    from ltx2gen.audio_input import AudioCondition, audio_latent_frames
+
+    first = audio_start(window, audio_vae, fps)
+    if given is None:
+        return AudioCondition(audio[:, :, first:], 1.0, prefix=True) if window.overlap else None
+    config = audio_vae.config
+    length = audio_latent_frames(window.num_frames, fps, config.sample_rate, config.mel_hop_length,
+                                 audio_vae.temporal_compression_ratio)
+    part = given.latents[:, :, first:first + length]
+    if part.shape[2] < length:  # the clip's length and the window's round apart by a latent frame at the end
+        part = repeat_last_frame(part, length - part.shape[2])
+    return AudioCondition(part, given.strength)
+
+
+def repeat_last_frame(latents, count: int):
+    """`latents` with its last latent frame repeated `count` times."""
+    import torch
+
+    return torch.cat([latents, latents[:, :, -1:].expand(-1, -1, count, -1)], 2)
+
+
+def join(video, audio, result, window: Window, first_audio: int):
+    """The clip so far with the window's latents after its overlap: video latent frames, and the window's audio
+    after the clip's so far (the window's audio starts at the clip's audio latent frame `first_audio`)."""
     import torch
 
     if video is None:
         return result.video_latents, result.audio_latents
-    kept_audio = window_audio.latents.shape[2]
+    kept_audio = audio.shape[2] - first_audio
     return (torch.cat([video[:, :, :window.start + window.overlap], result.video_latents[:, :, window.overlap:]], 2),
             torch.cat([audio, result.audio_latents[:, :, kept_audio:]], 2))
 

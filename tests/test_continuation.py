@@ -66,9 +66,9 @@ def long_runs(tiny_model, tmp_path_factory):
     seen = []
     stock_join = continuation.join
 
-    def observed_join(video, audio, result, window, window_audio):
-        seen.append((video, audio, result, window, window_audio))
-        return stock_join(video, audio, result, window, window_audio)
+    def observed_join(video, audio, result, window, first_audio):
+        seen.append((video, audio, result, window, first_audio))
+        return stock_join(video, audio, result, window, first_audio)
 
     continuation.join = observed_join
     try:
@@ -104,11 +104,11 @@ def test_the_first_window_is_the_plain_run_of_its_length_and_the_same_seed_gives
 
 def test_a_window_starts_from_the_tail_it_continues_and_the_join_drops_exactly_the_overlap(long_runs):
     folder, seen = long_runs
-    video, audio, result, window, window_audio = seen[1]
+    video, audio, result, window, first_audio = seen[1]
     assert (window.start, window.overlap) == (3, 1)
     # at strength 1 the window's first latent frame is the tail it was given, video and audio alike
     assert torch.allclose(result.video_latents[:, :, :1], video[:, :, 3:4], atol=1e-5)
-    given = window_audio.latents.shape[2]
+    given = audio.shape[2] - first_audio
     assert torch.allclose(result.audio_latents[:, :, :given], audio[:, :, -given:], atol=1e-5)
     assert not torch.allclose(result.video_latents[:, :, 1:2], video[:, :, 3:4], atol=1e-2)
     joined = load_latents(folder / "long.latents.safetensors")
@@ -221,7 +221,6 @@ def test_batch_lines_take_timed_prompts_and_an_extend_file_beside_them(tmp_path)
     (["--prompt-at", "f17:x", "--prompt-at", "f20:y"], "same latent frame (3, frames 17-24)"),
     (["--prompt-at", "f30:x", "--prompt-at", "f10:y"], "in the order of their times"),
     (["--resume", "{long}/long.latents.safetensors"], "a finished clip, not a long clip cut short"),
-    (["--audio", "{folder}/a.wav"], "renders in one window"),
     (["--pipeline", "two-stage", "--width", "128", "--height", "128"], "--pipeline two-stage renders one window"),
 ])
 def test_bad_window_flags_exit_2_with_one_line_before_any_model_loads(long_runs, tiny_model, tmp_path, capsys,
@@ -241,6 +240,8 @@ def test_bad_window_flags_exit_2_with_one_line_before_any_model_loads(long_runs,
     (["--extend", "{long}/long.mp4", "--extend-seconds", "1", "--image", "{folder}/a.png"], "pin an image later"),
     (["--extend", "{long}/long.mp4", "--extend-seconds", "1", "--prompt-at", "f24:x"], "frame 65 is at or past"),
     (["--extend", "{folder}/a.wav", "--extend-seconds", "1"], "a.wav: not a readable latents file"),
+    (["--extend", "{long}/long.mp4", "--extend-seconds", "1", "--audio", "{folder}/a.wav"],
+     "the new segment continues the earlier clip's audio"),
 ])
 def test_bad_extend_flags_exit_2_with_one_line_before_any_model_loads(long_runs, tiny_model, tmp_path, capsys, flags,
                                                                       message):
@@ -251,14 +252,18 @@ def test_bad_extend_flags_exit_2_with_one_line_before_any_model_loads(long_runs,
                                    *(flag.format(**fill) for flag in flags), clip=[])
 
 
-def write_wav(path):
+def write_wav(path, seconds: float = 1):
+    """A 440 Hz tone."""
     import wave
 
+    import numpy as np
+
+    samples = (np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000) * 8000).astype("<i2")
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(16000)
-        handle.writeframes(b"\0\0" * 16000)
+        handle.writeframes(samples.tobytes())
 
 
 def test_extending_an_mp4_whose_latents_were_not_kept_says_how_to_keep_them(long_runs, tiny_model, tmp_path, capsys):
@@ -321,3 +326,20 @@ def test_extend_finds_the_latents_beside_an_mp4_moved_with_them(long_runs, tiny_
     sidecar = json.loads((moved / "long.json").read_text())
     (moved / "long.json").write_text(json.dumps({**sidecar, "latents": "outputs/long.latents.safetensors"}))
     assert continuation.earlier_clip(moved / "long.mp4", "--extend").path == moved / "long.latents.safetensors"
+
+
+def test_a_long_clip_follows_a_soundtrack_window_by_window_as_one_window_does(tiny_model, tmp_path):
+    write_wav(tmp_path / "song.wav", seconds=2)
+    one_window = ["--width", "96", "--height", "64", "--num-frames", "41", "--seed", "7"]
+    assert run_generate(tiny_model, tmp_path / "long.mp4", "--keep-latents", "--audio", str(tmp_path / "song.wav"),
+                        clip=LONG) == 0
+    assert run_generate(tiny_model, tmp_path / "one.mp4", "--keep-latents", "--audio", str(tmp_path / "song.wav"),
+                        clip=one_window) == 0
+    long, one = (load_latents(tmp_path / f"{name}.latents.safetensors") for name in ("long", "one"))
+    assert len(json.loads((tmp_path / "long.json").read_text())["windows"]) == 2
+    # at strength 1 each window's audio is the soundtrack's over its time, so the joined audio is the soundtrack's
+    assert long.audio.shape == one.audio.shape
+    assert torch.allclose(long.audio, one.audio, atol=1e-4)
+    assert not torch.equal(long.video[:, :, 4:], one.video[:, :, 4:])  # the windows are other runs than the whole
+    info = probe(tmp_path / "long.mp4")
+    assert info.frames == 41 and abs(info.audio_samples / info.audio_sample_rate - 41 / 24) < 0.05
