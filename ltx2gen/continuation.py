@@ -5,8 +5,9 @@ A window is one denoising run. Every window after a clip's first takes the last 
 what came before (an earlier clip's with --extend, else the previous window's) as its own first latent frames, at
 strength 1 (`LTX2ConditionPipeline`'s first-frame conditioning, the original code's `VideoConditionByLatentIndex`),
 and the audio latents over the same time as the start of its audio (`patches.following_audio`, a conditioned
-prefix). The join keeps what came before and the window's latents after the overlap, so the clip's latents run on
-with no repeated or missing frame; they are decoded once, in temporal pieces streamed into one MP4.
+prefix); with --audio, each window follows its slice of the soundtrack instead. The join keeps what came before and
+the window's latents after the overlap, so the clip's latents run on with no repeated or missing frame; they are
+decoded once, in temporal pieces streamed into one MP4.
 
 Frames and latent frames: latent frame 0 is frame 0 alone, latent frame s >= 1 holds frames 8s-7..8s. A window
 whose latent frame 0 is the clip's latent frame s puts its latent frame i at the clip's s + i, so the frames it adds
@@ -35,10 +36,9 @@ from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
-from ltx2gen.image import TIME
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME
 from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, read_header
 
-FRAMES_PER_LATENT_FRAME = 8
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
 # GPU and Jetson Thor (docs/BENCHMARKS.md), and at most 20 s, short of where users report single runs losing
 # quality (Lightricks/LTX-2 #48, "past 25 s").
