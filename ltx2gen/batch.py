@@ -167,30 +167,35 @@ def is_done(out_dir: Path, clip: Clip) -> bool:
     return video.is_file() and video.with_suffix(".json").is_file()
 
 
+def clip_latents(out_dir: Path, clip: Clip) -> Path:
+    """Where a clip's latents file is, beside its MP4."""
+    return clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+
+
 def kept_latents(out_dir: Path, clip: Clip) -> Path | None:
     """The latents an earlier run of this clip saved and did not get to decode (it failed or was stopped after
     diffusion): a re-run decodes them instead of diffusing again."""
-    latents = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+    latents = clip_latents(out_dir, clip)
     return latents if latents.is_file() and not is_done(out_dir, clip) and not cut_short(latents) else None
 
 
 def clip_argv(out_dir: Path, clip: Clip, output: Path) -> list[str]:
     """generate.py's arguments for a clip to render: with --resume where an earlier run of a long clip was cut
     short and kept its finished windows."""
-    latents = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
-    resume = ["--resume", str(output.with_suffix(".latents.safetensors"))] if cut_short(latents) else []
-    return clip.argv(output) + resume
+    if not cut_short(clip_latents(out_dir, clip)):
+        return clip.argv(output)
+    return clip.argv(output) + ["--resume", str(output.with_suffix(".latents.safetensors"))]
 
 
 def cut_short(latents: Path) -> bool:
-    """Whether a latents file holds a long clip cut short (fewer frames than its windows were planned for)."""
+    """Whether a latents file holds a long clip cut short (`continuation.cut_short`)."""
+    from ltx2gen.continuation import cut_short as holds_a_clip_cut_short
     from ltx2gen.latents import LatentsFileError, read_header
 
     try:
-        meta = read_header(latents).metadata
+        return holds_a_clip_cut_short(read_header(latents))
     except LatentsFileError:
         return False
-    return int(meta.get("planned_num_frames") or 0) > int(meta["num_frames"])
 
 
 def unfinished(out_dir: Path, clip: Clip) -> str:
@@ -198,7 +203,7 @@ def unfinished(out_dir: Path, clip: Clip) -> str:
     latents = kept_latents(out_dir, clip)
     if latents:
         return f"not finished; its latents are kept ({latents}), a re-run decodes them"
-    partial = clip_video(out_dir, clip).with_suffix(".latents.safetensors")
+    partial = clip_latents(out_dir, clip)
     if cut_short(partial):
         return f"not finished; its finished windows are kept ({partial}), a re-run renders the rest"
     return "not finished"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
-from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME, nearest_latent_frame
 from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, read_header
 
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
@@ -142,7 +142,7 @@ def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fract
     breaks, total = [], latent_frame_count(num_frames)
     for change in changes:
         frame = first_new_frame + change.frame(fps)
-        latent = max(1, (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME)
+        latent = nearest_latent_frame(frame)
         where = f"--prompt-at {change.text}"
         if frame >= num_frames or latent >= total:
             raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
@@ -232,11 +232,16 @@ def adopt_earlier(values: dict, defaults: dict, fps: Fraction) -> dict:
     return values
 
 
+def cut_short(header: LatentsHeader) -> bool:
+    """Whether a latents file holds a clip in windows cut short: fewer frames than its windows were planned for."""
+    return int(header.metadata.get("planned_num_frames") or 0) > int(header.metadata["num_frames"])
+
+
 def check_resume(values: dict) -> dict:
     """--resume: the file must be this clip's, cut short; the seed is the file's unless given (and then the same)."""
     header = earlier_clip(values["resume"], "--resume")
     meta, flag = header.metadata, f"--resume {values['resume']}"
-    if int(meta.get("planned_num_frames") or 0) <= int(meta["num_frames"]):
+    if not cut_short(header):
         raise ConfigError(f"{flag}: a finished clip, not a long clip cut short; continue it with --extend, or "
                           "decode it with decode_latents.py")
     if values["seed"] is not None and values["seed"] != meta["seed"]:
@@ -442,7 +447,7 @@ def failure_advice(config) -> str | None:
         except LatentsFileError:
             continue
         frames = int(kept.metadata["num_frames"])
-        if kept.metadata.get("planned_num_frames") == config.num_frames and frames < config.num_frames:
+        if cut_short(kept) and kept.metadata["planned_num_frames"] == config.num_frames:
             return (f"windows 1-{len(windows_of(kept))} of {config.windows[-1].index + 1} are kept ({frames} of "
                     f"{config.num_frames} frames) in {path}; render the rest with the same command and --resume "
                     f"{path}")

@@ -144,13 +144,17 @@ class KeyframeSpec:
         return frame
 
 
+def nearest_latent_frame(frame: int) -> int:
+    """The latent frame k >= 1 whose first frame, 8k-7, is nearest `frame` (the earlier one on a tie)."""
+    return max(1, (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME)
+
+
 def keyframe_latent_frame(frame: int, num_frames: int) -> int:
     """The latent frame a keyframe at `frame` is given to `LTX2ConditionPipeline` as: 0 for frame 0, else the
-    latent frame k >= 1 whose placement, frame 8k-7, is nearest (the earlier one on a tie)."""
+    `nearest_latent_frame` (the clip's last at most)."""
     if frame == 0:
         return 0
-    nearest = (frame + FRAMES_PER_LATENT_FRAME + 2) // FRAMES_PER_LATENT_FRAME
-    return min(nearest, latent_frame_count(num_frames) - 1)
+    return min(nearest_latent_frame(frame), latent_frame_count(num_frames) - 1)
 
 
 def placed_frame(latent_frame: int) -> int:

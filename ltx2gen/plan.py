@@ -98,9 +98,9 @@ class RunPlan:
         windows = config.windows
         if config.earlier:
             continuation.check_model(config.earlier, version, f"--extend {config.extend}")
-        if config.resume:
-            continuation.check_model(continuation.earlier_clip(config.resume, "--resume"), version,
-                                     f"--resume {config.resume}")
+        resume = continuation.earlier_clip(config.resume, "--resume") if config.resume else None
+        if resume:
+            continuation.check_model(resume, version, f"--resume {config.resume}")
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
@@ -156,9 +156,7 @@ class RunPlan:
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
                   keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
-                  read_ahead, fp8_attention, windows, config.earlier,
-                  continuation.earlier_clip(config.resume, "--resume") if config.resume else None,
-                  config.prompt_breaks)
+                  read_ahead, fp8_attention, windows, config.earlier, resume, config.prompt_breaks)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")

@@ -71,6 +71,19 @@ def assert_refused_before_any_load(capsys, tmp_path, message: str, *run_args, **
     assert loads == [] and not (tmp_path / "out").exists()
 
 
+def failing_on_call(function, number: int):
+    """`function`, except that its `number`-th call raises as a GPU fault does (a window that fails, say)."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return function(*args, **kwargs)
+
+    return wrapped
+
+
 def parse_config(*args: str):
     """The GenerateConfig of `--prompt "a fox"` and `args`, as if run at 2026-01-02 03:04:05."""
     from ltx2gen.config import GenerateConfig, build_parser

@@ -12,7 +12,7 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import assert_refused_before_any_load, run_generate
+from conftest import assert_refused_before_any_load, failing_on_call, run_generate
 from ltx2gen import batch, continuation, diffusion
 from ltx2gen.continuation import Window, layout
 from ltx2gen.errors import ConfigError
@@ -120,15 +120,7 @@ def test_a_failed_window_keeps_the_finished_ones_and_resume_completes_the_same_c
                                                                                      monkeypatch, capsys):
     folder, _ = long_runs
     stock_run = diffusion.run_denoiser
-    calls = []
-
-    def second_window_fails(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return stock_run(*args, **kwargs)
-
-    monkeypatch.setattr(diffusion, "run_denoiser", second_window_fails)
+    monkeypatch.setattr(diffusion, "run_denoiser", failing_on_call(stock_run, 2))  # the second window fails
     out = tmp_path / "cut.mp4"
     assert run_generate(tiny_model, out, clip=LONG) == 1
     monkeypatch.setattr(diffusion, "run_denoiser", stock_run)

@@ -23,7 +23,7 @@ import safetensors.torch
 
 import decode_latents
 import generate
-from conftest import ROOT, linked_copy, run_generate, run_generate_process
+from conftest import ROOT, failing_on_call, linked_copy, run_generate, run_generate_process
 from ltx2gen import batch, memory
 from ltx2gen.latents import load_latents
 from ltx2gen.video import probe, read_frames
@@ -239,15 +239,8 @@ def test_a_long_clip_whose_folder_fills_keeps_each_window_in_a_fallback_and_resu
     fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
     out_dir = tmp_path / "out"
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
-    stock_run, calls = diffusion.run_denoiser, []
-
-    def second_window_fails(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return stock_run(*args, **kwargs)
-
-    monkeypatch.setattr(diffusion, "run_denoiser", second_window_fails)
+    stock_run = diffusion.run_denoiser
+    monkeypatch.setattr(diffusion, "run_denoiser", failing_on_call(stock_run, 2))  # the second window fails
     long = ["--width", "96", "--height", "64", "--num-frames", "41", "--window-seconds", "1", "--seed", "7"]
     status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", clip=long)
     kept = fallbacks[0] / "clip.latents.safetensors"
