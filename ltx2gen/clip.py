@@ -68,6 +68,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
     plan = plan or RunPlan.choose(config)
     started = time.perf_counter()
     tracker = mem.MemoryTracker(plan.device)
+    diffused = False
     try:
         if ranks.distributed:  # rank 0's seed and output name for all
             context_parallel.join(plan.device)
@@ -99,12 +100,13 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         result = tracker.run("diffusion", diffuse, config, plan, conditioning, image=image, audio=audio,
                              later_prompts=later_prompts, world_size=ranks.world_size)
         del conditioning, later_prompts, image, audio
+        diffused = True
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
                          or "nothing was saved; fix the cause and run the same command again") from err
     finally:
         if ranks.distributed:
-            context_parallel.leave()
+            context_parallel.leave(finished=diffused)
     if ranks.rank != 0:  # rank 0 alone writes the clip
         return None
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.

@@ -107,9 +107,14 @@ def from_rank_zero(value, device: torch.device):
     return box[0]
 
 
-def leave() -> None:
+def leave(finished: bool = True) -> None:
+    """Leave the process group. Ranks that `finished` meet once more first, so that none tears down its connections
+    while another still exchanges over them (a rank torn down mid-exchange aborts); a failed rank leaves at once,
+    since the others may never come."""
     import torch.distributed as dist
 
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 

@@ -39,8 +39,9 @@ def torchrun_command(*args: str, nproc: int = 2, script: Path = ROOT / "generate
 
 
 def torchrun_env(**env: str) -> dict[str, str]:
-    """This process's environment, offline and one CPU thread per process (the ranks share the host's cores)."""
-    return dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **env)
+    """This process's environment, offline and one CPU thread per process (the ranks share the host's cores); a rank
+    that crashes prints its Python stack."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1", **env)
 
 
 def torchrun(*args: str, nproc: int = 2, script: Path = ROOT / "generate.py",

@@ -68,7 +68,7 @@ def main() -> None:
     results = {repo: differences(repo, dist.get_world_size()) for repo in repos}
     if dist.get_rank() == 0:
         Path(out).write_text(json.dumps(results))
-    dist.destroy_process_group()
+    context_parallel.leave()
 
 
 if __name__ == "__main__":
