@@ -23,7 +23,7 @@ demo: setup $(TINY_MODEL)/model_index.json
 		--output outputs/demo.mp4
 
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) $(TINY_MODEL) outputs/demo_*

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each, as do
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the processes they start (set before torch is imported)
 ROOT = Path(__file__).resolve().parent.parent
 
 # Tiny clip used across tests: 3 latent frames at 96x64, so the real decode path (32x spatial, 8x temporal) runs.
