@@ -119,8 +119,12 @@ def test_runtime_environment():
     env = " ".join(args_of("ENV")).split()
     for setting in ("HF_HUB_OFFLINE=1", "HF_HOME=/cache/huggingface", "PYTHONUNBUFFERED=1"):
         assert setting in env
-    assert json.loads(args_of("VOLUME")[0]) == ["/cache/huggingface", "/outputs"]
+    volumes = json.loads(args_of("VOLUME")[0])
+    assert volumes == ["/cache/huggingface", "/outputs"]
     assert args_of("WORKDIR") == ["/app"]
+    # compiled kernels outlive the container (in the volume the weights are in), so a run reuses the last one's
+    compile_cache = next(setting.partition("=")[2] for setting in env if setting.startswith("TORCHINDUCTOR_CACHE_DIR="))
+    assert compile_cache.startswith(volumes[0] + "/")
 
 
 def test_entrypoint_and_default_command():
