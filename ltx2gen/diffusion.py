@@ -23,6 +23,7 @@ from ltx2gen.patches import (
     given_text_conditioning,
     rotary_embedding_in_chunks,
     self_attention_perturbable,
+    timestep_modulation_per_run,
     token_wise_layers_in_chunks,
     video_self_attention_in_fp8,
 )
@@ -101,6 +102,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
         if quantized:
             quantize_fp8(transformer, fp8, None if offload != "none" else device)
     self_attention_perturbable(transformer)
+    timestep_modulation_per_run(transformer)
     if options.fp8_attention:
         video_self_attention_in_fp8(transformer)
     token_wise_layers_in_chunks(transformer)

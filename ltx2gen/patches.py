@@ -70,7 +70,7 @@ DEPENDS_ON = (
                "spatio_temporal_guidance_blocks=None, perturbation_mask=None, use_cross_timestep=False, "
                "attention_kwargs=None, video_self_attention_mask=None, video_keyframes_mask=None, return_dict=True",
                "following_audio: its hooks set audio_timestep and audio_sigma, read audio_hidden_states and rewrite "
-               "the audio output"),
+               "the audio output; timestep_modulation_per_run: its pre-hook reads timestep and audio_hidden_states"),
     Dependency(f"{LTX2}:LTX2AudioVideoAttnProcessor.__call__",
                "self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, query_rotary_emb=None, "
                "key_rotary_emb=None",
@@ -91,6 +91,12 @@ DEPENDS_ON = (
                "use_v2a_cross_attention=True, perturbation_mask=None, all_perturbed=None",
                "self_attention_perturbable: passes the perturbation to attn1 and audio_attn1 where the block's "
                "perturbed_attn is set"),
+    Dependency(f"{LTX2}:LTX2VideoTransformerBlock.get_mod_params", "scale_shift_table, temb, batch_size",
+               "timestep_modulation_per_run: replaced on the block class, widens a per-run modulation to the tokens"),
+    Dependency(f"{LTX2}:LTX2AdaLayerNormSingle.forward",
+               "self, timestep, added_cond_kwargs=None, batch_size=None, hidden_dtype=None",
+               "timestep_modulation_per_run: forward hooks on the video's time_embed and cross-attention "
+               "modulations keep one row per run of the (modulation, embedded timestep) they return"),
     Dependency("diffusers.models.attention_dispatch:dispatch_attention_fn",
                "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, "
                "attention_kwargs=None, *, backend=None, parallel_config=None",
@@ -237,6 +243,99 @@ def self_attention_perturbable(transformer: torch.nn.Module) -> None:
             block.perturbed_attn = True
             block.attn1.set_processor(LTX2PerturbedAttnProcessor())
             block.audio_attn1.set_processor(LTX2PerturbedAttnProcessor())
+
+
+@dataclass(frozen=True, eq=False)
+class TokenRuns:
+    """The video tokens of one transformer call as runs that share one timestep in every batch row: `count` runs
+    (the last ones may be empty: see `token_runs`), `first`, the first token of each (the last token for an empty
+    run), and `index`, each token's run."""
+
+    batch: int
+    tokens: int
+    count: int
+    first: torch.Tensor
+    index: torch.Tensor
+
+
+# The runs of the transformer call in progress (set by `timestep_modulation_per_run`'s hooks, None outside a call).
+# The same layout gives the same object, so compiled blocks see an unchanged global from step to step.
+_video_runs: TokenRuns | None = None
+_known_runs: dict[tuple, TokenRuns] = {}
+
+
+def token_runs(timestep: torch.Tensor, audio_tokens: int) -> TokenRuns:
+    """The runs of equal timesteps along the tokens of `timestep` (batch, tokens). The blocks tell a per-run
+    modulation from the audio's (one row, or one per audio token) and the prompt's (one row) by its row count, so
+    empty runs are added until the count is neither."""
+    batch, tokens = timestep.shape
+    starts = [0, *(timestep[:, 1:] != timestep[:, :-1]).any(dim=0).nonzero().flatten().add(1).tolist()]
+    lengths = [end - start for start, end in zip(starts, [*starts[1:], tokens])]
+    while len(lengths) in (1, audio_tokens):
+        lengths.append(0)
+        starts.append(tokens - 1)
+    key = (batch, tuple(lengths), str(timestep.device))
+    if key not in _known_runs:
+        if len(_known_runs) >= 16:  # a handful of layouts per clip (first window, later windows, keyframes)
+            _known_runs.clear()
+        device = timestep.device
+        _known_runs[key] = TokenRuns(
+            batch, tokens, len(lengths), torch.tensor(starts, device=device),
+            torch.repeat_interleave(torch.arange(len(lengths), device=device), torch.tensor(lengths, device=device)))
+    return _known_runs[key]
+
+
+def timestep_modulation_per_run(transformer: torch.nn.Module) -> None:
+    """Image, keyframe and tail conditioning give every video token its own timestep, t * (1 - strength), and
+    diffusers computes the video's modulation for every token, then keeps it for the whole call: at 1920x1088x161
+    (42,840 tokens) 11 x 4,096 values a token on LTX-2.0 (3.6 GiB in bf16, per batch row), 9 x 4,096 on LTX-2.3
+    and later. The timesteps are equal over runs of whole latent frames, so here each modulation is kept as one row
+    per run, taken from the stock per-token rows as soon as they are made, and each block widens it to the tokens
+    where it adds its own table, which makes that per-token sum anyway: the same numbers, while nothing per token
+    outlives a block. A call with one timestep per batch row, or split over several GPUs, runs as before."""
+    from diffusers.models.transformers.transformer_ltx2 import LTX2VideoTransformerBlock
+
+    stock = LTX2VideoTransformerBlock.get_mod_params
+    if not getattr(stock, "per_run", False):
+        def get_mod_params(scale_shift_table: torch.Tensor, temb: torch.Tensor, batch_size: int):
+            runs = _video_runs
+            if runs is None or temb.shape[1] != runs.count:
+                return stock(scale_shift_table, temb, batch_size)
+            table = scale_shift_table[None, None].to(temb.device)
+            per_token = temb.reshape(batch_size, runs.count, table.shape[2], -1).index_select(1, runs.index)
+            if per_token.dtype == table.dtype:
+                per_token += table  # the stock sum (addition commutes exactly), made in place
+            else:
+                per_token = table + per_token
+            return per_token.unbind(dim=2)
+
+        get_mod_params.per_run = True
+        LTX2VideoTransformerBlock.get_mod_params = staticmethod(get_mod_params)
+
+    def find_runs(module, args, kwargs):
+        global _video_runs
+        timestep, audio = kwargs.get("timestep"), kwargs.get("audio_hidden_states")
+        per_token = timestep is not None and timestep.ndim == 2 and audio is not None
+        split = getattr(module, "_parallel_config", None) is not None
+        _video_runs = token_runs(timestep, audio.shape[1]) if per_token and not split else None
+
+    def one_row_per_run(module, args, output):
+        runs = _video_runs
+        modulation, embedded = output
+        if runs is None or modulation.shape[0] != runs.batch * runs.tokens:  # LTX-2.3 on: a cross-attention
+            return output  # modulation from the other modality's sigma, one row per batch row
+        per_token = modulation.view(runs.batch, runs.tokens, -1)
+        return per_token.index_select(1, runs.first).flatten(0, 1), embedded  # the output layer's stays per token
+
+    def call_over(module, args, kwargs, output):
+        global _video_runs
+        _video_runs = None
+
+    transformer.register_forward_pre_hook(find_runs, with_kwargs=True)
+    # The video's timestep embedding and, on LTX-2.0, its audio-video cross-attention modulations.
+    for name in ("time_embed", "av_cross_attn_video_scale_shift", "av_cross_attn_video_a2v_gate"):
+        transformer.get_submodule(name).register_forward_hook(one_row_per_run)
+    transformer.register_forward_hook(call_over, with_kwargs=True, always_call=True)
 
 
 def video_self_attention_in_fp8(transformer: torch.nn.Module) -> None:

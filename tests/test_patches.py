@@ -125,3 +125,70 @@ def test_the_video_self_attention_alone_is_routed_to_the_fp8_kernel_and_everythi
     routed.clear()
     run(other)
     assert routed == []
+
+
+def conditioned_step(config, version: str, dtype: torch.dtype, audio_per_token: bool) -> dict:
+    """A guided step's inputs (split_transformer's) as image, keyframe and tail conditioning make them: each video
+    token at t * (1 - strength), the first latent frame clean and the last at strength 0.5, so three runs; with
+    `audio_per_token`, the audio too (a conditioned prefix), over three tokens so that its count equals the runs'."""
+    from split_transformer import FRAMES, HEIGHT, WIDTH, step_inputs
+
+    inputs = step_inputs(config, version)
+    for name in ("hidden_states", "audio_hidden_states", "encoder_hidden_states", "audio_encoder_hidden_states"):
+        inputs[name] = inputs[name].to(dtype)
+    frame = HEIGHT * WIDTH
+    strength = torch.zeros(FRAMES * frame)
+    strength[:frame], strength[-frame:] = 1.0, 0.5
+    step = torch.tensor([700.0, 700.0])
+    inputs["timestep"] = step.view(-1, 1) * (1 - strength)
+    if audio_per_token:
+        inputs["audio_hidden_states"] = inputs["audio_hidden_states"][:, :3]
+        inputs["audio_num_frames"] = 3
+        inputs["audio_timestep"] = step.view(-1, 1) * torch.tensor([0.0, 1.0, 1.0])
+    else:
+        inputs["audio_timestep"] = step
+    return inputs
+
+
+@pytest.mark.parametrize("repo", ["rootonchair/LTX-2-19b-distilled", "diffusers/LTX-2.3-Distilled-Diffusers",
+                                  "Lightricks/LTX-2.5-Diffusers"])
+@pytest.mark.parametrize("dtype, audio_per_token", [(torch.bfloat16, False), (torch.float32, True)])
+def test_per_run_modulation_gives_the_stock_output_and_no_block_holds_a_per_token_embedding(repo, dtype,
+                                                                                             audio_per_token):
+    """Each version's tiny transformer, with per-token timesteps as conditioning makes them, gives the stock output
+    bit for bit while its blocks receive one modulation row per run of equal timesteps: three runs, padded with an
+    empty one where the audio also has three tokens. A plain step (one timestep a row) is untouched, and compiled
+    blocks take the runs in one graph over the steps."""
+    import copy
+
+    from torch._dynamo.testing import CompileCounter
+
+    from ltx2gen import synthetic
+    from ltx2gen.checkpoint import model_version
+    from ltx2gen.kernels import compile_blocks
+
+    version = model_version(synthetic.fixture_dir(repo))
+    stock = synthetic.build_transformer("tiny", seed=0, dtype=dtype, repo=repo).eval()
+    inputs = conditioned_step(stock.config, version, dtype, audio_per_token)
+    patched = copy.deepcopy(stock)
+    patches.timestep_modulation_per_run(patched)
+    rows_seen = []
+    patched.transformer_blocks[0].register_forward_pre_hook(
+        lambda module, args, kwargs: rows_seen.append((kwargs["temb"].shape[1], kwargs["temb_ca_gate"].shape[1])),
+        with_kwargs=True)
+    plain = dict(inputs, timestep=inputs["timestep"][:, -1], audio_timestep=inputs["timestep"][:, -1])
+    with torch.no_grad():
+        expected, expected_plain = stock(**inputs), stock(**plain)
+        found, found_plain = patched(**inputs), patched(**plain)
+        assert all(torch.equal(a, b) for a, b in zip(expected, found))
+        assert all(torch.equal(a, b) for a, b in zip(expected_plain, found_plain))
+        runs = 4 if audio_per_token else 3
+        cross_rows = runs if version == "2.0" else 1  # LTX-2.3 on: the other modality's sigma, one a row
+        assert rows_seen == [(runs, cross_rows), (1, 1)]
+        assert all(torch.equal(a, b) for a, b in zip(expected, stock(**inputs)))  # the stock blocks are as they were
+        compiler = CompileCounter()
+        compile_blocks(patched, backend=compiler)
+        for step in (1.0, 0.5):
+            patched(**dict(inputs, timestep=inputs["timestep"] * step, audio_timestep=inputs["audio_timestep"] * step))
+        assert compiler.frame_count == 1
+    torch._dynamo.reset()
