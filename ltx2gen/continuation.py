@@ -352,12 +352,13 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None, given_au
               f"{config.num_frames} ({window.num_frames}-frame run, seed {window.seed(config.seed)}"
               + (f", prompt {prompt + 1}" if plan.prompt_breaks else "") + f"){eta}", flush=True)
         window_image = window_conditioning(window, video, image)
-        condition = window_audio(window, audio, given_audio, denoiser.pipe.audio_vae, config.fps)
+        first_audio = audio_frames(window.start * FRAMES_PER_LATENT_FRAME, denoiser.pipe.audio_vae, config.fps)
+        condition = window_audio(window, first_audio, audio, given_audio, denoiser.pipe.audio_vae, config.fps)
         window_started = time.perf_counter()
         result = diffusion.run_denoiser(denoiser, conditionings[prompt], {**plan.call, "num_frames": window.num_frames},
                                         window.seed(config.seed), nag_settings=plan.nag, image=window_image,
                                         audio=condition)
-        video, audio = join(video, audio, result, window, audio_start(window, denoiser.pipe.audio_vae, config.fps))
+        video, audio = join(video, audio, result, window, first_audio)
         calls += result.transformer_calls
         records.append({"index": window.index, "seed": window.seed(config.seed), "num_frames": window.num_frames,
                         "start_latent_frame": window.start, "overlap_latent_frames": window.overlap,
@@ -390,27 +391,26 @@ def window_conditioning(window: Window, video, image):
     return ImageConditioning(keyframes) if keyframes else None
 
 
-def audio_start(window: Window, audio_vae, fps: Fraction) -> int:
-    """The audio latent frame of the clip at the time of the window's frame 0 (the clip's frame 8 x start)."""
+def audio_frames(num_frames: int, audio_vae, fps: Fraction) -> int:
+    """The audio latent frames `audio_vae` gives `num_frames` video frames (a window's frame 0 is the clip's frame
+    8 x start, so its audio starts at the clip's audio latent frame `audio_frames(8 x start)`)."""
     from ltx2gen.audio_input import audio_latent_frames
 
     config = audio_vae.config
-    return audio_latent_frames(window.start * FRAMES_PER_LATENT_FRAME, fps, config.sample_rate,
-                               config.mel_hop_length, audio_vae.temporal_compression_ratio)
+    return audio_latent_frames(num_frames, fps, config.sample_rate, config.mel_hop_length,
+                               audio_vae.temporal_compression_ratio)
 
 
-def window_audio(window: Window, audio, given, audio_vae, fps: Fraction):
-    """A window's audio condition. With --audio (`given`, the whole clip's input audio latents): its slice over the
-    window's time, at its strength, which the video follows as a one-window clip follows --audio. Otherwise the audio
-    of the clip so far from the window's start on (`audio`), at strength 1, and the rest is generated."""
-    from ltx2gen.audio_input import AudioCondition, audio_latent_frames
+def window_audio(window: Window, first: int, audio, given, audio_vae, fps: Fraction):
+    """A window's audio condition; its audio starts at the clip's audio latent frame `first`. With --audio (`given`,
+    the whole clip's input audio latents): its slice over the window's time, at its strength, which the video follows
+    as a one-window clip follows --audio. Otherwise the audio of the clip so far from there on (`audio`), at
+    strength 1, and the rest is generated."""
+    from ltx2gen.audio_input import AudioCondition
 
-    first = audio_start(window, audio_vae, fps)
     if given is None:
         return AudioCondition(audio[:, :, first:], 1.0, prefix=True) if window.overlap else None
-    config = audio_vae.config
-    length = audio_latent_frames(window.num_frames, fps, config.sample_rate, config.mel_hop_length,
-                                 audio_vae.temporal_compression_ratio)
+    length = audio_frames(window.num_frames, audio_vae, fps)
     part = given.latents[:, :, first:first + length]
     if part.shape[2] < length:  # the clip's length and the window's round apart by a latent frame at the end
         part = repeat_last_frame(part, length - part.shape[2])
