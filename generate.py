@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from ltx2gen.config import GenerateConfig, build_parser
+from ltx2gen.config import GenerateConfig, PlanOnlyOptions, build_parser
 from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         return render_batch(parser, args)
     try:
         config = GenerateConfig.from_args(args)
+        plan_options = PlanOnlyOptions(args.plan_only, args.plan_for_gpu, args.plan_for_host)
+        machine = plan_options.machine()
+        if plan_options.plan_only:
+            return plan_only(config, machine)
         from ltx2gen.ranks import Ranks
 
         ranks = Ranks.from_env()
@@ -53,6 +57,16 @@ def run(config: GenerateConfig, plan, ranks) -> int:
         return 0
     print(f"sidecar: {clip.sidecar}")
     print(clip.summary(config), flush=True)
+    return 0
+
+
+def plan_only(config: GenerateConfig, machine) -> int:
+    """--plan-only: the plan lines of a run, then each stage's estimated peaks; no weight is read. ConfigError
+    (status 2) where nothing fits."""
+    from ltx2gen.plan import RunPlan
+
+    plan = RunPlan.choose(config, machine, weights_needed=False)
+    print(plan.estimate_line(), flush=True)
     return 0
 
 

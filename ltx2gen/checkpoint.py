@@ -14,6 +14,7 @@ from ltx2gen.errors import ConfigError
 
 # The diffusers layout only: repos that also ship a single-file checkpoint at the top level do not pull it.
 MODEL_FILE_PATTERNS = ["model_index.json", "*/*.json", "*/*.safetensors", "*/*.model", "*/*.txt", "*/*.jinja"]
+CONFIG_FILE_PATTERNS = ["model_index.json", "*/*.json"]  # what a plan reads (`--plan-only`), the weights' indexes too
 # A transformers model at the top of its repo (LTX-2.5's prompt enhancer, google/gemma-4-E2B-it): what loading its
 # language model and tokenizer reads. No LTX-2 repo has these names at its top level.
 TRANSFORMERS_MODEL_FILE_PATTERNS = ["config.json", "generation_config.json", "model*.safetensors",

@@ -13,6 +13,7 @@ import torch
 
 from ltx2gen import memory as mem
 from ltx2gen.checkpoint import (
+    CONFIG_FILE_PATTERNS,
     FULL_TRANSFORMER_FOLDER,
     MODEL_FILE_PATTERNS,
     MODEL_IGNORE_PATTERNS,
@@ -56,10 +57,10 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def resolve_model_dir(model: str) -> Path:
-    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1).
-    Raises ConfigError, before any weight is read, when the model cannot be found or its video VAE is not one this
-    product decodes."""
+def resolve_model_dir(model: str, configs_only: bool = False) -> Path:
+    """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1; with
+    `configs_only`, its configuration files alone, for a plan). Raises ConfigError, before any weight is read, when
+    the model cannot be found or its video VAE is not one this product decodes."""
     local = Path(model).expanduser()
     if local.is_dir():
         if not (local / "model_index.json").is_file():
@@ -69,7 +70,8 @@ def resolve_model_dir(model: str) -> Path:
         from huggingface_hub import snapshot_download
 
         model_dir = from_hub_cache(f"--model {model}", lambda: snapshot_download(
-            model, allow_patterns=MODEL_FILE_PATTERNS, ignore_patterns=MODEL_IGNORE_PATTERNS),
+            model, allow_patterns=CONFIG_FILE_PATTERNS if configs_only else MODEL_FILE_PATTERNS,
+            ignore_patterns=MODEL_IGNORE_PATTERNS),
             f" (docker: 'download {model}') or give a local directory")
     check_video_vae(model_dir, f"--model {model}")
     return model_dir

@@ -429,6 +429,37 @@ class BatchOptions:
                                 "skip the text encoder", type=Path)
 
 
+@dataclass(frozen=True)
+class PlanOnlyOptions:
+    """--plan-only: the memory plan for the flags given, without reading any weight."""
+
+    plan_only: bool = opt(False, "print the plan for the other flags (stages, precision, offloading, each stage's "
+                                 "estimated GPU and host memory peak) and exit without reading any weight; works "
+                                 "without a GPU, and a repo id not yet downloaded gets its configuration files alone")
+    plan_for_gpu: float | None = opt(None, "with --plan-only: plan for a GPU with this much memory (GiB, e.g. 24 for "
+                                           "an RTX 4090) instead of this machine's", metavar="GIB")
+    plan_for_host: float | None = opt(None, "with --plan-only: plan for a host with this much free memory (GiB) "
+                                            "instead of this machine's", metavar="GIB")
+
+    def machine(self):
+        """The machine to plan for (`fit.Machine`), or None for this one. Raises ConfigError for a bad value."""
+        for flag, value in (("--plan-for-gpu", self.plan_for_gpu), ("--plan-for-host", self.plan_for_host)):
+            if value is not None and not self.plan_only:
+                raise ConfigError(f"{flag} plans for another machine and needs --plan-only; add it, or set "
+                                  "LTX2GEN_GPU_MEMORY_GIB / LTX2GEN_HOST_MEMORY_GIB to cap this machine")
+            if value is not None and not 1 <= value <= 4096:
+                raise ConfigError(f"{flag} {value:g}: give the memory in GiB, from 1 to 4096")
+        if self.plan_for_gpu is None and self.plan_for_host is None:
+            return None
+        from ltx2gen import fit
+
+        if self.plan_for_gpu is None or self.plan_for_host is None:
+            raise ConfigError("--plan-for-gpu and --plan-for-host go together: a plan needs both pools (e.g. "
+                              "--plan-for-gpu 24 --plan-for-host 32)")
+        source = f"--plan-for-gpu {self.plan_for_gpu:g} --plan-for-host {self.plan_for_host:g}, an FP8-capable GPU"
+        return fit.Machine(self.plan_for_gpu, self.plan_for_host, source)
+
+
 def continuation_length(values: dict, defaults: dict) -> dict:
     """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), or from
     --seconds; --resume's seed. Checked before any model loads."""
@@ -611,4 +642,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_fields(parser, GenerateConfig)
     add_fields(parser.add_argument_group("batch"), BatchOptions)
+    add_fields(parser.add_argument_group("plan"), PlanOnlyOptions)
     return parser

@@ -21,6 +21,7 @@ from ltx2gen.lora import fuse_loras
 from ltx2gen.patches import (
     following_audio,
     given_text_conditioning,
+    host_copies_apart_from_weights,
     rotary_embedding_in_chunks,
     self_attention_perturbable,
     timestep_modulation_per_run,
@@ -85,6 +86,7 @@ class TransformerOptions:
     compiled: bool = False
     folder: str = "transformer"
     fp8_attention: bool = False
+    compile_key: str = ""  # the compiled graph's shape (`compiling.graph_key`), noted in the cache once it has run
 
 
 def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype: torch.dtype,
@@ -93,6 +95,9 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     quantized = fp8 != "off"
     if offload == "none" and not options.loras:
         transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8, folder))
+    elif not options.loras:
+        transformer = stage.load("transformer", lambda: load_transformer_to_host(model_dir, device, dtype, fp8,
+                                                                                 folder))
     else:
         # LoRAs fuse into the whole bf16 transformer before quantization; offload keeps the weights in host memory.
         # With FP8 the transformer then reaches the device block by block, quantized.
@@ -109,6 +114,7 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     rotary_embedding_in_chunks()
     if options.compiled:
         compile_blocks(transformer)  # before the offload hooks, which then wrap the compiled forward
+        note_compiled_once(transformer, options.compile_key)
     calls = []
     transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
     scheduler = stage.load("scheduler", lambda: load_component(model_dir, "scheduler", device, dtype))
@@ -129,6 +135,18 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     return Denoiser(pipe, calls, device)
 
 
+def note_compiled_once(transformer: torch.nn.Module, key: str) -> None:
+    """Once the first compiled call has finished, its graph is in the compile cache: a later run of the same shape
+    plans for a warm compile (`compiling.remember`)."""
+    from ltx2gen import compiling
+
+    def remember(module, args, output) -> None:
+        handle.remove()
+        compiling.remember(key)
+
+    handle = transformer.register_forward_hook(remember)
+
+
 def shifting_with_the_clip(scheduler):
     """The scheduler of a full model kept beside a distilled one (LTX-2.5's transformer_full/): the repo's scheduler
     is the distilled model's, without shifting; the full model's shifts with the clip size and ends at 0.1, as
@@ -147,6 +165,23 @@ def load_transformer(model_dir: Path, device: torch.device, dtype: torch.dtype, 
                          evict=not Ranks.share_the_page_cache())
 
 
+def load_transformer_to_host(model_dir: Path, device: torch.device, dtype: torch.dtype, fp8: str = "off",
+                             folder: str = "transformer"):
+    """The transformer for offloading: streamed from its files into pinned host memory one block at a time, each
+    block quantized for `fp8` on `device` as soon as it is whole and moved back. Host memory holds the (FP8)
+    transformer once: loading it whole and pinning a copy, as offloading does with a loaded model, took twice."""
+    def to_host(block: torch.nn.Module) -> None:
+        if fp8 != "off":
+            quantize_block(block.to(device), fp8)
+            block.to(CPU)
+        mem.pin_to_host(block, device)
+
+    transformer = load_streamed(component_class(model_dir, folder), model_dir / folder, CPU, dtype, on_block=to_host,
+                                evict=not Ranks.share_the_page_cache())
+    mem.pin_to_host(transformer, device)  # the layers outside the blocks
+    return transformer
+
+
 def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str = "block") -> None:
     """Group offload with the next group's transfer overlapped with compute on a CUDA stream. `block`: one
     transformer block per group (0.73 GiB of bf16 weights each, two on the GPU at a time); `leaf`: one layer per
@@ -154,6 +189,7 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
     transformer.enable_group_offload(onload_device=device, offload_device=CPU, offload_type=f"{level}_level",
                                      num_blocks_per_group=1 if level == "block" else None,
                                      use_stream=device.type == "cuda")
+    host_copies_apart_from_weights(transformer)
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int, *,

@@ -1,103 +1,245 @@
-"""Fitting a run into the GPU: estimate each stage's peak from the weight files and the clip's token count, and
-choose offloading so the largest stage fits. The constants were measured on an H200 with full-size weights
-(docs/BENCHMARKS.md); the estimates are slightly conservative against those measurements.
+"""The memory plan of a run on a discrete GPU: each stage's peak in both pools, GPU memory and host memory, and the
+fastest way of holding the models that fits both.
+
+Component sizes come from their configurations (`sizes`), never from weight files alone. The constants were
+measured with full-size weights on an H100 and an H200 (docs/BENCHMARKS.md, "Memory plan of both pools"); host
+figures count what the process holds at its peak (RSS, pinned memory included) and the video encoder beside it. The
+page cache is not counted: the kernel gives it back under pressure. On unified memory (Jetson Thor) the pools are
+one and nothing is offloaded, so the plan there is the stages' own.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
 
 GIB = 1024**3
-ACTIVATION_GIB_PER_1K_TOKENS = 0.14  # diffusion peak above the weights: 6.0 GiB at 42,840 tokens (1920x1088x161)
-ACTIVATION_BASE_GIB = 0.5
-FP8_WEIGHT_FRACTION = 0.53  # block linears in float8 with scales, everything else bf16
-TRANSFORMER_BLOCKS = 48
-GROUP_OVERHEAD_GIB = 0.6  # two blocks in flight (current + prefetched) plus stream buffers, above activations
-TEXT_OVERHEAD_GIB = 3.0  # Gemma's stacked hidden states and attention work on top of the text stage's weights
-# Gemma 12B with its linear layers in float8: the 1B-parameter embedding (tied to the output head) and the norms
-# stay bf16, so the encoder keeps about 0.55 of its bf16 bytes.
-TEXT_FP8_FRACTION = 0.55
-HEADROOM = 0.95
+HEADROOM = 0.95  # of the GPU memory: the allocator's fragmentation and the CUDA libraries' workspaces
+HOST_HEADROOM = 0.95
 MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
-# host memory left free beside a read-ahead transformer: the text stage's reader buffers and Gemma's outputs (2.5-3.9
-# GiB of RSS measured at full size) and the system's own
-READ_AHEAD_MARGIN_GIB = 8.0
-# A virtual machine whose memory grows as it is used reports a MemAvailable far below what it may use: this gives
-# the host memory to plan with instead.
+# A virtual machine whose memory grows as it is used reports a MemAvailable far below what it may use, and a
+# container's limit is not in MemAvailable at all: this gives the host memory to plan with instead.
 HOST_MEMORY_ENV = "LTX2GEN_HOST_MEMORY_GIB"
 
+# Diffusion, above the weights: 4.4 GiB at 42,840 video tokens (1920x1088x161), 0.8 GiB at 4,992 (768x512x97).
+ACTIVATION_BASE_GIB = 0.3
+ACTIVATION_GIB_PER_1K_TOKENS = 0.096
+COMPILED_SAVING_GIB_PER_1K_TOKENS = 0.03  # compiled blocks keep fewer temporaries: 1.3 GiB less at 1080p
+# Conditioned runs (--image, --keyframe, --extend, windows) give each video token its own timestep: each block's
+# per-token modulation sum, 3.6 GiB at 1080p on LTX-2.0, eager.
+CONDITIONED_GIB_PER_1K_TOKENS = 0.084
+GROUP_OVERHEAD_GIB = {False: 2.0, True: 3.0}  # bf16 / FP8: two blocks in flight, stream buffers (and dequantizing)
+SEQUENTIAL_OVERHEAD_GIB = 0.1
+TEXT_OVERHEAD_GIB = 2.45  # Gemma's stacked hidden states, its logits and attention work on top of its weights
+TEXT_OFFLOADED_FRACTION = 1 / 12  # layer by layer: the largest layers in flight
+# The video decode: the decoder's weights plus about 30 MiB per decoded frame of a piece (spatial tiles of 512 px)
+DECODE_BASE_GIB = 0.25
+DECODE_GIB_PER_FRAME = 0.03
+# Host: the process's RSS at each stage's peak without offloaded weights (torch and CUDA included; measured at
+# 1920x1088x161: the text stage holds Gemma's outputs and the loader's pinned buffers). The x264 encoder beside the
+# video stage (about 0.5 GiB) is a process of its own, left to the headroom.
+HOST_STAGE_GIB = {"text": 3.65, "diffusion": 2.1, "video": 2.5}
+# Host memory left free beside a read-ahead transformer: the text stage's reader buffers and Gemma's outputs (2.5-3.9
+# GiB of RSS measured at full size) and the system's own
+READ_AHEAD_MARGIN_GIB = 8.0
 
-def weight_bytes(model_dir: Path) -> tuple[int, int, int]:
-    """Bytes the transformer, the text encoder (without its image path) and the connectors take loaded in bf16,
-    from the files a load reads: not their size on disk (the published text encoder is float32 and its folder holds
-    a stale second copy, four times what it loads)."""
-    from ltx2gen.weights import GEMMA_IMAGE_MODULES, loaded_bytes
 
-    model_dir = Path(model_dir)
-    return (loaded_bytes(model_dir / "transformer"), loaded_bytes(model_dir / "text_encoder", GEMMA_IMAGE_MODULES),
-            loaded_bytes(model_dir / "connectors"))
+@dataclass(frozen=True)
+class Sizes:
+    """GiB each component takes loaded, in bf16 and with FP8's float8 layers, from its configuration
+    (`sizes.loaded_bytes`)."""
+
+    transformer: float
+    transformer_fp8: float
+    text_encoder: float
+    text_encoder_fp8: float
+    connectors: float
+    vae: float
+
+    @classmethod
+    def of(cls, model_dir: Path, transformer_folder: str = "transformer") -> "Sizes":
+        from ltx2gen.sizes import loaded_bytes
+
+        return cls(*(loaded_bytes(model_dir, name, fp8=fp8) / GIB for name, fp8 in (
+            (transformer_folder, False), (transformer_folder, True), ("text_encoder", False), ("text_encoder", True),
+            ("connectors", False), ("vae", False))))
+
+
+@dataclass(frozen=True)
+class Peak:
+    gpu: float
+    host: float
+
+    def describe(self) -> str:
+        return f"GPU {self.gpu:.1f} / host {self.host:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The memory a plan may use: the GPU's and the host's (GiB), and where the figures come from."""
+
+    gpu_gib: float
+    host_gib: float
+    source: str = "this machine"
+
+    def fits(self, peak: Peak) -> bool:
+        return peak.gpu <= self.gpu_gib * HEADROOM and peak.host <= self.host_gib * HOST_HEADROOM
+
+    def describe(self) -> str:
+        return f"{self.gpu_gib:.0f} GiB GPU, {self.host_gib:.0f} GiB host ({self.source})"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the plan is for: the clip's video tokens (of one denoising run at its size), whether they are
+    conditioned, the decoded frames of one decode piece (0: the whole clip, `frames`), and the compile's payoff."""
+
+    tokens: int
+    frames: int
+    conditioned: bool = False
+    decode_chunk_frames: int = 0  # 0: auto (the whole clip where it fits, else the largest piece that does)
 
 
 def clip_tokens(width: int, height: int, num_frames: int) -> int:
     return latent_frame_count(num_frames) * (height // 32) * (width // 32)
 
 
-def diffusion_peak_gib(transformer_bytes: int, tokens: int, fp8: bool, offload: str) -> float:
-    weights = transformer_bytes / GIB * (FP8_WEIGHT_FRACTION if fp8 else 1.0)
-    activations = ACTIVATION_BASE_GIB + ACTIVATION_GIB_PER_1K_TOKENS * tokens / 1000
+def activations_gib(tokens: int, compiled: bool, conditioned: bool) -> float:
+    per_1k = ACTIVATION_GIB_PER_1K_TOKENS - (COMPILED_SAVING_GIB_PER_1K_TOKENS if compiled else 0.0)
+    per_1k += CONDITIONED_GIB_PER_1K_TOKENS if conditioned else 0.0
+    return ACTIVATION_BASE_GIB + per_1k * tokens / 1000
+
+
+def diffusion_peak(sizes: Sizes, work: Work, fp8: bool, offload: str, compiled: bool = False) -> Peak:
+    """The diffusion stage with the transformer held as `offload` (none, model, group or sequential)."""
+    weights = sizes.transformer_fp8 if fp8 else sizes.transformer
+    activations = activations_gib(work.tokens, compiled, work.conditioned)
     if offload in ("none", "model"):  # model offload moves the whole transformer in for the steps
-        return weights + activations
-    if offload == "group":
-        return activations + 2 * weights / TRANSFORMER_BLOCKS + GROUP_OVERHEAD_GIB
-    return activations + 0.1
+        gpu = weights + activations
+    elif offload == "group":
+        gpu = activations + GROUP_OVERHEAD_GIB[fp8]
+    else:
+        gpu = activations + SEQUENTIAL_OVERHEAD_GIB
+    return Peak(gpu, HOST_STAGE_GIB["diffusion"] + (weights if offload != "none" else 0.0))
 
 
-def text_peak_gib(encoder_bytes: int, connector_bytes: int, mode: str) -> float:
-    """The text stage's peak with Gemma held as `mode` (`text.TEXT_ENCODER_MODES`); the connectors are resident."""
-    encoder = encoder_bytes / GIB * {"resident": 1.0, "fp8": TEXT_FP8_FRACTION, "offloaded": 1 / 12}[mode]
-    return TEXT_OVERHEAD_GIB + encoder + connector_bytes / GIB
+def text_peak(sizes: Sizes, mode: str) -> Peak:
+    """The text stage with Gemma held as `mode` (`text.TEXT_ENCODER_MODES`); the connectors are resident. Offloaded,
+    the bf16 encoder sits in host memory."""
+    encoder = {"resident": sizes.text_encoder, "fp8": sizes.text_encoder_fp8,
+               "offloaded": sizes.text_encoder * TEXT_OFFLOADED_FRACTION}[mode]
+    host = HOST_STAGE_GIB["text"] + (sizes.text_encoder if mode == "offloaded" else 0.0)
+    return Peak(TEXT_OVERHEAD_GIB + encoder + sizes.connectors, host)
+
+
+def decode_peak(sizes: Sizes, piece_frames: int) -> Peak:
+    return Peak(sizes.vae + DECODE_BASE_GIB + DECODE_GIB_PER_FRAME * piece_frames, HOST_STAGE_GIB["video"])
 
 
 @dataclass(frozen=True)
 class Fit:
+    """The chosen modes and each stage's estimated peak."""
+
+    fp8: str
     offload: str
     text_encoder: str  # resident, fp8 or offloaded
-    diffusion_gib: float
-    text_gib: float
-    budget_gib: float
+    compiled: bool
+    decode_chunk_frames: int  # 0: the whole clip in one decode
+    text: Peak
+    diffusion: Peak
+    decode: Peak
+    machine: Machine
+    sizes: Sizes
+    work: Work
 
     def describe(self) -> str:
-        return (f"memory plan for {self.budget_gib:.0f} GiB: diffusion ~{self.diffusion_gib:.1f} GiB "
-                f"({self.offload} offload), text ~{self.text_gib:.1f} GiB "
-                f"({self.text_encoder} text encoder)")
+        decode = "whole clip" if not self.decode_chunk_frames else f"pieces of {self.decode_chunk_frames} frames"
+        return (f"memory plan for {self.machine.describe()}: text {self.text.describe()} ({self.text_encoder} text "
+                f"encoder), diffusion {self.diffusion.describe()} ({self.offload} offload), video decode "
+                f"{self.decode.describe()} ({decode})")
+
+    def record(self) -> dict:
+        """The sidecar's `memory_plan_estimates`: each stage's planned peaks, to set beside the measured ones."""
+        return {"machine": {"gpu_gib": self.machine.gpu_gib, "host_gib": self.machine.host_gib,
+                            "source": self.machine.source},
+                **{stage: {"gpu_gib": round(peak.gpu, 2), "host_gib": round(peak.host, 2)}
+                   for stage, peak in (("text", self.text), ("diffusion", self.diffusion), ("video", self.decode))}}
 
 
-def choose(model_dir: Path, tokens: int, fp8: bool, *, budget_gib: float, offload: str = "auto",
-           text_fp8: bool = False) -> Fit:
-    """The fastest offload that fits `budget_gib` (or the one asked for), and whether the text encoder (in float8
-    with `text_fp8`) must be offloaded too."""
-    transformer, encoder, connectors = weight_bytes(model_dir)
-    limit = budget_gib * HEADROOM
-    if offload == "auto":
-        offload = next((mode for mode in ("none", "group") if diffusion_peak_gib(transformer, tokens, fp8, mode) <=
-                        limit), "sequential")
-    text_encoder = "fp8" if text_fp8 else "resident"
-    if text_peak_gib(encoder, connectors, text_encoder) > limit:
-        text_encoder = "offloaded"
-    return Fit(offload, text_encoder, diffusion_peak_gib(transformer, tokens, fp8, offload),
-               text_peak_gib(encoder, connectors, text_encoder), budget_gib)
+class DoesNotFit(ValueError):
+    """No way of holding the models fits the machine: the message says which stage and pool, and what would fit."""
 
 
-def bf16_fits(model_dir: Path, tokens: int, budget_gib: float) -> bool:
-    """Whether every stage fits `budget_gib` in bf16 with nothing offloaded. `--fp8 auto` then keeps bf16: it is
-    exact, and faster than float8 weight storage, whose matmuls dequantize the weights first (measured)."""
-    transformer, encoder, connectors = weight_bytes(model_dir)
-    return max(diffusion_peak_gib(transformer, tokens, False, "none"),
-               text_peak_gib(encoder, connectors, "resident")) <= budget_gib * HEADROOM
+@dataclass(frozen=True)
+class Requested:
+    """The flags the plan honours: `fp8` (auto, off, weight, dynamic), `offload` (auto or a mode), `text_fp8`
+    (whether Gemma is asked for in float8), `fp8_kernels` (whether auto may take FP8 weights)."""
+
+    fp8: str = "auto"
+    offload: str = "auto"
+    text_fp8: str = "auto"
+    fp8_kernels: bool = True
+
+
+def transformer_candidates(requested: Requested) -> list[tuple[str, str]]:
+    """(fp8, offload) in the order they are tried, fastest first: bf16 resident, then (where FP8 kernels exist and
+    nothing else is asked) FP8 weight storage resident, in host memory block by block, then layer by layer."""
+    offloads = ["none", "group", "sequential"] if requested.offload == "auto" else [requested.offload]
+    if requested.fp8 == "dynamic":  # dynamic needs the resident transformer; offloaded, it stores FP8 weights
+        return [("dynamic" if offload == "none" else "weight", offload) for offload in offloads]
+    if requested.fp8 != "auto":
+        return [(requested.fp8, offload) for offload in offloads]
+    if not requested.fp8_kernels:
+        return [("off", offload) for offload in offloads]
+    return [("off", "none")] * (requested.offload in ("auto", "none")) + [("weight", offload) for offload in offloads]
+
+
+def choose(sizes: Sizes, work: Work, machine: Machine, requested: Requested = Requested()) -> Fit:
+    """The fastest plan that fits both pools of `machine`, eager; `compiling.choose` may then compile it. Raises
+    DoesNotFit naming the stage, the pool and the flags that would fit."""
+    transformer = next(((fp8, offload) for fp8, offload in transformer_candidates(requested)
+                        if machine.fits(diffusion_peak(sizes, work, fp8 != "off", offload))), None)
+    if transformer is None:
+        fp8, offload = transformer_candidates(requested)[-1]
+        raise DoesNotFit(_refusal("the diffusion stage", diffusion_peak(sizes, work, fp8 != "off", offload), machine))
+    fp8, offload = transformer
+    text_fp8 = requested.text_fp8 == "on" or (requested.text_fp8 == "auto" and fp8 != "off")
+    modes = ["fp8" if text_fp8 else "resident", "offloaded"]
+    text_encoder = next((mode for mode in modes if machine.fits(text_peak(sizes, mode))), None)
+    if text_encoder is None:
+        raise DoesNotFit(_refusal("the text stage", text_peak(sizes, modes[-1]), machine))
+    chunk = decode_chunk(sizes, work, machine)
+    return Fit(fp8, offload, text_encoder, False, chunk, text_peak(sizes, text_encoder),
+               diffusion_peak(sizes, work, fp8 != "off", offload), decode_peak(sizes, chunk or work.frames), machine,
+               sizes, work)
+
+
+def decode_chunk(sizes: Sizes, work: Work, machine: Machine) -> int:
+    """Frames of each decode piece: as asked, else 0 (the whole clip) where it fits, else the largest multiple of
+    8 frames that does."""
+    if work.decode_chunk_frames or machine.fits(decode_peak(sizes, work.frames)):
+        return work.decode_chunk_frames
+    chunk = next((frames for frames in range(8 * (work.frames // 8), 0, -8)
+                  if machine.fits(decode_peak(sizes, frames))), None)
+    if chunk is None:
+        raise DoesNotFit(_refusal("the video decode", decode_peak(sizes, 8), machine))
+    return chunk
+
+
+def with_compile(chosen: Fit) -> Fit:
+    """The plan with compiled blocks, whose activations are smaller."""
+    return replace(chosen, compiled=True, diffusion=diffusion_peak(chosen.sizes, chosen.work, chosen.fp8 != "off",
+                                                                   chosen.offload, compiled=True))
+
+
+def _refusal(stage: str, smallest: Peak, machine: Machine) -> str:
+    pools = [f"{pool} ({need:.1f} GiB planned, {have * headroom:.1f} usable)" for pool, need, have, headroom in (
+        ("GPU", smallest.gpu, machine.gpu_gib, HEADROOM), ("host", smallest.host, machine.host_gib, HOST_HEADROOM))
+        if need > have * headroom]
+    return f"{stage} does not fit {machine.describe()} even at its smallest: {' and '.join(pools)}"
 
 
 def gpu_budget_gib(device) -> float:
@@ -114,20 +256,25 @@ def gpu_budget_gib(device) -> float:
     return min(free / GIB, float(limit))
 
 
-def read_ahead_fits(transformer_folder: Path, available_bytes: int, offloaded: bool = False) -> bool:
+def read_ahead_fits(transformer_folder: Path, available_bytes: int, host_weights_bytes: int = 0) -> bool:
     """Whether the transformer's weight files fit the page cache beside what the text stage holds in host memory,
-    with `READ_AHEAD_MARGIN_GIB` to spare, and beside the transformer itself where it is `offloaded` to host memory:
-    then they are read from disk while the text stage runs, and the diffusion stage loads them from memory. The page
-    cache gives pages back under pressure, so a wrong guess costs a second read, never a failure."""
+    with `READ_AHEAD_MARGIN_GIB` to spare, and beside the weights the diffusion stage keeps in host memory
+    (`host_weights_bytes`, offloaded): then they are read from disk while the text stage runs, and the diffusion
+    stage loads them from memory. The page cache gives pages back under pressure, so a wrong guess costs a second
+    read, never a failure."""
     from ltx2gen.weights import weight_files
 
     files = sum(file.stat().st_size for file in weight_files(transformer_folder))
-    return files * (2 if offloaded else 1) + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes
+    return files + host_weights_bytes + READ_AHEAD_MARGIN_GIB * GIB <= available_bytes
 
 
 def host_memory_available_bytes() -> int:
-    """Host memory free for the page cache: MemAvailable, or LTX2GEN_HOST_MEMORY_GIB where it is set."""
-    from ltx2gen.memory import mem_available_bytes
+    """Host memory this process may still take: MemAvailable, within the memory limit of its control group (a
+    container's or a systemd slice's, which MemAvailable does not show), or LTX2GEN_HOST_MEMORY_GIB where set."""
+    from ltx2gen.memory import cgroup_available_bytes, mem_available_bytes
 
     limit = os.environ.get(HOST_MEMORY_ENV)
-    return int(float(limit) * GIB) if limit else mem_available_bytes()
+    if limit:
+        return int(float(limit) * GIB)
+    in_group = cgroup_available_bytes()
+    return min(mem_available_bytes(), in_group) if in_group is not None else mem_available_bytes()

@@ -77,6 +77,73 @@ def mem_available_bytes() -> int:
     return 0
 
 
+def pin_to_host(module: torch.nn.Module, device: torch.device) -> None:
+    """Move `module`'s host tensors into pinned memory in place, one tensor at a time (tied ones stay tied), where
+    they will be copied to the CUDA `device` (offloading): copies from pinned memory run asynchronously, and
+    offloading then uses these tensors instead of pinning a second copy of the model."""
+    if device.type != "cuda":
+        return
+    places: dict[int, list] = {}  # each host tensor (tied ones once) and the tables that hold it
+    for owner in module.modules():
+        for table, as_parameter in ((owner._parameters, True), (owner._buffers, False)):
+            for name, tensor in table.items():
+                if tensor is not None and tensor.device.type == "cpu" and not _is_pinned(tensor):
+                    places.setdefault(id(tensor), [tensor]).append((table, name, as_parameter))
+    for key in list(places):
+        tensor, *tables = places.pop(key)
+        host = tensor.detach().pin_memory()
+        del tensor  # the unpinned copy goes as soon as the tables let it go
+        for table, name, as_parameter in tables:
+            table[name] = torch.nn.Parameter(host, requires_grad=False) if as_parameter else host
+
+
+def _is_pinned(tensor: torch.Tensor) -> bool:
+    try:
+        return tensor.is_pinned()
+    except (NotImplementedError, RuntimeError):  # a tensor subclass (FP8 weights) that does not say
+        return False
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_available_bytes(root: Path = CGROUP_ROOT) -> int | None:
+    """What this process's control group (cgroup v2, or v1's memory controller) and those above it still let it
+    take: the tightest memory limit less what the group holds beyond the page cache, which the kernel reclaims before
+    it kills. None without a limit. A container's or systemd slice's limit is what the OOM killer enforces, and
+    MemAvailable does not show it."""
+    available = []
+    for folder in _cgroup_folders(root):
+        for limit_file, usage_file, cache_key in (("memory.max", "memory.current", "file"),
+                                                  ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")):
+            try:
+                limit_text = (folder / limit_file).read_text().strip()
+                usage = int((folder / usage_file).read_text())
+                stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines())
+            except (OSError, ValueError):
+                continue
+            if limit_text != "max" and int(limit_text) < 1 << 60:  # v1 writes "no limit" as a huge number
+                available.append(max(0, int(limit_text) - usage + int(stat.get(cache_key, 0))))
+    return min(available, default=None)
+
+
+def _cgroup_folders(root: Path) -> list[Path]:
+    """This process's memory control group folder and its ancestors', from /proc/self/cgroup."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    folders = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        base = root if controllers == "" else root / "memory" if "memory" in controllers.split(",") else None
+        if base is None:
+            continue
+        relative = Path(path.lstrip("/"))
+        folders += [base / relative.parents[index] for index in range(len(relative.parents))] + [base / relative]
+    return folders
+
+
 @dataclass
 class StageReport:
     name: str
@@ -93,7 +160,7 @@ class StageReport:
         cuda = (f"CUDA alloc {self.cuda_allocated_gib:.2f} / reserved {self.cuda_reserved_gib:.2f} / "
                 f"peak {self.cuda_peak_gib:.2f} GiB, " if torch.cuda.is_available() else "")
         return (f"[memory] {self.name:<9} {self.seconds:7.1f} s | {cuda}RSS {self.rss_gib:.2f} GiB "
-                f"(process peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
+                f"(stage peak {self.peak_rss_gib:.2f}), MemAvailable {self.mem_available_gib:.1f} GiB")
 
 
 def peak_rss_bytes() -> int:
@@ -101,6 +168,16 @@ def peak_rss_bytes() -> int:
     parent, so a process started by one that once held 23 GiB would report 23 GiB."""
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def reset_peak_rss() -> None:
+    """Start this process's RSS high-water mark afresh, so each stage reports its own host peak (Linux 4.0+; where
+    the kernel does not allow it, the peak stays the process's so far)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
 
 
 @dataclass
@@ -151,6 +228,7 @@ class MemoryTracker:
         stage = Stage(name)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        reset_peak_rss()
         raise_lost_stop()  # a stop that landed in a finalizer since the last stage
         emit("stage-start", name)
         start = time.perf_counter()

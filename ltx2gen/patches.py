@@ -123,6 +123,9 @@ DEPENDS_ON = (
     Dependency("diffusers.pipelines.ltx2.pipeline_ltx2_condition:LTX2VideoCondition",
                "frames, index=0, strength=1.0, crf=None",
                "image.ImageConditioning.pipeline: the condition an --image-strength below 1 passes"),
+    Dependency("diffusers.hooks.group_offloading:ModuleGroup._to_cpu", "tensor, low_cpu_mem_usage",
+               "host_copies_apart_from_weights: a TorchAO weight already in pinned host memory is its own host "
+               "copy here, which onloading would then move to the GPU too"),
 )
 
 
@@ -461,3 +464,20 @@ def following_audio(pipe, condition):
         for hook in hooks:
             hook.remove()
         del pipe.prepare_audio_latents
+
+
+def host_copies_apart_from_weights(model: torch.nn.Module) -> None:
+    """After group offloading is enabled on `model`: each host copy that is the weight itself, a separate tensor over
+    the same pinned memory. diffusers' group offloading takes `tensor.cpu().pin_memory()` of a TorchAO (FP8) weight
+    as its host copy, which is the weight itself when it is already in pinned host memory (loaded there, so host
+    memory holds the model once), and onloading, which swaps the weight's data for the GPU's, would then leave
+    every block on the GPU."""
+    for module in model.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        hook = registry.get_hook("group_offloading") if registry is not None else None
+        if hook is None:
+            continue
+        host_copies = hook.group.cpu_param_dict
+        for tensor, host in host_copies.items():
+            if host is tensor:
+                host_copies[tensor] = tensor.detach()

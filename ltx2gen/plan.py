@@ -10,7 +10,19 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import components, continuation, diffusion, duration, enhance, fit, memory, report, two_stage, video_decode
+from ltx2gen import (
+    compiling,
+    components,
+    continuation,
+    diffusion,
+    duration,
+    enhance,
+    fit,
+    memory,
+    report,
+    two_stage,
+    video_decode,
+)
 from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import (
     FULL_MODEL_SETTINGS,
@@ -46,7 +58,7 @@ class RunPlan:
     loras: tuple[ResolvedLora, ...] = ()
     compiled: bool = False
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
-    fit: str = ""
+    memory_fit: fit.Fit | None = None  # on a discrete GPU: the modes chosen and each stage's estimated peaks
     nag: NagSettings | None = None
     keyframes: tuple[Keyframe, ...] = ()  # --image and --keyframe, in latent-frame order
     upsampler: two_stage.Upsampler | None = None  # two-stage only
@@ -64,24 +76,32 @@ class RunPlan:
     prompt_breaks: tuple[int, ...] = ()  # the latent frame each --prompt-at starts at
 
     @classmethod
-    def choose(cls, config: GenerateConfig) -> "RunPlan":
+    def choose(cls, config: GenerateConfig, machine: fit.Machine | None = None, *,
+               weights_needed: bool = True) -> "RunPlan":
+        """`machine`: plan for this GPU and host memory instead of this machine's (`--plan-for-gpu`), taken to be a
+        discrete CUDA GPU with float8 kernels. Without `weights_needed` (`--plan-only`) the model's weight files need
+        not be there: a repo id not in the cache gets its configuration files alone."""
         device = components.resolve_device(config.device)
-        fp8 = choose_fp8(config.fp8, device)
+        fp8 = choose_fp8(config.fp8, device) if machine is None else config.fp8
         offload = config.offload
-        if offload not in ("auto", "none") and device.type != "cuda":
+        if machine is not None:
+            pass
+        elif offload not in ("auto", "none") and device.type != "cuda":
             print(f"note: --offload {offload} needs a CUDA GPU; ignored")
         elif offload not in ("auto", "none") and torch.cuda.get_device_properties(device).is_integrated:
             print(f"warning: --offload {offload} saves nothing on an integrated (unified-memory) GPU; ignored")
-        discrete_gpu = device.type == "cuda" and not torch.cuda.get_device_properties(device).is_integrated
+        discrete_gpu = machine is not None or (device.type == "cuda" and
+                                               not torch.cuda.get_device_properties(device).is_integrated)
         offload = offload if discrete_gpu else "none"
         if config.negative_prompt and not config.uses_guidance and not config.uses_nag:
             print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
         is_two_stage = config.pipeline == "two-stage"
-        model_dir = components.resolve_model_dir(config.model)
+        model_dir = components.resolve_model_dir(config.model, configs_only=not weights_needed)
         if config.auto_length:
             duration.check_supported(model_dir, f"--model {config.model}")
-        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
+        if weights_needed:
+            components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
             (duration.COMPONENT,) if config.auto_length else ()))
         version = model_version(model_dir)
         if config.camera:
@@ -104,42 +124,49 @@ class RunPlan:
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
-        # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
-        decode_plan = decode_plan_for(config, config.num_frames) if config.num_frames is not None else None
         check_encoder()
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
         prompt_enhancer = enhance.check_supported(model_dir, config.prompt_enhancer) if config.enhance_prompt \
             else None
         if upsampler:
             components.check_component(upsampler.folder, upsampler.source)
-        fit_line = ""
         tokens = fit.clip_tokens(config.width, config.height, config.diffused_num_frames)  # of one run, full size
+        text_encoder = "fp8" if config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off") else \
+            "resident"
+        memory_fit = None
         if discrete_gpu:
-            budget = fit.gpu_budget_gib(device)
-            if config.fp8 == "auto" and offload in ("auto", "none") and fit.bf16_fits(model_dir, tokens, budget):
-                print(f"note: the run fits this GPU ({budget:.0f} GiB free) in bf16, which is exact and faster than "
-                      "FP8 weight storage; --fp8 weight would halve the transformer's memory")
-                fp8 = "off"
-        text_fp8 = config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off")
-        text_encoder = "fp8" if text_fp8 else "resident"
-        if discrete_gpu:
-            memory_fit = fit.choose(model_dir, tokens, fp8 != "off", budget_gib=budget, offload=offload,
-                                    text_fp8=text_fp8)
-            offload, text_encoder, fit_line = memory_fit.offload, memory_fit.text_encoder, memory_fit.describe()
-            print(fit_line)
+            machine = machine or fit.Machine(fit.gpu_budget_gib(device), fit.host_memory_available_bytes() / fit.GIB)
+            memory_fit = plan_memory(config, model_dir / folder, tokens, machine, fp8_kernels=(
+                machine.source != "this machine" or fp8_supported(device)))
+            fp8, offload, text_encoder = memory_fit.fp8, memory_fit.offload, memory_fit.text_encoder
+            if config.fp8 == "auto" and fp8 == "off":
+                print(f"note: the run fits this GPU ({machine.gpu_gib:.0f} GiB) in bf16, which is exact and faster "
+                      "than FP8 weight storage; --fp8 weight would halve the transformer's memory")
             if text_encoder == "offloaded" and config.text_fp8 == "on":
                 print("note: the text encoder does not fit this GPU even in float8, so it is streamed layer by layer "
                       "in bf16 instead of --text-fp8 on")
-            if fp8 == "dynamic" and offload != "none":
+            if config.fp8 == "dynamic" and fp8 != "dynamic":
                 print(f"note: the transformer does not fit resident, so it is streamed ({offload} offload) with "
                       "FP8 weight storage instead of --fp8 dynamic")
-                fp8 = "weight"
         if text_encoder == "offloaded" and config.enhance_prompt and prompt_enhancer is None:
             raise ConfigError("--enhance-prompt generates with the text encoder on the GPU, which the memory plan "
                               "streams layer by layer here (it does not fit); drop --enhance-prompt on this GPU")
         offload = "none" if offload == "auto" else offload
-        compiled = choose_compile(config.compile, fp8, offload)
-        read_ahead = discrete_gpu and choose_read_ahead(model_dir / folder, offloaded=offload != "none")
+        compiled, compile_reason = fp8 == "dynamic" and config.compile != "off", ""  # auto compiles no more here
+        if discrete_gpu or config.compile != "auto":  # nor on unified memory
+            compiled, compile_reason = compiling.choose(
+                config.compile, fp8, offload, tokens=tokens, key=compiling.graph_key(
+                    fp8=fp8, offload=offload, call=call, version=version),
+                calls=steps * guidance.transformer_calls_per_step() * max(1, len(windows)))
+        if compile_reason and (config.compile == "auto" or (config.compile == "on" and not compiled)):
+            print(f"note: {compile_reason}")
+        if memory_fit and compiled:
+            memory_fit = fit.with_compile(memory_fit)
+        if memory_fit:
+            print(memory_fit.describe())
+        # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
+        decode_plan = decode_plan_for(config, config.num_frames, memory_fit) if config.num_frames is not None else None
+        read_ahead = bool(memory_fit) and choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps, config.first_new_frame))
@@ -151,8 +178,9 @@ class RunPlan:
             print(describe_keyframes(keyframes, config.fps))
         audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
             if config.audio else None
-        run = cls(device, components.default_dtype(device), model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_encoder, fit_line,
+        dtype = components.default_dtype(device) if machine is None else torch.bfloat16  # another machine's GPU
+        run = cls(device, dtype, model_dir, fp8, offload, call, decode_plan, loras,
+                  compiled, text_encoder, memory_fit,
                   NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
                   keyframes,
                   upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
@@ -184,7 +212,8 @@ class RunPlan:
         offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
             "planned once the length is chosen"
-        return f"{self.device} {weights}{offload}, VAE decode {decode}"
+        planned_elsewhere = self.memory_fit and self.memory_fit.machine.source != "this machine"
+        return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, VAE decode {decode}"
 
     def with_chosen_length(self, config: GenerateConfig,
                            chosen: duration.AutoLength) -> tuple[GenerateConfig, "RunPlan"]:
@@ -197,6 +226,20 @@ class RunPlan:
         return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
                                            decode_plan=decode_plan, auto_length=chosen)
 
+    def estimate_line(self) -> str:
+        """--plan-only's last line: the largest stage in each pool and the diffusion's time where it was measured."""
+        if self.memory_fit is None:
+            return (f"plan only (no weight read): {self.device} shares its memory with the host or is no GPU, so "
+                    "nothing is offloaded; --plan-for-gpu GIB --plan-for-host GIB plans for a discrete GPU")
+        peaks = self.memory_fit
+        stages = {"text": peaks.text, "diffusion": peaks.diffusion, "video": peaks.decode}
+        gpu, host = (max(stages, key=lambda name: getattr(stages[name], pool)) for pool in ("gpu", "host"))
+        calls = self.steps * self.guidance.transformer_calls_per_step() * max(1, len(self.windows))
+        seconds = compiling.diffusion_seconds(peaks.work.tokens, calls, self.fp8, self.offload, self.compiled)
+        timing = f"; diffusion about {seconds:.0f} s on an H100 (measured constants)" if seconds else ""
+        return (f"plan only (no weight read): peak GPU {stages[gpu].gpu:.1f} GiB ({gpu}), peak host "
+                f"{stages[host].host:.1f} GiB ({host}), for {peaks.machine.describe()}{timing}")
+
     def read_ahead_transformer(self) -> None:
         """Before the text stage: start reading the transformer's files into the page cache, when the plan chose to
         (`choose_read_ahead`); the diffusion stage's load takes over from wherever the read-ahead has got to."""
@@ -207,7 +250,8 @@ class RunPlan:
         """The diffusion stage's transformer as this plan holds it (precision, offload, LoRAs, compilation)."""
         return diffusion.load_denoiser(stage, self.model_dir, self.device, self.dtype, diffusion.TransformerOptions(
             fp8=self.fp8, offload=self.offload, loras=self.loras, compiled=self.compiled,
-            folder=self.transformer_folder, fp8_attention=self.fp8_attention))
+            folder=self.transformer_folder, fp8_attention=self.fp8_attention,
+            compile_key=compiling.graph_key(fp8=self.fp8, offload=self.offload, call=self.call, version=self.version)))
 
     @property
     def steps(self) -> int:
@@ -289,7 +333,9 @@ class RunPlan:
             "fp8_attention": self.fp8_attention,
             "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
-            "text_encoder": self.text_encoder, "memory_plan": self.fit, "transformer_read_ahead": self.read_ahead,
+            "text_encoder": self.text_encoder, "memory_plan": self.memory_fit.describe() if self.memory_fit else "",
+            "memory_plan_estimates": self.memory_fit.record() if self.memory_fit else None,
+            "transformer_read_ahead": self.read_ahead,
             "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
             "nag": self.nag.record() if self.nag else None,
@@ -316,10 +362,48 @@ def describe_keyframes(keyframes: tuple[Keyframe, ...], fps) -> str:
     return line
 
 
-def decode_plan_for(options: DecodeOptions, num_frames: int) -> video_decode.DecodePlan:
-    """The video decode of a clip of `num_frames` with the decode flags of `options`."""
-    return video_decode.DecodePlan.choose(num_frames, options.vae_chunk_frames, options.vae_context_frames,
-                                          options.vae_tile_size, options.vae_tile_overlap)
+def decode_plan_for(options: DecodeOptions, num_frames: int, memory_fit: fit.Fit | None = None
+                    ) -> video_decode.DecodePlan:
+    """The video decode of a clip of `num_frames` with the decode flags of `options`, in the pieces the memory plan
+    chose where the whole clip does not fit the GPU."""
+    chunk = options.vae_chunk_frames or (memory_fit.decode_chunk_frames if memory_fit else 0)
+    return video_decode.DecodePlan.choose(num_frames, chunk, options.vae_context_frames, options.vae_tile_size,
+                                          options.vae_tile_overlap)
+
+
+def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, machine: fit.Machine, *,
+                fp8_kernels: bool) -> fit.Fit:
+    """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
+    the flags that would."""
+    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
+    conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
+    work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames)
+    requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels)
+    try:
+        return fit.choose(sizes, work, machine, requested)
+    except fit.DoesNotFit as refusal:
+        raise ConfigError(f"{refusal}; {what_would_fit(config, sizes, work, machine, requested)}") from None
+
+
+def what_would_fit(config: GenerateConfig, sizes: fit.Sizes, work: fit.Work, machine: fit.Machine,
+                   requested: fit.Requested) -> str:
+    """The flags that would fit `machine`, for a refusal: FP8 weights, then smaller sizes of the same aspect."""
+    def fits(work: fit.Work, requested: fit.Requested) -> bool:
+        try:
+            fit.choose(sizes, work, machine, requested)
+            return True
+        except fit.DoesNotFit:
+            return False
+
+    if requested.fp8 in ("off", "auto") and fits(work, dataclasses.replace(requested, fp8="weight", offload="auto")):
+        return "--fp8 weight would fit"
+    for width, height in ((1280, 704), (768, 512), (512, 320)):
+        for frames in sorted({min(config.planned_num_frames, 121), 97, 49}, reverse=True):
+            smaller = dataclasses.replace(work, tokens=fit.clip_tokens(width, height, frames), frames=frames)
+            if width * height < config.width * config.height and fits(smaller, dataclasses.replace(
+                    requested, offload="auto", fp8="weight" if requested.fp8 == "off" else requested.fp8)):
+                return f"--width {width} --height {height} --num-frames {frames} would fit"
+    return "no smaller clip fits either: the machine needs more memory for the weights"
 
 
 def choose_guidance(config: GenerateConfig, version: str) -> Guidance:
@@ -343,16 +427,17 @@ def pipeline_reason(config: GenerateConfig) -> str:
     return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
 
 
-def choose_read_ahead(transformer_folder: Path, offloaded: bool) -> bool:
+def choose_read_ahead(transformer_folder: Path, memory_fit: fit.Fit) -> bool:
     """On a discrete GPU: read the transformer's files while the text stage runs (the disk is otherwise idle then)
-    where the host has the memory to hold them in its page cache (beside the transformer itself when it is
-    `offloaded` to host memory), said in one line. Not when several processes on this host load the model
-    (torchrun), whose other ranks read it during the text stage anyway, and never on unified memory, where the page
-    cache would take from the memory the stages peak in."""
+    where the host has the memory to hold them in its page cache beside the weights the diffusion stage keeps there,
+    said in one line. Not when several processes on this host load the model (torchrun), whose other ranks read it
+    during the text stage anyway, and never on unified memory, where the page cache would take from the memory the
+    stages peak in."""
     from ltx2gen.ranks import Ranks
 
-    available = fit.host_memory_available_bytes()
-    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available, offloaded):
+    available = int(memory_fit.machine.host_gib * fit.GIB)
+    host_weights = int((memory_fit.diffusion.host - fit.HOST_STAGE_GIB["diffusion"]) * fit.GIB)
+    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available, host_weights):
         return False
     print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "
           f"({available / memory.GIB:.0f} GiB of host memory available)")
@@ -381,18 +466,6 @@ def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transfo
     if reason:
         print(f"note: the attention stays bf16 with --fp8 dynamic: {reason}")
     return not reason
-
-
-def choose_compile(requested: str, fp8: str, offload: str) -> bool:
-    """Whether the transformer blocks are compiled: `on`, `off`, or `auto`, which compiles where it is needed
-    (dynamic FP8) or pays (group offload: 1.3 GiB less and faster steps). Never through sequential offload, whose
-    per-layer hooks would sit inside the compiled graph."""
-    if offload == "sequential":
-        if requested == "on":
-            print("note: the memory plan streams the transformer layer by layer (sequential offload), which cannot "
-                  "be compiled; --compile on is ignored")
-        return False
-    return requested == "on" or (requested == "auto" and (fp8 == "dynamic" or offload == "group"))
 
 
 def choose_fp8(requested: str, device: torch.device) -> str:

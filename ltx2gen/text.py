@@ -195,6 +195,7 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
         from diffusers.hooks import apply_group_offloading
 
         text_encoder = stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", CPU, dtype))
+        mem.pin_to_host(text_encoder, device)  # offloading uses these tensors instead of pinning a second copy
         apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
                                use_stream=device.type == "cuda")
         return text_encoder

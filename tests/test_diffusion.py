@@ -46,3 +46,41 @@ def test_each_guidance_setting_costs_its_transformer_calls_per_step(tiny_full_mo
     assert run_generate(tiny_full_model, out, "--steps", "2", *flags) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["transformer_calls"] == 2 * calls_per_step == 2 * sidecar["transformer_calls_per_step"]
+
+
+def test_the_transformer_for_offloading_loads_into_host_memory_as_the_resident_one_does(tiny_model):
+    from ltx2gen.diffusion import load_transformer, load_transformer_to_host
+
+    cpu = torch.device("cpu")
+    streamed = load_transformer(tiny_model, cpu, torch.float32).state_dict()
+    host = load_transformer_to_host(tiny_model, cpu, torch.float32).state_dict()
+    assert streamed.keys() == host.keys() and all(torch.equal(host[name], streamed[name]) for name in streamed)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fp8", ["off", "weight"])
+def test_group_offload_keeps_the_transformer_once_in_pinned_host_memory_and_streams_it(tiny_model, fp8):
+    from ltx2gen import memory
+    from ltx2gen.checkpoint import Guidance
+    from ltx2gen.diffusion import TransformerOptions, load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.text import PromptRequest, encode_prompt
+
+    cuda = torch.device("cuda")
+    tracker = memory.MemoryTracker(cuda)
+    conditioning = tracker.run("text", encode_prompt, tiny_model, PromptRequest("a fox", None, False), cuda,
+                               torch.bfloat16)
+    call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance=Guidance(),
+                                   distilled=True, version="2.0")
+    results, placements = {}, {}
+    for offload in ("none", "group"):
+        def diffuse(stage):
+            denoiser = load_denoiser(stage, tiny_model, cuda, torch.bfloat16,
+                                     TransformerOptions(fp8=fp8, offload=offload))
+            result = run_denoiser(denoiser, conditioning, call, seed=3)
+            weight = denoiser.pipe.transformer.transformer_blocks[0].ff.net[2].weight
+            placements[offload] = (weight.device.type, weight.is_pinned() if weight.device.type == "cpu" else None)
+            return result
+        results[offload] = tracker.run("diffusion", diffuse)
+    assert placements == {"none": ("cuda", None), "group": ("cpu", True)}  # streamed back after the run, pinned
+    difference = (results["group"].video_latents - results["none"].video_latents).abs().max()
+    assert difference < 1e-2

@@ -3,10 +3,13 @@ import torch
 
 from ltx2gen import fit
 
-GB = 10**9
-FULL_TRANSFORMER = int(37.76 * GB)  # 18.88B parameters in bf16
+GIB = fit.GIB
+# LTX-2.0 at its published sizes (`sizes.loaded_bytes` of the published configurations, tests/test_sizes.py)
+LTX2 = fit.Sizes(transformer=35.16, transformer_fp8=17.93, text_encoder=21.92, text_encoder_fp8=11.90,
+                 connectors=2.67, vae=2.28)
 TOKENS_1080P = fit.clip_tokens(1920, 1088, 161)
 TOKENS_DRAFT = fit.clip_tokens(768, 512, 97)
+WORK_1080P = fit.Work(TOKENS_1080P, 161)
 
 
 def test_token_counts_match_the_measured_sizes():
@@ -14,97 +17,116 @@ def test_token_counts_match_the_measured_sizes():
 
 
 @pytest.mark.parametrize("tokens,fp8,offload,measured", [
-    (TOKENS_1080P, False, "none", 41.18), (TOKENS_1080P, True, "none", 23.95), (TOKENS_DRAFT, False, "none", 35.92),
-    (TOKENS_DRAFT, True, "none", 19.16), (TOKENS_1080P, False, "group", 8.11), (TOKENS_DRAFT, False, "group", 2.85),
-    (TOKENS_DRAFT, False, "sequential", 0.78)])
-def test_estimates_cover_the_measured_peaks_closely(tokens, fp8, offload, measured):
-    estimate = fit.diffusion_peak_gib(FULL_TRANSFORMER, tokens, fp8, offload)
-    assert measured * 0.95 <= estimate <= measured * 1.35 + 0.3
+    (TOKENS_1080P, False, "none", 39.55), (TOKENS_1080P, True, "none", 22.54), (TOKENS_DRAFT, False, "none", 35.93),
+    (TOKENS_DRAFT, True, "none", 19.16), (TOKENS_1080P, False, "group", 6.42), (TOKENS_1080P, True, "group", 7.39)])
+def test_diffusion_estimates_are_within_a_tenth_of_the_measured_peaks(tokens, fp8, offload, measured):
+    # docs/BENCHMARKS.md: full-size weights, eager, on an H100/H200
+    estimate = fit.diffusion_peak(LTX2, fit.Work(tokens, 97), fp8, offload).gpu
+    assert measured * 0.9 <= estimate <= measured * 1.1
 
 
-def write_weights(folder, sizes):
-    """One bf16 tensor of the given bytes per component, in a safetensors file whose data is sparse (only the header
-    is read)."""
+def test_conditioning_and_compiling_move_the_diffusion_estimate_by_their_measured_amounts():
+    plain = fit.diffusion_peak(LTX2, WORK_1080P, False, "none").gpu
+    conditioned = fit.diffusion_peak(LTX2, fit.Work(TOKENS_1080P, 161, conditioned=True), False, "none").gpu
+    compiled = fit.diffusion_peak(LTX2, WORK_1080P, False, "none", compiled=True).gpu
+    assert conditioned - plain == pytest.approx(3.6, abs=0.1)  # per-token modulation sums at 1080p, LTX-2.0
+    assert plain - compiled == pytest.approx(1.3, abs=0.1)
+
+
+def test_offloading_moves_the_transformer_into_the_host_estimate():
+    resident = fit.diffusion_peak(LTX2, WORK_1080P, True, "none")
+    group = fit.diffusion_peak(LTX2, WORK_1080P, True, "group")
+    assert group.host - resident.host == pytest.approx(LTX2.transformer_fp8)
+    assert group.gpu < resident.gpu - LTX2.transformer_fp8 + 3.5
+
+
+@pytest.mark.parametrize("gpu,host,flags,expected", [
+    (80, 120, {}, ("off", "none", "resident")),  # an H100: everything resident in bf16
+    (40, 120, {}, ("weight", "none", "fp8")),  # FP8 weights make it fit resident
+    (22, 30, {}, ("weight", "group", "fp8")),  # a 24 GB card in a 32 GB desktop
+    (22, 64, {"fp8": "off"}, ("off", "group", "offloaded")),  # bf16 asked: both streamed from a 64 GB host
+    (15, 30, {}, ("weight", "group", "offloaded")),  # a 16 GB card: even the FP8 Gemma does not fit the GPU
+    (22, 30, {"offload": "sequential"}, ("weight", "sequential", "fp8")),  # a flag wins
+])
+def test_the_fastest_plan_that_fits_both_pools_is_chosen(gpu, host, flags, expected):
+    machine = fit.Machine(gpu, host)
+    chosen = fit.choose(LTX2, WORK_1080P, machine, fit.Requested(**flags))
+    assert (chosen.fp8, chosen.offload, chosen.text_encoder) == expected
+    for peak in (chosen.text, chosen.diffusion, chosen.decode):
+        assert machine.fits(peak)
+    assert f"{expected[2]} text encoder" in chosen.describe() and "host" in chosen.describe()
+
+
+def test_a_bf16_run_that_fits_neither_pool_is_refused_naming_the_pool():
+    with pytest.raises(fit.DoesNotFit, match=r"diffusion stage does not fit 22 GiB GPU, 30 GiB host .* host \(37"):
+        fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30), fit.Requested(fp8="off"))
+
+
+def test_a_host_too_small_for_the_fp8_transformer_is_refused():
+    with pytest.raises(fit.DoesNotFit, match="host"):
+        fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97), fit.Machine(11, 15))
+
+
+def test_a_gpu_too_small_for_the_whole_clips_decode_decodes_it_in_pieces():
+    machine = fit.Machine(7.4, 64)
+    chosen = fit.choose(LTX2, fit.Work(fit.clip_tokens(768, 512, 161), 161), machine)
+    assert 0 < chosen.decode_chunk_frames < 161 and chosen.decode_chunk_frames % 8 == 0
+    assert machine.fits(chosen.decode)
+    asked = fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97, decode_chunk_frames=16), fit.Machine(80, 120))
+    assert asked.decode_chunk_frames == 16
+
+
+def test_the_plan_records_each_stages_estimates_for_the_sidecar():
+    record = fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30)).record()
+    assert set(record) == {"machine", "text", "diffusion", "video"}
+    assert record["diffusion"]["host_gib"] == pytest.approx(fit.HOST_STAGE_GIB["diffusion"] + LTX2.transformer_fp8,
+                                                          abs=0.01)
+
+
+def test_the_text_stage_is_sized_from_the_configuration_even_without_weight_files(tiny_model, tmp_path):
+    import shutil
+
+    from ltx2gen.components import load_component
+
+    model = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.bfloat16)
+    loaded = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
+    assert fit.Sizes.of(tiny_model).text_encoder * GIB == loaded
+    without_weights = tmp_path / "model"
+    shutil.copytree(tiny_model, without_weights, ignore=shutil.ignore_patterns("*.safetensors"))
+    assert fit.Sizes.of(without_weights) == fit.Sizes.of(tiny_model)
+
+
+def write_weights(folder, size):
+    """A bf16 transformer of `size` bytes in a safetensors file whose data is sparse (only the header is read)."""
     import json
     import struct
 
-    for name, size in sizes.items():
-        (folder / name).mkdir()
-        header = json.dumps({"weight": {"dtype": "BF16", "shape": [size // 2], "data_offsets": [0, size]}}).encode()
-        with open(folder / name / "model.safetensors", "wb") as handle:
-            handle.write(struct.pack("<Q", len(header)) + header)
-            handle.truncate(8 + len(header) + size)
+    (folder / "transformer").mkdir()
+    header = json.dumps({"weight": {"dtype": "BF16", "shape": [size // 2], "data_offsets": [0, size]}}).encode()
+    with open(folder / "transformer" / "model.safetensors", "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + size)
     return folder
 
 
-def test_the_published_text_encoder_counts_as_what_it_loads_not_its_files(tiny_model):
-    from ltx2gen.components import load_component
-
-    folder = tiny_model / "text_encoder"
-    on_disk = sum(file.stat().st_size for file in folder.glob("*.safetensors"))  # float32, and the stale set
-    model = load_component(tiny_model, "text_encoder", torch.device("cpu"), torch.bfloat16)
-    loaded = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
-    _, encoder, _ = fit.weight_bytes(tiny_model)
-    assert encoder == loaded and on_disk > 4 * loaded
-
-
-@pytest.mark.parametrize("budget,text_fp8,offload,text_encoder", [
-    (80, False, "none", "resident"), (48, False, "none", "resident"), (24, False, "group", "offloaded"),
-    (4, False, "sequential", "offloaded"), (24, True, "group", "fp8"), (16, True, "group", "offloaded")])
-def test_the_fastest_mode_that_fits_is_chosen(tmp_path, budget, text_fp8, offload, text_encoder):
-    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
-                                     "connectors": int(2.7 * GB)})
-    chosen = fit.choose(model, TOKENS_1080P, fp8=True, budget_gib=budget, text_fp8=text_fp8)
-    assert (chosen.offload, chosen.text_encoder) == (offload, text_encoder)
-    assert chosen.diffusion_gib <= budget or offload == "sequential"
-    assert chosen.text_gib <= budget * fit.HEADROOM or text_encoder == "offloaded"
-    assert f"{text_encoder} text encoder" in chosen.describe()
-    assert fit.choose(model, TOKENS_1080P, True, budget_gib=budget, offload="none").offload == "none"  # a flag wins
-
-
-def test_offloaded_text_encoder_matches_the_resident_one(tiny_model):
-    from ltx2gen import memory
-    from ltx2gen.text import PromptRequest, encode_prompt
-
-    cpu = torch.device("cpu")
-    tracker = memory.MemoryTracker(cpu)
-    request = PromptRequest("a fox", "blur", True)
-    resident, offloaded = (tracker.run("text", encode_prompt, tiny_model, request, cpu, torch.float32, loras=(),
-                                       text_encoder=mode) for mode in ("resident", "offloaded"))
-    assert torch.equal(resident.video, offloaded.video) and torch.equal(resident.audio, offloaded.audio)
-
-
-@pytest.mark.parametrize("mode,measured", [("resident", 25.79), ("fp8", 15.71)])
-def test_text_stage_estimates_cover_the_measured_peaks_closely(mode, measured):
-    # Full-size text stage on an H100 (docs/BENCHMARKS.md): Gemma 3 12B (23.5 GB) and the connectors (2.86 GB).
-    estimate = fit.text_peak_gib(int(23.5 * GB), int(2.86 * GB), mode)
-    assert measured <= estimate <= measured * 1.2
-
-
-@pytest.mark.parametrize("budget,tokens,fits", [
-    (80, TOKENS_1080P, True), (48, TOKENS_1080P, True), (40, TOKENS_1080P, False), (40, 4_992, True),
-    (24, 4_992, False)])
-def test_bf16_is_kept_only_where_every_stage_fits(tmp_path, budget, tokens, fits):
-    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER, "text_encoder": 24 * GB,
-                                     "connectors": int(2.7 * GB)})
-    assert fit.bf16_fits(model, tokens, budget) == fits
-
-
 def test_the_transformer_is_read_ahead_only_where_its_files_fit_the_page_cache_with_the_margin(tmp_path):
-    model = write_weights(tmp_path, {"transformer": FULL_TRANSFORMER})
+    model = write_weights(tmp_path, 38 * 10**9)
     files = (model / "transformer" / "model.safetensors").stat().st_size
     needed = files + int(fit.READ_AHEAD_MARGIN_GIB * fit.GIB)
     assert fit.read_ahead_fits(model / "transformer", needed)
     assert not fit.read_ahead_fits(model / "transformer", needed - 1)
-    # offloaded, the transformer itself sits in host memory beside its files' pages
-    assert not fit.read_ahead_fits(model / "transformer", needed, offloaded=True)
-    assert fit.read_ahead_fits(model / "transformer", needed + files, offloaded=True)
+    # offloaded, the weights the diffusion stage keeps in host memory sit beside the files' pages
+    assert not fit.read_ahead_fits(model / "transformer", needed, host_weights_bytes=18 * GIB)
+    assert fit.read_ahead_fits(model / "transformer", needed + 18 * GIB, host_weights_bytes=18 * GIB)
 
 
-def test_the_host_memory_to_plan_with_is_mem_available_unless_given(monkeypatch):
-    from ltx2gen.memory import mem_available_bytes
+def test_the_host_memory_to_plan_with_is_mem_available_within_the_control_group_unless_given(monkeypatch):
+    from ltx2gen import memory
 
     monkeypatch.delenv(fit.HOST_MEMORY_ENV, raising=False)
-    assert abs(fit.host_memory_available_bytes() - mem_available_bytes()) < 512 << 20
+    monkeypatch.setattr(memory, "cgroup_available_bytes", lambda: None)
+    assert abs(fit.host_memory_available_bytes() - memory.mem_available_bytes()) < 512 << 20
+    monkeypatch.setattr(memory, "cgroup_available_bytes", lambda: 3 * GIB)
+    assert fit.host_memory_available_bytes() == 3 * GIB
     monkeypatch.setenv(fit.HOST_MEMORY_ENV, "120")
     assert fit.host_memory_available_bytes() == 120 * fit.GIB

@@ -1,24 +1,44 @@
 import pytest
 
-from ltx2gen.plan import choose_compile
+from ltx2gen import compiling
+from ltx2gen.fit import clip_tokens
+
+TOKENS_1080P = clip_tokens(1920, 1088, 161)
 
 
-@pytest.mark.parametrize("requested,fp8,offload,compiled", [
-    ("auto", "weight", "none", False),  # a single clip does not pay for the compile
-    ("auto", "off", "group", True),  # group offload: 5.1 instead of 6.4 GiB at 1080p, and faster steps
-    ("auto", "dynamic", "none", True),  # dynamic FP8 is only fast compiled
-    ("on", "weight", "none", True),
-    ("on", "off", "model", True),
-    ("off", "off", "group", False),
-    ("auto", "off", "sequential", False),
+@pytest.fixture
+def compile_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "compile-cache"))
+    return tmp_path / "compile-cache"
+
+
+@pytest.mark.parametrize("requested,fp8,offload,calls,compiled", [
+    ("auto", "off", "group", 8, False),  # a distilled 1080p clip saves about 5 s against a 30 s first compile
+    ("auto", "weight", "group", 8, False),  # FP8 weights compile for minutes
+    ("auto", "off", "none", 40 * 3, True),  # the full model's 40 guided steps: about 70 s saved
+    ("auto", "weight", "group", 40 * 3, False),  # still short of the FP8 compile's 340 s
+    ("auto", "dynamic", "none", 8, True),  # dynamic FP8 is only fast compiled
+    ("on", "weight", "none", 8, True),
+    ("off", "off", "none", 120, False),
+    ("auto", "off", "sequential", 120, False),
 ])
-def test_blocks_are_compiled_where_asked_needed_or_paying(requested, fp8, offload, compiled):
-    assert choose_compile(requested, fp8, offload) is compiled
+def test_blocks_are_compiled_where_asked_needed_or_paying_in_the_run(compile_cache, requested, fp8, offload, calls,
+                                                                    compiled):
+    chosen, reason = compiling.choose(requested, fp8, offload, tokens=TOKENS_1080P, calls=calls, key="shape")
+    assert chosen is compiled and reason
 
 
-def test_a_plan_that_falls_back_to_sequential_offload_says_it_does_not_compile(capsys):
-    assert choose_compile("on", "weight", "sequential") is False
-    assert "--compile on is ignored" in capsys.readouterr().out
+def test_a_warm_compile_cache_makes_a_short_run_compile(compile_cache):
+    assert compiling.choose("auto", "off", "group", tokens=TOKENS_1080P, calls=8, key="1080p")[0] is False
+    compiling.remember("1080p")
+    compiled, reason = compiling.choose("auto", "off", "group", tokens=TOKENS_1080P, calls=8, key="1080p")
+    assert compiled and "compile cache" in reason
+    assert compiling.choose("auto", "off", "group", tokens=TOKENS_1080P, calls=8, key="720p")[0] is False
+
+
+def test_a_plan_that_falls_back_to_sequential_offload_says_it_does_not_compile():
+    compiled, reason = compiling.choose("on", "weight", "sequential", tokens=TOKENS_1080P, calls=8, key="shape")
+    assert compiled is False and "--compile on is ignored" in reason
 
 
 @pytest.mark.parametrize("flags,warned", [([], True), (["--nag-scale", "8"], False),
