@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ltx2gen.config import ensure_writable_dir
 from ltx2gen.errors import ConfigError
-from ltx2gen.files import write_json
+from ltx2gen.files import atomic_path, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -245,7 +245,7 @@ class Summary:
         total = _clock(time.perf_counter() - self.started)
         print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
               f"{self.out_dir}; {len(self.failed)} failed or not run; total {total}", flush=True)
-        (Path(self.out_dir) / f"{name}.md").write_text(table + "\n", errors="backslashreplace")
+        write_text(Path(self.out_dir) / f"{name}.md", table + "\n", errors="backslashreplace")
         return write_json(Path(self.out_dir) / f"{name}.json", {"clips": [vars(r) for r in self.rows]})
 
 
@@ -260,8 +260,10 @@ def save_previews(video: Path) -> tuple[Path, Path]:
 
     first, last = video.with_name(f"{video.stem}.first.png"), video.with_name(f"{video.stem}.last.png")
     quiet = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    subprocess.run(quiet + ["-i", str(video), "-frames:v", "1", str(first)], check=True)
-    subprocess.run(quiet + ["-sseof", "-1", "-i", str(video), "-update", "1", str(last)], check=True)
+    with atomic_path(first) as temporary:
+        subprocess.run(quiet + ["-i", str(video), "-frames:v", "1", str(temporary)], check=True)
+    with atomic_path(last) as temporary:
+        subprocess.run(quiet + ["-sseof", "-1", "-i", str(video), "-update", "1", str(temporary)], check=True)
     return first, last
 
 
@@ -289,7 +291,8 @@ def contact_sheet(out_dir: Path, clips: list[Clip], thumb_width: int = 320) -> P
             sheet.paste(image, (label_width + pad + column * (thumb_width + pad), y))
         y += pair[0].height + pad
     path = Path(out_dir) / "contact_sheet.png"
-    sheet.save(path)
+    with atomic_path(path) as temporary:
+        sheet.save(temporary)
     return path
 
 
