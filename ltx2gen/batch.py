@@ -27,6 +27,8 @@ from pathlib import Path
 from ltx2gen.config import ensure_writable_dir
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import atomic_path, write_json, write_text
+from ltx2gen.lock import FileLock, lock_batch_folder
+from ltx2gen.signals import stopped_with_this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -309,6 +311,13 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "--out")
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with lock_batch_folder(out_dir) as lock:
+        return _render_processes(batch_file, clips, out_dir, lock, retries=retries, docker_image=docker_image,
+                                 hf_cache=hf_cache)
+
+
+def _render_processes(batch_file: Path, clips: list[Clip], out_dir: Path, lock: FileLock, *, retries: int,
+                      docker_image: str | None, hf_cache: Path | None) -> int:
     summary = Summary(out_dir)
     print(f"batch {batch_file}: {len(clips)} clips into {out_dir}", flush=True)
     try:
@@ -318,7 +327,8 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
             if is_done(out_dir, clip):
                 row.status, row.detail = "skipped", "already rendered"
             else:
-                _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache)
+                _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache,
+                                lock=lock)
             summary.progress(index, len(clips), row)
     except KeyboardInterrupt:
         if summary.rows:  # the clip that was rendering
@@ -331,7 +341,8 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
     return _status(summary)
 
 
-def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache) -> None:
+def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache,
+                    lock: FileLock) -> None:
     video, latents = clip_video(out_dir, clip), kept_latents(out_dir, clip)
     inside = Path("/outputs") if docker_image else Path(out_dir)
     if latents:  # diffused by an earlier run: decode its latents
@@ -350,7 +361,10 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker
         with open(log, "a", errors="backslashreplace") as handle:  # a prompt's stray bytes must not stop the batch
             handle.write(f"$ {shlex.join(command)}\n")
             handle.flush()
-            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            # The clip's process holds the folder's lock too, and is stopped (keeping its work) when this runner
+            # dies: a runner killed with -9 leaves no clip rendering beside the next runner.
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                       pass_fds=(lock.descriptor,), preexec_fn=stopped_with_this_process())
             try:
                 status = process.wait()
             except KeyboardInterrupt:
@@ -380,9 +394,6 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import audio_input, components, duration, text
-    from ltx2gen.image import encode_images
-    from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
 
     ranks = Ranks.from_env()
@@ -390,6 +401,16 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with lock_batch_folder(out_dir, ranks.rank):
+        return _render_in_process(clips, out_dir, cache_dir, ranks)
+
+
+def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None, ranks) -> int:
+    from ltx2gen import audio_input, components, duration, text
+    from ltx2gen.image import encode_images
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.ranks import Ranks
+
     my_clips = ranks.share(clips)
     if ranks.distributed:
         ranks.join()
