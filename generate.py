@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import traceback
 
+from ltx2gen import outputs
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
         return render_batch(parser, args)
+    reservation = outputs.Reservation()  # none yet
     try:
         config = GenerateConfig.from_args(args)
         from ltx2gen.ranks import Ranks
@@ -33,12 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         ranks = Ranks.from_env()
         if ranks.distributed:  # under torchrun: this one clip over every rank's GPU
             config = one_clip_over_ranks(config, ranks)
+        if ranks.rank == 0:  # the output name is this run's alone until it exits (rank 0 writes the clip)
+            config, reservation = outputs.reserve(config)
         from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
 
         plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
     except ConfigError as err:
+        reservation.release()
         parser.error(str(err))
-    return run(config, plan, ranks)
+    with reservation:
+        return run(config, plan, ranks)
 
 
 def run(config: GenerateConfig, plan, ranks) -> int:

@@ -31,6 +31,7 @@ from ltx2gen.checkpoint import (
 from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
+from ltx2gen.outputs import refuse_inputs_as_outputs
 from ltx2gen.video import VideoFormat
 
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
@@ -279,9 +280,11 @@ class GenerateConfig(DecodeOptions):
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
             print(f"note: no --negative-prompt; using LTX-2's default negative prompt: {negative_prompt}")
         steps = DISTILLED_STEPS if distilled else config.steps  # full: the version's, once the plan knows it
-        return dataclasses.replace(config, pipeline=pipeline, steps=steps, **guidance, output=output, seed=seed,
-                                   offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
-                                   negative_prompt=negative_prompt)
+        config = dataclasses.replace(config, pipeline=pipeline, steps=steps, **guidance, output=output, seed=seed,
+                                     offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
+                                     negative_prompt=negative_prompt)
+        refuse_inputs_as_outputs(config)
+        return config
 
     def validate(self) -> None:
         if self.prompt is None:

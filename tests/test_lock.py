@@ -8,9 +8,6 @@ import sys
 import time
 
 import pytest
-
-from conftest import ROOT
-from ltx2gen import lock
 from test_faults import (
     assert_rejected,
     batch_env,
@@ -22,8 +19,11 @@ from test_faults import (
     write_batch,
 )
 
-HOLD_A_LOCK = "import sys, time\nfrom ltx2gen import lock\nassert lock.try_lock(sys.argv[1])\nprint('HELD', flush=True)\n" \
-              "time.sleep(600)\n"
+from conftest import ROOT
+from ltx2gen import lock
+
+HOLD_A_LOCK = ("import sys, time\nfrom ltx2gen import lock\nassert lock.try_lock(sys.argv[1])\n"
+               "print('HELD', flush=True)\ntime.sleep(600)\n")
 
 
 def holding_process(path):
