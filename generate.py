@@ -16,6 +16,7 @@ import traceback
 from ltx2gen import outputs
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.report import command_line
 from ltx2gen.signals import stop_like_ctrl_c
 
 
@@ -44,17 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         reservation.release()
         parser.error(str(err))
     with reservation:
-        return run(config, plan, ranks)
+        return run(config, plan, ranks, sys.argv[1:] if argv is None else argv)
 
 
-def run(config: GenerateConfig, plan, ranks) -> int:
+def run(config: GenerateConfig, plan, ranks, argv: list[str] = ()) -> int:
     """The clip's stages, in order, are `ltx2gen.clip.generate`'s; this turns its failures into advice."""
     from ltx2gen import ClipFailed, generate
 
     try:
         clip = generate(config, plan, ranks)
     except ClipFailed as failure:
-        return fail(failure, ranks)
+        return fail(failure, ranks, argv)
     if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
     print(f"sidecar: {clip.sidecar}")
@@ -122,13 +123,14 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     return dataclasses.replace(config, offload="none", compile="off")
 
 
-def fail(failure, ranks=None) -> int:
+def fail(failure, ranks=None, argv: list[str] = ()) -> int:
     """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept."""
     if not failure.interrupted and not failure.foreseen:
         traceback.print_exception(failure.cause)
     reason = "interrupted" if failure.interrupted else str(failure)
     rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""
-    print(f"error{rank}: {reason}\n{failure.advice}", file=sys.stderr, flush=True)
+    again = f"\n  {command_line('generate.py', 'generate', argv)}" if failure.rerun else ""
+    print(f"error{rank}: {reason}\n{failure.advice}{again}", file=sys.stderr, flush=True)
     return 130 if failure.interrupted else 1
 
 

@@ -22,6 +22,7 @@ from ltx2gen.audio_input import validate_audio_options
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
+    GUIDANCE_MOST,
     GUIDANCE_OFF,
     RECOMMENDED_FULL_GUIDANCE,
     detect_pipeline,
@@ -312,8 +313,9 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--steps {self.steps}: must be at least 1")
         for name, off in GUIDANCE_OFF.items():
             value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < off):
-                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be {off:g} (off) or more")
+            if value is not None and (not math.isfinite(value) or not off <= value <= GUIDANCE_MOST[name]):
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be between {off:g} (off) and "
+                                  f"{GUIDANCE_MOST[name]:g} (beyond, the model's output diverges)")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         check_output_file(self.output)
@@ -471,9 +473,9 @@ def validate_frame_count(num_frames: int) -> None:
 
 
 def validate_nag_options(config: GenerateConfig) -> None:
-    if not math.isfinite(config.nag_scale) or config.nag_scale < 0:
-        raise ConfigError(f"--nag-scale {config.nag_scale}: must be 0 (off) or more; the NAG paper's video setting "
-                          "is 8 in this form")
+    if not math.isfinite(config.nag_scale) or not 0 <= config.nag_scale <= GUIDANCE_MOST["nag_scale"]:
+        raise ConfigError(f"--nag-scale {config.nag_scale}: must be between 0 (off) and "
+                          f"{GUIDANCE_MOST['nag_scale']:g}; the NAG paper's video setting is 8 in this form")
     if not math.isfinite(config.nag_tau) or config.nag_tau < 1:
         raise ConfigError(f"--nag-tau {config.nag_tau}: must be at least 1 (below 1 it would shrink the "
                           "cross-attention even where the prompts agree); the NAG paper uses 2.5")
