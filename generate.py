@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
 from ltx2gen import outputs
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.files import write_text
 from ltx2gen.report import command_line
 from ltx2gen.signals import stop_like_ctrl_c
+from ltx2gen.streams import stderr_lost, survive_readers_leaving
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` then ends like Ctrl-C, with the recovery advice
+    survive_readers_leaving()  # `generate.py ... | head -1`: a closed pipe never ends the run
     if args.list_lora_files:
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
@@ -55,7 +59,7 @@ def run(config: GenerateConfig, plan, ranks, argv: list[str] = ()) -> int:
     try:
         clip = generate(config, plan, ranks)
     except ClipFailed as failure:
-        return fail(failure, ranks, argv)
+        return fail(failure, ranks, argv, config.output)
     if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
     print(f"sidecar: {clip.sidecar}")
@@ -123,14 +127,17 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     return dataclasses.replace(config, offload="none", compile="off")
 
 
-def fail(failure, ranks=None, argv: list[str] = ()) -> int:
-    """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept."""
+def fail(failure, ranks=None, argv: list[str] = (), output: Path | None = None) -> int:
+    """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept. Where
+    stderr's reader has gone, the line and the advice are left beside the output, in NAME.error.txt."""
     if not failure.interrupted and not failure.foreseen:
         traceback.print_exception(failure.cause)
     reason = "interrupted" if failure.interrupted else str(failure)
     rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""
     again = f"\n  {command_line('generate.py', 'generate', argv)}" if failure.rerun else ""
     print(f"error{rank}: {reason}\n{failure.advice}{again}", file=sys.stderr, flush=True)
+    if stderr_lost() and output is not None:
+        write_text(output.with_suffix(".error.txt"), f"error{rank}: {reason}\n{failure.advice}{again}\n")
     return 130 if failure.interrupted else 1
 
 

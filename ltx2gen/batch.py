@@ -607,6 +607,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
 def main(argv: list[str] | None = None) -> int:
     from ltx2gen.config import OneLineErrors
     from ltx2gen.signals import stop_like_ctrl_c
+    from ltx2gen.streams import survive_readers_leaving
 
     parser = OneLineErrors(prog="run_batch.sh", description="Render a JSON Lines batch of clips, one "
                                      "generate.py process per clip; finished clips are skipped on a re-run.")
@@ -619,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=1, help="retries of a clip that failed at run time")
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `kill` or `docker stop`: the clip is stopped, its latents kept, the summary written
+    survive_readers_leaving()  # a closed pipe never ends the run
     try:
         return run_processes(args.file, args.out or default_out_dir(args.file), docker_image=args.docker,
                              hf_cache=args.hf_cache, retries=args.retries)
