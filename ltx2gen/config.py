@@ -228,6 +228,8 @@ class GenerateConfig(DecodeOptions):
         values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
         if values["refine_from"] is not None:
             values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
+        values.update({name: utf8_from_argv(values[name]) for name in ("prompt", "negative_prompt")})
+        values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
         values = continuation_length(values, {f.name: f.default for f in dataclasses.fields(cls)})
@@ -512,6 +514,21 @@ def check_output_file(output: Path, flag: str = "--output") -> None:
     if output.is_dir():
         raise ConfigError(f"{flag} {output}: is a folder; give a file name ending in .mp4, e.g. {output / 'clip.mp4'}")
     ensure_writable_dir(output.parent, flag)
+
+
+def utf8_from_argv(text: str | None) -> str | None:
+    """A command-line text as typed: under an ASCII locale without UTF-8 mode (LC_ALL=C PYTHONUTF8=0), Python holds
+    the bytes of UTF-8 text as surrogate escapes, decoded here. Text that is not UTF-8 stays as it is, for
+    `check_text` to refuse."""
+    try:
+        text and text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except UnicodeError:
+        return text
 
 
 def check_text(flag: str, text: str) -> None:

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -5,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import generate
-from conftest import parse_config, run_generate_process
+from conftest import ROOT, parse_config, run_generate_process
 from ltx2gen.config import build_parser, parse_fps, stamped
 from ltx2gen.errors import ConfigError
 
@@ -234,3 +236,16 @@ def test_the_write_probe_leaves_no_file_or_folder_behind(tmp_path):
     ensure_writable_dir(tmp_path / "new" / "nested", "--output")
     ensure_writable_dir(tmp_path, "--output")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_utf8_prompt_is_taken_under_an_ascii_locale_without_utf8_mode(tmp_path):
+    prompt = "un café à l'aube, 夜明けの狐"
+    code = ("import sys\nfrom conftest import parse_config\nconfig = parse_config('--prompt', sys.argv[1], "
+            "'--negative-prompt', sys.argv[2], '--prompt-at', sys.argv[3])\n"
+            "print(ascii([config.prompt, config.negative_prompt, config.prompt_at[0].prompt]))\n")
+    result = subprocess.run([sys.executable, "-c", code, prompt, "flou, café", "1:la nuit tombe, été"],
+                            cwd=ROOT / "tests", capture_output=True, text=True,
+                            env={"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                 "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ascii([prompt, "flou, café", "la nuit tombe, été"])
