@@ -113,6 +113,28 @@ def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
                ".safetensors" in loras or repos
 
 
+def test_download_offline_fails_in_one_line(run, tmp_path):
+    # The hub's own error chain when the network is unreachable: a connection error, raised again as its own.
+    fake_hub = tmp_path / "offline" / "huggingface_hub"
+    fake_hub.mkdir(parents=True)
+    (fake_hub / "__init__.py").write_text(
+        "class LocalEntryNotFoundError(Exception):\n    pass\n"
+        "def snapshot_download(repo_id, allow_patterns, ignore_patterns):\n"
+        "    try:\n        raise ConnectionError('Failed to resolve huggingface.co')\n"
+        "    except ConnectionError as err:\n"
+        "        raise LocalEntryNotFoundError('An error happened while trying to locate the files on the Hub.\\n'\n"
+        "                                      'Check your connection.') from err\n"
+        "def hf_hub_download(repo_id, filename):\n    raise AssertionError\n")
+    code = argv(run("download"))[1:]
+    result = subprocess.run([sys.executable, "-c", "\n".join(code)], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "PYTHONPATH": f"{fake_hub.parent}:{ROOT}", "HF_HUB_OFFLINE": "0"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "download: error: LocalEntryNotFoundError: An error happened while trying to locate the files on the Hub. "
+        "(is the network reachable from the container? run it again to go on; finished files are kept)"]
+
+
 @pytest.mark.parametrize("args", [(), ("--help",), ("-h",), ("help",)])
 def test_usage(run, args):
     result = run(*args)
