@@ -16,6 +16,7 @@ from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, check_output_file, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
+from ltx2gen.streams import survive_readers_leaving
 from ltx2gen.video import check_encoder
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` or `kill`: ffmpeg is stopped and the partial file removed, as on Ctrl-C
+    survive_readers_leaving()  # a closed pipe never ends the run
     try:
         config, latents_file = load_config(args)
         from ltx2gen import components

@@ -75,15 +75,25 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from ltx2gen.lora import CAMERA_MOVES, camera_lora
 from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, TRANSFORMERS_MODEL_FILE_PATTERNS
 
-# An LTX-2 model or a prompt enhancer (google/gemma-4-E2B-it for LTX-2.5 --enhance-prompt)
-for repo_id in sys.argv[1:] or ["rootonchair/LTX-2-19b-distilled"]:
-    print(f"downloading {repo_id}", flush=True)
-    print(snapshot_download(repo_id=repo_id, allow_patterns=MODEL_FILE_PATTERNS + TRANSFORMERS_MODEL_FILE_PATTERNS,
-                            ignore_patterns=MODEL_IGNORE_PATTERNS), flush=True)
-if len(sys.argv) == 1:
-    for move in CAMERA_MOVES:
-        lora = camera_lora(move)
-        print(hf_hub_download(lora.source, lora.weight_name), flush=True)
+def download():
+    # An LTX-2 model or a prompt enhancer (google/gemma-4-E2B-it for LTX-2.5 --enhance-prompt)
+    for repo_id in sys.argv[1:] or ["rootonchair/LTX-2-19b-distilled"]:
+        print(f"downloading {repo_id}", flush=True)
+        print(snapshot_download(repo_id=repo_id, ignore_patterns=MODEL_IGNORE_PATTERNS,
+                                allow_patterns=MODEL_FILE_PATTERNS + TRANSFORMERS_MODEL_FILE_PATTERNS), flush=True)
+    if len(sys.argv) == 1:
+        for move in CAMERA_MOVES:
+            lora = camera_lora(move)
+            print(hf_hub_download(lora.source, lora.weight_name), flush=True)
+
+try:
+    download()
+except KeyboardInterrupt:
+    sys.exit("download: interrupted; run it again to go on (finished files are kept)")
+except Exception as err:  # offline, a repo that does not exist, a full disk: one line, not a chain of tracebacks
+    reason = (str(err).strip().splitlines() or [""])[0]
+    sys.exit(f"download: error: {type(err).__name__}: {reason} (is the network reachable from the container? run "
+             "it again to go on; finished files are kept)")
 ' "$@"
         ;;
     *)

@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
+from ltx2gen import outputs
 from ltx2gen.config import GenerateConfig, PlanOnlyOptions, build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.files import write_text
+from ltx2gen.report import command_line
 from ltx2gen.signals import stop_like_ctrl_c
+from ltx2gen.streams import stderr_lost, survive_readers_leaving
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` then ends like Ctrl-C, with the recovery advice
+    survive_readers_leaving()  # `generate.py ... | head -1`: a closed pipe never ends the run
     if args.list_lora_files:
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
         return render_batch(parser, args)
+    reservation = outputs.Reservation()  # none yet
     try:
         config = GenerateConfig.from_args(args)
         plan_options = PlanOnlyOptions(args.plan_only, args.plan_for_gpu, args.plan_for_host)
@@ -37,22 +44,26 @@ def main(argv: list[str] | None = None) -> int:
         ranks = Ranks.from_env()
         if ranks.distributed:  # under torchrun: this one clip over every rank's GPU
             config = one_clip_over_ranks(config, ranks)
+        if ranks.rank == 0:  # the output name is this run's alone until it exits (rank 0 writes the clip)
+            config, reservation = outputs.reserve(config)
         from ltx2gen.plan import RunPlan  # torch is imported only once the flags are known to be valid
 
         plan = RunPlan.choose(config)  # device, model location (no weights read yet), FP8 and decode plan
     except ConfigError as err:
+        reservation.release()
         parser.error(str(err))
-    return run(config, plan, ranks)
+    with reservation:
+        return run(config, plan, ranks, sys.argv[1:] if argv is None else argv)
 
 
-def run(config: GenerateConfig, plan, ranks) -> int:
+def run(config: GenerateConfig, plan, ranks, argv: list[str] = ()) -> int:
     """The clip's stages, in order, are `ltx2gen.clip.generate`'s; this turns its failures into advice."""
     from ltx2gen import ClipFailed, generate
 
     try:
         clip = generate(config, plan, ranks)
     except ClipFailed as failure:
-        return fail(failure, ranks)
+        return fail(failure, ranks, argv, config.output)
     if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
     print(f"sidecar: {clip.sidecar}")
@@ -130,13 +141,17 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     return dataclasses.replace(config, offload="none", compile="off")
 
 
-def fail(failure, ranks=None) -> int:
-    """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept."""
+def fail(failure, ranks=None, argv: list[str] = (), output: Path | None = None) -> int:
+    """A failed or interrupted run: the traceback of an unexpected error, then one line and what was kept. Where
+    stderr's reader has gone, the line and the advice are left beside the output, in NAME.error.txt."""
     if not failure.interrupted and not failure.foreseen:
         traceback.print_exception(failure.cause)
     reason = "interrupted" if failure.interrupted else str(failure)
     rank = f" on rank {ranks.rank} of {ranks.world_size}" if ranks and ranks.distributed else ""
-    print(f"error{rank}: {reason}\n{failure.advice}", file=sys.stderr, flush=True)
+    again = f"\n  {command_line('generate.py', 'generate', argv)}" if failure.rerun else ""
+    print(f"error{rank}: {reason}\n{failure.advice}{again}", file=sys.stderr, flush=True)
+    if stderr_lost() and output is not None:
+        write_text(output.with_suffix(".error.txt"), f"error{rank}: {reason}\n{failure.advice}{again}\n")
     return 130 if failure.interrupted else 1
 
 

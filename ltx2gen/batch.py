@@ -26,7 +26,9 @@ from pathlib import Path
 
 from ltx2gen.config import ensure_writable_dir
 from ltx2gen.errors import ConfigError
-from ltx2gen.files import write_json
+from ltx2gen.files import atomic_path, write_json, write_text
+from ltx2gen.lock import FileLock, lock_batch_folder
+from ltx2gen.signals import stopped_with_this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -245,7 +247,7 @@ class Summary:
         total = _clock(time.perf_counter() - self.started)
         print("\n" + table + f"\n\n{len(self.rows) - len(self.failed)} of {len(self.rows)} clips ready in "
               f"{self.out_dir}; {len(self.failed)} failed or not run; total {total}", flush=True)
-        (Path(self.out_dir) / f"{name}.md").write_text(table + "\n", errors="backslashreplace")
+        write_text(Path(self.out_dir) / f"{name}.md", table + "\n", errors="backslashreplace")
         return write_json(Path(self.out_dir) / f"{name}.json", {"clips": [vars(r) for r in self.rows]})
 
 
@@ -260,8 +262,10 @@ def save_previews(video: Path) -> tuple[Path, Path]:
 
     first, last = video.with_name(f"{video.stem}.first.png"), video.with_name(f"{video.stem}.last.png")
     quiet = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    subprocess.run(quiet + ["-i", str(video), "-frames:v", "1", str(first)], check=True)
-    subprocess.run(quiet + ["-sseof", "-1", "-i", str(video), "-update", "1", str(last)], check=True)
+    with atomic_path(first) as temporary:
+        subprocess.run(quiet + ["-i", str(video), "-frames:v", "1", str(temporary)], check=True)
+    with atomic_path(last) as temporary:
+        subprocess.run(quiet + ["-sseof", "-1", "-i", str(video), "-update", "1", str(temporary)], check=True)
     return first, last
 
 
@@ -289,7 +293,8 @@ def contact_sheet(out_dir: Path, clips: list[Clip], thumb_width: int = 320) -> P
             sheet.paste(image, (label_width + pad + column * (thumb_width + pad), y))
         y += pair[0].height + pad
     path = Path(out_dir) / "contact_sheet.png"
-    sheet.save(path)
+    with atomic_path(path) as temporary:
+        sheet.save(temporary)
     return path
 
 
@@ -306,6 +311,13 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "--out")
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with lock_batch_folder(out_dir) as lock:
+        return _render_processes(batch_file, clips, out_dir, lock, retries=retries, docker_image=docker_image,
+                                 hf_cache=hf_cache)
+
+
+def _render_processes(batch_file: Path, clips: list[Clip], out_dir: Path, lock: FileLock, *, retries: int,
+                      docker_image: str | None, hf_cache: Path | None) -> int:
     summary = Summary(out_dir)
     print(f"batch {batch_file}: {len(clips)} clips into {out_dir}", flush=True)
     try:
@@ -315,7 +327,8 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
             if is_done(out_dir, clip):
                 row.status, row.detail = "skipped", "already rendered"
             else:
-                _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache)
+                _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache,
+                                lock=lock)
             summary.progress(index, len(clips), row)
     except KeyboardInterrupt:
         if summary.rows:  # the clip that was rendering
@@ -328,7 +341,8 @@ def run_processes(batch_file: Path, out_dir: Path, *, docker_image: str | None =
     return _status(summary)
 
 
-def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache) -> None:
+def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache,
+                    lock: FileLock) -> None:
     video, latents = clip_video(out_dir, clip), kept_latents(out_dir, clip)
     inside = Path("/outputs") if docker_image else Path(out_dir)
     if latents:  # diffused by an earlier run: decode its latents
@@ -347,7 +361,10 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker
         with open(log, "a", errors="backslashreplace") as handle:  # a prompt's stray bytes must not stop the batch
             handle.write(f"$ {shlex.join(command)}\n")
             handle.flush()
-            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            # The clip's process holds the folder's lock too, and is stopped (keeping its work) when this runner
+            # dies: a runner killed with -9 leaves no clip rendering beside the next runner.
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                       pass_fds=(lock.descriptor,), preexec_fn=stopped_with_this_process())
             try:
                 status = process.wait()
             except KeyboardInterrupt:
@@ -377,9 +394,6 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     the transformer is loaded once per model/LoRA/FP8 combination for all its clips, then each clip is decoded.
     Latents are saved as soon as each clip is diffused, so a failure later loses only that clip's decode.
     Under torchrun, this process renders only its rank's share (`ltx2gen.ranks`)."""
-    from ltx2gen import audio_input, components, duration, text
-    from ltx2gen.image import encode_images
-    from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
 
     ranks = Ranks.from_env()
@@ -387,6 +401,16 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with lock_batch_folder(out_dir, ranks.rank):
+        return _render_in_process(clips, out_dir, cache_dir, ranks)
+
+
+def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None, ranks) -> int:
+    from ltx2gen import audio_input, components, duration, text
+    from ltx2gen.image import encode_images
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.ranks import Ranks
+
     my_clips = ranks.share(clips)
     if ranks.distributed:
         ranks.join()
@@ -583,6 +607,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
 def main(argv: list[str] | None = None) -> int:
     from ltx2gen.config import OneLineErrors
     from ltx2gen.signals import stop_like_ctrl_c
+    from ltx2gen.streams import survive_readers_leaving
 
     parser = OneLineErrors(prog="run_batch.sh", description="Render a JSON Lines batch of clips, one "
                                      "generate.py process per clip; finished clips are skipped on a re-run.")
@@ -595,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=1, help="retries of a clip that failed at run time")
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `kill` or `docker stop`: the clip is stopped, its latents kept, the summary written
+    survive_readers_leaving()  # a closed pipe never ends the run
     try:
         return run_processes(args.file, args.out or default_out_dir(args.file), docker_image=args.docker,
                              hf_cache=args.hf_cache, retries=args.retries)

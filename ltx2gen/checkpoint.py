@@ -111,6 +111,11 @@ def transformer_folder(version: str, full: bool) -> str:
 
 # The command-line guidance scales (GenerateConfig) at the value that turns each off.
 GUIDANCE_OFF = {"guidance_scale": 1.0, "audio_guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0}
+# The most each guidance may be: several times Lightricks' recommendations (`RECOMMENDED_FULL_GUIDANCE`: 3, 7, 1, 3).
+# Far above them the guided prediction leaves the range the model was trained on and a run ends in NaN latents (an
+# overflow at 1e38); NAG's scale likewise, against the NAG paper's 8.
+GUIDANCE_MOST = {"guidance_scale": 20.0, "audio_guidance_scale": 20.0, "stg_scale": 10.0, "modality_scale": 20.0,
+                 "nag_scale": 20.0}
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,11 @@ class RenderedClip:
 class ClipFailed(Exception):
     """A stage failed (or was interrupted); `advice` says what was kept and how to go on from it."""
 
-    def __init__(self, cause: BaseException, advice: str, foreseen: bool = False):
+    def __init__(self, cause: BaseException, advice: str, foreseen: bool = False, rerun: bool = False):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause, self.advice = cause, advice
         self.foreseen = foreseen  # a failure the message explains in full: no traceback
+        self.rerun = rerun  # the advice is to run the same command again: the command line follows it
 
     @property
     def interrupted(self) -> bool:
@@ -100,10 +101,12 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         result = tracker.run("diffusion", diffuse, config, plan, conditioning, image=image, audio=audio,
                              later_prompts=later_prompts, world_size=ranks.world_size)
         del conditioning, later_prompts, image, audio
+        latents.check_finite(result.video_latents, result.audio_latents, "the diffusion's latents")
         diffused = True
     except (Exception, KeyboardInterrupt) as err:
-        raise ClipFailed(err, two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
-                         or "nothing was saved; fix the cause and run the same command again") from err
+        kept = two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
+        raise ClipFailed(err, kept or nothing_kept_advice(err), foreseen=isinstance(err, latents.NonFiniteLatents),
+                         rerun=not kept and isinstance(err, KeyboardInterrupt)) from err
     finally:
         if ranks.distributed:
             context_parallel.leave(finished=diffused)
@@ -118,6 +121,16 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
     release_page_cache(plan.model_dir, config.drop_page_cache)
     rendered.seconds = time.perf_counter() - started
     return rendered
+
+
+def nothing_kept_advice(cause: BaseException) -> str:
+    """What to do after a failure before anything was saved."""
+    if isinstance(cause, KeyboardInterrupt):
+        return "it stopped before the diffusion finished, so nothing was saved; render it again with:"
+    if isinstance(cause, latents.NonFiniteLatents):
+        return ("nothing was saved: the diffusion diverged; lower the guidance scales (--guidance-scale, "
+                "--audio-guidance-scale, --stg-scale, --modality-scale, --nag-scale) and run the command again")
+    return "nothing was saved; fix the cause and run the same command again"
 
 
 def diffuse(stage: mem.Stage, config: GenerateConfig, plan: RunPlan, conditioning: TextConditioning | None,

@@ -1,8 +1,8 @@
 """Whether the transformer blocks are compiled: where asked, where needed (dynamic FP8), where this shape is
 already in the compile cache, or where a first compile pays for itself in the run at hand. A first compile on a
 machine costs about 30 s in bf16 and about 6 minutes with FP8 weights (measured, docs/BENCHMARKS.md); it saves about
-12% of each transformer call. A run that compiled leaves a note in torch's compile cache, so a later run of the same shape knows
-its compile will be quick.
+12% of each transformer call. A run that compiled leaves a note in torch's compile cache, so a later run of the
+same shape knows its compile will be quick.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ltx2gen.audio_input import validate_audio_options
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
+    GUIDANCE_MOST,
     GUIDANCE_OFF,
     RECOMMENDED_FULL_GUIDANCE,
     detect_pipeline,
@@ -31,6 +32,7 @@ from ltx2gen.checkpoint import (
 from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
+from ltx2gen.outputs import refuse_inputs_as_outputs
 from ltx2gen.video import VideoFormat
 
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
@@ -226,6 +228,8 @@ class GenerateConfig(DecodeOptions):
         values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
         if values["refine_from"] is not None:
             values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
+        values.update({name: utf8_from_argv(values[name]) for name in ("prompt", "negative_prompt")})
+        values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
         values = continuation_length(values, {f.name: f.default for f in dataclasses.fields(cls)})
@@ -279,9 +283,11 @@ class GenerateConfig(DecodeOptions):
             negative_prompt = DEFAULT_NEGATIVE_PROMPT
             print(f"note: no --negative-prompt; using LTX-2's default negative prompt: {negative_prompt}")
         steps = DISTILLED_STEPS if distilled else config.steps  # full: the version's, once the plan knows it
-        return dataclasses.replace(config, pipeline=pipeline, steps=steps, **guidance, output=output, seed=seed,
-                                   offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
-                                   negative_prompt=negative_prompt)
+        config = dataclasses.replace(config, pipeline=pipeline, steps=steps, **guidance, output=output, seed=seed,
+                                     offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
+                                     negative_prompt=negative_prompt)
+        refuse_inputs_as_outputs(config)
+        return config
 
     def validate(self) -> None:
         if self.prompt is None:
@@ -309,8 +315,9 @@ class GenerateConfig(DecodeOptions):
             raise ConfigError(f"--steps {self.steps}: must be at least 1")
         for name, off in GUIDANCE_OFF.items():
             value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < off):
-                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be {off:g} (off) or more")
+            if value is not None and (not math.isfinite(value) or not off <= value <= GUIDANCE_MOST[name]):
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be between {off:g} (off) and "
+                                  f"{GUIDANCE_MOST[name]:g} (beyond, the model's output diverges)")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         check_output_file(self.output)
@@ -499,9 +506,9 @@ def validate_frame_count(num_frames: int) -> None:
 
 
 def validate_nag_options(config: GenerateConfig) -> None:
-    if not math.isfinite(config.nag_scale) or config.nag_scale < 0:
-        raise ConfigError(f"--nag-scale {config.nag_scale}: must be 0 (off) or more; the NAG paper's video setting "
-                          "is 8 in this form")
+    if not math.isfinite(config.nag_scale) or not 0 <= config.nag_scale <= GUIDANCE_MOST["nag_scale"]:
+        raise ConfigError(f"--nag-scale {config.nag_scale}: must be between 0 (off) and "
+                          f"{GUIDANCE_MOST['nag_scale']:g}; the NAG paper's video setting is 8 in this form")
     if not math.isfinite(config.nag_tau) or config.nag_tau < 1:
         raise ConfigError(f"--nag-tau {config.nag_tau}: must be at least 1 (below 1 it would shrink the "
                           "cross-attention even where the prompts agree); the NAG paper uses 2.5")
@@ -538,6 +545,21 @@ def check_output_file(output: Path, flag: str = "--output") -> None:
     if output.is_dir():
         raise ConfigError(f"{flag} {output}: is a folder; give a file name ending in .mp4, e.g. {output / 'clip.mp4'}")
     ensure_writable_dir(output.parent, flag)
+
+
+def utf8_from_argv(text: str | None) -> str | None:
+    """A command-line text as typed: under an ASCII locale without UTF-8 mode (LC_ALL=C PYTHONUTF8=0), Python holds
+    the bytes of UTF-8 text as surrogate escapes, decoded here. Text that is not UTF-8 stays as it is, for
+    `check_text` to refuse."""
+    try:
+        text and text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except UnicodeError:
+        return text
 
 
 def check_text(flag: str, text: str) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME, nearest_latent_frame
-from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, read_header
+from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, nonfinite_values, read_header
 
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
 # GPU and Jetson Thor (docs/BENCHMARKS.md), and at most 20 s, short of where users report single runs losing
@@ -193,7 +193,13 @@ def earlier_clip(given: Path, flag: str) -> LatentsHeader:
 
 @functools.lru_cache(maxsize=16)
 def _header(path: Path, modified_ns: int, size: int) -> LatentsHeader:
-    return read_header(path)
+    """The header of a clip to go on from; a LatentsFileError too where its values went bad (NaN or infinite)."""
+    header = read_header(path)
+    bad = nonfinite_values(path)
+    if bad:
+        raise LatentsFileError(f"{bad} of its latent values are NaN or infinite; no clip can be continued from them "
+                               "(render it again, with lower guidance scales if they were raised)")
+    return header
 
 
 def windows_of(header: LatentsHeader) -> list[dict]:

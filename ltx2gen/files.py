@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Iterator
@@ -14,11 +15,13 @@ from typing import Iterator
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so tools infer the format); rename on success,
-    delete on failure. Partial files of the same name that a killed run left behind are removed first."""
+    delete on failure. Partial files of the same name that a killed run left behind are removed first. The
+    temporary file is created here, exclusively and without following a link (`create_partial`), so whatever
+    writes it writes a file of this process's own."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(path)
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    temporary = create_partial(path)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -26,13 +29,31 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def create_partial(path: Path) -> Path:
+    """A new empty `.NAME.partial-PID[-N].EXT` beside `path`, created with O_EXCL | O_NOFOLLOW: a name already
+    taken (a link planted there, or a file of an earlier process that had this process number) is passed over,
+    never opened."""
+    for attempt in range(1000):
+        extra = f"-{attempt}" if attempt else ""
+        temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{extra}{path.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        except FileExistsError:
+            continue
+        return temporary
+    raise FileExistsError(f"{path.parent}: every partial-file name of {path.name} for process {os.getpid()} is taken")
+
+
+PARTIAL_PID = re.compile(r"\.partial-(\d+)(?:-\d+)?$")
+
+
 def remove_stale_partials(path: Path) -> list[Path]:
     """Remove the hidden partial files of `path` whose writing process is gone (killed before it could clean up).
     Returns those removed."""
     removed = []
     for partial in Path(path).parent.glob(f".{glob.escape(Path(path).stem)}.partial-*{Path(path).suffix}"):
-        pid = partial.name.removesuffix(Path(path).suffix).rpartition("-")[2]
-        if pid.isdigit() and not _running(int(pid)):
+        pid = PARTIAL_PID.search(partial.name.removesuffix(Path(path).suffix))
+        if pid and not _running(int(pid.group(1))):
             partial.unlink(missing_ok=True)
             removed.append(partial)
     return removed
@@ -49,8 +70,15 @@ def _running(pid: int) -> bool:
 
 
 def write_json(path: Path, data: dict) -> Path:
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str, errors: str = "strict") -> Path:
+    """`text` as UTF-8 at `path`, atomically."""
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        with open(os.open(temporary, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), "w", encoding="utf-8",
+                  errors=errors) as handle:
+            handle.write(text)
     return Path(path)
 
 

@@ -32,6 +32,45 @@ class LatentsFileError(ValueError):
     """The file is missing, truncated, corrupt or holds the wrong shapes: reported in one line, status 2."""
 
 
+class NonFiniteLatents(ValueError):
+    """Latents holding NaN or infinite values: no clip can be decoded or continued from them."""
+
+
+def check_finite(video: torch.Tensor, audio: torch.Tensor | None, what: str) -> None:
+    """NonFiniteLatents naming `what` made them, where any value of `video` or `audio` is NaN or infinite."""
+    import torch
+
+    bad = {name: int((~torch.isfinite(tensor)).sum()) for name, tensor in (("video", video), ("audio", audio))
+           if tensor is not None}
+    if any(bad.values()):
+        counts = ", ".join(f"{name} {count} of {tensor.numel()}" for (name, count), tensor in zip(bad.items(),
+                           (video, audio)) if count)
+        raise NonFiniteLatents(f"{what} are NaN or infinite ({counts} values)")
+
+
+# The exponent bits of each float layout a latents file may hold: all set is an infinity or a NaN.
+EXPONENT_BITS = {"F32": ("<u4", 0x7F800000), "BF16": ("<u2", 0x7F80), "F16": ("<u2", 0x7C00)}
+
+
+def nonfinite_values(path: Path) -> int:
+    """How many values of a latents file (safetensors) are NaN or infinite, read without torch."""
+    import numpy as np
+
+    from ltx2gen.files import safetensors_header
+
+    header, start = safetensors_header(path)
+    count = 0
+    for name, entry in header.items():
+        if name == "__metadata__" or entry.get("dtype") not in EXPONENT_BITS:
+            continue
+        layout, exponent = EXPONENT_BITS[entry["dtype"]]
+        begin, end = entry["data_offsets"]
+        values = np.fromfile(path, dtype=layout, count=(end - begin) // np.dtype(layout).itemsize,
+                             offset=start + begin)
+        count += int(np.count_nonzero((values & exponent) == exponent))
+    return count
+
+
 def video_format_of(meta: dict) -> VideoFormat:
     return VideoFormat(int(meta["width"]), int(meta["height"]), int(meta["num_frames"]), Fraction(str(meta["fps"])))
 
@@ -87,8 +126,10 @@ def read_header(path: Path) -> LatentsHeader:
 
 
 def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> Path:
+    """Raises NonFiniteLatents (writing nothing) for latents no clip can be made from."""
     from safetensors.torch import save_file
 
+    check_finite(video, audio, "the diffusion's latents")
     tensors = {"video_latents": video.contiguous().cpu(), "audio_latents": audio.contiguous().cpu()}
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata={"format": FORMAT, "ltx2gen": json.dumps(metadata)})
@@ -164,6 +205,11 @@ def _load_npz(path: Path) -> LatentsFile:
 def _check(path: Path, loaded: LatentsFile) -> None:
     _check_shapes(path, loaded.metadata, tuple(loaded.video.shape),
                   tuple(loaded.audio.shape) if loaded.audio is not None else None)
+    try:
+        check_finite(loaded.video, loaded.audio, "its latents")
+    except NonFiniteLatents as err:
+        raise LatentsFileError(f"{path}: {err}; no clip can be made from them (render it again, with lower "
+                               "guidance scales if they were raised)") from None
 
 
 def _check_shapes(path: Path, meta: dict, video: tuple[int, ...], audio: tuple[int, ...] | None) -> None:

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -5,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import generate
-from conftest import parse_config, run_generate_process
+from conftest import ROOT, parse_config, run_generate_process
 from ltx2gen.config import build_parser, parse_fps, stamped
 from ltx2gen.errors import ConfigError
 
@@ -18,10 +20,15 @@ BAD_INPUTS = [
     (["--steps", "20"], "--steps 20: the distilled schedule has exactly 8 steps"),
     (["--fps", "0"], "--fps 0: must be above 0"),
     (["--fps", "fast"], "--fps fast: not a number"),
-    (["--guidance-scale", "0.5"], "--guidance-scale 0.5: must be 1 (off) or more"),
-    (["--audio-guidance-scale", "nan"], "--audio-guidance-scale nan: must be 1 (off) or more"),
-    (["--stg-scale", "-1"], "--stg-scale -1.0: must be 0 (off) or more"),
-    (["--modality-scale", "0.5"], "--modality-scale 0.5: must be 1 (off) or more"),
+    (["--guidance-scale", "0.5"], "--guidance-scale 0.5: must be between 1 (off) and 20"),
+    (["--audio-guidance-scale", "nan"], "--audio-guidance-scale nan: must be between 1 (off) and 20"),
+    (["--stg-scale", "-1"], "--stg-scale -1.0: must be between 0 (off) and 10"),
+    (["--modality-scale", "0.5"], "--modality-scale 0.5: must be between 1 (off) and 20"),
+    (["--guidance-scale", "1e38"], "--guidance-scale 1e+38: must be between 1 (off) and 20 (beyond, the model's"),
+    (["--audio-guidance-scale", "21"], "--audio-guidance-scale 21.0: must be between 1 (off) and 20"),
+    (["--stg-scale", "10.5"], "--stg-scale 10.5: must be between 0 (off) and 10"),
+    (["--modality-scale", "1e6"], "--modality-scale 1000000.0: must be between 1 (off) and 20"),
+    (["--nag-scale", "1e38"], "--nag-scale 1e+38: must be between 0 (off) and 20"),
     (["--model", "./no/such/model"], "--model ./no/such/model: no such model directory"),
     (["--output", "clip.avi"], "--output clip.avi: must end in .mp4"),
     (["--output", "afile/clip.mp4"], "is a file, so the folder afile cannot be created"),
@@ -36,8 +43,8 @@ BAD_INPUTS = [
     (["--fp8", "fast"], "argument --fp8: invalid choice: 'fast'"),
     (["--fp8", "dynamic", "--compile", "off"], "--fp8 dynamic needs the compiled transformer"),
     (["--compile", "on", "--offload", "sequential"], "--compile on cannot compile through the per-layer hooks"),
-    (["--nag-scale", "-1"], "--nag-scale -1.0: must be 0 (off) or more"),
-    (["--nag-scale", "nan"], "--nag-scale nan: must be 0 (off) or more"),
+    (["--nag-scale", "-1"], "--nag-scale -1.0: must be between 0 (off) and 20"),
+    (["--nag-scale", "nan"], "--nag-scale nan: must be between 0 (off) and 20"),
     (["--nag-tau", "0.5"], "--nag-tau 0.5: must be at least 1"),
     (["--nag-alpha", "0"], "--nag-alpha 0.0: must be above 0 and at most 1"),
     (["--nag-alpha", "1.5"], "--nag-alpha 1.5: must be above 0 and at most 1"),
@@ -229,3 +236,16 @@ def test_the_write_probe_leaves_no_file_or_folder_behind(tmp_path):
     ensure_writable_dir(tmp_path / "new" / "nested", "--output")
     ensure_writable_dir(tmp_path, "--output")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_utf8_prompt_is_taken_under_an_ascii_locale_without_utf8_mode(tmp_path):
+    prompt = "un café à l'aube, 夜明けの狐"
+    code = ("import sys\nfrom conftest import parse_config\nconfig = parse_config('--prompt', sys.argv[1], "
+            "'--negative-prompt', sys.argv[2], '--prompt-at', sys.argv[3])\n"
+            "print(ascii([config.prompt, config.negative_prompt, config.prompt_at[0].prompt]))\n")
+    result = subprocess.run([sys.executable, "-c", code, prompt, "flou, café", "1:la nuit tombe, été"],
+                            cwd=ROOT / "tests", capture_output=True, text=True,
+                            env={"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                 "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ascii([prompt, "flou, café", "la nuit tombe, été"])

@@ -78,6 +78,22 @@ def test_synthetic_runs_the_module_from_the_app_dir(run):
     assert f"PYTHONPATH={run.app}" in result.stderr.splitlines()
 
 
+def download_code(run, tmp_path, hub_source: str):
+    """The entrypoint's real download code, as a function of the repos to fetch, run against a huggingface_hub
+    made of `hub_source`."""
+    fake_hub = tmp_path / "fake" / "huggingface_hub"
+    fake_hub.mkdir(parents=True)
+    (fake_hub / "__init__.py").write_text(hub_source)
+    code = argv(run("download"))[1:]
+
+    def download(*repos: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "\n".join(code), *repos], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, "PYTHONPATH": f"{fake_hub.parent}:{ROOT}",
+                                               "HF_HUB_OFFLINE": "0"})
+
+    return download
+
+
 def test_download_default_model_online(run):
     result = run("download")
     lines = argv(result)
@@ -89,21 +105,16 @@ def test_download_default_model_online(run):
 
 def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
     # Run the real download code, with snapshot_download replaced, to see which repos it fetches.
-    fake_hub = tmp_path / "fake" / "huggingface_hub"
-    fake_hub.mkdir(parents=True)
-    (fake_hub / "__init__.py").write_text(
+    download = download_code(run, tmp_path, (
         "import os\n"
         "def snapshot_download(repo_id, allow_patterns, ignore_patterns):\n"
         "    assert 'model_index.json' in allow_patterns\n"
         "    assert 'text_encoder/diffusion_pytorch_model*' in ignore_patterns  # the stale shard set\n"
         "    return f'fetched {repo_id} offline={os.environ[\"HF_HUB_OFFLINE\"]}'\n"
         "def hf_hub_download(repo_id, filename):\n"
-        "    return f'lora {repo_id}::{filename}'\n")
-    code = argv(run("download"))[1:]
+        "    return f'lora {repo_id}::{filename}'\n"))
     for repos, expected in (([], [DEFAULT_MODEL]), (["org/a", "org/b"], ["org/a", "org/b"])):
-        result = subprocess.run([sys.executable, "-c", "\n".join(code), *repos],
-                                env={**os.environ, "PYTHONPATH": f"{fake_hub.parent}:{ROOT}", "HF_HUB_OFFLINE": "0"},
-                                capture_output=True, text=True, timeout=30)
+        result = download(*repos)
         assert result.returncode == 0, result.stderr
         assert [line for line in result.stdout.splitlines() if line.startswith("fetched")] == [
             f"fetched {repo} offline=0" for repo in expected]
@@ -111,6 +122,24 @@ def test_download_named_repos_reach_the_code_as_arguments(run, tmp_path):
         assert len(loras) == (7 if not repos else 0)
         assert "lora Lightricks/LTX-2-19b-LoRA-Camera-Control-Jib-Down::ltx-2-19b-lora-camera-control-jib-down" \
                ".safetensors" in loras or repos
+
+
+def test_download_offline_fails_in_one_line(run, tmp_path):
+    # The hub's own error chain when the network is unreachable: a connection error, raised again as its own.
+    download = download_code(run, tmp_path, (
+        "class LocalEntryNotFoundError(Exception):\n    pass\n"
+        "def snapshot_download(repo_id, allow_patterns, ignore_patterns):\n"
+        "    try:\n        raise ConnectionError('Failed to resolve huggingface.co')\n"
+        "    except ConnectionError as err:\n"
+        "        raise LocalEntryNotFoundError('An error happened while trying to locate the files on the Hub.\\n'\n"
+        "                                      'Check your connection.') from err\n"
+        "def hf_hub_download(repo_id, filename):\n    raise AssertionError\n"))
+    result = download()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "download: error: LocalEntryNotFoundError: An error happened while trying to locate the files on the Hub. "
+        "(is the network reachable from the container? run it again to go on; finished files are kept)"]
 
 
 @pytest.mark.parametrize("args", [(), ("--help",), ("-h",), ("help",)])

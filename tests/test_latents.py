@@ -4,8 +4,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_faults import SMALL, assert_rejected, call, error_lines
 
-from conftest import ROOT
+import decode_latents
+import generate
+from conftest import ROOT, run_generate
+from ltx2gen import diffusion
 from ltx2gen.latents import LatentsFileError, load_latents, save_latents
 
 META = {"model": "some/model", "fps": "24000/1001", "width": 96, "height": 64, "num_frames": 17, "seed": 1,
@@ -61,3 +65,94 @@ def test_decode_latents_cli_refuses_bad_files_with_status_2(tmp_path, content, m
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+# --- latents that went bad: NaN or infinite values are a failure where they appear --------------------------------
+
+
+def spoiled(source, target, value=float("nan")):
+    """A copy of the latents file `source` at `target` with one video and one audio value set to `value`, written as
+    a run whose numbers overflowed would have written it."""
+    import json
+
+    from safetensors.torch import save_file
+
+    loaded = load_latents(source)
+    video, audio = loaded.video.clone(), loaded.audio.clone()
+    video.view(-1)[3], audio.view(-1)[1] = value, value
+    save_file({"video_latents": video, "audio_latents": audio}, str(target),
+              metadata={"format": "ltx2gen-latents/1", "ltx2gen": json.dumps(loaded.metadata)})
+    return target
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_values_are_counted_without_torch_and_refused_on_save_and_load(tmp_path, dtype, value):
+    from ltx2gen.latents import NonFiniteLatents, nonfinite_values
+
+    video, audio = sample(dtype)
+    good = save_latents(tmp_path / "good.latents.safetensors", video, audio, META)
+    assert nonfinite_values(good) == 0
+    bad = spoiled(good, tmp_path / "bad.latents.safetensors", value)
+    assert nonfinite_values(bad) == 2
+    with pytest.raises(LatentsFileError, match="NaN or infinite .video 1 of 72, audio 1 of 72 values"):
+        load_latents(bad)
+    video.view(-1)[0] = value
+    with pytest.raises(NonFiniteLatents):
+        save_latents(tmp_path / "never.latents.safetensors", video, audio, META)
+    assert not list(tmp_path.glob("*never*")) and not list(tmp_path.glob(".*"))
+
+
+@pytest.fixture(scope="module")
+def kept_small(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("kept") / "kept.mp4"
+    status, _, err = call(run_generate, tiny_model, out, "--keep-latents", clip=SMALL)
+    assert status == 0, err
+    return out.with_suffix(".latents.safetensors")
+
+
+def test_decode_latents_and_extend_refuse_latents_that_went_bad_up_front(tiny_model, kept_small, tmp_path):
+    bad = spoiled(kept_small, tmp_path / "bad.latents.safetensors")
+    status, _, err = call(decode_latents.main, ["--input", str(bad), "--output", str(tmp_path / "c.mp4")])
+    assert_rejected(status, err, "decode_latents.py", f"{bad}: its latents are NaN or infinite")
+    status, _, err = call(generate.main, ["--prompt", "more", "--model", str(tiny_model), "--extend", str(bad),
+                                          "--extend-seconds", "0.5", "--output", str(tmp_path / "more.mp4")])
+    assert_rejected(status, err, "generate.py", f"--extend {bad}: 2 of its latent values are NaN or infinite")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [bad.name]
+
+
+def nan_after(function, call_number: int = 1):
+    """`function` (a denoising run), except that its `call_number`-th result holds NaN latents, as a run whose
+    guidance overflowed does."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        result = function(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == call_number:
+            result.video_latents = torch.full_like(result.video_latents, float("nan"))
+        return result
+
+    return wrapped
+
+
+def test_a_diffusion_that_diverges_fails_in_one_line_saving_nothing(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(diffusion, "run_denoiser", nan_after(diffusion.run_denoiser))
+    status, out, err = call(run_generate, tiny_model, tmp_path / "clip.mp4", clip=SMALL)
+    assert status == 1 and "Traceback" not in err, err
+    assert error_lines(err) == ["error: NonFiniteLatents: the diffusion's latents are NaN or infinite (video 32 of "
+                                "32 values)"], err
+    assert "lower the guidance scales" in err and "done:" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_window_that_diverges_keeps_the_windows_before_it_and_says_how_to_resume(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(diffusion, "run_denoiser", nan_after(diffusion.run_denoiser, 2))
+    long = ["--width", "96", "--height", "64", "--num-frames", "41", "--window-seconds", "1", "--seed", "7"]
+    out = tmp_path / "clip.mp4"
+    status, _, err = call(run_generate, tiny_model, out, clip=long)
+    kept = out.with_suffix(".latents.safetensors")
+    assert status == 1 and "Traceback" not in err and len(error_lines(err)) == 1, err
+    assert "NaN or infinite" in error_lines(err)[0]
+    assert f"render the rest with the same command and --resume {kept}" in err
+    assert load_latents(kept).video_format.num_frames == 25  # the first window, whole and finite
