@@ -50,11 +50,11 @@ def test_runner_renders_good_clips_reports_the_bad_one_and_fails(rendered):
         assert (out / f"{name}.first.png").is_file() and (out / f"{name}.last.png").is_file()
         assert (out / "logs" / f"{name}.log").is_file()
     assert not (out / "bad.mp4").exists()
-    assert "--num-frames 100: must be of the form 8n+1" in (out / "logs" / "bad.log").read_text()
     assert (out / "contact_sheet.png").is_file()
     rows = {row["name"]: row for row in json.loads((out / "summary.json").read_text())["clips"]}
     assert {name: row["status"] for name, row in rows.items()} == {"fox": "done", "bad": "failed", "sea": "done"}
-    assert rows["bad"]["attempts"] == 1  # bad input is not retried
+    assert "themes.jsonl:2: clip 'bad': --num-frames 100: must be of the form 8n+1" in rows["bad"]["detail"]
+    assert rows["bad"]["attempts"] == 0  # bad input is found before a process starts, and not retried
     assert "[1/3] fox: done" in result.stdout and "[3/3] sea: done" in result.stdout
     assert "| bad | failed |" in (out / "summary.md").read_text()
 
@@ -168,11 +168,11 @@ def test_batch_refuses_generation_flags_on_the_command_line(tmp_path, capsys):
 
 
 def test_clip_flags_become_generate_arguments(tmp_path):
-    clip = Clip("x", 1, {"prompt": "a b", "num_frames": 121, "no_fp8": True, "keep_latents": False,
-                         "lora": [["a.safetensors", 0.5], ["b.safetensors"]], "camera": "jib-up"})
+    clip = Clip("x", 1, {"prompt": "a b", "num_frames": "121", "no_fp8": True, "keep_latents": False,
+                         "lora": [["a.safetensors", "0.5"], ["b.safetensors"]], "camera": "jib-up"})
     assert clip.argv(tmp_path / "x.mp4") == [
-        "--prompt", "a b", "--num-frames", "121", "--no-fp8", "--lora", "a.safetensors", "0.5",
-        "--lora", "b.safetensors", "--camera", "jib-up", "--output", str(tmp_path / "x.mp4"), "--no-timestamp"]
+        "--prompt=a b", "--num-frames=121", "--no-fp8", "--lora", "a.safetensors", "0.5",
+        "--lora", "b.safetensors", "--camera=jib-up", f"--output={tmp_path / 'x.mp4'}", "--no-timestamp"]
 
 
 def test_docker_mode_mounts_the_cache_and_the_output_folder(tmp_path):
