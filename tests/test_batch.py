@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,8 +203,8 @@ def test_relative_image_and_audio_paths_are_found_beside_the_batch_file(tmp_path
     (folder / "b.jsonl").write_text('{"name": "a", "prompt": "p", "image": "frame.png", "audio": "voice.wav"}\n')
     monkeypatch.chdir(tmp_path)
     clip, = read_batch(folder / "b.jsonl")
-    assert clip.flags["image"] == str(folder / "frame.png")  # beside the batch file
-    assert clip.flags["audio"] == "voice.wav"  # not there: as given, from the working directory
+    assert clip.flags["image"] == folder / "frame.png"  # beside the batch file
+    assert clip.flags["audio"] == Path("voice.wav")  # not there: as given, from the working directory
 
 
 def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model, tmp_path):
