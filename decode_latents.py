@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_DECODE)
+        check_latent_space(latents_file, model_dir, config)
         check_encoder()
     except ConfigError as err:
         parser.error(str(err))
@@ -73,6 +74,15 @@ def load_config(args: argparse.Namespace):
     config = DecodeConfig(**values)
     validate_decode_options(config)
     return config, latents_file
+
+
+def check_latent_space(latents_file, model_dir: Path, config: DecodeConfig) -> None:
+    """Latents decode only with VAEs of the version that made them (LTX-2.0's and LTX-2.3's differ)."""
+    from ltx2gen.checkpoint import model_version
+    from ltx2gen.continuation import check_model
+
+    if (model_dir / "transformer" / "config.json").is_file():  # where the version is written
+        check_model(latents_file, model_version(model_dir), f"--input {config.input}", use="decode it")
 
 
 def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:

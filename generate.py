@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` then ends like Ctrl-C, with the recovery advice
     survive_readers_leaving()  # `generate.py ... | head -1`: a closed pipe never ends the run
-    if args.list_lora_files:
+    if "list_lora_files" in vars(args):
         return list_lora_files(parser, args.list_lora_files)
     if args.batch:
         return render_batch(parser, args)
@@ -86,7 +86,7 @@ def render_batch(parser, args) -> int:
 
     from ltx2gen.batch import default_out_dir, run_in_process
 
-    given = [f"--{f.name.replace('_', '-')}" for f in fields(GenerateConfig) if getattr(args, f.name) != f.default]
+    given = [f"--{f.name.replace('_', '-')}" for f in fields(GenerateConfig) if f.name in vars(args)]
     if given:
         parser.error(f"--batch takes every clip's settings from the batch file; put {', '.join(given)} on its "
                      "lines instead")

@@ -1,11 +1,14 @@
 """Batches: a JSON Lines prompt file rendered clip by clip, resumable, with previews, a contact sheet and a summary.
 
-Each line is one clip: `name`, `prompt`, and any generate.py flag by its name with underscores (`num_frames`,
-`camera`, `seed`, ...); a switch such as `no_fp8` takes `true`, a repeatable flag (`lora`) a list of value lists.
+Each line is one clip: `name`, `prompt`, and any generate.py setting by its exact name with underscores
+(`num_frames`, `camera`, `seed`, ...), each a JSON value (`ltx2gen.batch_lines`: a switch such as `no_fp8` takes
+`true`, a repeatable setting (`lora`) a list of value lists); any other key is refused, naming the known ones.
 `keyframes` is a list of `--keyframe` values, each a string (`"end.png@end:0.8"`) or an object
 (`{"path": "end.png", "at": "end", "strength": 0.8}`). `prompts` times the prompts of a long clip:
 `[{"at": 0, "prompt": ...}, {"at": 8, "prompt": ...}]`, the first at 0 (or `prompt` beside it), each later one a
-`--prompt-at`. A long clip cut short is resumed from the latents it kept (`--resume`), not decoded.
+`--prompt-at`. A long clip cut short is resumed from the latents it kept (`--resume`), not decoded; kept latents
+are taken up only where they were made from what the line asks for now (`ltx2gen.provenance`), else the clip
+renders again, said in one line.
 
 Two ways to render: one generate.py process per clip (`run_processes`, what batch/run_batch.sh calls: a crash
 or a leak in one clip cannot touch the next), or everything in one process (`run_in_process`, what
@@ -14,6 +17,8 @@ or a leak in one clip cannot touch the next), or everything in one process (`run
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -24,15 +29,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ltx2gen.config import ensure_writable_dir
+from ltx2gen import batch_lines
+from ltx2gen.config import GenerateConfig, ensure_writable_dir
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import atomic_path, write_json, write_text
 from ltx2gen.lock import FileLock, lock_batch_folder
+from ltx2gen.provenance import describe, differences
 from ltx2gen.signals import stopped_with_this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-RESERVED_KEYS = {"output", "no_timestamp", "batch", "out", "list_lora_files", "refine_from", "resume"}
 INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: relative to the batch file where they are
 
 
@@ -40,24 +46,22 @@ INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: rela
 class Clip:
     name: str
     line: int
-    flags: dict
+    flags: dict  # the line's settings, typed (`batch_lines.typed_values`)
+    source: Path | None = None  # the batch file
+
+    @property
+    def where(self) -> str:
+        """The clip as an error names it: its file and line, and its name."""
+        return f"{self.source}:{self.line}: clip {self.name!r}"
 
     def argv(self, output: Path) -> list[str]:
         """generate.py arguments for this clip, writing exactly `output`."""
-        argv = []
-        for key, value in self.flags.items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                argv.append(flag)
-            elif value is False or value is None:
-                continue
-            elif isinstance(value, list):
-                groups = value if value and isinstance(value[0], list) else [value]
-                for group in groups:
-                    argv += [flag, *map(str, group)]
-            else:
-                argv += [flag, str(value)]
-        return argv + ["--output", str(output), "--no-timestamp"]
+        return batch_lines.argv(self.flags) + [f"--output={output}", "--no-timestamp"]
+
+    def config(self, output: Path, **settings) -> GenerateConfig:
+        """The clip's validated configuration, writing exactly `output` (and any of the batch's own `settings`:
+        --resume); a ConfigError names the clip's file and line."""
+        return batch_lines.clip_config(self.flags, self.where, output=output, no_timestamp=True, **settings)
 
 
 def read_batch(path: Path) -> list[Clip]:
@@ -85,21 +89,18 @@ def read_batch(path: Path) -> list[Clip]:
             raise ConfigError(f"{path}:{number}: 'name' must be a file-name-safe string (letters, digits, . _ -)")
         if name in names:
             raise ConfigError(f"{path}:{number}: the name {name!r} is used twice")
+        where = f"{path}:{number}: clip {name!r}"
+        batch_lines.check_keys(entry, where)
         if "prompts" in entry:
-            entry.update(timed_prompts(entry.pop("prompts"), entry.get("prompt"), f"{path}:{number}: clip {name!r}"))
+            entry.update(timed_prompts(entry.pop("prompts"), entry.get("prompt"), where))
         if not isinstance(entry.get("prompt"), str):
-            raise ConfigError(f"{path}:{number}: clip {name!r} has no 'prompt' string")
-        reserved = RESERVED_KEYS & set(entry)
-        if reserved:
-            raise ConfigError(f"{path}:{number}: clip {name!r} sets {', '.join(sorted(reserved))}; outputs are "
-                              "named by the batch (name.mp4 in the output folder)")
+            raise ConfigError(f"{where} has no 'prompt' string")
         for key in INPUT_FILE_KEYS & set(entry):
             entry[key] = beside_batch_file(entry[key], path)
         if "keyframes" in entry:
-            entry["keyframe"] = [[flag] for flag in keyframe_flags(entry.pop("keyframes"), path,
-                                                                    f"{path}:{number}: clip {name!r}")]
+            entry["keyframe"] = keyframe_flags(entry.pop("keyframes"), path, where)
         names.add(name)
-        clips.append(Clip(name, number, entry))
+        clips.append(Clip(name, number, batch_lines.typed_values(entry, where), path))
     if not clips:
         raise ConfigError(f"{path}: holds no clips")
     return clips
@@ -153,7 +154,7 @@ def timed_prompts(prompts, prompt, where: str) -> dict:
         raise ConfigError(f"{where}: 'prompt' and a 'prompts' entry at 0 both give the opening prompt; keep one")
     later = prompts if prompt is not None else prompts[1:]
     return {"prompt": prompt if prompt is not None else prompts[0]["prompt"],
-            "prompt_at": [[f"{item['at']}:{item['prompt']}"] for item in later] or None}
+            "prompt_at": [f"{item['at']}:{item['prompt']}" for item in later] or None}
 
 
 def default_out_dir(batch_file: Path) -> Path:
@@ -174,19 +175,52 @@ def clip_latents(out_dir: Path, clip: Clip) -> Path:
     return clip_video(out_dir, clip).with_suffix(".latents.safetensors")
 
 
-def kept_latents(out_dir: Path, clip: Clip) -> Path | None:
-    """The latents an earlier run of this clip saved and did not get to decode (it failed or was stopped after
-    diffusion): a re-run decodes them instead of diffusing again."""
+@dataclass(frozen=True)
+class ClipRun:
+    """How a clip renders this time: its configuration, and the latents an earlier run of it kept where they were
+    made from what its line asks for now (`reusable_latents`): a whole clip's are decoded, a long clip's cut short
+    resumed (`config.resume`)."""
+
+    config: GenerateConfig
+    latents: Path | None = None
+    note: str = ""  # why kept latents are not taken up
+
+    @property
+    def decodes(self) -> bool:
+        return self.latents is not None and self.config.resume is None
+
+
+def plan_clip(out_dir: Path, clip: Clip) -> ClipRun:
+    """The clip's run (a ConfigError, naming its file and line, where the line is bad input)."""
+    config = clip.config(clip_video(out_dir, clip))
+    latents, note = reusable_latents(out_dir, clip, config)
+    if latents and cut_short(latents):
+        config = clip.config(clip_video(out_dir, clip), resume=latents)
+    return ClipRun(config, latents, note)
+
+
+def say_rendered_again(run: ClipRun, row) -> None:
+    """Kept latents that no longer match the line: one line now, and the summary's detail."""
+    if run.note:
+        print(f"note: {run.note}", flush=True)
+        row.detail = f"rendered again: {run.note}"
+
+
+def reusable_latents(out_dir: Path, clip: Clip, config: GenerateConfig) -> tuple[Path | None, str]:
+    """The latents an earlier run of this clip kept (it failed or was stopped after diffusion, or a long clip was
+    cut short), where their record matches `config` (the seed too, where the line gives one); otherwise None and the
+    line saying why the clip renders again."""
+    from ltx2gen.latents import LatentsFileError, read_header
+
     latents = clip_latents(out_dir, clip)
-    return latents if latents.is_file() and not is_done(out_dir, clip) and not cut_short(latents) else None
-
-
-def clip_argv(out_dir: Path, clip: Clip, output: Path) -> list[str]:
-    """generate.py's arguments for a clip to render: with --resume where an earlier run of a long clip was cut
-    short and kept its finished windows."""
-    if not cut_short(clip_latents(out_dir, clip)):
-        return clip.argv(output)
-    return clip.argv(output) + ["--resume", str(output.with_suffix(".latents.safetensors"))]
+    if not latents.is_file():
+        return None, ""
+    try:
+        differ = differences(read_header(latents).metadata, config, ignore=() if "seed" in clip.flags else ("seed",))
+        why = describe(differ) if differ is None or differ else ""
+    except LatentsFileError as err:
+        why = f"cannot be read ({err})"
+    return (None, f"{clip.where}: its kept {latents.name} {why}; rendering the clip again") if why else (latents, "")
 
 
 def cut_short(latents: Path) -> bool:
@@ -202,12 +236,11 @@ def cut_short(latents: Path) -> bool:
 
 def unfinished(out_dir: Path, clip: Clip) -> str:
     """The summary's detail for a clip the batch did not finish."""
-    latents = kept_latents(out_dir, clip)
-    if latents:
+    latents = clip_latents(out_dir, clip)
+    if cut_short(latents):
+        return f"not finished; its finished windows are kept ({latents}), a re-run renders the rest"
+    if latents.is_file() and not is_done(out_dir, clip):
         return f"not finished; its latents are kept ({latents}), a re-run decodes them"
-    partial = clip_latents(out_dir, clip)
-    if cut_short(partial):
-        return f"not finished; its finished windows are kept ({partial}), a re-run renders the rest"
     return "not finished"
 
 
@@ -343,17 +376,25 @@ def _render_processes(batch_file: Path, clips: list[Clip], out_dir: Path, lock: 
 
 def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker_image, hf_cache,
                     lock: FileLock) -> None:
-    video, latents = clip_video(out_dir, clip), kept_latents(out_dir, clip)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its notes are the clip's process's to print, in its log
+            run = plan_clip(out_dir, clip)
+    except ConfigError as err:  # bad input: no process is started
+        row.status, row.detail = "failed", f"bad input: {err}"
+        return
+    video = clip_video(out_dir, clip)
     inside = Path("/outputs") if docker_image else Path(out_dir)
-    if latents:  # diffused by an earlier run: decode its latents
-        arguments = ["--input", str(inside / latents.name), "--output", str(inside / video.name)]
-        row.detail = f"decoded from the kept {latents.name}"
+    say_rendered_again(run, row)
+    if run.decodes:  # diffused by an earlier run: decode its latents
+        arguments = ["--input", str(inside / run.latents.name), "--output", str(inside / video.name)]
+        row.detail = f"decoded from the kept {run.latents.name}"
     else:
-        arguments = clip_argv(out_dir, clip, inside / video.name)
+        resume = [f"--resume={inside / run.latents.name}"] if run.latents else []
+        arguments = clip.argv(inside / video.name) + resume
     if docker_image:
-        command = docker_command(docker_image, hf_cache, out_dir, "decode" if latents else "generate") + arguments
+        command = docker_command(docker_image, hf_cache, out_dir, "decode" if run.decodes else "generate") + arguments
     else:
-        command = [sys.executable, str(ROOT / ("decode_latents.py" if latents else "generate.py"))] + arguments
+        command = [sys.executable, str(ROOT / ("decode_latents.py" if run.decodes else "generate.py"))] + arguments
     log = out_dir / "logs" / f"{clip.name}.log"
     started = time.perf_counter()
     while True:
@@ -377,8 +418,8 @@ def _render_process(clip: Clip, out_dir: Path, row: Row, *, retries: int, docker
     row.seconds = time.perf_counter() - started
     if status == 0:
         row.status = "done"
-        if latents and not clip.flags.get("keep_latents"):  # its sidecar now records where the clip came from
-            latents.unlink()
+        if run.decodes and not run.config.keep_latents:  # its sidecar now records where the clip came from
+            run.latents.unlink()
         save_previews(video)
     else:
         row.status, row.detail = "failed", f"exit {status}: {_last_error(log)}; log {log}"
@@ -516,10 +557,9 @@ class _Job:
 
 
 def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]:
-    from ltx2gen.config import GenerateConfig, build_parser
     from ltx2gen.plan import RunPlan
 
-    parser, jobs = build_parser(), []
+    jobs = []
     for clip in clips:
         row = Row(clip.name)
         summary.rows.append(row)
@@ -527,17 +567,15 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
             row.status, row.detail = "skipped", "already rendered"
             continue
         try:
-            config = GenerateConfig.from_args(parser.parse_args(clip_argv(out_dir, clip, clip_video(out_dir, clip))))
-            job = _Job(clip, row, config, RunPlan.choose(config))
-            latents = kept_latents(out_dir, clip)
-            if latents:  # diffused by an earlier run: decoded now, before any model of the batch loads
-                _decode_kept(job, latents)
+            run = plan_clip(out_dir, clip)
+            say_rendered_again(run, row)
+            job = _Job(clip, row, run.config, RunPlan.choose(run.config))
+            if run.decodes:  # diffused by an earlier run: decoded now, before any model of the batch loads
+                _decode_kept(job, run.latents)
             else:
                 jobs.append(job)
         except ConfigError as err:
             row.status, row.detail = "failed", f"bad input: {err}"
-        except SystemExit:  # argparse already printed the reason (an unknown flag or a wrong value type)
-            row.status, row.detail = "failed", "bad input: flags not accepted by generate.py (see above)"
     return jobs
 
 

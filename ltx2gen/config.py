@@ -33,6 +33,7 @@ from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.outputs import refuse_inputs_as_outputs
+from ltx2gen.provenance import check_taken_up
 from ltx2gen.video import VideoFormat
 
 DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
@@ -73,7 +74,7 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class GenerateConfig(DecodeOptions):
-    """Everything one generation needs. Built only through `from_args`, which validates."""
+    """Everything one generation needs. Built only through `from_args` or `from_values`, which validate."""
 
     prompt: str = opt(None, "what to generate (required)")
     negative_prompt: str | None = opt(None, "what to avoid; used with guidance above 1.0, and at any guidance with "
@@ -224,17 +225,27 @@ class GenerateConfig(DecodeOptions):
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, now: datetime | None = None) -> "GenerateConfig":
-        values = vars(args)
-        values = {f.name: values[f.name] for f in dataclasses.fields(cls)}
+        """From `build_parser`'s namespace, which holds only the flags given."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_values({name: value for name, value in vars(args).items() if name in names}, now)
+
+    @classmethod
+    def from_values(cls, given: dict, now: datetime | None = None) -> "GenerateConfig":
+        """From the settings given (each as its flag's parser gives it; a batch line's are typed alike by
+        `ltx2gen.batch_lines`), the rest at their defaults. What was given, not whether a value equals its default,
+        decides where a setting may come from a file (--extend, --refine-from)."""
+        values = {f.name: given.get(f.name, f.default) for f in dataclasses.fields(cls)}
+        given = set(given)
         if values["refine_from"] is not None:
-            values = two_stage.settings_from_stage_one(values, {f.name: f.default for f in dataclasses.fields(cls)})
+            values = two_stage.settings_from_stage_one(values, given)
         values.update({name: utf8_from_argv(values[name]) for name in ("prompt", "negative_prompt")})
         values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
-        values = continuation_length(values, {f.name: f.default for f in dataclasses.fields(cls)})
-        values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
         values["prompt_at"] = tuple(continuation.PromptChange.parse(text) for text in values["prompt_at"] or ())
+        values = continuation.opening_prompt_at(values)
+        values = continuation_length(values, given)
+        values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
@@ -287,6 +298,7 @@ class GenerateConfig(DecodeOptions):
                                      offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
                                      negative_prompt=negative_prompt)
         refuse_inputs_as_outputs(config)
+        check_kept_work_taken_up(config)
         return config
 
     def validate(self) -> None:
@@ -467,13 +479,13 @@ class PlanOnlyOptions:
         return fit.Machine(self.plan_for_gpu, self.plan_for_host, source)
 
 
-def continuation_length(values: dict, defaults: dict) -> dict:
+def continuation_length(values: dict, given: set[str]) -> dict:
     """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), or from
     --seconds; --resume's seed. Checked before any model loads."""
     if values["extend"] is not None:
-        values = continuation.adopt_earlier(values, defaults, values["fps"])
+        values = continuation.adopt_earlier(values, given)
     elif values["seconds"] is not None:
-        if values["num_frames"] != defaults["num_frames"]:
+        if "num_frames" in given:
             raise ConfigError(f"--seconds {values['seconds']} contradicts --num-frames {values['num_frames']}; give "
                               "one of them")
         if not values["seconds"] > 0:
@@ -484,6 +496,17 @@ def continuation_length(values: dict, defaults: dict) -> dict:
     if values["resume"] is not None:
         values = continuation.check_resume(values)
     return values
+
+
+def check_kept_work_taken_up(config: GenerateConfig) -> None:
+    """--resume and --refine-from take up kept work, which must have been made from what this command asks for."""
+    if config.resume:
+        check_taken_up(continuation.earlier_clip(config.resume, "--resume").metadata, config,
+                       f"--resume {config.resume}", "resume with the same command that was cut short")
+    if config.refine_from:
+        check_taken_up(two_stage.read_stage_one_metadata(Path(config.refine_from).expanduser()), config,
+                       f"--refine-from {config.refine_from}", "refine it with its stage one's LoRAs and settings "
+                       "(the command its run printed)")
 
 
 def parse_num_frames(text: str | int) -> int | None:
@@ -624,24 +647,29 @@ def ensure_writable_dir(folder: Path, flag: str) -> None:
                 path.rmdir()
 
 
-def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per dataclass field; defaults and help come from the field."""
+def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+               given_only: bool = False) -> None:
+    """Add one flag per dataclass field; defaults and help come from the field. `given_only`: the parsed namespace
+    holds only the flags given (the dataclass fills in the rest), so a flag given at its default value is known to
+    be given."""
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         meta = dict(f.metadata)
         help_text = meta.pop("help")
         flag = "--" + f.name.replace("_", "-")
+        default = argparse.SUPPRESS if given_only else f.default
         if f.type in (bool, "bool"):
-            parser.add_argument(flag, action="store_true", help=help_text)
+            parser.add_argument(flag, action="store_true", help=help_text, default=default)
             continue
         hidden = f.default is None or f.default is False or meta.get("required")  # 0.0 == False, yet is shown
         default_text = "" if hidden else f" (default: {f.default})"
-        meta.setdefault("type", _arg_type(f.type))
-        parser.add_argument(flag, default=f.default, help=help_text + default_text, **meta)
+        meta.setdefault("type", arg_type(f.type))
+        parser.add_argument(flag, default=default, help=help_text + default_text, **meta)
 
 
-def _arg_type(annotation) -> type:
+def arg_type(annotation) -> type:
+    """The type a field's flag converts its value to."""
     text = str(annotation)
     if text.startswith("int"):
         return int
@@ -662,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="generate.py",
         description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
     )
-    add_fields(parser, GenerateConfig)
+    add_fields(parser, GenerateConfig, given_only=True)
     add_fields(parser.add_argument_group("batch"), BatchOptions)
     add_fields(parser.add_argument_group("plan"), PlanOnlyOptions)
     return parser

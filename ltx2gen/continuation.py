@@ -147,6 +147,9 @@ def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fract
         if frame >= num_frames or latent >= total:
             raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
                               f"{num_frames} frames, {float(num_frames / fps):g} s); give an earlier time")
+        if first_new_frame == 0 and latent == 1:  # the first window would be frame 0 alone
+            raise ConfigError(f"{where}: frame {frame} falls in the clip's first latent frame, which follows "
+                              f"--prompt; give frame 6 ({float(6 / fps):.3g} s) or later, or this text as --prompt")
         if latent in breaks:
             raise ConfigError(f"{where}: falls on the same latent frame ({latent}, frames {8 * latent - 7}-"
                               f"{8 * latent}) as an earlier --prompt-at; changes need at least 8 frames between them")
@@ -208,9 +211,9 @@ def windows_of(header: LatentsHeader) -> list[dict]:
     return meta.get("windows") or [{"index": 0, "seed": meta.get("seed"), "num_frames": meta["num_frames"]}]
 
 
-def adopt_earlier(values: dict, defaults: dict, fps: Fraction) -> dict:
-    """--extend: the new segment keeps the earlier clip's size, frame rate and model (a flag left at its default
-    takes the clip's; one given otherwise must agree), and its prompt unless a new one is given. Returns the values
+def adopt_earlier(values: dict, given: set[str]) -> dict:
+    """--extend: the new segment keeps the earlier clip's size, frame rate and model (a flag not `given` takes the
+    clip's; one given must agree, whatever its value), and its prompt unless a new one is given. Returns the values
     with `num_frames` the joined clip's."""
     header = earlier_clip(values["extend"], "--extend")
     meta, flag = header.metadata, f"--extend {values['extend']}"
@@ -218,24 +221,41 @@ def adopt_earlier(values: dict, defaults: dict, fps: Fraction) -> dict:
         raise ConfigError(f"{flag}: give --extend-seconds N, how much to add")
     if not values["extend_seconds"] > 0:
         raise ConfigError(f"--extend-seconds {values['extend_seconds']}: must be above 0")
-    if values["num_frames"] != defaults["num_frames"] or values["seconds"] is not None:
+    if "num_frames" in given or values["seconds"] is not None:
         raise ConfigError(f"{flag}: --extend-seconds sets the length of the new segment; drop --num-frames and "
                           "--seconds")
     stored = {"width": int(meta["width"]), "height": int(meta["height"]), "fps": Fraction(str(meta["fps"]))}
     for name, value in stored.items():
-        given = fps if name == "fps" else values[name]
-        default = Fraction(str(defaults[name])) if name == "fps" else defaults[name]
-        if given != default and given != value:
-            raise ConfigError(f"--{name} {values[name]}: the clip to extend is {meta[name]}; a continuation keeps "
-                              f"it (drop --{name})")
+        if name in given and values[name] != value:
+            raise ConfigError(f"--{name} {given_text(values, name)}: the clip to extend is {meta[name]}; a "
+                              f"continuation keeps it (drop --{name})")
     values = {**values, **stored}
-    if values["model"] == defaults["model"] and meta.get("model"):
+    if "model" not in given and meta.get("model"):
         values["model"] = meta["model"]
     if values["prompt"] is None:
         values["prompt"] = meta.get("prompt")
         print(f"note: no --prompt; the new segment continues the earlier clip's: {values['prompt']}")
     values["num_frames"] = int(meta["num_frames"]) + added_frames(values["extend_seconds"], stored["fps"])
     return values
+
+
+def given_text(values: dict, name: str) -> str:
+    """A setting as the user gave it (a frame rate as a number, not a fraction's repr)."""
+    value = values[name]
+    return f"{float(value):g}" if isinstance(value, Fraction) and value.denominator != 1 else str(value)
+
+
+def opening_prompt_at(values: dict) -> dict:
+    """A first --prompt-at at the segment's first frame (0, 0s, f0) gives the opening prompt: it is --prompt when
+    there is none (a timeline of prompts), and refused beside one (both would be the first frames' prompt)."""
+    changes = values["prompt_at"]
+    if not changes or changes[0].frame(Fraction(1)) != 0 or changes[0].frame(Fraction(1000)) != 0:
+        return values
+    if values["prompt"] is not None:
+        raise ConfigError(f"--prompt-at {changes[0].text}: the clip starts with --prompt; a change at 0 would replace "
+                          "it from the first frame on: give that text as --prompt, or a later time")
+    print(f"note: --prompt-at {changes[0].text} is the opening prompt (there is no --prompt)")
+    return {**values, "prompt": changes[0].prompt, "prompt_at": changes[1:]}
 
 
 def cut_short(header: LatentsHeader) -> bool:
@@ -273,12 +293,13 @@ def check_resume_matches(config, header: LatentsHeader) -> None:
 LATENT_SPACE = {"2.0": "2.0", "2.3": "2.3", "2.5": "2.3"}
 
 
-def check_model(earlier: LatentsHeader, version: str, flag: str) -> None:
-    """The clip continued must be in the latent space of the model that continues it: the same VAEs."""
+def check_model(earlier: LatentsHeader, version: str, flag: str, use: str = "continue it") -> None:
+    """Latents continued (or decoded: `use`) must be in the latent space of the model that takes them: the same
+    VAEs."""
     rendered = earlier.metadata.get("model_version")
     if rendered and LATENT_SPACE.get(rendered, rendered) != LATENT_SPACE.get(version, version):
         raise ConfigError(f"{flag}: was rendered by LTX-{rendered} ({earlier.metadata.get('model')}), whose VAEs "
-                          f"differ from this LTX-{version} model's; continue it with an LTX-{rendered} model")
+                          f"differ from this LTX-{version} model's; {use} with an LTX-{rendered} model")
 
 
 def describe(windows: tuple[Window, ...], earlier: LatentsHeader | None, resume: LatentsHeader | None,

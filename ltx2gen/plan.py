@@ -41,6 +41,7 @@ from ltx2gen.image import Keyframe, image_crf, place_keyframes
 from ltx2gen.latents import LatentsHeader
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
+from ltx2gen.provenance import made_from
 from ltx2gen.quant import fp8_supported
 from ltx2gen.text import EncodedPrompt
 from ltx2gen.video import check_encoder
@@ -280,6 +281,7 @@ class RunPlan:
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **self.conditioning_record(config),
             **self.length_record(), **self.windows_record(config),
+            **made_from(config, length_chosen=self.auto_length is not None),
         }
 
     def windows_record(self, config: GenerateConfig) -> dict:

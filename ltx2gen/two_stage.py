@@ -261,23 +261,22 @@ def read_stage_one_metadata(path: Path) -> dict:
     return metadata
 
 
-def settings_from_stage_one(values: dict, defaults: dict) -> dict:
-    """`--refine-from FILE`: the clip's settings come from the file. A setting also given on the command line must
-    agree with it (a different prompt or seed would refine latents it did not make). The output is the
-    interrupted run's unless --output is given."""
+def settings_from_stage_one(values: dict, given: set[str]) -> dict:
+    """`--refine-from FILE`: the clip's settings come from the file. A setting also `given` on the command line must
+    agree with it, whatever its value (a different prompt or seed would refine latents it did not make). The output
+    is the interrupted run's unless --output is given."""
     metadata = read_stage_one_metadata(Path(values["refine_from"]).expanduser())
     if values["pipeline"] not in ("auto", "two-stage"):
         raise ConfigError(f"--refine-from resumes a two-stage run; drop --pipeline {values['pipeline']}")
     stored = dict(metadata["clip"])
     values = dict(values, pipeline="two-stage")
-    if values["output"] == defaults["output"]:
+    if "output" not in given:
         values.update(output=stored["output"], no_timestamp=True)
     for name in CLIP_FIELDS:
-        given = values[name]
-        if given != defaults[name] and str(given) != str(stored[name]):
-            raise ConfigError(f"--{name.replace('_', '-')} {given}: the stage-one latents were made with "
+        if name in given and str(values[name]) != str(stored[name]):
+            raise ConfigError(f"--{name.replace('_', '-')} {values[name]}: the stage-one latents were made with "
                               f"{stored[name]!r}; drop the flag to take it from the file")
-        values[name] = given if given != defaults[name] else stored[name]
+        values[name] = stored[name]
     values["output"] = Path(values["output"])
     return values
 

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,11 +51,11 @@ def test_runner_renders_good_clips_reports_the_bad_one_and_fails(rendered):
         assert (out / f"{name}.first.png").is_file() and (out / f"{name}.last.png").is_file()
         assert (out / "logs" / f"{name}.log").is_file()
     assert not (out / "bad.mp4").exists()
-    assert "--num-frames 100: must be of the form 8n+1" in (out / "logs" / "bad.log").read_text()
     assert (out / "contact_sheet.png").is_file()
     rows = {row["name"]: row for row in json.loads((out / "summary.json").read_text())["clips"]}
     assert {name: row["status"] for name, row in rows.items()} == {"fox": "done", "bad": "failed", "sea": "done"}
-    assert rows["bad"]["attempts"] == 1  # bad input is not retried
+    assert "themes.jsonl:2: clip 'bad': --num-frames 100: must be of the form 8n+1" in rows["bad"]["detail"]
+    assert rows["bad"]["attempts"] == 0  # bad input is found before a process starts, and not retried
     assert "[1/3] fox: done" in result.stdout and "[3/3] sea: done" in result.stdout
     assert "| bad | failed |" in (out / "summary.md").read_text()
 
@@ -168,11 +169,11 @@ def test_batch_refuses_generation_flags_on_the_command_line(tmp_path, capsys):
 
 
 def test_clip_flags_become_generate_arguments(tmp_path):
-    clip = Clip("x", 1, {"prompt": "a b", "num_frames": 121, "no_fp8": True, "keep_latents": False,
-                         "lora": [["a.safetensors", 0.5], ["b.safetensors"]], "camera": "jib-up"})
+    clip = Clip("x", 1, {"prompt": "a b", "num_frames": "121", "no_fp8": True, "keep_latents": False,
+                         "lora": [["a.safetensors", "0.5"], ["b.safetensors"]], "camera": "jib-up"})
     assert clip.argv(tmp_path / "x.mp4") == [
-        "--prompt", "a b", "--num-frames", "121", "--no-fp8", "--lora", "a.safetensors", "0.5",
-        "--lora", "b.safetensors", "--camera", "jib-up", "--output", str(tmp_path / "x.mp4"), "--no-timestamp"]
+        "--prompt=a b", "--num-frames=121", "--no-fp8", "--lora", "a.safetensors", "0.5",
+        "--lora", "b.safetensors", "--camera=jib-up", f"--output={tmp_path / 'x.mp4'}", "--no-timestamp"]
 
 
 def test_docker_mode_mounts_the_cache_and_the_output_folder(tmp_path):
@@ -202,8 +203,8 @@ def test_relative_image_and_audio_paths_are_found_beside_the_batch_file(tmp_path
     (folder / "b.jsonl").write_text('{"name": "a", "prompt": "p", "image": "frame.png", "audio": "voice.wav"}\n')
     monkeypatch.chdir(tmp_path)
     clip, = read_batch(folder / "b.jsonl")
-    assert clip.flags["image"] == str(folder / "frame.png")  # beside the batch file
-    assert clip.flags["audio"] == "voice.wav"  # not there: as given, from the working directory
+    assert clip.flags["image"] == folder / "frame.png"  # beside the batch file
+    assert clip.flags["audio"] == Path("voice.wav")  # not there: as given, from the working directory
 
 
 def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model, tmp_path):

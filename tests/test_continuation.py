@@ -12,7 +12,7 @@ from PIL import Image
 
 import decode_latents
 import generate
-from conftest import assert_refused_before_any_load, failing_on_call, run_generate
+from conftest import assert_refused_before_any_load, failing_on_call, parse_config, run_generate
 from ltx2gen import batch, continuation, diffusion
 from ltx2gen.continuation import Window, layout
 from ltx2gen.errors import ConfigError
@@ -175,10 +175,6 @@ def test_a_prompt_change_starts_a_window_and_leaves_the_frames_before_it_alone(t
     assert probe(tmp_path / "change.mp4").frames == 41
 
 
-def pairs(argv: list[str]) -> set[tuple[str, str]]:
-    return set(zip(argv, argv[1:]))
-
-
 def test_batch_lines_take_timed_prompts_and_an_extend_file_beside_them(tmp_path):
     (tmp_path / "earlier.mp4").write_bytes(b"")
     path = tmp_path / "b.jsonl"
@@ -186,10 +182,10 @@ def test_batch_lines_take_timed_prompts_and_an_extend_file_beside_them(tmp_path)
              {"name": "b", "prompt": "dusk", "prompts": [{"at": "f96", "prompt": "night"}],
               "extend": "earlier.mp4", "extend_seconds": 4}]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    a, b = (pairs(clip.argv(tmp_path / "c.mp4")) for clip in batch.read_batch(path))
-    assert {("--prompt", "dawn"), ("--seconds", "12"), ("--prompt-at", "8:noon")} <= a
-    assert {("--prompt", "dusk"), ("--prompt-at", "f96:night"), ("--extend", str(tmp_path / "earlier.mp4")),
-            ("--extend-seconds", "4")} <= b
+    a, b = (set(clip.argv(tmp_path / "c.mp4")) for clip in batch.read_batch(path))
+    assert {"--prompt=dawn", "--seconds=12.0", "--prompt-at=8:noon"} <= a
+    assert {"--prompt=dusk", "--prompt-at=f96:night", f"--extend={tmp_path / 'earlier.mp4'}",
+            "--extend-seconds=4.0"} <= b
     for prompts, message in (([{"at": 2, "prompt": "x"}], "the first of 'prompts' is at 2"),
                              ([{"at": 0}], "must be a list"), ("dawn", "must be a list"),
                              ([{"at": 0, "prompt": "x", "strength": 1}], "must be a list")):
@@ -292,20 +288,23 @@ def test_a_clip_from_another_latent_space_is_refused_and_ltx_2_5_continues_ltx_2
     continuation.check_model(read_header(forged), "2.5", "--extend x")  # LTX-2.5 ships LTX-2.3's VAEs
 
 
-def test_a_batch_resumes_a_long_clip_cut_short_instead_of_decoding_it(long_runs, tmp_path):
+def test_a_batch_resumes_a_long_clip_cut_short_instead_of_decoding_it(long_runs, tiny_model, tmp_path):
     from ltx2gen.latents import save_latents
 
     whole = load_latents(long_runs[0] / "long.latents.safetensors")
-    clip = batch.Clip("c", 1, {"prompt": "w1 w2 w3", "num_frames": 41, "window_seconds": 1})
+    line = {"prompt": "w1 w2 w3", "model": str(tiny_model), "width": 96, "height": 64, "num_frames": "41",
+            "window_seconds": 1.0, "seed": 7}
+    clip = batch.Clip("c", 1, line)
     save_latents(tmp_path / "c.latents.safetensors", whole.video[:, :, :4], whole.audio,
                  {**whole.metadata, "num_frames": 25, "windows": whole.metadata["windows"][:1]})
-    assert batch.kept_latents(tmp_path, clip) is None  # not decoded as if it were the whole clip
-    assert batch.clip_argv(tmp_path, clip, tmp_path / "c.mp4")[-2:] == ["--resume",
-                                                                          str(tmp_path / "c.latents.safetensors")]
+    run = batch.plan_clip(tmp_path, clip)
+    assert not run.decodes and run.note == ""  # not decoded as if it were the whole clip: resumed
+    assert run.latents == run.config.resume == tmp_path / "c.latents.safetensors"
     assert "its finished windows are kept" in batch.unfinished(tmp_path, clip)
     save_latents(tmp_path / "c.latents.safetensors", whole.video, whole.audio, whole.metadata)
-    assert batch.kept_latents(tmp_path, clip) == tmp_path / "c.latents.safetensors"  # a whole clip: decoded
-    assert "--resume" not in batch.clip_argv(tmp_path, clip, tmp_path / "c.mp4")
+    run = batch.plan_clip(tmp_path, clip)
+    assert run.decodes and run.latents == tmp_path / "c.latents.safetensors"  # a whole clip: decoded
+    assert run.config.resume is None
 
 
 def test_extend_finds_the_latents_beside_an_mp4_moved_with_them(long_runs, tiny_model, tmp_path):
@@ -335,3 +334,57 @@ def test_a_long_clip_follows_a_soundtrack_window_by_window_as_one_window_does(ti
     assert not torch.equal(long.video[:, :, 4:], one.video[:, :, 4:])  # the windows are other runs than the whole
     info = probe(tmp_path / "long.mp4")
     assert info.frames == 41 and abs(info.audio_samples / info.audio_sample_rate - 41 / 24) < 0.05
+
+
+def forged_latents(long_runs, tmp_path, **metadata):
+    """The long clip's latents file with some of its metadata changed."""
+    from ltx2gen.latents import save_latents
+
+    earlier = load_latents(long_runs[0] / "long.latents.safetensors")
+    return save_latents(tmp_path / "forged.latents.safetensors", earlier.video, earlier.audio,
+                        {**earlier.metadata, **metadata})
+
+
+@pytest.mark.parametrize("flags, clip_is", [(["--width", "768"], "96"), (["--height", "512"], "64"),
+                                            (["--fps", "24"], "25")])
+def test_extend_refuses_a_given_size_or_rate_that_contradicts_the_clip_even_at_its_default(long_runs, tmp_path,
+                                                                                          flags, clip_is):
+    forged = forged_latents(long_runs, tmp_path, fps="25")  # 768x512 at 24 fps are the defaults
+    with pytest.raises(ConfigError, match=f"^{flags[0]} {flags[1]}: the clip to extend is {clip_is}; a continuation"):
+        parse_config("--extend", str(forged), "--extend-seconds", "1", *flags)
+    config = parse_config("--extend", str(forged), "--extend-seconds", "1")  # not given: the clip's
+    assert (config.width, config.height, config.fps) == (96, 64, 25)
+
+
+def test_decode_latents_refuses_latents_of_another_latent_space_before_any_load(long_runs, tiny_model, tmp_path,
+                                                                               capsys):
+    from ltx2gen import memory
+
+    forged = forged_latents(long_runs, tmp_path, model_version="2.3")
+    loads = []
+    memory.add_listener(listener := lambda event, name, obj: loads.append(name))
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            decode_latents.main(["--input", str(forged), "--output", str(tmp_path / "c.mp4"), "--model",
+                                 str(tiny_model)])
+    finally:
+        memory.remove_listener(listener)
+    assert exit_info.value.code == 2 and not loads and not (tmp_path / "c.mp4").exists()
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"decode_latents.py: error: --input {forged}: was rendered by LTX-2.3") and \
+        "decode it with an LTX-2.3 model" in error and len(error.splitlines()) == 1
+
+
+def test_a_prompt_change_at_the_first_frame_is_the_opening_prompt_or_refused_beside_one(capsys):
+    from ltx2gen.config import GenerateConfig
+
+    timeline = GenerateConfig.from_values({"prompt_at": ["0:a fox sleeps", "f16:the fox wakes"], "num_frames": "41",
+                                           "window_seconds": 1.0})
+    assert timeline.prompt == "a fox sleeps" and [change.text for change in timeline.prompt_at] == [
+        "f16:the fox wakes"]
+    assert "note: --prompt-at 0:a fox sleeps is the opening prompt (there is no --prompt)" in capsys.readouterr().out
+    assert [window.latent_frames for window in timeline.windows][0] > 1  # no one-frame window at frame 0
+    with pytest.raises(ConfigError, match="^--prompt-at 0:a cat: the clip starts with --prompt"):
+        parse_config("--prompt-at", "0:a cat", "--num-frames", "41")
+    with pytest.raises(ConfigError, match="^--prompt-at f3:a cat: frame 3 falls in the clip's first latent frame"):
+        parse_config("--prompt-at", "f3:a cat", "--num-frames", "41").windows  # placed when planning
