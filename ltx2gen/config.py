@@ -153,15 +153,17 @@ class GenerateConfig(DecodeOptions):
                              choices=("auto", "on", "off"))
     offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
                                "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
-                               "(layer by layer; lowest memory, slowest); auto picks the fastest that fits the free "
-                               "GPU memory (and offloads the text encoder too when it does not fit); discrete GPUs "
-                               "only", choices=("auto", "none", "model", "group", "sequential"))
+                               "(layer by layer; lowest memory, slowest); auto picks the fastest that fits both the "
+                               "free GPU memory and the host memory (and offloads the text encoder too when it does "
+                               "not fit the GPU); discrete GPUs only", choices=("auto", "none", "model", "group",
+                                                                                 "sequential"))
     sequential_offload: bool = opt(False, "the same as --offload sequential")
     compile: str = opt("auto", "compile the transformer blocks with torch.compile: faster steps (4.7 instead of 5.1 s "
                                "at 1920x1088x161 on an H200) and 1.3 GiB less activation memory, for a one-time "
-                               "compile (about 30 s the first time on a machine, 10 s once cached); auto = on with "
-                               "--fp8 dynamic (which needs it) and with group offload, off otherwise",
-                       choices=("auto", "on", "off"))
+                               "compile (about 30 s the first time on a machine in bf16, 6 minutes with FP8 weights, "
+                               "10 s once cached); auto = on with --fp8 dynamic (which needs it), where the clip's "
+                               "shape is in the compile cache, or where a first compile pays for itself in the run; "
+                               "eager otherwise, said in one line", choices=("auto", "on", "off"))
     lora: tuple = opt(None, "a LoRA to fuse: a local .safetensors file, REPO::FILE.safetensors or a repo id, "
                             "optionally followed by its scale in [-2, 2] (default 1); repeatable",
                       nargs="+", action="append", metavar="SPEC [SCALE]")

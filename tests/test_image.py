@@ -372,8 +372,8 @@ def test_batch_keyframes_must_be_a_list_of_strings_or_objects(tmp_path):
     batch = tmp_path / "b.jsonl"
     clip = {"name": "c", "prompt": PROMPT}
     batch.write_text(json.dumps(dict(clip, keyframes=["end.png@end:0.5", {"path": "end.png", "at": 2.5}])) + "\n")
-    assert read_batch(batch)[0].argv(tmp_path / "c.mp4")[2:6] == [
-        "--keyframe", f"{tmp_path / 'end.png'}@end:0.5", "--keyframe", f"{tmp_path / 'end.png'}@2.5"]
+    assert read_batch(batch)[0].argv(tmp_path / "c.mp4")[1:3] == [
+        f"--keyframe={tmp_path / 'end.png'}@end:0.5", f"--keyframe={tmp_path / 'end.png'}@2.5"]
     for keyframes, message in (("end.png@end", "must be a list"), ([{"path": "end.png"}], "needs a 'path' string"),
                                ([{"path": "end.png", "at": 1, "when": 2}], "nothing else"), ([3], "neither")):
         batch.write_text(json.dumps(dict(clip, keyframes=keyframes)) + "\n")

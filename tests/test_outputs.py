@@ -118,5 +118,6 @@ def test_a_batch_clip_whose_output_is_its_own_input_fails_as_bad_input(tiny_mode
     status, _, err = call(generate.main, ["--batch", str(batch_file), "--out", str(out)])
     assert status == 1, err
     row = summary_rows(out)["a"]
-    assert row["status"] == "failed" and f"bad input: --audio {out / 'a.mp4'}: is the output" in row["detail"], row
+    assert row["status"] == "failed" and row["detail"].startswith(f"bad input: {batch_file}:1: clip 'a': ")
+    assert f"--audio {out / 'a.mp4'}: is the output" in row["detail"], row
     assert (out / "a.mp4").read_bytes() == kept_clip.read_bytes()
