@@ -31,13 +31,15 @@ COMPILED_SAVING_GIB_PER_1K_TOKENS = 0.03  # compiled blocks keep fewer temporari
 # Conditioned runs (--image, --keyframe, --extend, windows) give each video token its own timestep: each block's
 # per-token modulation sum, 3.6 GiB at 1080p on LTX-2.0, eager.
 CONDITIONED_GIB_PER_1K_TOKENS = 0.084
-GROUP_OVERHEAD_GIB = {False: 2.0, True: 3.0}  # bf16 / FP8: two blocks in flight, stream buffers (and dequantizing)
+# bf16 / FP8 (loaded into pinned host memory, measured 2026-12-07): two blocks in flight, stream buffers, FP8's
+# dequantized weights
+GROUP_OVERHEAD_GIB = {False: 2.0, True: 1.7}
 SEQUENTIAL_OVERHEAD_GIB = 0.1
 TEXT_OVERHEAD_GIB = 2.45  # Gemma's stacked hidden states, its logits and attention work on top of its weights
 TEXT_OFFLOADED_FRACTION = 1 / 12  # layer by layer: the largest layers in flight
-# The video decode: the decoder's weights plus about 30 MiB per decoded frame of a piece (spatial tiles of 512 px)
-DECODE_BASE_GIB = 0.25
-DECODE_GIB_PER_FRAME = 0.03
+# The video decode above the VAE's weights: 4.48 GiB at 768x512x121 and 7.34 GiB at 1920x1088x161 in all (H100)
+DECODE_BASE_GIB = 1.73
+DECODE_GIB_PER_FRAME_MEGAPIXEL = 0.0099
 # Host: the process's RSS at each stage's peak without offloaded weights (torch and CUDA included; measured at
 # 1920x1088x161: the text stage holds Gemma's outputs and the loader's pinned buffers). The x264 encoder beside the
 # video stage (about 0.5 GiB) is a process of its own, left to the headroom.
@@ -94,13 +96,14 @@ class Machine:
 
 @dataclass(frozen=True)
 class Work:
-    """What the plan is for: the clip's video tokens (of one denoising run at its size), whether they are
-    conditioned, the decoded frames of one decode piece (0: the whole clip, `frames`), and the compile's payoff."""
+    """What the plan is for: the clip's video tokens (of one denoising run at its size), its frames, whether they are
+    conditioned, the frames of one decode piece as asked (0: auto) and a frame's megapixels."""
 
     tokens: int
     frames: int
     conditioned: bool = False
     decode_chunk_frames: int = 0  # 0: auto (the whole clip where it fits, else the largest piece that does)
+    megapixels: float = 0.39  # of a frame: 768x512
 
 
 def clip_tokens(width: int, height: int, num_frames: int) -> int:
@@ -135,8 +138,9 @@ def text_peak(sizes: Sizes, mode: str) -> Peak:
     return Peak(TEXT_OVERHEAD_GIB + encoder + sizes.connectors, host)
 
 
-def decode_peak(sizes: Sizes, piece_frames: int) -> Peak:
-    return Peak(sizes.vae + DECODE_BASE_GIB + DECODE_GIB_PER_FRAME * piece_frames, HOST_STAGE_GIB["video"])
+def decode_peak(sizes: Sizes, piece_frames: int, megapixels: float) -> Peak:
+    return Peak(sizes.vae + DECODE_BASE_GIB + DECODE_GIB_PER_FRAME_MEGAPIXEL * piece_frames * megapixels,
+                HOST_STAGE_GIB["video"])
 
 
 @dataclass(frozen=True)
@@ -212,20 +216,20 @@ def choose(sizes: Sizes, work: Work, machine: Machine, requested: Requested = Re
     if text_encoder is None:
         raise DoesNotFit(_refusal("the text stage", text_peak(sizes, modes[-1]), machine))
     chunk = decode_chunk(sizes, work, machine)
+    decode = decode_peak(sizes, chunk or work.frames, work.megapixels)
     return Fit(fp8, offload, text_encoder, False, chunk, text_peak(sizes, text_encoder),
-               diffusion_peak(sizes, work, fp8 != "off", offload), decode_peak(sizes, chunk or work.frames), machine,
-               sizes, work)
+               diffusion_peak(sizes, work, fp8 != "off", offload), decode, machine, sizes, work)
 
 
 def decode_chunk(sizes: Sizes, work: Work, machine: Machine) -> int:
     """Frames of each decode piece: as asked, else 0 (the whole clip) where it fits, else the largest multiple of
     8 frames that does."""
-    if work.decode_chunk_frames or machine.fits(decode_peak(sizes, work.frames)):
+    if work.decode_chunk_frames or machine.fits(decode_peak(sizes, work.frames, work.megapixels)):
         return work.decode_chunk_frames
     chunk = next((frames for frames in range(8 * (work.frames // 8), 0, -8)
-                  if machine.fits(decode_peak(sizes, frames))), None)
+                  if machine.fits(decode_peak(sizes, frames, work.megapixels))), None)
     if chunk is None:
-        raise DoesNotFit(_refusal("the video decode", decode_peak(sizes, 8), machine))
+        raise DoesNotFit(_refusal("the video decode", decode_peak(sizes, 8, work.megapixels), machine))
     return chunk
 
 

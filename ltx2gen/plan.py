@@ -379,7 +379,8 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     the flags that would."""
     sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
-    work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames)
+    work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
+                    megapixels=config.width * config.height / 1e6)
     requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels)
     try:
         return fit.choose(sizes, work, machine, requested)
@@ -401,7 +402,8 @@ def what_would_fit(config: GenerateConfig, sizes: fit.Sizes, work: fit.Work, mac
         return "--fp8 weight would fit"
     for width, height in ((1280, 704), (768, 512), (512, 320)):
         for frames in sorted({min(config.planned_num_frames, 121), 97, 49}, reverse=True):
-            smaller = dataclasses.replace(work, tokens=fit.clip_tokens(width, height, frames), frames=frames)
+            smaller = dataclasses.replace(work, tokens=fit.clip_tokens(width, height, frames), frames=frames,
+                                          megapixels=width * height / 1e6)
             if width * height < config.width * config.height and fits(smaller, dataclasses.replace(
                     requested, offload="auto", fp8="weight" if requested.fp8 == "off" else requested.fp8)):
                 return f"--width {width} --height {height} --num-frames {frames} would fit"

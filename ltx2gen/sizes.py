@@ -32,7 +32,7 @@ def _config_bytes(model_dir: str, name: str, config_version: int, fp8: bool) -> 
     return module_bytes(_built_empty(model_dir, name, config_version), GEMMA_IMAGE_MODULES, fp8=fp8)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _built_empty(model_dir: str, name: str, config_version: int) -> torch.nn.Module:
     from accelerate import init_empty_weights
 

@@ -78,7 +78,9 @@ def test_group_offload_keeps_the_transformer_once_in_pinned_host_memory_and_stre
                                      TransformerOptions(fp8=fp8, offload=offload))
             result = run_denoiser(denoiser, conditioning, call, seed=3)
             weight = denoiser.pipe.transformer.transformer_blocks[0].ff.net[2].weight
-            placements[offload] = (weight.device.type, weight.is_pinned() if weight.device.type == "cpu" else None)
+            # an FP8 weight's data is its inner tensors; offloading moves those and leaves the wrapper's device as is
+            data = getattr(weight, weight.__tensor_flatten__()[0][0]) if fp8 != "off" else weight
+            placements[offload] = (data.device.type, data.is_pinned() if data.device.type == "cpu" else None)
             return result
         results[offload] = tracker.run("diffusion", diffuse)
     assert placements == {"none": ("cuda", None), "group": ("cpu", True)}  # streamed back after the run, pinned

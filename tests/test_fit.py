@@ -18,7 +18,8 @@ def test_token_counts_match_the_measured_sizes():
 
 @pytest.mark.parametrize("tokens,fp8,offload,measured", [
     (TOKENS_1080P, False, "none", 39.55), (TOKENS_1080P, True, "none", 22.54), (TOKENS_DRAFT, False, "none", 35.93),
-    (TOKENS_DRAFT, True, "none", 19.16), (TOKENS_1080P, False, "group", 6.42), (TOKENS_1080P, True, "group", 7.39)])
+    (TOKENS_DRAFT, True, "none", 19.16), (TOKENS_1080P, False, "group", 6.42), (TOKENS_1080P, True, "group", 5.97),
+    (fit.clip_tokens(768, 512, 121), True, "group", 2.72)])
 def test_diffusion_estimates_are_within_a_tenth_of_the_measured_peaks(tokens, fp8, offload, measured):
     # docs/BENCHMARKS.md: full-size weights, eager, on an H100/H200
     estimate = fit.diffusion_peak(LTX2, fit.Work(tokens, 97), fp8, offload).gpu
@@ -69,11 +70,16 @@ def test_a_host_too_small_for_the_fp8_transformer_is_refused():
 
 def test_a_gpu_too_small_for_the_whole_clips_decode_decodes_it_in_pieces():
     machine = fit.Machine(7.4, 64)
-    chosen = fit.choose(LTX2, fit.Work(fit.clip_tokens(768, 512, 161), 161), machine)
+    chosen = fit.choose(LTX2, fit.Work(fit.clip_tokens(1920, 1088, 161), 161, megapixels=2.09), machine)
     assert 0 < chosen.decode_chunk_frames < 161 and chosen.decode_chunk_frames % 8 == 0
     assert machine.fits(chosen.decode)
     asked = fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97, decode_chunk_frames=16), fit.Machine(80, 120))
     assert asked.decode_chunk_frames == 16
+
+
+@pytest.mark.parametrize("frames,megapixels,measured", [(161, 1920 * 1088 / 1e6, 7.34), (121, 768 * 512 / 1e6, 4.48)])
+def test_decode_estimates_are_within_a_tenth_of_the_measured_peaks(frames, megapixels, measured):
+    assert measured * 0.9 <= fit.decode_peak(LTX2, frames, megapixels).gpu <= measured * 1.1
 
 
 def test_the_plan_records_each_stages_estimates_for_the_sidecar():
