@@ -18,6 +18,7 @@ from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.streams import survive_readers_leaving
 from ltx2gen.video import check_encoder
+from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_DECODE)
+        check_weights_fit_the_model(model_dir, components.READ_BY_A_DECODE, f"--model {config.model}")
         check_latent_space(latents_file, model_dir, config)
         check_encoder()
     except ConfigError as err:

@@ -230,6 +230,53 @@ def check_video_vae(model_dir: Path, flag: str) -> None:
                           "product decodes LTX-2's x32/x8 video VAE only")
 
 
+# The pipelines whose model folders this product renders, and each component's [library, class] as the LTX-2 repos'
+# model_index.json names them (ltx2gen/published; the Gemma tokenizer in either form): a folder made for another
+# pipeline, or a component of another class, would load a model the stages do not drive and fail after the text
+# stage or after diffusion. Entries of [null, null] are components the repo leaves out.
+LTX2_PIPELINES = ("LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline")
+LTX2_COMPONENTS = {
+    "transformer": {("diffusers", "LTX2VideoTransformer3DModel")},
+    "vae": {("diffusers", "AutoencoderKLLTX2Video")},
+    "audio_vae": {("diffusers", "AutoencoderKLLTX2Audio")},
+    "connectors": {("ltx2", "LTX2TextConnectors")},
+    "vocoder": {("ltx2", "LTX2Vocoder"), ("ltx2", "LTX2VocoderWithBWE")},
+    "duration_head": {("ltx2", "LTX2DurationHead")},
+    "scheduler": {("diffusers", "FlowMatchEulerDiscreteScheduler")},
+    "text_encoder": {("transformers", "Gemma3ForConditionalGeneration"),
+                     ("transformers", "Gemma4UnifiedForConditionalGeneration")},
+    "tokenizer": {("transformers", "GemmaTokenizer"), ("transformers", "GemmaTokenizerFast")},
+    "processor": {("transformers", "Gemma3Processor")},
+}
+
+
+def check_pipeline_index(model_dir: Path, flag: str, needed: tuple[str, ...] = ()) -> None:
+    """model_index.json names an LTX-2 pipeline, each component it lists of the class LTX-2 uses
+    (`LTX2_COMPONENTS`), and each of `needed` present. Raises ConfigError naming the entry and what it should be."""
+    index_file = Path(model_dir) / "model_index.json"
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{flag}: {index_file} cannot be read ({err}); the model is damaged") from None
+    pipeline = index.get("_class_name") if isinstance(index, dict) else None
+    if pipeline not in LTX2_PIPELINES:
+        raise ConfigError(f"{flag}: {index_file} is for a {pipeline}, not an LTX-2 pipeline ({LTX2_PIPELINES[0]}); "
+                          "give an LTX-2 model in diffusers format")
+    for name, classes in LTX2_COMPONENTS.items():
+        entry = index.get(name)
+        given = tuple(entry) if isinstance(entry, list) else entry
+        if given in (None, (None, None)):
+            if name in needed:
+                raise ConfigError(f"{flag}: {index_file} lists no {name}, which the run needs; the model is "
+                                  "incomplete")
+            continue
+        if given not in classes:
+            shown = ".".join(map(str, given)) if isinstance(given, tuple) else repr(given)
+            wanted = " or ".join(f"{library}.{cls}" for library, cls in sorted(classes))
+            raise ConfigError(f"{flag}: {index_file} makes its {name} a {shown}; LTX-2's {name} is a {wanted}; "
+                              "give an LTX-2 model in diffusers format")
+
+
 def from_hub_cache(flag: str, fetch: Callable[[], str], hint: str = "") -> Path:
     """The local path `fetch()` gives for a Hugging Face repo (its cache, downloading unless HF_HUB_OFFLINE=1), or a
     ConfigError naming `flag` where it is not cached and downloads are off."""

@@ -45,6 +45,7 @@ from ltx2gen.provenance import made_from
 from ltx2gen.quant import fp8_supported
 from ltx2gen.text import EncodedPrompt
 from ltx2gen.video import check_encoder
+from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
 @dataclass
@@ -110,6 +111,9 @@ class RunPlan:
         folder = transformer_folder(version, full=not config.distilled)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
+        if weights_needed:  # each header against the model its configuration builds, before any weight is read
+            check_weights_fit_the_model(model_dir, (*components.READ_BY_A_RUN, folder) + (
+                (duration.COMPONENT,) if config.auto_length else ()), f"--model {config.model}")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
         upsampler = two_stage.plan_upsampler(config, model_dir, version) if is_two_stage else None
