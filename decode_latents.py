@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ltx2gen import outputs
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, check_output_file, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` or `kill`: ffmpeg is stopped and the partial file removed, as on Ctrl-C
     survive_readers_leaving()  # a closed pipe never ends the run
+    reservation = outputs.Reservation()  # none yet
     try:
         config, latents_file = load_config(args)
         from ltx2gen import components
@@ -55,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         check_weights_fit_the_model(model_dir, components.READ_BY_A_DECODE, f"--model {config.model}")
         check_latent_space(latents_file, model_dir, config)
         check_encoder()
+        reservation = outputs.reserve_exactly(config.output)  # the name is this run's alone until it exits
     except ConfigError as err:
+        reservation.release()
         parser.error(str(err))
-    return run(config, latents_file, device, model_dir)
+    with reservation:
+        return run(config, latents_file, device, model_dir)
 
 
 def load_config(args: argparse.Namespace):

@@ -447,10 +447,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
 
 
 def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None, ranks) -> int:
-    from ltx2gen import audio_input, components, duration, text
-    from ltx2gen.image import encode_images
-    from ltx2gen.memory import MemoryTracker
-    from ltx2gen.ranks import Ranks
+    from ltx2gen import text
 
     my_clips = ranks.share(clips)
     if ranks.distributed:
@@ -459,7 +456,19 @@ def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None,
               f"(process {os.getpid()})", flush=True)  # the process to look at, or to stop, on this host
     summary = Summary(out_dir)
     cache = text.EmbeddingCache(cache_dir) if cache_dir else None
-    jobs = _plan_jobs(my_clips, out_dir, summary)
+    with contextlib.ExitStack() as reservations:  # each clip's output name is the batch's until it ends
+        return _render_jobs(_plan_jobs(my_clips, out_dir, summary, reservations), my_clips, clips, summary, cache,
+                            ranks)
+
+
+def _render_jobs(jobs: list[_Job], my_clips: list[Clip], clips: list[Clip], summary: Summary, cache,
+                 ranks) -> int:
+    from ltx2gen import audio_input, components, duration, text
+    from ltx2gen.image import encode_images
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.ranks import Ranks
+
+    out_dir = summary.out_dir
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
         groups.setdefault(job.shared_models_key(), []).append(job)
@@ -556,7 +565,10 @@ class _Job:
                 tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
 
 
-def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]:
+def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary, reservations: contextlib.ExitStack) -> list[_Job]:
+    """The clips to diffuse, each with its output name reserved (`outputs.reserve`) in `reservations`; clips whose
+    kept latents are decoded here; rows for the rest."""
+    from ltx2gen import outputs
     from ltx2gen.plan import RunPlan
 
     jobs = []
@@ -568,6 +580,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]
             continue
         try:
             run = plan_clip(out_dir, clip)
+            reservations.enter_context(outputs.reserve(run.config)[1])  # an exact name: refused where it is taken
             say_rendered_again(run, row)
             job = _Job(clip, row, run.config, RunPlan.choose(run.config))
             if run.decodes:  # diffused by an earlier run: decoded now, before any model of the batch loads
