@@ -140,6 +140,34 @@ def test_connector_part_of_a_lora_is_fused_into_the_connectors(tiny_model, tmp_p
     assert not any("lora" in name for name, _ in connectors.named_modules())
 
 
+def write_connector_lora(path, tiny_model, seed: int):
+    """A rank-2 LoRA of the text connectors' input projection: it changes the prompt's conditioning."""
+    projection = tiny_parts(tiny_model)[1].text_proj_in
+    generator = torch.Generator().manual_seed(seed)
+    save_file({"text_embedding_projection.aggregate_embed.lora_A.weight": torch.randn(2, projection.in_features,
+                                                                                      generator=generator),
+               "text_embedding_projection.aggregate_embed.lora_B.weight": torch.randn(projection.out_features, 2,
+                                                                                      generator=generator)},
+              str(path))
+    return path
+
+
+def test_the_embedding_cache_never_answers_for_a_lora_file_changed_under_the_same_name(tiny_model, tmp_path):
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.text import EmbeddingCache, PromptRequest, encode_prompts
+
+    cpu = torch.device("cpu")
+    cache, lora = EmbeddingCache(tmp_path / "cache"), tmp_path / "style.safetensors"
+    encoded = []
+    for seed in (1, 2, 2):  # the file rewritten with other weights, then encoded again unchanged
+        write_connector_lora(lora, tiny_model, seed)
+        with MemoryTracker(cpu).stage("text") as stage:
+            encoded.append(encode_prompts(stage, tiny_model, [PromptRequest("a fox", None, False)], cpu,
+                                          torch.float32, loras=resolved([(lora, 1.0)]), cache=cache)[0].video)
+    assert not torch.equal(encoded[0], encoded[1]) and torch.equal(encoded[1], encoded[2])
+    assert len(list(cache.folder.iterdir())) == 2  # one entry for each version of the file
+
+
 def test_lora_flags_parse_every_form(tmp_path):
     local = tmp_path / "x.safetensors"
     local.write_bytes(b"")
