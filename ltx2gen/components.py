@@ -118,10 +118,12 @@ def check_component(folder: Path, flag: str, config_file: str = "config.json", w
     if not files:
         raise ConfigError(f"{flag}: {folder} holds no .safetensors weights; the model is incomplete")
     for file in files:
-        _check_weight_file(file, flag)
+        check_weight_file(file, flag)
 
 
-def _check_weight_file(file: Path, flag: str) -> None:
+def check_weight_file(file: Path, flag: str) -> None:
+    """A safetensors file whose header reads, whose every entry is a tensor of a known dtype whose byte range holds
+    its shape, and whose data is all there. Raises ConfigError naming the file."""
     try:
         header, data_start = safetensors_header(file)
     except FileNotFoundError:

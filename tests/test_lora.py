@@ -248,12 +248,20 @@ def test_bad_loras_exit_2_before_the_base_model_loads(tiny_model, tmp_path, caps
                "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(4096, 1)},
               str(tmp_path / "full-size.safetensors"))  # made for the full-size transformer
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 10)
+    save_file({"diffusion_model.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 16),
+               "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(16, 2)},
+              str(tmp_path / "ranks.safetensors"))  # the right sizes, but down rank 4 against up rank 2
+    whole = write_lora(tmp_path / "whole.safetensors", tiny_model, seed=3).read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(whole[:len(whole) - 64])  # an interrupted download
     (tmp_path / "lora.bin").write_bytes(b"")
     cases = [
         (["--lora", str(tmp_path / "missing.safetensors")], "no such file"),
         (["--lora", str(tmp_path / "lora.bin")], "from .safetensors files only"),
         (["--lora", str(tmp_path / "plain.safetensors")], "holds no LoRA weights"),
         (["--lora", str(tmp_path / "broken.safetensors")], "cannot be read as safetensors"),
+        (["--lora", str(tmp_path / "ranks.safetensors")], "1 adapted modules have down and up matrices of different "
+         "ranks (first: transformer.transformer_blocks.0.attn1.to_q, ranks 4 and 2)"),
+        (["--lora", str(tmp_path / "cut.safetensors")], f"{tmp_path / 'cut.safetensors'} is cut short"),
         (["--lora", str(tmp_path / "foreign.safetensors")], "do not exist in this model"),
         (["--lora", str(tmp_path / "full-size.safetensors")], "1 of 1 adapted modules have other sizes in this model "
          "(first: transformer.transformer_blocks.0.attn1.to_q, 4096 -> 4096 features in the LoRA, 16 -> 16 features "
