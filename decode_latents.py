@@ -84,10 +84,14 @@ def load_config(args: argparse.Namespace):
 
 
 def check_latent_space(latents_file, model_dir: Path, config: DecodeConfig) -> None:
-    """Latents decode only with VAEs of the version that made them (LTX-2.0's and LTX-2.3's differ)."""
-    from ltx2gen.checkpoint import model_version
+    """Latents decode only with VAEs of the version that made them (LTX-2.0's and LTX-2.3's differ), and of the
+    channels they have."""
+    from ltx2gen.checkpoint import check_latents_fit, model_version
     from ltx2gen.continuation import check_model
 
+    audio = latents_file.audio
+    check_latents_fit(tuple(latents_file.video.shape), tuple(audio.shape) if audio is not None else None, model_dir,
+                      f"--input {config.input}")
     if (model_dir / "transformer" / "config.json").is_file():  # where the version is written
         check_model(latents_file, model_version(model_dir), f"--input {config.input}", use="decode it")
 

@@ -218,6 +218,37 @@ def video_vae_compression(model_dir: Path) -> tuple[int, int]:
     return spatial, temporal
 
 
+# The audio VAE's compression of the mel axis (diffusers' LATENT_DOWNSAMPLE_FACTOR, the LTX-2 audio VAE's
+# `mel_compression_ratio`; tests/test_checkpoint.py holds the two equal).
+AUDIO_MEL_COMPRESSION = 4
+
+
+def check_latents_fit(video_shape: tuple[int, ...], audio_shape: tuple[int, ...] | None, model_dir: Path,
+                      flag: str) -> None:
+    """Latents read from a file ([1, channels, frames, height, width] video, [1, channels, length, mel bins] audio)
+    have the channels the model's VAEs take (`latent_channels` of vae/ and audio_vae/, the audio's mel bins
+    compressed x4): others would pass every check and fail in the transformer or the decoder with the work spent.
+    Raises ConfigError naming `flag`."""
+    try:
+        video_vae = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+        audio_vae = json.loads((Path(model_dir) / "audio_vae" / "config.json").read_text())
+        expected = {"video": (video_vae["latent_channels"],),
+                    "audio": (audio_vae["latent_channels"], audio_vae["mel_bins"] // AUDIO_MEL_COMPRESSION)}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{flag}: cannot read the model's VAE configurations ({err})") from None
+    given = {"video": tuple(video_shape[1:2]),
+             "audio": (audio_shape[1], audio_shape[3]) if audio_shape is not None else None}
+    for stream, needs in expected.items():
+        if given[stream] is not None and given[stream] != needs:
+            what = "channels" if stream == "video" else "(channels, mel bins)"
+            raise ConfigError(f"{flag}: its {stream} latents have {what} {_shown(given[stream])}, this model's "
+                              f"{stream} VAE takes {_shown(needs)}; they were made by another model")
+
+
+def _shown(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(values) == 1 else str(values)
+
+
 def check_video_vae(model_dir: Path, flag: str) -> None:
     """Sizes are checked against 32 and frame counts against 8n+1, the LTX-2 VAE's compression: a VAE that
     compresses otherwise would diffuse fine and then fail at the writer with the work spent."""

@@ -29,6 +29,7 @@ from ltx2gen.checkpoint import (
     PROMPT_TOKENS,
     RECOMMENDED_FULL_GUIDANCE,
     Guidance,
+    check_latents_fit,
     detect_pipeline,
     latent_frame_count,
     model_version,
@@ -123,9 +124,12 @@ class RunPlan:
         windows = config.windows
         if config.earlier:
             continuation.check_model(config.earlier, version, f"--extend {config.extend}")
+            check_latents_fit(config.earlier.video_shape, config.earlier.audio_shape, model_dir,
+                              f"--extend {config.extend}")
         resume = continuation.earlier_clip(config.resume, "--resume") if config.resume else None
         if resume:
             continuation.check_model(resume, version, f"--resume {config.resume}")
+            check_latents_fit(resume.video_shape, resume.audio_shape, model_dir, f"--resume {config.resume}")
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
