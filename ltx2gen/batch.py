@@ -166,8 +166,39 @@ def clip_video(out_dir: Path, clip: Clip) -> Path:
 
 
 def is_done(out_dir: Path, clip: Clip) -> bool:
+    return finished(out_dir, clip)[0]
+
+
+def finished(out_dir: Path, clip: Clip) -> tuple[bool, str]:
+    """Whether the clip is rendered as its line asks now: its MP4 and sidecar are there and the sidecar's record of
+    what the clip was made from (`provenance`) still matches the line (a sidecar without one, written by an earlier
+    version, is taken as it is). Otherwise False, with the line that says why a clip already there renders again."""
     video = clip_video(out_dir, clip)
-    return video.is_file() and video.with_suffix(".json").is_file()
+    sidecar = video.with_suffix(".json")
+    if not (video.is_file() and sidecar.is_file()):
+        return False, ""
+    try:
+        differ = differences(json.loads(sidecar.read_text()), clip.config(video),
+                             ignore=() if "seed" in clip.flags else ("seed",))
+    except ConfigError:  # a bad line: it fails as bad input when it renders
+        return False, ""
+    except (OSError, ValueError):
+        return False, f"{clip.where}: its {sidecar.name} cannot be read; rendering the clip again"
+    if differ:
+        return False, f"{clip.where}: its {video.name} {describe(differ)}; rendering the clip again"
+    return True, ""
+
+
+def skip_if_finished(out_dir: Path, clip: Clip, row: Row) -> bool:
+    """A clip rendered as its line asks: skipped. One rendered from another line: said in one line and in the
+    summary, and rendered again."""
+    done, why = finished(out_dir, clip)
+    if done:
+        row.status, row.detail = "skipped", "already rendered"
+    elif why:
+        print(f"note: {why}", flush=True)
+        row.detail = f"rendered again: {why}"
+    return done
 
 
 def clip_latents(out_dir: Path, clip: Clip) -> Path:
@@ -357,9 +388,7 @@ def _render_processes(batch_file: Path, clips: list[Clip], out_dir: Path, lock: 
         for index, clip in enumerate(clips, 1):
             row = Row(clip.name)
             summary.rows.append(row)
-            if is_done(out_dir, clip):
-                row.status, row.detail = "skipped", "already rendered"
-            else:
+            if not skip_if_finished(out_dir, clip, row):
                 _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache,
                                 lock=lock)
             summary.progress(index, len(clips), row)
@@ -575,8 +604,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary, reservations:
     for clip in clips:
         row = Row(clip.name)
         summary.rows.append(row)
-        if is_done(out_dir, clip):
-            row.status, row.detail = "skipped", "already rendered"
+        if skip_if_finished(out_dir, clip, row):
             continue
         try:
             run = plan_clip(out_dir, clip)

@@ -358,6 +358,7 @@ class RunPlan:
             "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(config),
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
+            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
