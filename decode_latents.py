@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ltx2gen import outputs
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, check_output_file, opt, validate_decode_options
 from ltx2gen.errors import ConfigError
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.streams import survive_readers_leaving
 from ltx2gen.video import check_encoder
+from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_like_ctrl_c()  # `docker stop` or `kill`: ffmpeg is stopped and the partial file removed, as on Ctrl-C
     survive_readers_leaving()  # a closed pipe never ends the run
+    reservation = outputs.Reservation()  # none yet
     try:
         config, latents_file = load_config(args)
         from ltx2gen import components
@@ -51,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
         components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_DECODE)
+        check_weights_fit_the_model(model_dir, components.READ_BY_A_DECODE, f"--model {config.model}")
         check_latent_space(latents_file, model_dir, config)
         check_encoder()
+        reservation = outputs.reserve_exactly(config.output)  # the name is this run's alone until it exits
     except ConfigError as err:
+        reservation.release()
         parser.error(str(err))
-    return run(config, latents_file, device, model_dir)
+    with reservation:
+        return run(config, latents_file, device, model_dir)
 
 
 def load_config(args: argparse.Namespace):
@@ -77,10 +84,14 @@ def load_config(args: argparse.Namespace):
 
 
 def check_latent_space(latents_file, model_dir: Path, config: DecodeConfig) -> None:
-    """Latents decode only with VAEs of the version that made them (LTX-2.0's and LTX-2.3's differ)."""
-    from ltx2gen.checkpoint import model_version
+    """Latents decode only with VAEs of the version that made them (LTX-2.0's and LTX-2.3's differ), and of the
+    channels they have."""
+    from ltx2gen.checkpoint import check_latents_fit, model_version
     from ltx2gen.continuation import check_model
 
+    audio = latents_file.audio
+    check_latents_fit(tuple(latents_file.video.shape), tuple(audio.shape) if audio is not None else None, model_dir,
+                      f"--input {config.input}")
     if (model_dir / "transformer" / "config.json").is_file():  # where the version is written
         check_model(latents_file, model_version(model_dir), f"--input {config.input}", use="decode it")
 

@@ -56,23 +56,49 @@ N_FFT = 1024
 LOG_FLOOR = 1e-5
 # Decoding at this rate is enough to check a file and measure its duration.
 PROBE_RATE = 16000
+# What is decoded of an --audio file: the clip's length and this much more (to say that the file is longer and is
+# trimmed), never the rest: an hour-long file for a five-second clip would otherwise be decoded whole (1.77 GB).
+SECONDS_BEYOND_THE_CLIP = 1.0
+# While the flags are checked the clip's length is not known yet: this much shows that the file holds sound.
+SECONDS_TO_CHECK = 1.0
 
 
 class AudioDecodeError(RuntimeError):
     pass
 
 
-def decode_waveform(path: Path, sample_rate: int, channels: int = 2) -> np.ndarray:
-    """The file's first audio stream as float32 [channels, samples] at `sample_rate` (ffmpeg resamples and mixes)."""
-    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
-                             "-ac", str(channels), "-ar", str(sample_rate), "-f", "f32le", "-"], capture_output=True)
+def _decode_command(path: Path, sample_rate: int, channels: int, seconds: float | None) -> list[str]:
+    """ffmpeg decoding the file's first audio stream to float32 at `sample_rate` (resampled and mixed), stopping
+    after `seconds` where given."""
+    limit = ["-t", f"{seconds:.6f}"] if seconds is not None else []
+    return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", *limit, "-ac",
+            str(channels), "-ar", str(sample_rate), "-f", "f32le", "-"]
+
+
+def decode_waveform(path: Path, sample_rate: int, channels: int = 2, seconds: float | None = None) -> np.ndarray:
+    """The file's first audio stream as float32 [channels, samples] at `sample_rate`: at most its first `seconds`
+    where given, of which ffmpeg decodes no more."""
+    result = subprocess.run(_decode_command(path, sample_rate, channels, seconds), capture_output=True)
     if result.returncode != 0:
         raise AudioDecodeError(result.stderr.decode(errors="replace").strip())
     return np.frombuffer(result.stdout, "<f4").reshape(-1, channels).T.copy()
 
 
-def probe_seconds(path: Path) -> float:
-    """Duration of the audio in `path`; raises ConfigError for anything that is not a readable, non-empty audio file."""
+def _decoded_seconds(path: Path, most: float) -> float:
+    """How long the file's audio is, up to `most` seconds, counted as ffmpeg decodes it (mono at `PROBE_RATE`);
+    the samples are counted, not kept."""
+    with subprocess.Popen(_decode_command(path, PROBE_RATE, 1, most), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as process:
+        decoded = sum(len(block) for block in iter(lambda: process.stdout.read(1 << 20), b""))
+        errors = process.stderr.read()
+    if process.returncode != 0:
+        raise AudioDecodeError(errors.decode(errors="replace").strip())
+    return decoded // 4 / PROBE_RATE
+
+
+def probe_seconds(path: Path, most: float) -> float:
+    """Duration of the audio in `path`, up to `most` seconds (no more is decoded); raises ConfigError for anything
+    that is not a readable, non-empty audio file."""
     flag = f"--audio {path}"
     if not path.exists():
         raise ConfigError(f"{flag}: no such file; give a wav, flac or mp3 file")
@@ -84,22 +110,22 @@ def probe_seconds(path: Path) -> float:
     except OSError as err:
         raise ConfigError(f"{flag}: cannot be read ({err.strerror}); give a readable wav, flac or mp3 file") from None
     try:
-        samples = decode_waveform(path, PROBE_RATE, channels=1).shape[1]
+        seconds = _decoded_seconds(path, most)
     except AudioDecodeError as err:
         if "matches no streams" in str(err):
             raise ConfigError(f"{flag}: has no audio stream; give a wav, flac or mp3 file") from None
         raise ConfigError(f"{flag}: not an audio file ffmpeg can read ({str(err).splitlines()[-1]}); give a wav, "
                           "flac or mp3 file") from None
-    if samples == 0:
+    if seconds == 0:
         raise ConfigError(f"{flag}: holds no audio samples; give a wav, flac or mp3 file with sound in it")
-    return samples / PROBE_RATE
+    return seconds
 
 
 def validate_audio_options(audio: Path | None, strength: float) -> None:
     check_strength("--audio-strength", strength, "0: the video ignores the audio, 1: it follows it fully", "--audio",
                    audio)
     if audio is not None:
-        probe_seconds(Path(audio))
+        probe_seconds(Path(audio), SECONDS_TO_CHECK)
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,7 @@ class AudioInput:
 
     path: Path
     sha256: str
-    seconds: float
+    seconds: float  # measured up to the clip's length and `SECONDS_BEYOND_THE_CLIP` more
     strength: float
     num_frames: int
     fps: Fraction
@@ -116,7 +142,8 @@ class AudioInput:
     @classmethod
     def inspect(cls, path: Path, strength: float, num_frames: int, fps: Fraction) -> "AudioInput":
         path = Path(path).resolve()
-        return cls(path, file_sha256(path), probe_seconds(path), strength, num_frames, Fraction(fps))
+        most = float(num_frames / Fraction(fps)) + SECONDS_BEYOND_THE_CLIP
+        return cls(path, file_sha256(path), probe_seconds(path, most), strength, num_frames, Fraction(fps))
 
     @property
     def clip_seconds(self) -> float:
@@ -129,14 +156,16 @@ class AudioInput:
     def waveform(self, sample_rate: int, announce: bool = False) -> np.ndarray:
         """Stereo float32 at `sample_rate`, trimmed or padded with silence to exactly the clip's duration (said in
         one line when `announce`)."""
-        decoded = decode_waveform(self.path, sample_rate)
+        decoded = decode_waveform(self.path, sample_rate, seconds=self.clip_seconds + SECONDS_BEYOND_THE_CLIP)
         fitted = fit_audio(decoded, sample_rate, self.num_frames, self.fps)
         if announce and decoded.shape[1] != fitted.shape[1]:
             source = decoded.shape[1] / sample_rate
+            whole = source < self.clip_seconds + SECONDS_BEYOND_THE_CLIP - 1 / sample_rate  # else decoded in part
+            length = f"{source:.3f} s" if whole else f"over {source:.3f} s"
             change = (f"trimmed to the clip's {self.clip_seconds:.3f} s" if decoded.shape[1] > fitted.shape[1] else
                       f"padded with {self.clip_seconds - source:.3f} s of silence to the clip's "
                       f"{self.clip_seconds:.3f} s")
-            print(f"audio: {self.path.name} is {source:.3f} s; {change}", flush=True)
+            print(f"audio: {self.path.name} is {length}; {change}", flush=True)
         return fitted
 
 

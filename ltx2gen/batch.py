@@ -166,8 +166,39 @@ def clip_video(out_dir: Path, clip: Clip) -> Path:
 
 
 def is_done(out_dir: Path, clip: Clip) -> bool:
+    return finished(out_dir, clip)[0]
+
+
+def finished(out_dir: Path, clip: Clip) -> tuple[bool, str]:
+    """Whether the clip is rendered as its line asks now: its MP4 and sidecar are there and the sidecar's record of
+    what the clip was made from (`provenance`) still matches the line (a sidecar without one, written by an earlier
+    version, is taken as it is). Otherwise False, with the line that says why a clip already there renders again."""
     video = clip_video(out_dir, clip)
-    return video.is_file() and video.with_suffix(".json").is_file()
+    sidecar = video.with_suffix(".json")
+    if not (video.is_file() and sidecar.is_file()):
+        return False, ""
+    try:
+        differ = differences(json.loads(sidecar.read_text()), clip.config(video),
+                             ignore=() if "seed" in clip.flags else ("seed",))
+    except ConfigError:  # a bad line: it fails as bad input when it renders
+        return False, ""
+    except (OSError, ValueError):
+        return False, f"{clip.where}: its {sidecar.name} cannot be read; rendering the clip again"
+    if differ:
+        return False, f"{clip.where}: its {video.name} {describe(differ)}; rendering the clip again"
+    return True, ""
+
+
+def skip_if_finished(out_dir: Path, clip: Clip, row: Row) -> bool:
+    """A clip rendered as its line asks: skipped. One rendered from another line: said in one line and in the
+    summary, and rendered again."""
+    done, why = finished(out_dir, clip)
+    if done:
+        row.status, row.detail = "skipped", "already rendered"
+    elif why:
+        print(f"note: {why}", flush=True)
+        row.detail = f"rendered again: {why}"
+    return done
 
 
 def clip_latents(out_dir: Path, clip: Clip) -> Path:
@@ -357,9 +388,7 @@ def _render_processes(batch_file: Path, clips: list[Clip], out_dir: Path, lock: 
         for index, clip in enumerate(clips, 1):
             row = Row(clip.name)
             summary.rows.append(row)
-            if is_done(out_dir, clip):
-                row.status, row.detail = "skipped", "already rendered"
-            else:
+            if not skip_if_finished(out_dir, clip, row):
                 _render_process(clip, out_dir, row, retries=retries, docker_image=docker_image, hf_cache=hf_cache,
                                 lock=lock)
             summary.progress(index, len(clips), row)
@@ -447,10 +476,7 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
 
 
 def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None, ranks) -> int:
-    from ltx2gen import audio_input, components, duration, text
-    from ltx2gen.image import encode_images
-    from ltx2gen.memory import MemoryTracker
-    from ltx2gen.ranks import Ranks
+    from ltx2gen import text
 
     my_clips = ranks.share(clips)
     if ranks.distributed:
@@ -459,7 +485,19 @@ def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None,
               f"(process {os.getpid()})", flush=True)  # the process to look at, or to stop, on this host
     summary = Summary(out_dir)
     cache = text.EmbeddingCache(cache_dir) if cache_dir else None
-    jobs = _plan_jobs(my_clips, out_dir, summary)
+    with contextlib.ExitStack() as reservations:  # each clip's output name is the batch's until it ends
+        return _render_jobs(_plan_jobs(my_clips, out_dir, summary, reservations), my_clips, clips, summary, cache,
+                            ranks)
+
+
+def _render_jobs(jobs: list[_Job], my_clips: list[Clip], clips: list[Clip], summary: Summary, cache,
+                 ranks) -> int:
+    from ltx2gen import audio_input, components, duration, text
+    from ltx2gen.image import encode_images
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.ranks import Ranks
+
+    out_dir = summary.out_dir
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
         groups.setdefault(job.shared_models_key(), []).append(job)
@@ -556,18 +594,21 @@ class _Job:
                 tuple((str(lora.path), lora.spec.scale) for lora in plan.loras))
 
 
-def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary) -> list[_Job]:
+def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary, reservations: contextlib.ExitStack) -> list[_Job]:
+    """The clips to diffuse, each with its output name reserved (`outputs.reserve`) in `reservations`; clips whose
+    kept latents are decoded here; rows for the rest."""
+    from ltx2gen import outputs
     from ltx2gen.plan import RunPlan
 
     jobs = []
     for clip in clips:
         row = Row(clip.name)
         summary.rows.append(row)
-        if is_done(out_dir, clip):
-            row.status, row.detail = "skipped", "already rendered"
+        if skip_if_finished(out_dir, clip, row):
             continue
         try:
             run = plan_clip(out_dir, clip)
+            reservations.enter_context(outputs.reserve(run.config)[1])  # an exact name: refused where it is taken
             say_rendered_again(run, row)
             job = _Job(clip, row, run.config, RunPlan.choose(run.config))
             if run.decodes:  # diffused by an earlier run: decoded now, before any model of the batch loads

@@ -218,6 +218,37 @@ def video_vae_compression(model_dir: Path) -> tuple[int, int]:
     return spatial, temporal
 
 
+# The audio VAE's compression of the mel axis (diffusers' LATENT_DOWNSAMPLE_FACTOR, the LTX-2 audio VAE's
+# `mel_compression_ratio`; tests/test_checkpoint.py holds the two equal).
+AUDIO_MEL_COMPRESSION = 4
+
+
+def check_latents_fit(video_shape: tuple[int, ...], audio_shape: tuple[int, ...] | None, model_dir: Path,
+                      flag: str) -> None:
+    """Latents read from a file ([1, channels, frames, height, width] video, [1, channels, length, mel bins] audio)
+    have the channels the model's VAEs take (`latent_channels` of vae/ and audio_vae/, the audio's mel bins
+    compressed x4): others would pass every check and fail in the transformer or the decoder with the work spent.
+    Raises ConfigError naming `flag`."""
+    try:
+        video_vae = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+        audio_vae = json.loads((Path(model_dir) / "audio_vae" / "config.json").read_text())
+        expected = {"video": (video_vae["latent_channels"],),
+                    "audio": (audio_vae["latent_channels"], audio_vae["mel_bins"] // AUDIO_MEL_COMPRESSION)}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{flag}: cannot read the model's VAE configurations ({err})") from None
+    given = {"video": tuple(video_shape[1:2]),
+             "audio": (audio_shape[1], audio_shape[3]) if audio_shape is not None else None}
+    for stream, needs in expected.items():
+        if given[stream] is not None and given[stream] != needs:
+            what = "channels" if stream == "video" else "(channels, mel bins)"
+            raise ConfigError(f"{flag}: its {stream} latents have {what} {_shown(given[stream])}, this model's "
+                              f"{stream} VAE takes {_shown(needs)}; they were made by another model")
+
+
+def _shown(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(values) == 1 else str(values)
+
+
 def check_video_vae(model_dir: Path, flag: str) -> None:
     """Sizes are checked against 32 and frame counts against 8n+1, the LTX-2 VAE's compression: a VAE that
     compresses otherwise would diffuse fine and then fail at the writer with the work spent."""
@@ -228,6 +259,53 @@ def check_video_vae(model_dir: Path, flag: str) -> None:
     if (spatial, temporal) != (32, 8):
         raise ConfigError(f"{flag}: its video VAE compresses x{spatial} in space and x{temporal} in time; this "
                           "product decodes LTX-2's x32/x8 video VAE only")
+
+
+# The pipelines whose model folders this product renders, and each component's [library, class] as the LTX-2 repos'
+# model_index.json names them (ltx2gen/published; the Gemma tokenizer in either form): a folder made for another
+# pipeline, or a component of another class, would load a model the stages do not drive and fail after the text
+# stage or after diffusion. Entries of [null, null] are components the repo leaves out.
+LTX2_PIPELINES = ("LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline")
+LTX2_COMPONENTS = {
+    "transformer": {("diffusers", "LTX2VideoTransformer3DModel")},
+    "vae": {("diffusers", "AutoencoderKLLTX2Video")},
+    "audio_vae": {("diffusers", "AutoencoderKLLTX2Audio")},
+    "connectors": {("ltx2", "LTX2TextConnectors")},
+    "vocoder": {("ltx2", "LTX2Vocoder"), ("ltx2", "LTX2VocoderWithBWE")},
+    "duration_head": {("ltx2", "LTX2DurationHead")},
+    "scheduler": {("diffusers", "FlowMatchEulerDiscreteScheduler")},
+    "text_encoder": {("transformers", "Gemma3ForConditionalGeneration"),
+                     ("transformers", "Gemma4UnifiedForConditionalGeneration")},
+    "tokenizer": {("transformers", "GemmaTokenizer"), ("transformers", "GemmaTokenizerFast")},
+    "processor": {("transformers", "Gemma3Processor")},
+}
+
+
+def check_pipeline_index(model_dir: Path, flag: str, needed: tuple[str, ...] = ()) -> None:
+    """model_index.json names an LTX-2 pipeline, each component it lists of the class LTX-2 uses
+    (`LTX2_COMPONENTS`), and each of `needed` present. Raises ConfigError naming the entry and what it should be."""
+    index_file = Path(model_dir) / "model_index.json"
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{flag}: {index_file} cannot be read ({err}); the model is damaged") from None
+    pipeline = index.get("_class_name") if isinstance(index, dict) else None
+    if pipeline not in LTX2_PIPELINES:
+        raise ConfigError(f"{flag}: {index_file} is for a {pipeline}, not an LTX-2 pipeline ({LTX2_PIPELINES[0]}); "
+                          "give an LTX-2 model in diffusers format")
+    for name, classes in LTX2_COMPONENTS.items():
+        entry = index.get(name)
+        given = tuple(entry) if isinstance(entry, list) else entry
+        if given in (None, (None, None)):
+            if name in needed:
+                raise ConfigError(f"{flag}: {index_file} lists no {name}, which the run needs; the model is "
+                                  "incomplete")
+            continue
+        if given not in classes:
+            shown = ".".join(map(str, given)) if isinstance(given, tuple) else repr(given)
+            wanted = " or ".join(f"{library}.{cls}" for library, cls in sorted(classes))
+            raise ConfigError(f"{flag}: {index_file} makes its {name} a {shown}; LTX-2's {name} is a {wanted}; "
+                              "give an LTX-2 model in diffusers format")
 
 
 def from_hub_cache(flag: str, fetch: Callable[[], str], hint: str = "") -> Path:

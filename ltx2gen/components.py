@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ltx2gen.checkpoint import (
     FULL_TRANSFORMER_FOLDER,
     MODEL_FILE_PATTERNS,
     MODEL_IGNORE_PATTERNS,
+    check_pipeline_index,
     check_video_vae,
     from_hub_cache,
 )
@@ -25,6 +27,7 @@ from ltx2gen.files import safetensors_header
 from ltx2gen.quant import quantize_text_encoder_linears, text_encoder_quantization
 from ltx2gen.ranks import Ranks
 from ltx2gen.weights import (
+    DTYPES,
     GEMMA_IMAGE_MODULES,
     WeightNamesMismatch,
     load_transformers_streamed,
@@ -60,7 +63,7 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def resolve_model_dir(model: str, configs_only: bool = False) -> Path:
     """A local directory as is; a repo id from the Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1; with
     `configs_only`, its configuration files alone, for a plan). Raises ConfigError, before any weight is read, when
-    the model cannot be found or its video VAE is not one this product decodes."""
+    the model cannot be found, is not an LTX-2 pipeline's or its video VAE is not one this product decodes."""
     local = Path(model).expanduser()
     if local.is_dir():
         if not (local / "model_index.json").is_file():
@@ -73,6 +76,7 @@ def resolve_model_dir(model: str, configs_only: bool = False) -> Path:
             model, allow_patterns=CONFIG_FILE_PATTERNS if configs_only else MODEL_FILE_PATTERNS,
             ignore_patterns=MODEL_IGNORE_PATTERNS),
             f" (docker: 'download {model}') or give a local directory")
+    check_pipeline_index(model_dir, f"--model {model}")
     check_video_vae(model_dir, f"--model {model}")
     return model_dir
 
@@ -89,6 +93,7 @@ def check_model_files(model_dir: Path, flag: str, names: tuple[str, ...]) -> Non
     """Every file the run will read of these components, checked before any weight is (`check_component`), so a
     damaged or incomplete download is found in planning, not after the text stage. Raises ConfigError naming the
     file."""
+    check_pipeline_index(model_dir, flag, names)
     built_at_load = _built_at_load(model_dir)
     for name in names:
         check_component(Path(model_dir) / name, flag, config_file=CONFIG_FILES.get(name, "config.json"),
@@ -113,10 +118,12 @@ def check_component(folder: Path, flag: str, config_file: str = "config.json", w
     if not files:
         raise ConfigError(f"{flag}: {folder} holds no .safetensors weights; the model is incomplete")
     for file in files:
-        _check_weight_file(file, flag)
+        check_weight_file(file, flag)
 
 
-def _check_weight_file(file: Path, flag: str) -> None:
+def check_weight_file(file: Path, flag: str) -> None:
+    """A safetensors file whose header reads, whose every entry is a tensor of a known dtype whose byte range holds
+    its shape, and whose data is all there. Raises ConfigError naming the file."""
     try:
         header, data_start = safetensors_header(file)
     except FileNotFoundError:
@@ -125,12 +132,31 @@ def _check_weight_file(file: Path, flag: str) -> None:
     except (OSError, ValueError, struct.error) as err:
         reason = "it is empty" if file.stat().st_size == 0 else f"not a safetensors file: {str(err).split(': ')[-1]}"
         raise ConfigError(f"{flag}: {file} is damaged ({reason}); download it again") from None
-    data_end = max((entry["data_offsets"][1] for entry in header.values()
-                    if isinstance(entry, dict) and "data_offsets" in entry), default=0)
+    tensors = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    for name, entry in tensors.items():
+        _check_header_entry(file, flag, name, entry)
+    data_end = max((entry["data_offsets"][1] for entry in tensors.values()), default=0)
     size = file.stat().st_size
     if data_start + data_end > size:
         raise ConfigError(f"{flag}: {file} is cut short ({size} of its {data_start + data_end} bytes); download it "
                           "again")
+
+
+def _check_header_entry(file: Path, flag: str, name: str, entry) -> None:
+    """One tensor of a safetensors header: a known dtype, a shape of whole sizes and a byte range that holds exactly
+    that many elements of it (a header can promise a tensor its data does not hold)."""
+    try:
+        shape, (start, end) = entry["shape"], entry["data_offsets"]
+        itemsize = DTYPES[entry["dtype"]].itemsize
+        whole = all(type(size) is int and size >= 0 for size in (*shape, start, end))
+    except (KeyError, TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ConfigError(f"{flag}: {file} is damaged (its header's entry for {name} is not a tensor's); download it "
+                          "again")
+    if end - start != math.prod(shape) * itemsize:
+        raise ConfigError(f"{flag}: {file} is damaged (its header gives {name} the shape {shape} of "
+                          f"{entry['dtype']} but {end - start} bytes); download it again")
 
 
 def _built_at_load(model_dir: Path) -> list[str]:

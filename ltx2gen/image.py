@@ -89,13 +89,52 @@ def inspect_image(path: Path, flag: str | None = None) -> SourceImage:
         with Image.open(path) as image:
             kind = image.format
             image.load()  # decodes every pixel: a truncated file fails here, not in the image stage
-            width, height = image.size
+            if kind in FORMATS:
+                height, width = rgb_pixels(image, flag).shape[:2]  # as shown: upright, after its EXIF orientation
+    except ConfigError:
+        raise
     except Exception as err:  # PIL reports unreadable data with many exception types
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"{flag}: not a readable image ({reason}); give a PNG, JPEG or WebP file") from None
     if kind not in FORMATS:
         raise ConfigError(f"{flag}: a {kind} image; give a PNG, JPEG or WebP file")
     return SourceImage(path.resolve(), hashlib.sha256(path.read_bytes()).hexdigest(), width, height)
+
+
+WIDE_GREYSCALE = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit greyscale PNGs open as I;16
+
+
+def rgb_pixels(image, flag: str):
+    """The image as the model sees it: 8-bit RGB [height, width, 3], upright (its EXIF orientation applied). Each
+    mode is converted faithfully: 16-bit greyscale scaled to 8 bits (Pillow's own conversion clips it, leaving an
+    image near white), palette, greyscale, CMYK and 16-bit RGB by Pillow's conversion, an alpha channel dropped
+    where every pixel is opaque. A ConfigError naming `flag` for what cannot be: transparent pixels (the model has
+    no background to show through them), floating-point pixels."""
+    import numpy as np
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in WIDE_GREYSCALE:
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ConfigError(f"{flag}: a 32-bit greyscale image with values outside 16 bits; save it as an 8- or "
+                              "16-bit PNG")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "F":
+        raise ConfigError(f"{flag}: a floating-point greyscale image, whose range is not known; save it as an 8- or "
+                          "16-bit PNG")
+    if image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"))
+        if (rgba[..., 3] < 255).any():
+            raise ConfigError(f"{flag}: has transparent pixels, which a video frame cannot show; flatten it onto "
+                              "a background (an opaque RGB image)")
+        return np.ascontiguousarray(rgba[..., :3])
+    try:
+        return np.array(image.convert("RGB"))
+    except ValueError:
+        raise ConfigError(f"{flag}: a {image.mode} image, which does not convert to RGB; save it as an RGB PNG, "
+                          "JPEG or WebP") from None
 
 
 @dataclass(frozen=True)
@@ -255,7 +294,7 @@ def prepare_frame(source: SourceImage, width: int, height: int, crf: int):
     from PIL import Image
 
     with Image.open(source.path) as image:
-        rgb = apply_image_conditioning_crf(np.array(image.convert("RGB")), crf)
+        rgb = apply_image_conditioning_crf(rgb_pixels(image, f"--image {source.path}"), crf)
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(torch.float32).permute(2, 0, 1)[None]
     source_height, source_width = pixels.shape[2:]
     scale = max(height / source_height, width / source_width)

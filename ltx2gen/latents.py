@@ -117,12 +117,24 @@ def read_header(path: Path) -> LatentsHeader:
                                    "writes it)")
         loaded = LatentsHeader(path, json.loads(stored["ltx2gen"]), tuple(header["video_latents"]["shape"]),
                                tuple(header["audio_latents"]["shape"]) if "audio_latents" in header else None)
+        for name in ("video", "audio"):
+            dtype = header.get(f"{name}_latents", {}).get("dtype", "F32")
+            if dtype not in FLOATING_DTYPES:
+                raise _not_floating(path, name, dtype)
     except LatentsFileError:
         raise
     except (ValueError, KeyError, TypeError) as err:
         raise LatentsFileError(f"{path}: not a readable latents file ({type(err).__name__}: {err})") from None
     _check_shapes(path, loaded.metadata, loaded.video_shape, loaded.audio_shape)
     return loaded
+
+
+FLOATING_DTYPES = ("F32", "BF16", "F16", "F64")  # safetensors' names of the dtypes latents can be in
+
+
+def _not_floating(path: Path, name: str, dtype: str) -> LatentsFileError:
+    return LatentsFileError(f"{path}: its {name} latents are not floating-point numbers ({dtype}); not latents "
+                            "generate.py wrote")
 
 
 def save_latents(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> Path:
@@ -205,6 +217,9 @@ def _load_npz(path: Path) -> LatentsFile:
 def _check(path: Path, loaded: LatentsFile) -> None:
     _check_shapes(path, loaded.metadata, tuple(loaded.video.shape),
                   tuple(loaded.audio.shape) if loaded.audio is not None else None)
+    for name, tensor in (("video", loaded.video), ("audio", loaded.audio)):
+        if tensor is not None and not tensor.is_floating_point():
+            raise _not_floating(path, name, str(tensor.dtype).replace("torch.", ""))
     try:
         check_finite(loaded.video, loaded.audio, "its latents")
     except NonFiniteLatents as err:

@@ -189,16 +189,31 @@ def read_header(path: Path, label: str) -> tuple[dict, dict[str, list[int]]]:
 def adapted_module_sizes(shapes: dict[str, list[int]]) -> dict[str, tuple[int | None, int | None]]:
     """(in, out) features of every module a LoRA adapts, by its diffusers name (diffusers' own renaming of the
     Lightricks/ComfyUI format), from the shapes of its down and up matrices."""
+    sizes = {}
+    for module, down, shape in _lora_matrices(shapes):
+        features_in, features_out = sizes.get(module, (None, None))
+        sizes[module] = (shape[1], features_out) if down else (features_in, shape[0])
+    return sizes
+
+
+def mismatched_ranks(shapes: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The modules whose down and up matrices disagree on the LoRA's rank (down [rank, in], up [out, rank]), with
+    the ranks each gives: such a pair cannot be multiplied, and fusing it would fail with the text stage done."""
+    ranks: dict[str, list[int]] = {}
+    for module, down, shape in _lora_matrices(shapes):
+        ranks.setdefault(module, []).append(shape[0] if down else shape[1])
+    return {module: given for module, given in ranks.items() if len(set(given)) > 1}
+
+
+def _lora_matrices(shapes: dict[str, list[int]]):
+    """(module by its diffusers name, whether the matrix is the down one, its shape) of every 2-D LoRA matrix, as
+    diffusers renames the Lightricks/ComfyUI format."""
     from diffusers import LTX2Pipeline
 
-    sizes = {}
     for key, shape in LTX2Pipeline.lora_state_dict(dict(shapes)).items():
         for marker in LORA_KEY_MARKERS:
             if marker in key and len(shape) == 2:
-                module = key.split(marker)[0]
-                features_in, features_out = sizes.get(module, (None, None))
-                sizes[module] = (shape[1], features_out) if marker in DOWN_MARKERS else (features_in, shape[0])
-    return sizes
+                yield key.split(marker)[0], marker in DOWN_MARKERS, shape
 
 
 @dataclass(frozen=True)
@@ -266,10 +281,19 @@ def _lightricks_name(names: tuple[str, ...]) -> tuple[str | None, str | None]:
 def check_lora_file(path: Path, spec: LoraSpec, module_sizes: dict, version: str) -> tuple[int, MadeFor]:
     """Refuse files that are not LoRAs, were made for another LTX-2 version than the model's `version`, or adapt
     modules the model lacks or has at other sizes. Returns how many modules it adapts and what it was made for."""
+    from ltx2gen.components import check_weight_file
+
     metadata, shapes = read_header(path, spec.label)
+    check_weight_file(path, f"--lora {spec.label}")  # every tensor's bytes there, as its header says
     modules = adapted_module_sizes(shapes)
     if not modules:
         raise ConfigError(f"--lora {spec.label}: holds no LoRA weights (no lora_A/lora_B keys)")
+    unmatched_ranks = mismatched_ranks(shapes)
+    if unmatched_ranks:
+        module, ranks = next(iter(unmatched_ranks.items()))
+        raise ConfigError(f"--lora {spec.label}: {len(unmatched_ranks)} adapted modules have down and up matrices of "
+                          f"different ranks (first: {module}, ranks {' and '.join(map(str, ranks))}); the file is "
+                          "damaged or not a LoRA")
     names = (path.name,) if _is_local(spec.source) else (spec.source, path.name)
     made_for = lora_made_for(metadata, modules, names)
     if made_for.versions and version not in made_for.versions:

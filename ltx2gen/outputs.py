@@ -103,8 +103,7 @@ def reserve(config):
             if lock is not None:
                 lock.release()
             elif not timestamped:
-                raise ConfigError(f"--output {config.output}: another run ({holder(lock_path(config.output))}) is "
-                                  "writing it; wait for it to finish, or give another --output")
+                raise _taken(config.output)
             candidate = dataclasses.replace(candidate, output=next_name(candidate.output))
     except BaseException:
         _remove_empty(made)
@@ -112,6 +111,25 @@ def reserve(config):
     if candidate.output != config.output:
         print(f"note: {config.output} is taken by another run; this run writes {candidate.output}", flush=True)
     return candidate, Reservation(lock, made)
+
+
+def reserve_exactly(output: Path) -> Reservation:
+    """The `Reservation` of exactly `output` (decode_latents.py's MP4 and its sidecar), the lock `reserve` takes: a
+    ConfigError where another run (generate.py or decode_latents.py) is writing that name."""
+    made = _make_folders(Path(output).parent)
+    try:
+        lock = _try_lock(output)
+        if lock is None:
+            raise _taken(output)
+    except BaseException:
+        _remove_empty(made)
+        raise
+    return Reservation(lock, made)
+
+
+def _taken(output: Path) -> ConfigError:
+    return ConfigError(f"--output {output}: another run ({holder(lock_path(output))}) is writing it; wait for it to "
+                       "finish, or give another --output")
 
 
 def next_name(output: Path) -> Path:

@@ -29,6 +29,7 @@ from ltx2gen.checkpoint import (
     PROMPT_TOKENS,
     RECOMMENDED_FULL_GUIDANCE,
     Guidance,
+    check_latents_fit,
     detect_pipeline,
     latent_frame_count,
     model_version,
@@ -45,6 +46,7 @@ from ltx2gen.provenance import made_from
 from ltx2gen.quant import fp8_supported
 from ltx2gen.text import EncodedPrompt
 from ltx2gen.video import check_encoder
+from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
 @dataclass
@@ -110,6 +112,9 @@ class RunPlan:
         folder = transformer_folder(version, full=not config.distilled)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
+        if weights_needed:  # each header against the model its configuration builds, before any weight is read
+            check_weights_fit_the_model(model_dir, (*components.READ_BY_A_RUN, folder) + (
+                (duration.COMPONENT,) if config.auto_length else ()), f"--model {config.model}")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
         upsampler = two_stage.plan_upsampler(config, model_dir, version) if is_two_stage else None
@@ -119,9 +124,12 @@ class RunPlan:
         windows = config.windows
         if config.earlier:
             continuation.check_model(config.earlier, version, f"--extend {config.extend}")
+            check_latents_fit(config.earlier.video_shape, config.earlier.audio_shape, model_dir,
+                              f"--extend {config.extend}")
         resume = continuation.earlier_clip(config.resume, "--resume") if config.resume else None
         if resume:
             continuation.check_model(resume, version, f"--resume {config.resume}")
+            check_latents_fit(resume.video_shape, resume.audio_shape, model_dir, f"--resume {config.resume}")
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)
@@ -350,6 +358,7 @@ class RunPlan:
             "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(config),
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
+            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)

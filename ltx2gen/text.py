@@ -17,6 +17,7 @@ from ltx2gen import memory as mem
 from ltx2gen.checkpoint import PROMPT_TOKENS
 from ltx2gen.components import CPU, load_component, stock_pipeline
 from ltx2gen.lora import fuse_loras
+from ltx2gen.provenance import lora_reference
 
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
 
@@ -127,7 +128,8 @@ def encode_prompts(stage: mem.Stage, model_dir: Path, requests: list[PromptReque
         if request.enhance_seed is not None:
             prompt = enhance.enhance(text_pipeline(), request.prompt, request.enhance_seed, device)
             requests[i] = dataclasses.replace(request, prompt=prompt, enhance_seed=None)
-    key_extra = [PROMPT_TOKENS, str(dtype), [(lora.spec.label, lora.spec.scale) for lora in loras]]
+    # a LoRA by its file's hash (`lora_reference`): one changed under the same name must not answer with old entries
+    key_extra = [PROMPT_TOKENS, str(dtype), [lora_reference(lora.spec) for lora in loras]]
     if text_encoder == "fp8":  # appended only then, so the bf16 entries cached before FP8 existed keep their keys
         key_extra.append("fp8 text encoder")
     counts = [prompt_token_count(tokenizer, request.prompt) for request in requests]
@@ -210,8 +212,9 @@ def encode_prompt(stage: mem.Stage, model_dir: Path, request: PromptRequest, dev
 
 
 class EmbeddingCache:
-    """Text conditioning on disk, keyed by model, prompts, length, dtype and connector LoRAs, so a re-render skips
-    the text encoder. One entry is 12-25 MB (the connectors' outputs, not Gemma's 0.4 GB of hidden states)."""
+    """Text conditioning on disk, keyed by model, prompts, length, dtype and LoRAs (a local one by its file's hash),
+    so a re-render skips the text encoder. One entry is 12-25 MB (the connectors' outputs, not Gemma's 0.4 GB of
+    hidden states)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)

@@ -243,3 +243,33 @@ def test_files_without_audio_exit_2_before_any_model_loads(tmp_path):
                                       str(tmp_path / "out" / "c.mp4"), cwd=tmp_path)
         assert result.returncode == 2 and f"--audio {path}: {message}" in result.stderr.splitlines()[-1]
         assert "TORCH_NOT_IMPORTED" in result.stdout and not (tmp_path / "out").exists()
+
+
+def test_a_long_audio_file_is_decoded_only_as_far_as_the_clip_needs(tmp_path, capsys, monkeypatch):
+    """A ten-minute file for a 0.7 s clip: checking it, measuring it and fitting it to the clip each decode about the
+    clip's length and a second more, never the whole file; said in one line."""
+    import ltx2gen.audio_input as audio_input
+
+    decoded = []
+    run, popen = subprocess.run, subprocess.Popen
+
+    def counted_run(*args, **kwargs):
+        result = run(*args, **kwargs)
+        decoded.append(len(result.stdout))
+        return result
+
+    class CountedPopen(popen):
+        def __exit__(self, *exc):
+            decoded.append(int(self.args[self.args.index("-t") + 1].split(".")[0]) if "-t" in self.args else None)
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(audio_input.subprocess, "run", counted_run)
+    monkeypatch.setattr(audio_input.subprocess, "Popen", CountedPopen)
+    long_file = write_tone(tmp_path / "long.wav", 600, rate=8000)
+    audio_input.validate_audio_options(long_file, 1.0)
+    item = AudioInput.inspect(long_file, 1.0, 17, Fraction(24))
+    waveform = item.waveform(8000, announce=True)
+    assert waveform.shape == (2, round(17 / 24 * 8000)) and abs(item.seconds - (17 / 24 + 1)) < 0.01
+    assert decoded[:2] == [1, 1]  # the check, the measure: each stopped after a second or the clip and a second
+    assert decoded[2] <= round((17 / 24 + 1) * 8000) * 2 * 4  # the waveform: float32 stereo of 1.71 s, not 600 s
+    assert capsys.readouterr().out == "audio: long.wav is over 1.708 s; trimmed to the clip's 0.708 s\n"

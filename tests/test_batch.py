@@ -222,3 +222,23 @@ def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model
         plan, dataclasses.replace(plan), dataclasses.replace(plan, fp8_attention=True),
         dataclasses.replace(plan, transformer_folder="transformer_full"))}
     assert len(keys) == 3
+
+
+def test_a_finished_clip_whose_line_changed_renders_again_and_an_unchanged_one_is_skipped(tiny_model, tmp_path):
+    from test_faults import call, summary_rows, write_batch
+
+    out = tmp_path / "out"
+    line = {"name": "a", "prompt": "a fox", "seed": 7}
+    batch_file = write_batch(tmp_path / "b.jsonl", tiny_model, [line])
+    assert call(generate.main, ["--batch", str(batch_file), "--out", str(out)])[0] == 0
+    first = (out / "a.mp4").read_bytes()
+    assert json.loads((out / "a.json").read_text())["made_from"]["prompt"] == "a fox"
+    write_batch(batch_file, tiny_model, [dict(line, prompt="a cat", seed=8)])  # edited after it finished
+    status, out_text, err = call(generate.main, ["--batch", str(batch_file), "--out", str(out)])
+    row = summary_rows(out)["a"]
+    assert status == 0 and row["status"] == "done", err
+    why = f"{batch_file}:1: clip 'a': its a.mp4 was made from another prompt, seed; rendering the clip again"
+    assert row["detail"] == f"rendered again: {why}" and f"note: {why}" in out_text
+    assert (out / "a.mp4").read_bytes() != first and json.loads((out / "a.json").read_text())["prompt"] == "a cat"
+    assert call(generate.main, ["--batch", str(batch_file), "--out", str(out)])[0] == 0  # unchanged now: skipped
+    assert summary_rows(out)["a"]["status"] == "skipped"

@@ -89,3 +89,11 @@ def test_a_version_without_a_transformer_configuration_is_a_config_error(tmp_pat
 
     with pytest.raises(ConfigError, match="cannot read its transformer configuration"):
         model_version(tmp_path)
+
+
+def test_the_audio_mel_compression_is_diffusers_audio_vaes():
+    from diffusers.models.autoencoders.autoencoder_kl_ltx2_audio import LATENT_DOWNSAMPLE_FACTOR
+
+    from ltx2gen.checkpoint import AUDIO_MEL_COMPRESSION
+
+    assert AUDIO_MEL_COMPRESSION == LATENT_DOWNSAMPLE_FACTOR

@@ -156,12 +156,64 @@ def test_center_crop_keeps_the_middle_and_says_what_it_cut(tmp_path):
     assert source.crop_note("--image wide.png", 288, 96) is None
 
 
+def png_16_bit_rgb(path, pixels: np.ndarray):
+    """A 16-bit RGB PNG of `pixels` (uint16 [height, width, 3]), which Pillow reads but does not write."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def flat_frame(path) -> float:
+    """The prepared frame of a flat image, in [-1, 1] (H.264 at CRF 0 keeps a flat image flat)."""
+    frame = prepare_frame(inspect_image(path), 96, 64, crf=0)
+    assert float(frame.max() - frame.min()) < 0.02
+    return float(frame.mean())
+
+
+def test_every_image_mode_is_converted_faithfully(tmp_path):
+    """Mid grey in every form an image file holds it comes out mid grey: 16-bit greyscale scaled, not clipped to
+    white; palette, greyscale with an opaque alpha, RGBA, CMYK and 16-bit RGB."""
+    grey = tmp_path / "grey16.png"
+    Image.fromarray(np.full((64, 96), 32896, np.uint16)).save(grey)  # 128 * 257
+    assert Image.open(grey).mode == "I;16"
+    stored = {"grey16": grey, "rgb16": png_16_bit_rgb(tmp_path / "rgb16.png", np.full((64, 96, 3), 32896, np.uint16))}
+    for mode, value in (("P", None), ("LA", (128, 255)), ("RGBA", (128, 128, 128, 255)), ("L", 128)):
+        image = Image.new(mode, (96, 64), value) if value else \
+            Image.new("RGB", (96, 64), (128, 128, 128)).convert("P", palette=Image.Palette.ADAPTIVE)
+        image.save(stored.setdefault(mode, tmp_path / f"{mode}.png"))
+    Image.new("CMYK", (96, 64), (0, 0, 0, 127)).save(stored.setdefault("CMYK", tmp_path / "cmyk.jpg"), quality=100)
+    for name, path in stored.items():
+        assert abs(flat_frame(path) - (128 / 127.5 - 1)) < 0.02, name
+
+
+def test_an_image_is_taken_upright_as_its_exif_orientation_shows_it(tmp_path):
+    stored = np.zeros((64, 96, 3), np.uint8)
+    stored[:, :48] = 255  # the left half white as stored; shown rotated 90 degrees clockwise, the top half
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    image.save(tmp_path / "turned.jpg", exif=exif, quality=100)
+    source = inspect_image(tmp_path / "turned.jpg")
+    assert (source.width, source.height) == (64, 96)
+    frame = prepare_frame(source, 64, 96, crf=0)
+    assert frame[0, :, 0, :40].mean() > 0.9 and frame[0, :, 0, 56:].mean() < -0.9
+
+
 def write_bad_files(folder):
     (folder / "notes.png").write_text("not an image")
     Image.new("RGB", (96, 64)).save(folder / "anim.gif")
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(folder / "ok.png")
     (folder / "cut.png").write_bytes((folder / "ok.png").read_bytes()[:300])
     (folder / "ok.jpg").write_bytes(b"")
+    Image.new("RGBA", (96, 64), (200, 0, 0, 128)).save(folder / "seethrough.png")
 
 
 @pytest.mark.parametrize("name,extra,message", [
@@ -170,6 +222,7 @@ def write_bad_files(folder):
     ("cut.png", [], "not a readable image"),
     ("ok.jpg", [], "not a readable image"),
     ("anim.gif", [], "a GIF image; give a PNG, JPEG or WebP file"),
+    ("seethrough.png", [], "has transparent pixels, which a video frame cannot show"),
     ("ok.png", ["--image-strength", "1.5"], "--image-strength 1.5: must be between 0 and 1"),
     ("ok.png", ["--image-strength", "nan"], "must be between 0 and 1"),
 ])

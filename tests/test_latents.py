@@ -156,3 +156,54 @@ def test_a_window_that_diverges_keeps_the_windows_before_it_and_says_how_to_resu
     assert "NaN or infinite" in error_lines(err)[0]
     assert f"render the rest with the same command and --resume {kept}" in err
     assert load_latents(kept).video_format.num_frames == 25  # the first window, whole and finite
+
+
+def model_channels(model) -> tuple[int, int, int]:
+    """(video channels, audio channels, audio mel bins) of `model`'s latents."""
+    import json
+
+    video = json.loads((model / "vae" / "config.json").read_text())
+    audio = json.loads((model / "audio_vae" / "config.json").read_text())
+    return video["latent_channels"], audio["latent_channels"], audio["mel_bins"] // 4
+
+
+def latents_for(model, path, video_channels=None, audio=None, dtype=torch.float32):
+    """A latents file of a 64x64, 9-frame clip of `model` (LTX-2.0), with its channels unless told, and `dtype`."""
+    generator = torch.Generator().manual_seed(0)
+    meta = {"model": str(model), "model_version": "2.0", "fps": "24", "width": 64, "height": 64, "num_frames": 9,
+            "seed": 7, "prompt": "a fox", "sample_rate": 24000}
+    channels, audio_channels, mel_bins = model_channels(model)
+    video = torch.randn(1, video_channels or channels, 2, 2, 2, generator=generator).to(dtype)
+    audio = torch.randn(1, *(audio or (audio_channels, mel_bins))[:1], 9, (audio or (0, mel_bins))[1],
+                        generator=generator).to(dtype)
+    return save_latents(path, video, audio, meta)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"video_channels": 3}, "its video latents have channels 3, this model's video VAE takes {video}"),
+    ({"audio": (3, None)}, "its audio latents have (channels, mel bins) (3, {mel}), this model's audio VAE takes "
+                           "({audio}, {mel})"),
+    ({"audio": (None, 64)}, "its audio latents have (channels, mel bins) ({audio}, 64)"),
+    ({"dtype": torch.int32}, "video latents are not floating-point numbers"),
+])
+def test_latents_made_for_another_model_are_refused_by_decode_and_extend_up_front(tiny_model, tmp_path, change,
+                                                                                  message):
+    from ltx2gen import memory
+
+    video, audio, mel = model_channels(tiny_model)
+    if "audio" in change:
+        change = {"audio": (change["audio"][0] or audio, change["audio"][1] or mel)}
+    message = message.format(video=video, audio=audio, mel=mel)
+    loads = []
+    listener = lambda event, name, obj: loads.append(name) if event == "load" else None  # noqa: E731
+    memory.add_listener(listener)
+    try:
+        other = latents_for(tiny_model, tmp_path / "other.latents.safetensors", **change)
+        status, _, err = call(decode_latents.main, ["--input", str(other), "--output", str(tmp_path / "c.mp4")])
+        assert_rejected(status, err, "decode_latents.py", str(other), message)
+        status, _, err = call(generate.main, ["--prompt", "more", "--model", str(tiny_model), "--extend", str(other),
+                                              "--extend-seconds", "0.5", "--output", str(tmp_path / "more.mp4")])
+        assert_rejected(status, err, "generate.py", f"--extend {other}", message.split(",")[0])
+    finally:
+        memory.remove_listener(listener)
+    assert loads == [] and sorted(path.name for path in tmp_path.iterdir()) == [other.name]

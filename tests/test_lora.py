@@ -140,6 +140,34 @@ def test_connector_part_of_a_lora_is_fused_into_the_connectors(tiny_model, tmp_p
     assert not any("lora" in name for name, _ in connectors.named_modules())
 
 
+def write_connector_lora(path, tiny_model, seed: int):
+    """A rank-2 LoRA of the text connectors' input projection: it changes the prompt's conditioning."""
+    projection = tiny_parts(tiny_model)[1].text_proj_in
+    generator = torch.Generator().manual_seed(seed)
+    save_file({"text_embedding_projection.aggregate_embed.lora_A.weight": torch.randn(2, projection.in_features,
+                                                                                      generator=generator),
+               "text_embedding_projection.aggregate_embed.lora_B.weight": torch.randn(projection.out_features, 2,
+                                                                                      generator=generator)},
+              str(path))
+    return path
+
+
+def test_the_embedding_cache_never_answers_for_a_lora_file_changed_under_the_same_name(tiny_model, tmp_path):
+    from ltx2gen.memory import MemoryTracker
+    from ltx2gen.text import EmbeddingCache, PromptRequest, encode_prompts
+
+    cpu = torch.device("cpu")
+    cache, lora = EmbeddingCache(tmp_path / "cache"), tmp_path / "style.safetensors"
+    encoded = []
+    for seed in (1, 2, 2):  # the file rewritten with other weights, then encoded again unchanged
+        write_connector_lora(lora, tiny_model, seed)
+        with MemoryTracker(cpu).stage("text") as stage:
+            encoded.append(encode_prompts(stage, tiny_model, [PromptRequest("a fox", None, False)], cpu,
+                                          torch.float32, loras=resolved([(lora, 1.0)]), cache=cache)[0].video)
+    assert not torch.equal(encoded[0], encoded[1]) and torch.equal(encoded[1], encoded[2])
+    assert len(list(cache.folder.iterdir())) == 2  # one entry for each version of the file
+
+
 def test_lora_flags_parse_every_form(tmp_path):
     local = tmp_path / "x.safetensors"
     local.write_bytes(b"")
@@ -220,12 +248,20 @@ def test_bad_loras_exit_2_before_the_base_model_loads(tiny_model, tmp_path, caps
                "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(4096, 1)},
               str(tmp_path / "full-size.safetensors"))  # made for the full-size transformer
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 10)
+    save_file({"diffusion_model.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 16),
+               "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(16, 2)},
+              str(tmp_path / "ranks.safetensors"))  # the right sizes, but down rank 4 against up rank 2
+    whole = write_lora(tmp_path / "whole.safetensors", tiny_model, seed=3).read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(whole[:len(whole) - 64])  # an interrupted download
     (tmp_path / "lora.bin").write_bytes(b"")
     cases = [
         (["--lora", str(tmp_path / "missing.safetensors")], "no such file"),
         (["--lora", str(tmp_path / "lora.bin")], "from .safetensors files only"),
         (["--lora", str(tmp_path / "plain.safetensors")], "holds no LoRA weights"),
         (["--lora", str(tmp_path / "broken.safetensors")], "cannot be read as safetensors"),
+        (["--lora", str(tmp_path / "ranks.safetensors")], "1 adapted modules have down and up matrices of different "
+         "ranks (first: transformer.transformer_blocks.0.attn1.to_q, ranks 4 and 2)"),
+        (["--lora", str(tmp_path / "cut.safetensors")], f"{tmp_path / 'cut.safetensors'} is cut short"),
         (["--lora", str(tmp_path / "foreign.safetensors")], "do not exist in this model"),
         (["--lora", str(tmp_path / "full-size.safetensors")], "1 of 1 adapted modules have other sizes in this model "
          "(first: transformer.transformer_blocks.0.attn1.to_q, 4096 -> 4096 features in the LoRA, 16 -> 16 features "

@@ -121,3 +121,26 @@ def test_a_batch_clip_whose_output_is_its_own_input_fails_as_bad_input(tiny_mode
     assert row["status"] == "failed" and row["detail"].startswith(f"bad input: {batch_file}:1: clip 'a': ")
     assert f"--audio {out / 'a.mp4'}: is the output" in row["detail"], row
     assert (out / "a.mp4").read_bytes() == kept_clip.read_bytes()
+
+
+def test_decode_latents_refuses_an_output_another_run_is_writing(kept_clip, tmp_path, events):
+    import decode_latents
+
+    out = tmp_path / "out" / "clip.mp4"
+    with outputs.reserve_exactly(out):  # a generate.py or decode_latents.py run writing that name
+        status, _, err = call(decode_latents.main, ["--input", str(kept_clip.with_suffix(".latents.safetensors")),
+                                                    "--output", str(out)])
+        assert_rejected(status, err, "decode_latents.py", f"--output {out}: another run", "is writing it")
+        assert not events and [path.name for path in out.parent.iterdir()] == [outputs.lock_path(out).name]
+    assert not out.parent.exists()  # the folder made for the name goes with it
+
+
+def test_a_batch_clip_whose_output_another_run_is_writing_fails_as_bad_input(tiny_model, tmp_path, events):
+    out = tmp_path / "out"
+    batch_file = write_batch(tmp_path / "b.jsonl", tiny_model, [{"name": "a", "prompt": "a fox"}])
+    with outputs.reserve_exactly(out / "a.mp4"):  # generate.py --output out/a.mp4 --no-timestamp, say
+        status, _, err = call(generate.main, ["--batch", str(batch_file), "--out", str(out)])
+    assert status == 1, err
+    row = summary_rows(out)["a"]
+    assert row["status"] == "failed" and f"bad input: --output {out / 'a.mp4'}: another run" in row["detail"], row
+    assert not events and not (out / "a.mp4").exists()
