@@ -469,8 +469,9 @@ def run_in_process(batch_file: Path, out_dir: Path, cache_dir: Path | None) -> i
     ranks = Ranks.from_env()
     clips = read_batch(batch_file)
     out_dir = Path(out_dir)
-    ensure_writable_dir(out_dir, "--out")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # first, so that no rank removes a probe folder another rank writes in
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out_dir, "--out")  # says why where the folder could not be made
     with lock_batch_folder(out_dir, ranks.rank):
         return _render_in_process(clips, out_dir, cache_dir, ranks)
 

@@ -30,7 +30,7 @@ from ltx2gen.weights import (
     DTYPES,
     GEMMA_IMAGE_MODULES,
     WeightNamesMismatch,
-    load_transformers_streamed,
+    load_streamed,
     stored_tensors,
     weight_files,
 )
@@ -220,10 +220,9 @@ def load_transformers_model(cls, folder: Path, device: torch.device, dtype: torc
     (21.6 GiB of RSS beside the GPU copy for Gemma 12B, measured). Where the stored names cannot be matched, it is
     from_pretrained after all (quantizing as it loads with `fp8`), said in one line."""
     try:
-        model = load_transformers_streamed(cls, folder, device, dtype,
-                                           on_block=quantize_text_encoder_linears if fp8 else None,
-                                           blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache(),
-                                           without=TEXT_ENCODER_UNUSED)
+        model = load_streamed(cls, folder, device, dtype, on_block=quantize_text_encoder_linears if fp8 else None,
+                              blocks=TEXT_ENCODER_LAYERS, evict=not Ranks.share_the_page_cache(),
+                              without=TEXT_ENCODER_UNUSED)
     except WeightNamesMismatch as mismatch:
         print(f"note: {mismatch}; loading it with from_pretrained, which holds its files in memory while it loads",
               flush=True)

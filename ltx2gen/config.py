@@ -635,7 +635,10 @@ def ensure_writable_dir(folder: Path, flag: str) -> None:
     made = []
     try:
         for path in reversed(missing):
-            path.mkdir()
+            try:
+                path.mkdir()
+            except FileExistsError:  # made meanwhile by another process (a torchrun batch's other rank): not ours
+                continue
             made.append(path)
         probe = folder / f".ltx2gen-write-probe-{os.getpid()}"
         probe.write_bytes(b"")

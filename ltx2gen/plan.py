@@ -19,6 +19,7 @@ from ltx2gen import (
     enhance,
     fit,
     memory,
+    memory_plan,
     report,
     two_stage,
     video_decode,
@@ -145,7 +146,7 @@ class RunPlan:
         memory_fit = None
         if discrete_gpu:
             machine = machine or fit.Machine(fit.gpu_budget_gib(device), fit.host_memory_available_bytes() / fit.GIB)
-            memory_fit = plan_memory(config, model_dir / folder, tokens, machine, fp8_kernels=(
+            memory_fit = memory_plan.plan_memory(config, model_dir / folder, tokens, machine, fp8_kernels=(
                 machine.source != "this machine" or fp8_supported(device)))
             fp8, offload, text_encoder = memory_fit.fp8, memory_fit.offload, memory_fit.text_encoder
             if config.fp8 == "auto" and fp8 == "off":
@@ -175,7 +176,7 @@ class RunPlan:
             print(memory_fit.describe())
         # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
         decode_plan = decode_plan_for(config, config.num_frames, memory_fit) if config.num_frames is not None else None
-        read_ahead = bool(memory_fit) and choose_read_ahead(model_dir / folder, memory_fit)
+        read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
                                           config.fps, config.first_new_frame))
@@ -382,43 +383,6 @@ def decode_plan_for(options: DecodeOptions, num_frames: int, memory_fit: fit.Fit
                                           options.vae_tile_overlap)
 
 
-def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, machine: fit.Machine, *,
-                fp8_kernels: bool) -> fit.Fit:
-    """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
-    the flags that would."""
-    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
-    conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
-    work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
-                    megapixels=config.width * config.height / 1e6)
-    requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels)
-    try:
-        return fit.choose(sizes, work, machine, requested)
-    except fit.DoesNotFit as refusal:
-        raise ConfigError(f"{refusal}; {what_would_fit(config, sizes, work, machine, requested)}") from None
-
-
-def what_would_fit(config: GenerateConfig, sizes: fit.Sizes, work: fit.Work, machine: fit.Machine,
-                   requested: fit.Requested) -> str:
-    """The flags that would fit `machine`, for a refusal: FP8 weights, then smaller sizes of the same aspect."""
-    def fits(work: fit.Work, requested: fit.Requested) -> bool:
-        try:
-            fit.choose(sizes, work, machine, requested)
-            return True
-        except fit.DoesNotFit:
-            return False
-
-    if requested.fp8 in ("off", "auto") and fits(work, dataclasses.replace(requested, fp8="weight", offload="auto")):
-        return "--fp8 weight would fit"
-    for width, height in ((1280, 704), (768, 512), (512, 320)):
-        for frames in sorted({min(config.planned_num_frames, 121), 97, 49}, reverse=True):
-            smaller = dataclasses.replace(work, tokens=fit.clip_tokens(width, height, frames), frames=frames,
-                                          megapixels=width * height / 1e6)
-            if width * height < config.width * config.height and fits(smaller, dataclasses.replace(
-                    requested, offload="auto", fp8="weight" if requested.fp8 == "off" else requested.fp8)):
-                return f"--width {width} --height {height} --num-frames {frames} would fit"
-    return "no smaller clip fits either: the machine needs more memory for the weights"
-
-
 def choose_guidance(config: GenerateConfig, version: str) -> Guidance:
     """The guidance the run samples with: the scales of the flags (`GenerateConfig.from_args` set the defaults),
     STG and modality isolation alike for video and audio, STG in the block Lightricks recommend for the version, and
@@ -438,23 +402,6 @@ def pipeline_reason(config: GenerateConfig) -> str:
     if detected != wanted:
         return f"as asked with --pipeline; auto would take {detected}: {reason}"
     return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
-
-
-def choose_read_ahead(transformer_folder: Path, memory_fit: fit.Fit) -> bool:
-    """On a discrete GPU: read the transformer's files while the text stage runs (the disk is otherwise idle then)
-    where the host has the memory to hold them in its page cache beside the weights the diffusion stage keeps there,
-    said in one line. Not when several processes on this host load the model (torchrun), whose other ranks read it
-    during the text stage anyway, and never on unified memory, where the page cache would take from the memory the
-    stages peak in."""
-    from ltx2gen.ranks import Ranks
-
-    available = int(memory_fit.machine.host_gib * fit.GIB)
-    host_weights = int((memory_fit.diffusion.host - fit.HOST_STAGE_GIB["diffusion"]) * fit.GIB)
-    if Ranks.share_the_page_cache() or not fit.read_ahead_fits(transformer_folder, available, host_weights):
-        return False
-    print(f"note: the transformer's files are read ahead into the page cache while the text stage runs "
-          f"({available / memory.GIB:.0f} GiB of host memory available)")
-    return True
 
 
 def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path,

@@ -158,43 +158,39 @@ def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch
 def load_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
                   *, on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "transformer_blocks",
                   evict: bool = True, without: tuple[str, ...] = ()):
-    """The diffusers `component_class` built without weights, then filled tensor by tensor from `folder` on
-    `device` (`fill_streamed`). The submodules named in `without` are left out (set to None): their weights are
-    neither read nor held."""
-    from accelerate import init_empty_weights
-
-    with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
-        model = component_class.from_config(component_class.load_config(folder))
-    tensors = stored_tensors(folder)
-    names = {tensor.name: tensor.name for tensor in tensors}
-    model, tensors = _paired(model, folder, tensors, names, without)
-    model = fill_streamed(model, tensors, device, dtype, on_block=on_block, blocks=blocks, evict=evict)
+    """`component_class` (a diffusers model, or a transformers one: the Gemma text encoder) built without weights
+    (`model_on_meta`), then filled tensor by tensor from `folder` on `device` (`fill_streamed`). The submodules named
+    in `without` are left out (set to None): their weights are neither read nor held."""
+    model, names = model_on_meta(component_class, folder, dtype)
+    model, tensors = paired(model, folder, stored_tensors(folder), names, without)
+    model = fill_streamed(model, tensors, device, dtype, on_block=on_block, blocks=blocks, evict=evict, names=names)
+    if component_class.__module__.startswith("transformers"):
+        model.tie_weights()  # filling replaced the embedding's parameter
     return model.to(device).eval().requires_grad_(False)  # .to: the buffers the constructor made
 
 
-def load_transformers_streamed(component_class, folder: Path, device: torch.device, dtype: torch.dtype,
-                               *, on_block: Callable[[torch.nn.Module], object] | None = None, blocks: str = "",
-                               evict: bool = True, without: tuple[str, ...] = ()):
-    """The transformers `component_class` (the Gemma text encoder) built without weights and filled like
-    `load_streamed`. Stored names are paired with the model's by transformers' own checkpoint conversion mapping:
-    the published Gemma 3 files carry transformers-4 names (`language_model.model.*`), the model is built with
-    transformers-5 ones (`model.language_model.*`)."""
+def model_on_meta(component_class, folder: Path, dtype: torch.dtype) -> tuple[torch.nn.Module, dict[str, str]]:
+    """`component_class` built from `folder`'s configuration with its parameters on the meta device, and {stored
+    name: model name} for the folder's tensors. A transformers model (the Gemma text encoder) is built with
+    constructor buffers in `dtype`, as from_pretrained builds it, and its stored names are paired with the model's by
+    transformers' own checkpoint conversion mapping: the published Gemma 3 files carry transformers-4 names
+    (`language_model.model.*`), the model is built with transformers-5 ones (`model.language_model.*`)."""
     from accelerate import init_empty_weights
 
+    stored = [tensor.name for tensor in stored_tensors(folder)]
+    if not component_class.__module__.startswith("transformers"):
+        with init_empty_weights(include_buffers=False):  # parameters on the meta device; constructor buffers real
+            model = component_class.from_config(component_class.load_config(folder))
+        return model, {name: name for name in stored}
     previous_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # as from_pretrained builds it: constructor buffers in the model's dtype
+    torch.set_default_dtype(dtype)
     try:
         with init_empty_weights(include_buffers=False):
             model = component_class(component_class.config_class.from_pretrained(folder))
     finally:
         torch.set_default_dtype(previous_dtype)
     model.tie_weights()  # the output head shares the input embedding: one stored tensor fills both
-    tensors = stored_tensors(folder)
-    names = checkpoint_names(model, [tensor.name for tensor in tensors])  # before `without`: the mapping is whole
-    model, tensors = _paired(model, folder, tensors, names, without)
-    model = fill_streamed(model, tensors, device, dtype, on_block=on_block, blocks=blocks, evict=evict, names=names)
-    model.tie_weights()  # filling replaced the embedding's parameter
-    return model.to(device).eval().requires_grad_(False)
+    return model, checkpoint_names(model, stored)  # before `without`: the mapping is whole
 
 
 def checkpoint_names(model: torch.nn.Module, stored: list[str]) -> dict[str, str]:
@@ -211,7 +207,7 @@ def checkpoint_names(model: torch.nn.Module, stored: list[str]) -> dict[str, str
             for name in stored}
 
 
-def _paired(model: torch.nn.Module, folder: Path, tensors: list[StoredTensor], names: dict[str, str],
+def paired(model: torch.nn.Module, folder: Path, tensors: list[StoredTensor], names: dict[str, str],
             without: tuple[str, ...]) -> tuple[torch.nn.Module, list[StoredTensor]]:
     """The model without the submodules in `without` (dotted paths, set to None) and the stored tensors it reads:
     those of the submodules left out are skipped. Raises WeightNamesMismatch, before any weight is read, unless
@@ -239,7 +235,7 @@ def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: t
     names to the model's where they differ. `on_block(block)` runs for each module of the `blocks` list (a dotted
     path) once all of its weights have arrived; `evict` as in `read_tensors`."""
     names = names or {}
-    waiting = Counter(_block_of(names.get(tensor.name, tensor.name), blocks) for tensor in tensors)
+    waiting = Counter(block_of(names.get(tensor.name, tensor.name), blocks) for tensor in tensors)
     for stored_name, value in read_tensors(tensors, device, dtype, evict=evict):
         name = names.get(stored_name, stored_name)
         owner_name, _, attribute = name.rpartition(".")
@@ -248,7 +244,7 @@ def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: t
             owner._parameters[attribute] = torch.nn.Parameter(value, requires_grad=False)
         else:
             owner._buffers[attribute] = value
-        block = _block_of(name, blocks)
+        block = block_of(name, blocks)
         waiting[block] -= 1
         if block is not None and waiting[block] == 0 and on_block is not None:
             on_block(model.get_submodule(block))
@@ -261,7 +257,7 @@ def _expected_names(model: torch.nn.Module) -> set[str]:
         name for name, _ in model.named_buffers() if _is_persistent(model, name)}
 
 
-def _block_of(name: str, blocks: str) -> str | None:
+def block_of(name: str, blocks: str) -> str | None:
     """The block (`blocks`.N) that the parameter `name` belongs to, or None."""
     if not name.startswith(blocks + "."):
         return None

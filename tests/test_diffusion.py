@@ -8,26 +8,33 @@ import torch
 from conftest import run_generate
 
 
-def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
+def prompt_and_call(model, device, dtype):
+    """A tracker, a short prompt's conditioning and the pipeline call of a 17-frame distilled clip."""
     from ltx2gen import memory
     from ltx2gen.checkpoint import Guidance
-    from ltx2gen.diffusion import TransformerOptions, load_denoiser, pipeline_call_arguments, run_denoiser
+    from ltx2gen.diffusion import pipeline_call_arguments
     from ltx2gen.text import PromptRequest, encode_prompt
 
-    cpu = torch.device("cpu")
-    tracker = memory.MemoryTracker(cpu)
-    conditioning = tracker.run("text", encode_prompt, tiny_model, PromptRequest("a fox", None, False), cpu,
-                               torch.float32)
+    tracker = memory.MemoryTracker(device)
+    conditioning = tracker.run("text", encode_prompt, model, PromptRequest("a fox", None, False), device, dtype)
     call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance=Guidance(),
                                    distilled=True, version="2.0")
+    return tracker, conditioning, call
+
+
+def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
+    from ltx2gen.diffusion import TransformerOptions, load_denoiser, run_denoiser
+
+    cpu = torch.device("cpu")
+    tracker, conditioning, call = prompt_and_call(tiny_model, cpu, torch.float32)
     results = {}
     for offload in ("none", "model", "group"):
         def diffuse(stage):
             denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, TransformerOptions(offload=offload))
             return run_denoiser(denoiser, conditioning, call, seed=3)
         results[offload] = tracker.run("diffusion", diffuse)
-    # The same weights (resident ones are streamed from the files, offloaded ones loaded by diffusers): their memory
-    # layouts differ, so CPU kernels round differently in float32, nothing more.
+    # The same weights, streamed from the files either way; the offload hooks move them between calls, so CPU
+    # kernels may round differently in float32, nothing more.
     for offload in ("model", "group"):
         torch.testing.assert_close(results[offload].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
     assert results["group"].transformer_calls == results["model"].transformer_calls == 8
@@ -60,17 +67,10 @@ def test_the_transformer_for_offloading_loads_into_host_memory_as_the_resident_o
 @pytest.mark.gpu
 @pytest.mark.parametrize("fp8", ["off", "weight"])
 def test_group_offload_keeps_the_transformer_once_in_pinned_host_memory_and_streams_it(tiny_model, fp8):
-    from ltx2gen import memory
-    from ltx2gen.checkpoint import Guidance
-    from ltx2gen.diffusion import TransformerOptions, load_denoiser, pipeline_call_arguments, run_denoiser
-    from ltx2gen.text import PromptRequest, encode_prompt
+    from ltx2gen.diffusion import TransformerOptions, load_denoiser, run_denoiser
 
     cuda = torch.device("cuda")
-    tracker = memory.MemoryTracker(cuda)
-    conditioning = tracker.run("text", encode_prompt, tiny_model, PromptRequest("a fox", None, False), cuda,
-                               torch.bfloat16)
-    call = pipeline_call_arguments(width=96, height=64, num_frames=17, fps=24.0, steps=8, guidance=Guidance(),
-                                   distilled=True, version="2.0")
+    tracker, conditioning, call = prompt_and_call(tiny_model, cuda, torch.bfloat16)
     results, placements = {}, {}
     for offload in ("none", "group"):
         def diffuse(stage):
