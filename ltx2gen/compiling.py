@@ -41,9 +41,9 @@ def diffusion_seconds(tokens: int, calls: int, fp8: str, offload: str, compiled:
 def choose(requested: str, fp8: str, offload: str, *, tokens: int, calls: int, key: str) -> tuple[bool, str]:
     """(compile, why). `calls`: the transformer calls of the run; `key`: the compiled graph's shape
     (`graph_key`)."""
-    if offload == "sequential":
-        return False, "the transformer streams layer by layer (sequential offload), which cannot be compiled" + (
-            "; --compile on is ignored" if requested == "on" else "")
+    if offload in ("sequential", "files"):
+        return False, f"the transformer streams through per-block hooks ({offload} offload), which cannot be " \
+                      "compiled" + ("; --compile on is ignored" if requested == "on" else "")
     if requested != "auto":
         return requested == "on", f"--compile {requested}"
     if fp8 == "dynamic":

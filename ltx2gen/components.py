@@ -94,7 +94,7 @@ def check_model_files(model_dir: Path, flag: str, names: tuple[str, ...]) -> Non
     damaged or incomplete download is found in planning, not after the text stage. Raises ConfigError naming the
     file."""
     check_pipeline_index(model_dir, flag, names)
-    built_at_load = _built_at_load(model_dir)
+    built_at_load = built_at_load_names(model_dir)
     for name in names:
         check_component(Path(model_dir) / name, flag, config_file=CONFIG_FILES.get(name, "config.json"),
                         with_weights=name not in WITHOUT_WEIGHTS and name not in built_at_load)
@@ -159,7 +159,7 @@ def _check_header_entry(file: Path, flag: str, name: str, entry) -> None:
                           f"{entry['dtype']} but {end - start} bytes); download it again")
 
 
-def _built_at_load(model_dir: Path) -> list[str]:
+def built_at_load_names(model_dir: Path) -> list[str]:
     """The components a synthetic test model builds when they load instead of storing their weights."""
     from ltx2gen.synthetic import read_marker
 

@@ -153,10 +153,12 @@ class GenerateConfig(DecodeOptions):
                              choices=("auto", "on", "off"))
     offload: str = opt("auto", "transformer weights in host memory: model (moved to the GPU whole while it runs), "
                                "group (block by block, overlapped with compute; for 24-32 GB GPUs) or sequential "
-                               "(layer by layer; lowest memory, slowest); auto picks the fastest that fits both the "
-                               "free GPU memory and the host memory (and offloads the text encoder too when it does "
-                               "not fit the GPU); discrete GPUs only", choices=("auto", "none", "model", "group",
-                                                                                 "sequential"))
+                               "(layer by layer; lowest GPU memory, slowest); files: each block read from the weight "
+                               "files when it runs, for a host too small to hold the transformer (the page cache "
+                               "keeps what it can between steps); auto picks the fastest that fits both the free GPU "
+                               "memory and the host memory (and offloads the text encoder too when it does not fit "
+                               "the GPU); discrete GPUs only",
+                       choices=("auto", "none", "model", "group", "sequential", "files"))
     sequential_offload: bool = opt(False, "the same as --offload sequential")
     compile: str = opt("auto", "compile the transformer blocks with torch.compile: faster steps (4.7 instead of 5.1 s "
                                "at 1920x1088x161 on an H200) and 1.3 GiB less activation memory, for a one-time "
@@ -282,9 +284,12 @@ class GenerateConfig(DecodeOptions):
         if config.compile == "off" and fp8 == "dynamic":
             raise ConfigError("--fp8 dynamic needs the compiled transformer (its activation quantization is fused "
                               "by the compiler); drop --compile off, or use --fp8 weight")
-        if config.compile == "on" and offload == "sequential":
-            raise ConfigError("--compile on cannot compile through the per-layer hooks of --offload sequential; "
-                              "use --offload group (compiled by default) or drop --compile on")
+        if config.compile == "on" and offload in ("sequential", "files"):
+            raise ConfigError(f"--compile on cannot compile through the per-layer hooks of --offload {offload}; "
+                              "use --offload group or drop --compile on")
+        if offload == "files" and (config.lora or config.camera):
+            raise ConfigError("--offload files reads the transformer's blocks from its files at every step, where a "
+                              "LoRA cannot be fused; use --offload group or sequential with a LoRA")
         if fp8 == "dynamic" and offload not in ("auto", "none"):
             raise ConfigError(f"--fp8 dynamic compiles the resident transformer and cannot stream it (--offload "
                               f"{offload}); use --fp8 weight with --offload {offload}, or --offload none")

@@ -31,6 +31,7 @@ from ltx2gen.patches import (
 from ltx2gen.quant import quantize_block, quantize_fp8
 from ltx2gen.ranks import Ranks
 from ltx2gen.stand_ins import LatentStatistics
+from ltx2gen.streaming import from_files
 from ltx2gen.text import TextConditioning
 from ltx2gen.weights import load_streamed, weight_files
 
@@ -75,8 +76,9 @@ class Denoiser:
 @dataclass(frozen=True)
 class TransformerOptions:
     """How the diffusion stage holds the transformer. `fp8`: off, weight or dynamic (which needs `compiled`);
-    `offload`: none, model, group or sequential; `loras` are fused first; `compiled`: the transformer blocks (not
-    with sequential offload, whose per-layer hooks would sit inside the compiled graph); `folder`: the model folder
+    `offload`: none, model, group, sequential or files (`streaming`); `loras` are fused first; `compiled`: the
+    transformer blocks (not with sequential or files offload, whose per-block hooks would sit inside the compiled
+    graph); `folder`: the model folder
     it is read from (`checkpoint.transformer_folder`); `fp8_attention`: the video self-attention in FP8
     (`attention.fp8_attention`)."""
 
@@ -95,6 +97,10 @@ def load_denoiser(stage: mem.Stage, model_dir: Path, device: torch.device, dtype
     quantized = fp8 != "off"
     if offload == "none" and not options.loras:
         transformer = stage.load("transformer", lambda: load_transformer(model_dir, device, dtype, fp8, folder))
+    elif offload == "files":
+        transformer = stage.load("transformer", lambda: from_files(
+            component_class(model_dir, folder), model_dir / folder, device, dtype, blocks="transformer_blocks",
+            on_block=(lambda block: quantize_block(block, fp8)) if fp8 != "off" else None))
     elif not options.loras:
         transformer = stage.load("transformer", lambda: load_transformer_to_host(model_dir, device, dtype, fp8,
                                                                                  folder))

@@ -35,6 +35,8 @@ CONDITIONED_GIB_PER_1K_TOKENS = 0.084
 # dequantized weights
 GROUP_OVERHEAD_GIB = {False: 2.0, True: 1.7}
 SEQUENTIAL_OVERHEAD_GIB = 0.1
+TRANSFORMER_BLOCKS = 48
+FILES_HOST_BLOCKS = 3  # read from the files: the block running, the next one read ahead, and the one before freed
 TEXT_OVERHEAD_GIB = 2.45  # Gemma's stacked hidden states, its logits and attention work on top of its weights
 TEXT_OFFLOADED_FRACTION = 1 / 12  # layer by layer: the largest layers in flight
 # The video decode above the VAE's weights: 4.48 GiB at 768x512x121 and 7.34 GiB at 1920x1088x161 in all (H100)
@@ -122,18 +124,20 @@ def diffusion_peak(sizes: Sizes, work: Work, fp8: bool, offload: str, compiled: 
     activations = activations_gib(work.tokens, compiled, work.conditioned)
     if offload in ("none", "model"):  # model offload moves the whole transformer in for the steps
         gpu = weights + activations
-    elif offload == "group":
+    elif offload in ("group", "files"):  # files: one block on the GPU, the next read ahead into host memory
         gpu = activations + GROUP_OVERHEAD_GIB[fp8]
     else:
         gpu = activations + SEQUENTIAL_OVERHEAD_GIB
-    return Peak(gpu, HOST_STAGE_GIB["diffusion"] + (weights if offload != "none" else 0.0))
+    in_host = {"none": 0.0, "files": FILES_HOST_BLOCKS * sizes.transformer / TRANSFORMER_BLOCKS}.get(offload, weights)
+    return Peak(gpu, HOST_STAGE_GIB["diffusion"] + in_host)
 
 
 def text_peak(sizes: Sizes, mode: str) -> Peak:
     """The text stage with Gemma held as `mode` (`text.TEXT_ENCODER_MODES`); the connectors are resident. Offloaded,
-    the bf16 encoder sits in host memory."""
+    the bf16 encoder sits in host memory; read from its files, only the layers in flight do."""
     encoder = {"resident": sizes.text_encoder, "fp8": sizes.text_encoder_fp8,
-               "offloaded": sizes.text_encoder * TEXT_OFFLOADED_FRACTION}[mode]
+               "offloaded": sizes.text_encoder * TEXT_OFFLOADED_FRACTION,
+               "files": sizes.text_encoder * TEXT_OFFLOADED_FRACTION}[mode]
     host = HOST_STAGE_GIB["text"] + (sizes.text_encoder if mode == "offloaded" else 0.0)
     return Peak(TEXT_OVERHEAD_GIB + encoder + sizes.connectors, host)
 
@@ -180,25 +184,32 @@ class DoesNotFit(ValueError):
 @dataclass(frozen=True)
 class Requested:
     """The flags the plan honours: `fp8` (auto, off, weight, dynamic), `offload` (auto or a mode), `text_fp8`
-    (whether Gemma is asked for in float8), `fp8_kernels` (whether auto may take FP8 weights)."""
+    (whether Gemma is asked for in float8), `fp8_kernels` (whether auto may take FP8 weights), and whether the
+    transformer and the text encoder may be read from their files as they run."""
 
     fp8: str = "auto"
     offload: str = "auto"
     text_fp8: str = "auto"
     fp8_kernels: bool = True
+    files: bool = True  # the transformer may be read from its files at each step (no LoRA to fuse)
+    text_files: bool = True  # the text encoder may be read from its files (it has weight files)
 
 
 def transformer_candidates(requested: Requested) -> list[tuple[str, str]]:
     """(fp8, offload) in the order they are tried, fastest first: bf16 resident, then (where FP8 kernels exist and
-    nothing else is asked) FP8 weight storage resident, in host memory block by block, then layer by layer."""
-    offloads = ["none", "group", "sequential"] if requested.offload == "auto" else [requested.offload]
+    nothing else is asked) FP8 weight storage resident, then in host memory block by block, then (bf16) read from
+    the weight files block by block, then layer by layer from host memory."""
+    offloads = ["none", "group"] + ["files"] * requested.files + ["sequential"] if requested.offload == "auto" \
+        else [requested.offload]
     if requested.fp8 == "dynamic":  # dynamic needs the resident transformer; offloaded, it stores FP8 weights
         return [("dynamic" if offload == "none" else "weight", offload) for offload in offloads]
     if requested.fp8 != "auto":
         return [(requested.fp8, offload) for offload in offloads]
     if not requested.fp8_kernels:
         return [("off", offload) for offload in offloads]
-    return [("off", "none")] * (requested.offload in ("auto", "none")) + [("weight", offload) for offload in offloads]
+    # FP8 weights from the files would be quantized again at every step, for no host memory saved
+    return [("off", "none")] * (requested.offload in ("auto", "none")) + [
+        ("off" if offload == "files" else "weight", offload) for offload in offloads]
 
 
 def choose(sizes: Sizes, work: Work, machine: Machine, requested: Requested = Requested()) -> Fit:
@@ -211,7 +222,7 @@ def choose(sizes: Sizes, work: Work, machine: Machine, requested: Requested = Re
         raise DoesNotFit(_refusal("the diffusion stage", diffusion_peak(sizes, work, fp8 != "off", offload), machine))
     fp8, offload = transformer
     text_fp8 = requested.text_fp8 == "on" or (requested.text_fp8 == "auto" and fp8 != "off")
-    modes = ["fp8" if text_fp8 else "resident", "offloaded"]
+    modes = ["fp8" if text_fp8 else "resident", "offloaded"] + ["files"] * requested.text_files
     text_encoder = next((mode for mode in modes if machine.fits(text_peak(sizes, mode))), None)
     if text_encoder is None:
         raise DoesNotFit(_refusal("the text stage", text_peak(sizes, modes[-1]), machine))

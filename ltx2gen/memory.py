@@ -209,7 +209,11 @@ class Stage:
 
 
 def _remove_hooks(model: object) -> None:
-    # accelerate's offload hooks hold references to the weights: remove them before dropping the model.
+    # accelerate's offload hooks hold references to the weights: remove them before dropping the model. A model read
+    # from its files block by block (`streaming`) stops its reader thread.
+    reader = getattr(model, "blocks_from_files", None)
+    if reader is not None:
+        reader.close()
     if isinstance(model, torch.nn.Module) and any(hasattr(m, "_hf_hook") for m in model.modules()):
         from accelerate.hooks import remove_hook_from_module
 

@@ -19,7 +19,11 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
                     megapixels=config.width * config.height / 1e6)
-    requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels)
+    from ltx2gen.components import built_at_load_names
+
+    requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels,
+                              files=not (config.lora or config.camera),
+                              text_files="text_encoder" not in built_at_load_names(transformer_folder.parent))
     try:
         return fit.choose(sizes, work, machine, requested)
     except fit.DoesNotFit as refusal:

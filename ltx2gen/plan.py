@@ -149,9 +149,13 @@ class RunPlan:
             memory_fit = memory_plan.plan_memory(config, model_dir / folder, tokens, machine, fp8_kernels=(
                 machine.source != "this machine" or fp8_supported(device)))
             fp8, offload, text_encoder = memory_fit.fp8, memory_fit.offload, memory_fit.text_encoder
-            if config.fp8 == "auto" and fp8 == "off":
+            if config.fp8 == "auto" and fp8 == "off" and offload == "none":
                 print(f"note: the run fits this GPU ({machine.gpu_gib:.0f} GiB) in bf16, which is exact and faster "
                       "than FP8 weight storage; --fp8 weight would halve the transformer's memory")
+            if offload == "files":
+                print(f"note: the host ({machine.host_gib:.0f} GiB) cannot hold the transformer, so its blocks are "
+                      "read from the weight files as they run, in bf16, at every step (the page cache keeps what it "
+                      "can); slower than offloading to host memory")
             if text_encoder == "offloaded" and config.text_fp8 == "on":
                 print("note: the text encoder does not fit this GPU even in float8, so it is streamed layer by layer "
                       "in bf16 instead of --text-fp8 on")

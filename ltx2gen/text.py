@@ -19,7 +19,7 @@ from ltx2gen.components import CPU, load_component, stock_pipeline
 from ltx2gen.lora import fuse_loras
 from ltx2gen.provenance import lora_reference
 
-TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded")
+TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded", "files")
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
                       *, mode: str = "resident"):
     """Gemma for the text stage, by `mode` (one of TEXT_ENCODER_MODES): `resident` on `device`; `fp8` there with
     its linear layers stored in float8 (about 12 instead of 22 GiB at full size); `offloaded` in host memory, each
-    layer streamed to the GPU when it runs."""
+    layer streamed to the GPU when it runs; `files`: each layer read from the weight files when it runs, for a host
+    too small to hold the encoder (`streaming`)."""
     if mode not in TEXT_ENCODER_MODES:
         raise ValueError(f"unknown text encoder mode {mode!r}; expected one of {', '.join(TEXT_ENCODER_MODES)}")
     if mode == "offloaded":
@@ -201,6 +202,13 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
         apply_group_offloading(text_encoder, onload_device=device, offload_device=CPU, offload_type="leaf_level",
                                use_stream=device.type == "cuda")
         return text_encoder
+    if mode == "files":
+        from ltx2gen.components import TEXT_ENCODER_LAYERS, TEXT_ENCODER_UNUSED, component_class
+        from ltx2gen.streaming import from_files
+
+        return stage.load("text_encoder", lambda: from_files(
+            component_class(model_dir, "text_encoder"), model_dir / "text_encoder", device, dtype,
+            blocks=TEXT_ENCODER_LAYERS, without=TEXT_ENCODER_UNUSED))
     return stage.load("text_encoder", lambda: load_component(model_dir, "text_encoder", device, dtype,
                                                              fp8=mode == "fp8"))
 

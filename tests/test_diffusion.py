@@ -28,16 +28,16 @@ def test_offloaded_transformer_denoises_like_a_resident_one(tiny_model):
     cpu = torch.device("cpu")
     tracker, conditioning, call = prompt_and_call(tiny_model, cpu, torch.float32)
     results = {}
-    for offload in ("none", "model", "group"):
+    for offload in ("none", "model", "group", "files"):
         def diffuse(stage):
             denoiser = load_denoiser(stage, tiny_model, cpu, torch.float32, TransformerOptions(offload=offload))
             return run_denoiser(denoiser, conditioning, call, seed=3)
         results[offload] = tracker.run("diffusion", diffuse)
     # The same weights, streamed from the files either way; the offload hooks move them between calls, so CPU
     # kernels may round differently in float32, nothing more.
-    for offload in ("model", "group"):
+    for offload in ("model", "group", "files"):
         torch.testing.assert_close(results[offload].video_latents, results["none"].video_latents, rtol=0, atol=1e-6)
-    assert results["group"].transformer_calls == results["model"].transformer_calls == 8
+    assert results["group"].transformer_calls == results["files"].transformer_calls == 8
 
 
 @pytest.mark.parametrize("flags, calls_per_step", [

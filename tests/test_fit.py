@@ -60,12 +60,17 @@ def test_the_fastest_plan_that_fits_both_pools_is_chosen(gpu, host, flags, expec
 
 def test_a_bf16_run_that_fits_neither_pool_is_refused_naming_the_pool():
     with pytest.raises(fit.DoesNotFit, match=r"diffusion stage does not fit 22 GiB GPU, 30 GiB host .* host \(37"):
-        fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30), fit.Requested(fp8="off"))
+        fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30), fit.Requested(fp8="off", offload="group"))
+    # asked for bf16 and nothing more, the transformer is read from its files instead
+    assert fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30), fit.Requested(fp8="off")).offload == "files"
 
 
-def test_a_host_too_small_for_the_fp8_transformer_is_refused():
-    with pytest.raises(fit.DoesNotFit, match="host"):
-        fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97), fit.Machine(11, 15))
+def test_a_host_too_small_for_the_fp8_transformer_reads_both_models_from_their_files():
+    chosen = fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97), fit.Machine(11, 15))  # a 12 GB card, a 16 GB desktop
+    assert (chosen.fp8, chosen.offload, chosen.text_encoder) == ("off", "files", "files")
+    assert chosen.diffusion.host < 5 and chosen.text.host < 5
+    with pytest.raises(fit.DoesNotFit, match="host"):  # with a LoRA to fuse, the transformer must be in memory
+        fit.choose(LTX2, fit.Work(TOKENS_DRAFT, 97), fit.Machine(11, 15), fit.Requested(files=False))
 
 
 def test_a_gpu_too_small_for_the_whole_clips_decode_decodes_it_in_pieces():

@@ -46,15 +46,21 @@ def test_a_plan_for_another_machine_names_its_modes_and_both_pools_peaks(configs
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_a_12_gb_card_in_a_16_gb_desktop_reads_the_models_from_their_files(configs_only, tmp_path, capsys):
+    status, out, _ = plan(configs_only, tmp_path, capsys, "--plan-for-gpu", "11", "--plan-for-host", "15")
+    assert status == 0 and "(files offload)" in out and "read from the weight files as they run" in out
+
+
 def test_a_machine_too_small_is_refused_in_one_line_with_what_does_not_fit(configs_only, tmp_path, capsys):
-    status, _, err = plan(configs_only, tmp_path, capsys, "--plan-for-gpu", "11", "--plan-for-host", "15")
+    status, _, err = plan(configs_only, tmp_path, capsys, "--plan-for-gpu", "4", "--plan-for-host", "15")
     assert status == 2 and len(err.strip().splitlines()) == 1
-    assert "diffusion stage does not fit 11 GiB GPU, 15 GiB host" in err and "host (" in err
+    assert "text stage does not fit 4 GiB GPU, 15 GiB host" in err and "GPU (" in err
 
 
-def test_bf16_on_a_24_gb_desktop_is_refused_with_the_flag_that_fits(configs_only, tmp_path, capsys):
+def test_bf16_in_host_memory_on_a_24_gb_desktop_is_refused_with_the_flag_that_fits(configs_only, tmp_path, capsys):
     status, _, err = plan(configs_only, tmp_path, capsys, "--plan-for-gpu", "22", "--plan-for-host", "30",
-                          "--fp8", "off", "--width", "1920", "--height", "1088", "--num-frames", "161")
+                          "--fp8", "off", "--offload", "group", "--width", "1920", "--height", "1088",
+                          "--num-frames", "161")
     assert status == 2 and "--fp8 weight would fit" in err
 
 
