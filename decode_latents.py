@@ -14,8 +14,10 @@ from pathlib import Path
 
 from ltx2gen import outputs
 from ltx2gen.checkpoint import latent_frame_count
-from ltx2gen.config import DecodeOptions, OneLineErrors, add_fields, check_output_file, opt, validate_decode_options
+from ltx2gen.decode_options import DecodeOptions, validate_decode_options
 from ltx2gen.errors import ConfigError
+from ltx2gen.flag_values import check_output_file
+from ltx2gen.flags import OneLineErrors, add_fields, opt
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.streams import survive_readers_leaving
 from ltx2gen.video import check_encoder

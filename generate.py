@@ -15,10 +15,11 @@ import traceback
 from pathlib import Path
 
 from ltx2gen import outputs
-from ltx2gen.config import GenerateConfig, PlanOnlyOptions, build_parser
+from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_text
 from ltx2gen.report import command_line
+from ltx2gen.run_options import PlanOnlyOptions
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.streams import stderr_lost, survive_readers_leaving
 

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltx2gen import batch_lines
-from ltx2gen.config import GenerateConfig, ensure_writable_dir
+from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import atomic_path, write_json, write_text
+from ltx2gen.flag_values import ensure_writable_dir
 from ltx2gen.lock import FileLock, lock_batch_folder
 from ltx2gen.provenance import describe, differences
 from ltx2gen.signals import stopped_with_this_process
@@ -685,7 +686,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ltx2gen.config import OneLineErrors
+    from ltx2gen.flags import OneLineErrors
     from ltx2gen.signals import stop_like_ctrl_c
     from ltx2gen.streams import survive_readers_leaving
 

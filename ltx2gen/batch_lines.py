@@ -10,8 +10,9 @@ import difflib
 import json
 from pathlib import Path
 
-from ltx2gen.config import GenerateConfig, arg_type
+from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
+from ltx2gen.flags import arg_type
 
 FIELDS = {f.name: f for f in dataclasses.fields(GenerateConfig)}
 # Set by the batch itself (each clip is name.mp4 in the output folder; --resume where a clip was cut short)

@@ -6,13 +6,10 @@ Everything here is pure and cheap (no torch import), so bad input is rejected be
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
-import os
-import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -26,52 +23,33 @@ from ltx2gen.checkpoint import (
     GUIDANCE_OFF,
     RECOMMENDED_FULL_GUIDANCE,
     detect_pipeline,
-    is_local_path,
     latent_frame_count,
 )
+from ltx2gen.decode_options import DecodeOptions, validate_decode_options
+from ltx2gen.earlier_work import check_kept_work, continuation_length
 from ltx2gen.errors import ConfigError, nearest_multiples
+from ltx2gen.flag_values import (
+    check_output_file,
+    check_text,
+    parse_fps,
+    parse_num_frames,
+    stamped,
+    utf8_from_argv,
+    validate_frame_count,
+    validate_nag_options,
+)
+from ltx2gen.flags import OneLineErrors, add_fields, opt
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.outputs import refuse_inputs_as_outputs
-from ltx2gen.provenance import check_taken_up
+from ltx2gen.run_options import BatchOptions, PlanOnlyOptions
 from ltx2gen.video import VideoFormat
 
-DEFAULT_MODEL = "rootonchair/LTX-2-19b-distilled"
 DISTILLED_STEPS = 8
 FULL = RECOMMENDED_FULL_GUIDANCE
 FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, settings in FULL_MODEL_SETTINGS.items())
 FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
                                  for version, settings in FULL_MODEL_SETTINGS.items())
-NTSC_RATES = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120)}
-
-
-def opt(default, help: str, **argparse_kwargs):
-    """A dataclass field that also describes its command-line flag."""
-    return field(default=default, metadata={"help": help, **argparse_kwargs})
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """Settings shared by generate.py and decode_latents.py."""
-
-    model: str | None = opt(DEFAULT_MODEL, "diffusers-format LTX-2 repo id or local model directory")
-    vae_chunk_frames: int = opt(
-        0, "decode the video in temporal pieces of this many frames (a multiple of 8); 0 = automatic: "
-           "whole clip up to 161 frames (exact), pieces of 64 frames beyond", metavar="N")
-    vae_context_frames: int = opt(
-        32, "frames of overlap context decoded on each side of a temporal piece and then discarded "
-            "(a multiple of 8; more is closer to a whole-clip decode)", metavar="N")
-    vae_tile_size: int = opt(512, "spatial tile of the video decode in pixels (a multiple of 32); frames larger "
-                                  "than this are decoded tile by tile", metavar="PX")
-    vae_tile_overlap: int = opt(64, "overlap of neighbouring spatial tiles in pixels, blended (a multiple of 32, at "
-                                    "most half the tile)", metavar="PX")
-    device: str = opt("auto", "torch device: auto (CUDA when available), cuda, cuda:N or cpu")
-    keep_latents: bool = opt(False, "keep the latents file after a successful run")
-    drop_page_cache: bool = opt(
-        False, "after the run, also drop the whole system page cache (needs root / --privileged); the model "
-               "files themselves are always evicted from the cache")
-
-
 @dataclass(frozen=True)
 class GenerateConfig(DecodeOptions):
     """Everything one generation needs. Built only through `from_args` or `from_values`, which validate."""
@@ -305,7 +283,7 @@ class GenerateConfig(DecodeOptions):
                                      offload=offload, sequential_offload=False, fp8=fp8, no_fp8=False,
                                      negative_prompt=negative_prompt)
         refuse_inputs_as_outputs(config)
-        check_kept_work_taken_up(config)
+        check_kept_work(config)
         return config
 
     def validate(self) -> None:
@@ -340,7 +318,7 @@ class GenerateConfig(DecodeOptions):
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed}: must be between 0 and 2**63-1")
         check_output_file(self.output)
-        validate_nag_options(self)
+        validate_nag_options(self.nag_scale, self.nag_tau, self.nag_alpha)
         validate_decode_options(self)
         validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps,
                                self.first_new_frame)
@@ -438,261 +416,6 @@ class GenerateConfig(DecodeOptions):
     @property
     def sidecar_path(self) -> Path:
         return self.output.with_suffix(".json")
-
-
-def default_embedding_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltx2gen" / "prompt-embeddings"
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """generate.py --batch: the whole batch in this process."""
-
-    batch: Path | None = opt(None, "render a JSON Lines batch file in this process (text encoder and transformer "
-                                   "loaded once); see batch/prompts/", type=Path, metavar="FILE")
-    out: Path | None = opt(None, "output folder for --batch (default: outputs/<batch file name>/)", type=Path)
-    embedding_cache: Path = opt(default_embedding_cache(), "where --batch keeps prompt embeddings, so re-renders "
-                                "skip the text encoder", type=Path)
-
-
-@dataclass(frozen=True)
-class PlanOnlyOptions:
-    """--plan-only: the memory plan for the flags given, without reading any weight."""
-
-    plan_only: bool = opt(False, "print the plan for the other flags (stages, precision, offloading, each stage's "
-                                 "estimated GPU and host memory peak) and exit without reading any weight; works "
-                                 "without a GPU, and a repo id not yet downloaded gets its configuration files alone")
-    plan_for_gpu: float | None = opt(None, "with --plan-only: plan for a GPU with this much memory (GiB, e.g. 24 for "
-                                           "an RTX 4090) instead of this machine's", metavar="GIB")
-    plan_for_host: float | None = opt(None, "with --plan-only: plan for a host with this much free memory (GiB) "
-                                            "instead of this machine's", metavar="GIB")
-
-    def machine(self):
-        """The machine to plan for (`fit.Machine`), or None for this one. Raises ConfigError for a bad value."""
-        for flag, value in (("--plan-for-gpu", self.plan_for_gpu), ("--plan-for-host", self.plan_for_host)):
-            if value is not None and not self.plan_only:
-                raise ConfigError(f"{flag} plans for another machine and needs --plan-only; add it, or set "
-                                  "LTX2GEN_GPU_MEMORY_GIB / LTX2GEN_HOST_MEMORY_GIB to cap this machine")
-            if value is not None and not 1 <= value <= 4096:
-                raise ConfigError(f"{flag} {value:g}: give the memory in GiB, from 1 to 4096")
-        if self.plan_for_gpu is None and self.plan_for_host is None:
-            return None
-        from ltx2gen import fit
-
-        if self.plan_for_gpu is None or self.plan_for_host is None:
-            raise ConfigError("--plan-for-gpu and --plan-for-host go together: a plan needs both pools (e.g. "
-                              "--plan-for-gpu 24 --plan-for-host 32)")
-        source = f"--plan-for-gpu {self.plan_for_gpu:g} --plan-for-host {self.plan_for_host:g}, an FP8-capable GPU"
-        return fit.Machine(self.plan_for_gpu, self.plan_for_host, source)
-
-
-def continuation_length(values: dict, given: set[str]) -> dict:
-    """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), or from
-    --seconds; --resume's seed. Checked before any model loads."""
-    if values["extend"] is not None:
-        values = continuation.adopt_earlier(values, given)
-    elif values["seconds"] is not None:
-        if "num_frames" in given:
-            raise ConfigError(f"--seconds {values['seconds']} contradicts --num-frames {values['num_frames']}; give "
-                              "one of them")
-        if not values["seconds"] > 0:
-            raise ConfigError(f"--seconds {values['seconds']}: must be above 0")
-        values = {**values, "num_frames": continuation.frames_for_seconds(values["seconds"], values["fps"])}
-        print(f"note: --seconds {values['seconds']:g} is {values['num_frames']} frames "
-              f"({float(values['num_frames'] / values['fps']):.2f} s at {float(values['fps']):g} fps)")
-    if values["resume"] is not None:
-        values = continuation.check_resume(values)
-    return values
-
-
-def check_kept_work_taken_up(config: GenerateConfig) -> None:
-    """--resume and --refine-from take up kept work, which must have been made from what this command asks for."""
-    if config.resume:
-        check_taken_up(continuation.earlier_clip(config.resume, "--resume").metadata, config,
-                       f"--resume {config.resume}", "resume with the same command that was cut short")
-    if config.refine_from:
-        check_taken_up(two_stage.read_stage_one_metadata(Path(config.refine_from).expanduser()), config,
-                       f"--refine-from {config.refine_from}", "refine it with its stage one's LoRAs and settings "
-                       "(the command its run printed)")
-
-
-def parse_num_frames(text: str | int) -> int | None:
-    """A frame count, or None for auto (the model chooses)."""
-    if text == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--num-frames {text}: give a frame count of the form 8n+1 (e.g. 97) or auto") from None
-
-
-def validate_frame_count(num_frames: int) -> None:
-    if num_frames < 1 or (num_frames - 1) % 8:
-        lower = max(1, (num_frames - 1) // 8 * 8 + 1)
-        upper = lower + 8 if lower < num_frames or num_frames < 1 else lower
-        upper = max(upper, 9)
-        raise ConfigError(f"--num-frames {num_frames}: must be of the form 8n+1; nearest valid counts are "
-                          f"{lower} and {upper}")
-
-
-def validate_nag_options(config: GenerateConfig) -> None:
-    if not math.isfinite(config.nag_scale) or not 0 <= config.nag_scale <= GUIDANCE_MOST["nag_scale"]:
-        raise ConfigError(f"--nag-scale {config.nag_scale}: must be between 0 (off) and "
-                          f"{GUIDANCE_MOST['nag_scale']:g}; the NAG paper's video setting is 8 in this form")
-    if not math.isfinite(config.nag_tau) or config.nag_tau < 1:
-        raise ConfigError(f"--nag-tau {config.nag_tau}: must be at least 1 (below 1 it would shrink the "
-                          "cross-attention even where the prompts agree); the NAG paper uses 2.5")
-    if not 0 < config.nag_alpha <= 1:
-        raise ConfigError(f"--nag-alpha {config.nag_alpha}: must be above 0 and at most 1 (0 would discard the "
-                          "guidance: use --nag-scale 0 to turn NAG off); the NAG paper uses 0.25")
-
-
-def validate_decode_options(options: DecodeOptions) -> None:
-    for name in ("vae_chunk_frames", "vae_context_frames"):
-        value = getattr(options, name)
-        if value < 0 or value % 8:
-            raise ConfigError(f"--{name.replace('_', '-')} {value}: must be 0 or a positive multiple of 8")
-    if options.vae_tile_size < 256 or options.vae_tile_size % 32:
-        raise ConfigError(f"--vae-tile-size {options.vae_tile_size}: must be a multiple of 32, at least 256")
-    if options.vae_tile_overlap < 0 or options.vae_tile_overlap % 32 or \
-            options.vae_tile_overlap > options.vae_tile_size // 2:
-        raise ConfigError(f"--vae-tile-overlap {options.vae_tile_overlap}: must be a multiple of 32 between 0 and "
-                          f"half the tile ({options.vae_tile_size // 2})")
-    if options.vae_chunk_frames and not options.vae_context_frames:
-        raise ConfigError("--vae-context-frames 0: temporal pieces need at least 8 frames of context "
-                          "(each piece's first latent frame decodes to a single frame)")
-    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", options.device):
-        raise ConfigError(f"--device {options.device}: use auto, cpu, cuda or cuda:N (N a GPU number, e.g. cuda:0)")
-    if options.model and is_local_path(options.model) and not Path(options.model).expanduser().is_dir():
-        raise ConfigError(f"--model {options.model}: no such model directory (give an existing directory "
-                          f"or a Hugging Face repo id such as {DEFAULT_MODEL})")
-
-
-def check_output_file(output: Path, flag: str = "--output") -> None:
-    """An MP4 path that can be written: its folder takes files, and it is not a folder itself."""
-    if output.suffix.lower() != ".mp4":
-        raise ConfigError(f"{flag} {output}: must end in .mp4")
-    if output.is_dir():
-        raise ConfigError(f"{flag} {output}: is a folder; give a file name ending in .mp4, e.g. {output / 'clip.mp4'}")
-    ensure_writable_dir(output.parent, flag)
-
-
-def utf8_from_argv(text: str | None) -> str | None:
-    """A command-line text as typed: under an ASCII locale without UTF-8 mode (LC_ALL=C PYTHONUTF8=0), Python holds
-    the bytes of UTF-8 text as surrogate escapes, decoded here. Text that is not UTF-8 stays as it is, for
-    `check_text` to refuse."""
-    try:
-        text and text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return os.fsencode(text).decode("utf-8")
-    except UnicodeError:
-        return text
-
-
-def check_text(flag: str, text: str) -> None:
-    """Prompts are text: bytes that are not UTF-8 (a shell variable holding Latin-1, a damaged file) reach Python as
-    lone surrogates, which the tokenizer cannot take."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        code = ord(text[err.start])
-        what = f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
-        raise ConfigError(f"{flag}: character {err.start + 1} is {what}, which is not UTF-8 text; give the text in "
-                          "UTF-8") from None
-
-
-def parse_fps(text: str | Fraction) -> Fraction:
-    try:
-        fps = Fraction(str(text))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"--fps {text}: not a number; use e.g. 24, 23.976 or 24000/1001") from None
-    if fps <= 0 or fps > 240:
-        raise ConfigError(f"--fps {text}: must be above 0 and at most 240")
-    for ntsc in NTSC_RATES:
-        if fps != ntsc and abs(fps - ntsc) < Fraction(1, 500):
-            print(f"note: --fps {text} taken as the exact NTSC rate {ntsc} ({float(ntsc):.6f})")
-            return ntsc
-    return fps
-
-
-def stamped(output: Path, now: datetime) -> Path:
-    stem = f"{output.stem}_{now:%Y%m%d_%H%M%S}"
-    candidate, n = output.with_name(stem + output.suffix), 2
-    while candidate.exists():
-        candidate, n = output.with_name(f"{stem}_{n}{output.suffix}"), n + 1
-    return candidate
-
-
-def ensure_writable_dir(folder: Path, flag: str) -> None:
-    """Proven by writing a probe file: as root, os.access says yes to folders that cannot be written (/proc, a
-    network mount that squashes root). The probe and any folder made for it are removed again; the writers create
-    the folder when they write."""
-    folder = folder if folder != Path("") else Path(".")
-    existing, missing = folder, []
-    while not existing.exists():
-        missing.append(existing)
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag}: {existing} is a file, so the folder {folder} cannot be created")
-    made = []
-    try:
-        for path in reversed(missing):
-            try:
-                path.mkdir()
-            except FileExistsError:  # made meanwhile by another process (a torchrun batch's other rank): not ours
-                continue
-            made.append(path)
-        probe = folder / f".ltx2gen-write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"{flag}: cannot write in {folder} ({err.strerror or err}); choose an output folder you "
-                          "can write to") from None
-    finally:
-        for path in reversed(made):
-            with contextlib.suppress(OSError):
-                path.rmdir()
-
-
-def add_fields(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
-               given_only: bool = False) -> None:
-    """Add one flag per dataclass field; defaults and help come from the field. `given_only`: the parsed namespace
-    holds only the flags given (the dataclass fills in the rest), so a flag given at its default value is known to
-    be given."""
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        meta = dict(f.metadata)
-        help_text = meta.pop("help")
-        flag = "--" + f.name.replace("_", "-")
-        default = argparse.SUPPRESS if given_only else f.default
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, action="store_true", help=help_text, default=default)
-            continue
-        hidden = f.default is None or f.default is False or meta.get("required")  # 0.0 == False, yet is shown
-        default_text = "" if hidden else f" (default: {f.default})"
-        meta.setdefault("type", arg_type(f.type))
-        parser.add_argument(flag, default=default, help=help_text + default_text, **meta)
-
-
-def arg_type(annotation) -> type:
-    """The type a field's flag converts its value to."""
-    text = str(annotation)
-    if text.startswith("int"):
-        return int
-    if text.startswith("float"):
-        return float
-    return str
-
-
-class OneLineErrors(argparse.ArgumentParser):
-    """Bad input is one line (what is wrong and what would be right) and status 2, without the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} [all flags: {self.prog} --help]\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,8 @@ from ltx2gen.checkpoint import (
     model_version,
     transformer_folder,
 )
-from ltx2gen.config import DecodeOptions, GenerateConfig
+from ltx2gen.config import GenerateConfig
+from ltx2gen.decode_options import DecodeOptions
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.image import Keyframe, image_crf, place_keyframes

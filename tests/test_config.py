@@ -8,8 +8,9 @@ import pytest
 
 import generate
 from conftest import ROOT, parse_config, run_generate_process
-from ltx2gen.config import build_parser, parse_fps, stamped
+from ltx2gen.config import build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.flag_values import parse_fps, stamped
 
 BAD_INPUTS = [
     (["--width", "100"], "--width 100: must be a positive multiple of 32 (try 96 or 128)"),
@@ -231,7 +232,7 @@ def test_an_output_folder_that_cannot_be_written_exits_2_and_leaves_nothing(tmp_
 
 
 def test_the_write_probe_leaves_no_file_or_folder_behind(tmp_path):
-    from ltx2gen.config import ensure_writable_dir
+    from ltx2gen.flag_values import ensure_writable_dir
 
     ensure_writable_dir(tmp_path / "new" / "nested", "--output")
     ensure_writable_dir(tmp_path, "--output")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from ltx2gen.config import DEFAULT_MODEL
+from ltx2gen.decode_options import DEFAULT_MODEL
 
 ENTRYPOINT = ROOT / "entrypoint.sh"
 
