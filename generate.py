@@ -85,7 +85,8 @@ def plan_only(config: GenerateConfig, machine) -> int:
 def render_batch(parser, args) -> int:
     from dataclasses import fields
 
-    from ltx2gen.batch import default_out_dir, run_in_process
+    from ltx2gen.batch import default_out_dir
+    from ltx2gen.batch_in_process import run_in_process
 
     given = [f"--{f.name.replace('_', '-')}" for f in fields(GenerateConfig) if f.name in vars(args)]
     if given:

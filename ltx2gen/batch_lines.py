@@ -1,13 +1,16 @@
 """A batch line's settings as configuration values: each key a `GenerateConfig` field by its exact name, each value
 typed from its JSON, never read as a command-line flag. A prompt of "--help" is a prompt, "false" is not a switch's
 value, and a key that is not a setting ("outpu") is refused naming the known keys, not taken as the flag it starts.
-The values then go through the same validation as the command line's (`GenerateConfig.from_values`)."""
+The values then go through the same validation as the command line's (`GenerateConfig.from_values`). A batch file's
+lines become `Clip`s (`read_batch`), each naming its file and line in every error."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2gen.config import GenerateConfig
@@ -104,3 +107,122 @@ def clip_config(values: dict, where: str, **settings) -> GenerateConfig:
         return GenerateConfig.from_values({**values, **settings})
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: relative to the batch file where they are
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    line: int
+    flags: dict  # the line's settings, typed (`typed_values`)
+    source: Path | None = None  # the batch file
+
+    @property
+    def where(self) -> str:
+        """The clip as an error names it: its file and line, and its name."""
+        return f"{self.source}:{self.line}: clip {self.name!r}"
+
+    def argv(self, output: Path) -> list[str]:
+        """generate.py arguments for this clip, writing exactly `output`."""
+        return argv(self.flags) + [f"--output={output}", "--no-timestamp"]
+
+    def config(self, output: Path, **settings) -> GenerateConfig:
+        """The clip's validated configuration, writing exactly `output` (and any of the batch's own `settings`:
+        --resume); a ConfigError names the clip's file and line."""
+        return clip_config(self.flags, self.where, output=output, no_timestamp=True, **settings)
+
+
+def read_batch(path: Path) -> list[Clip]:
+    """Parse and check the structure of a batch file (flag values are checked per clip, by generate.py)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such batch file")
+    clips, names = [], set()
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}:{number}: byte 0x{line[err.start]:02x} at column {err.start + 1} is not UTF-8 "
+                              "text; save the batch file as UTF-8") from None
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}:{number}: each line must be a JSON object with name and prompt")
+        name = entry.pop("name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ConfigError(f"{path}:{number}: 'name' must be a file-name-safe string (letters, digits, . _ -)")
+        if name in names:
+            raise ConfigError(f"{path}:{number}: the name {name!r} is used twice")
+        where = f"{path}:{number}: clip {name!r}"
+        check_keys(entry, where)
+        if "prompts" in entry:
+            entry.update(timed_prompts(entry.pop("prompts"), entry.get("prompt"), where))
+        if not isinstance(entry.get("prompt"), str):
+            raise ConfigError(f"{where} has no 'prompt' string")
+        for key in INPUT_FILE_KEYS & set(entry):
+            entry[key] = beside_batch_file(entry[key], path)
+        if "keyframes" in entry:
+            entry["keyframe"] = keyframe_flags(entry.pop("keyframes"), path, where)
+        names.add(name)
+        clips.append(Clip(name, number, typed_values(entry, where), path))
+    if not clips:
+        raise ConfigError(f"{path}: holds no clips")
+    return clips
+
+
+def beside_batch_file(value, batch_file: Path):
+    """A relative input file path that names a file beside the batch file, as that file's path; any other value as
+    it is."""
+    if isinstance(value, str) and not Path(value).is_absolute() and (batch_file.parent / value).is_file():
+        return str(batch_file.parent / value)
+    return value
+
+
+def keyframe_flags(keyframes, batch_file: Path, where: str) -> list[str]:
+    """A clip's `keyframes` as --keyframe values (PATH@TIME[:STRENGTH], checked by generate.py), each path relative
+    to the batch file where the file is there."""
+    if not isinstance(keyframes, list):
+        raise ConfigError(f"{where}: 'keyframes' must be a list of \"PATH@TIME[:STRENGTH]\" strings or "
+                          "{\"path\": ..., \"at\": ..., \"strength\": ...} objects")
+    flags = []
+    for keyframe in keyframes:
+        if isinstance(keyframe, dict):
+            unknown = set(keyframe) - {"path", "at", "strength"}
+            if unknown or not isinstance(keyframe.get("path"), str) or \
+                    not isinstance(keyframe.get("at"), (str, int, float)):
+                raise ConfigError(f"{where}: keyframe {json.dumps(keyframe)} needs a 'path' string and an 'at' time "
+                                  "(seconds, \"f60\" or \"end\"), and optionally a 'strength', nothing else")
+            strength = f":{keyframe['strength']}" if "strength" in keyframe else ""
+            keyframe = f"{keyframe['path']}@{keyframe['at']}{strength}"
+        elif not isinstance(keyframe, str):
+            raise ConfigError(f"{where}: keyframe {json.dumps(keyframe)} is neither a \"PATH@TIME[:STRENGTH]\" string "
+                              "nor an object")
+        image, at_sign, when = keyframe.rpartition("@")
+        flags.append(f"{beside_batch_file(image, batch_file)}{at_sign}{when}")
+    return flags
+
+
+def timed_prompts(prompts, prompt, where: str) -> dict:
+    """A clip's `prompts` list as `prompt` (the one at 0, unless `prompt` is given beside it) and `prompt_at` flags
+    (TIME:TEXT, checked by generate.py)."""
+    shape = ("'prompts' must be a list of {\"at\": seconds or \"fNN\", \"prompt\": text} objects in order of time, "
+             "the first at 0 unless 'prompt' is given")
+    if not isinstance(prompts, list) or not prompts or not all(
+            isinstance(item, dict) and set(item) == {"at", "prompt"} and isinstance(item["prompt"], str)
+            and isinstance(item["at"], (str, int, float)) and not isinstance(item["at"], bool) for item in prompts):
+        raise ConfigError(f"{where}: {shape}")
+    starts_at_zero = str(prompts[0]["at"]).rstrip("s") in ("0", "0.0", "f0")
+    if prompt is None and not starts_at_zero:
+        raise ConfigError(f"{where}: the first of 'prompts' is at {prompts[0]['at']}; {shape}")
+    if prompt is not None and starts_at_zero:
+        raise ConfigError(f"{where}: 'prompt' and a 'prompts' entry at 0 both give the opening prompt; keep one")
+    later = prompts if prompt is not None else prompts[1:]
+    return {"prompt": prompt if prompt is not None else prompts[0]["prompt"],
+            "prompt_at": [f"{item['at']}:{item['prompt']}" for item in later] or None}

@@ -12,7 +12,8 @@ import pytest
 import generate
 from conftest import ROOT
 from ltx2gen import memory
-from ltx2gen.batch import Clip, docker_command, read_batch
+from ltx2gen.batch import docker_command
+from ltx2gen.batch_lines import Clip, read_batch
 from ltx2gen.errors import ConfigError
 from ltx2gen.video import probe, read_frames
 
@@ -212,7 +213,7 @@ def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model
     (LTX-2.5's full model) or runs its attention in FP8 must not join another's group."""
     import dataclasses
 
-    from ltx2gen.batch import _Job
+    from ltx2gen.batch_in_process import _Job
     from ltx2gen.plan import RunPlan
     from tests.test_clip import configure
 

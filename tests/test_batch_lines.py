@@ -9,7 +9,7 @@ from test_faults import assert_rejected, call, run_batch_runner, summary_rows
 import generate
 from conftest import parse_config
 from ltx2gen import batch
-from ltx2gen.batch import read_batch
+from ltx2gen.batch_lines import read_batch
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
 

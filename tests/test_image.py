@@ -418,7 +418,7 @@ def test_bad_keyframes_exit_2_with_one_line_before_any_model_loads(tiny_model, t
 
 
 def test_batch_keyframes_must_be_a_list_of_strings_or_objects(tmp_path):
-    from ltx2gen.batch import read_batch
+    from ltx2gen.batch_lines import read_batch
     from ltx2gen.errors import ConfigError
 
     Image.new("RGB", (96, 64)).save(tmp_path / "end.png")
