@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from ltx2gen.weights import StoredTensor, block_of, fill_streamed, model_on_meta, paired, stored_tensors
+from ltx2gen.weights import StoredTensor, assign, block_of, fill_streamed, model_on_meta, paired, stored_tensors
 
 
 class BlocksFromFiles:
@@ -65,7 +65,7 @@ class BlocksFromFiles:
         for stored_name, value in host:
             target = value.to(self.device, non_blocking=True)
             target = target.to(self.dtype) if target.is_floating_point() else target
-            _assign(self.model, self.names.get(stored_name, stored_name), target)
+            assign(self.model, self.names.get(stored_name, stored_name), target)
         if self.on_block is not None:
             self.on_block(module)
 
@@ -73,20 +73,11 @@ class BlocksFromFiles:
         prefix = self.order[index] + "."
         for name, (shape, dtype) in self.shapes.items():
             if name.startswith(prefix):
-                _assign(self.model, name, torch.empty(shape, dtype=self.dtype if dtype.is_floating_point else dtype,
+                assign(self.model, name, torch.empty(shape, dtype=self.dtype if dtype.is_floating_point else dtype,
                                                       device="meta"))
 
     def close(self) -> None:
         self.reader.shutdown(wait=True, cancel_futures=True)
-
-
-def _assign(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
-    owner_name, _, attribute = name.rpartition(".")
-    owner = model.get_submodule(owner_name)
-    if attribute in owner._parameters:
-        owner._parameters[attribute] = torch.nn.Parameter(value, requires_grad=False)
-    else:
-        owner._buffers[attribute] = value
 
 
 def from_files(component_class, folder: Path, device: torch.device, dtype: torch.dtype, *, blocks: str,

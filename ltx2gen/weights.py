@@ -238,12 +238,7 @@ def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: t
     waiting = Counter(block_of(names.get(tensor.name, tensor.name), blocks) for tensor in tensors)
     for stored_name, value in read_tensors(tensors, device, dtype, evict=evict):
         name = names.get(stored_name, stored_name)
-        owner_name, _, attribute = name.rpartition(".")
-        owner = model.get_submodule(owner_name)
-        if attribute in owner._parameters:
-            owner._parameters[attribute] = torch.nn.Parameter(value, requires_grad=False)
-        else:
-            owner._buffers[attribute] = value
+        assign(model, name, value)
         block = block_of(name, blocks)
         waiting[block] -= 1
         if block is not None and waiting[block] == 0 and on_block is not None:
@@ -255,6 +250,16 @@ def _expected_names(model: torch.nn.Module) -> set[str]:
     """The names a complete checkpoint of `model` holds: its parameters (tied ones once) and persistent buffers."""
     return {name for name, _ in model.named_parameters()} | {
         name for name, _ in model.named_buffers() if _is_persistent(model, name)}
+
+
+def assign(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Put `value` in `model` as its parameter (frozen) or buffer `name`, replacing what was there."""
+    owner_name, _, attribute = name.rpartition(".")
+    owner = model.get_submodule(owner_name)
+    if attribute in owner._parameters:
+        owner._parameters[attribute] = torch.nn.Parameter(value, requires_grad=False)
+    else:
+        owner._buffers[attribute] = value
 
 
 def block_of(name: str, blocks: str) -> str | None:

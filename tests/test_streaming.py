@@ -1,6 +1,7 @@
 """Offloading to the weight files: blocks read from the safetensors files as they run give the resident model's
 numbers exactly, hold no block between calls and stop their reader when the stage frees them."""
 
+import pytest
 import torch
 
 from ltx2gen import memory
@@ -62,3 +63,22 @@ def test_freeing_a_model_read_from_its_files_stops_its_reader(tiny_model):
             stage.models["text_encoder"](input_ids=torch.tensor([[2, 5, 6]]))
         assert any(thread.name.startswith("block-reader") for thread in threading.enumerate())
     assert not any(thread.name.startswith("block-reader") for thread in threading.enumerate())
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_blocks_read_from_files_leave_the_transformer_off_the_gpu_and_match_it(tiny_model):
+    cuda = torch.device("cuda")
+    resident = load_transformer(tiny_model, cuda, torch.bfloat16)
+    inputs = {name: value.to(cuda) if isinstance(value, torch.Tensor) else value
+              for name, value in tiny_inputs("cuda").items()}
+    with torch.no_grad():
+        expected = resident(**inputs)[0]
+    del resident
+    torch.cuda.empty_cache()
+    streamed = from_files(component_class(tiny_model, "transformer"), tiny_model / "transformer", cuda,
+                          torch.bfloat16, blocks="transformer_blocks")
+    with torch.no_grad():
+        assert torch.equal(streamed(**inputs)[0], expected)
+    assert all(parameter.device.type == "meta" for parameter in streamed.transformer_blocks.parameters())
+    assert all(buffer.is_pinned() for _, buffer in streamed.blocks_from_files.ahead.popitem()[1].result())
+    streamed.blocks_from_files.close()
