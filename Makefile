@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TINY_MODEL := models/ltx2-tiny-distilled
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test docs clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ demo: setup $(TINY_MODEL)/model_index.json
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n 2
+
+# docs/FLAGS.md from the argument parser; `make test` fails while it is stale.
+docs: setup
+	$(BIN)/python -m ltx2gen.flag_reference > docs/FLAGS.md.tmp
+	mv docs/FLAGS.md.tmp docs/FLAGS.md
 
 clean:
 	rm -rf $(VENV) $(TINY_MODEL) outputs/demo_*
