@@ -22,7 +22,7 @@ from ltx2gen.errors import ConfigError
 
 CAMERA_MOVES = ("dolly-in", "dolly-out", "dolly-left", "dolly-right", "jib-up", "jib-down", "static")
 # The only LTX-2 version Lightricks has published camera-control LoRAs for (Lightricks/LTX-2-19b-LoRA-Camera-Control-*;
-# README "LoRAs and camera moves" gives the sources).
+# docs/loras.md gives the sources).
 CAMERA_LORA_VERSION = "2.0"
 SCALE_RANGE = (-2.0, 2.0)
 # lora_A / lora_down is [rank, in_features], lora_B / lora_up [out_features, rank].
