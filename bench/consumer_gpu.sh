@@ -6,6 +6,8 @@
 # Usage: bench/consumer_gpu.sh OUT_DIR RUN...   where RUN is NAME:GPU_GIB:HOST_GIB:WIDTHxHEIGHTxFRAMES[:FLAGS]
 #   (GPU_GIB and HOST_GIB may be "-" for no cap; FLAGS are extra generate.py flags separated by commas), e.g.
 #   bench/consumer_gpu.sh out resident:-:-:1920x1088x161 card24:22:30:1920x1088x161
+# LTX2GEN_BENCH_REPO=diffusers/LTX-2.3-Distilled-Diffusers (or another published repo) measures that version's
+# bench model instead of LTX-2.0's (each takes about 40 GB of disk: remove the other first on a 64 GiB machine).
 set -euo pipefail
 out_dir="${1:?usage: bench/consumer_gpu.sh OUT_DIR RUN...}"
 shift
@@ -33,7 +35,16 @@ group_peak() {
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-write_bench_model
+repo="${LTX2GEN_BENCH_REPO:-}"
+if [ -n "$repo" ]; then
+    model="$work/bench-${repo//\//--}"
+    if [ ! -f "$model/model_index.json" ]; then
+        python3 -m ltx2gen.synthetic --preset bench --device cuda --repo "$repo" --out "$model"
+    fi
+else
+    write_bench_model
+    model="$work/bench"
+fi
 status=0
 for run in "$@"; do
     IFS=: read -r name gpu host size flags <<< "$run"
@@ -53,7 +64,7 @@ for run in "$@"; do
         fi
     fi
     echo "=== $name: GPU ${gpu} GiB, host ${host} GiB, ${width}x${height}x${frames} ${extra[*]:-}"
-    command=(env "${environment[@]}" python3 generate.py --model "$work/bench" --prompt "$prompt" --seed 1
+    command=(env "${environment[@]}" python3 generate.py --model "$model" --prompt "$prompt" --seed 1
              --no-timestamp --output "$work/$name.mp4" --width "$width" --height "$height" --num-frames "$frames"
              "${extra[@]}")
     start=$SECONDS
