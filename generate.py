@@ -68,6 +68,8 @@ def run(config: GenerateConfig, plan, ranks, argv: list[str] = ()) -> int:
     if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
     print(f"sidecar: {clip.sidecar}")
+    if plan.memory_fit:
+        print(plan.memory_fit.against(clip.tracker.reports))
     print(clip.summary(config), flush=True)
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from ltx2gen.checkpoint import latent_frame_count
 
 GIB = 1024**3
+PLAN_TOLERANCE = 1.1  # a measured peak this far above its estimate is reported
 HEADROOM = 0.95  # of the GPU memory: the allocator's fragmentation and the CUDA libraries' workspaces
 HOST_HEADROOM = 0.95
 MEMORY_LIMIT_ENV = "LTX2GEN_GPU_MEMORY_GIB"
@@ -168,6 +169,26 @@ class Fit:
         return (f"memory plan for {self.machine.describe()}: text {self.text.describe()} ({self.text_encoder} text "
                 f"encoder), diffusion {self.diffusion.describe()} ({self.offload} offload), video decode "
                 f"{self.decode.describe()} ({decode})")
+
+    def against(self, reports) -> str:
+        """One line setting the stages' measured peaks (`memory.StageReport`s) beside the plan's, saying which stage
+        went more than a tenth over its estimate: the plan's constants are measured ones, and a run that exceeds
+        them is worth knowing about before a larger clip is planned on the same figures."""
+        planned = {"text": self.text, "diffusion": self.diffusion, "video": self.decode}
+        over, largest = [], {"GPU": (0.0, ""), "host": (0.0, "")}
+        for report in reports:
+            peak = planned.get(report.name)
+            if peak is None:
+                continue
+            for pool, measured, estimate in (("GPU", report.cuda_peak_gib, peak.gpu),
+                                             ("host", report.peak_rss_gib, peak.host)):
+                largest[pool] = max(largest[pool], (measured, report.name))
+                if measured > estimate * PLAN_TOLERANCE:
+                    over.append(f"{report.name} {pool} {measured:.1f} GiB against {estimate:.1f} planned")
+        if over:
+            return "note: the memory plan was short: " + "; ".join(over) + " (please report it with the sidecar)"
+        return "memory: every stage within its plan; peaks GPU {:.1f} GiB ({}), host {:.1f} GiB ({})".format(
+            *largest["GPU"], *largest["host"])
 
     def record(self) -> dict:
         """The sidecar's `memory_plan_estimates`: each stage's planned peaks, to set beside the measured ones."""

@@ -9,7 +9,7 @@ LTX2 = fit.Sizes(transformer=35.16, transformer_fp8=17.93, text_encoder=21.92, t
                  connectors=2.67, vae=2.28)
 TOKENS_1080P = fit.clip_tokens(1920, 1088, 161)
 TOKENS_DRAFT = fit.clip_tokens(768, 512, 97)
-WORK_1080P = fit.Work(TOKENS_1080P, 161)
+WORK_1080P = fit.Work(TOKENS_1080P, 161, megapixels=1920 * 1088 / 1e6)
 
 
 def test_token_counts_match_the_measured_sizes():
@@ -141,3 +141,17 @@ def test_the_host_memory_to_plan_with_is_mem_available_within_the_control_group_
     assert fit.host_memory_available_bytes() == 3 * GIB
     monkeypatch.setenv(fit.HOST_MEMORY_ENV, "120")
     assert fit.host_memory_available_bytes() == 120 * fit.GIB
+
+
+def test_a_run_says_whether_each_stage_stayed_within_its_plan():
+    from ltx2gen.memory import StageReport
+
+    chosen = fit.choose(LTX2, WORK_1080P, fit.Machine(22, 30))
+    within = [StageReport("text", cuda_peak_gib=chosen.text.gpu, peak_rss_gib=3.6),
+              StageReport("diffusion", cuda_peak_gib=5.97, peak_rss_gib=chosen.diffusion.host),
+              StageReport("audio", cuda_peak_gib=30.0, peak_rss_gib=30.0),  # not planned: not compared
+              StageReport("video", cuda_peak_gib=7.3, peak_rss_gib=2.7)]
+    line = chosen.against(within)
+    assert line.startswith("memory: every stage within its plan") and f"host {chosen.diffusion.host:.1f}" in line
+    over = within[:1] + [StageReport("diffusion", cuda_peak_gib=chosen.diffusion.gpu * 1.2, peak_rss_gib=1.0)]
+    assert chosen.against(over).startswith("note: the memory plan was short: diffusion GPU")
