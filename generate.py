@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     survive_readers_leaving()  # `generate.py ... | head -1`: a closed pipe never ends the run
     if "list_lora_files" in vars(args):
         return list_lora_files(parser, args.list_lora_files)
+    if args.batch and (args.plan_only or args.plan_for_gpu is not None or args.plan_for_host is not None):
+        parser.error("--plan-only plans one clip: give that clip's flags instead of --batch (a batch renders what "
+                     "each line's plan allows)")
     if args.batch:
         return render_batch(parser, args)
     reservation = outputs.Reservation()  # none yet

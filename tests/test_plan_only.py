@@ -83,3 +83,12 @@ def test_planning_for_another_machine_needs_plan_only(configs_only, tmp_path, ca
 def test_a_plan_for_this_cpu_machine_says_nothing_is_offloaded(configs_only, tmp_path, capsys):
     status, out, _ = plan(configs_only, tmp_path, capsys, "--device", "cpu")
     assert status == 0 and "nothing is offloaded" in out
+
+
+def test_a_batch_is_not_rendered_when_only_a_plan_was_asked_for(tmp_path, capsys):
+    batch = tmp_path / "b.jsonl"
+    batch.write_text('{"name": "a", "prompt": "a fox"}\n')
+    with pytest.raises(SystemExit) as exit_:
+        generate.main(["--batch", str(batch), "--out", str(tmp_path / "out"), "--plan-only"])
+    assert exit_.value.code == 2 and "--plan-only plans one clip" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
