@@ -120,7 +120,7 @@ def activations_gib(tokens: int, compiled: bool, conditioned: bool) -> float:
 
 
 def diffusion_peak(sizes: Sizes, work: Work, fp8: bool, offload: str, compiled: bool = False) -> Peak:
-    """The diffusion stage with the transformer held as `offload` (none, model, group or sequential)."""
+    """The diffusion stage with the transformer held as `offload` (none, model, group, sequential or files)."""
     weights = sizes.transformer_fp8 if fp8 else sizes.transformer
     activations = activations_gib(work.tokens, compiled, work.conditioned)
     if offload in ("none", "model"):  # model offload moves the whole transformer in for the steps
@@ -216,6 +216,11 @@ class Requested:
     text_files: bool = True  # the text encoder may be read from its files (it has weight files)
 
 
+def text_encoder_asked(text_fp8: str, fp8: str) -> str:
+    """How --text-fp8 (auto, on, off) holds Gemma beside a transformer in `fp8`: auto follows the transformer."""
+    return "fp8" if text_fp8 == "on" or (text_fp8 == "auto" and fp8 != "off") else "resident"
+
+
 def transformer_candidates(requested: Requested) -> list[tuple[str, str]]:
     """(fp8, offload) in the order they are tried, fastest first: bf16 resident, then (where FP8 kernels exist and
     nothing else is asked) FP8 weight storage resident, then in host memory block by block, then (bf16) read from
@@ -236,14 +241,14 @@ def transformer_candidates(requested: Requested) -> list[tuple[str, str]]:
 def choose(sizes: Sizes, work: Work, machine: Machine, requested: Requested = Requested()) -> Fit:
     """The fastest plan that fits both pools of `machine`, eager; `compiling.choose` may then compile it. Raises
     DoesNotFit naming the stage, the pool and the flags that would fit."""
-    transformer = next(((fp8, offload) for fp8, offload in transformer_candidates(requested)
+    candidates = transformer_candidates(requested)
+    transformer = next(((fp8, offload) for fp8, offload in candidates
                         if machine.fits(diffusion_peak(sizes, work, fp8 != "off", offload))), None)
     if transformer is None:
-        fp8, offload = transformer_candidates(requested)[-1]
+        fp8, offload = candidates[-1]
         raise DoesNotFit(_refusal("the diffusion stage", diffusion_peak(sizes, work, fp8 != "off", offload), machine))
     fp8, offload = transformer
-    text_fp8 = requested.text_fp8 == "on" or (requested.text_fp8 == "auto" and fp8 != "off")
-    modes = ["fp8" if text_fp8 else "resident", "offloaded"] + ["files"] * requested.text_files
+    modes = [text_encoder_asked(requested.text_fp8, fp8), "offloaded"] + ["files"] * requested.text_files
     text_encoder = next((mode for mode in modes if machine.fits(text_peak(sizes, mode))), None)
     if text_encoder is None:
         raise DoesNotFit(_refusal("the text stage", text_peak(sizes, modes[-1]), machine))

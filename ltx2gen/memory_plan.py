@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ltx2gen import fit, memory
+from ltx2gen.components import built_at_load_names
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 
@@ -19,8 +20,6 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
                     megapixels=config.width * config.height / 1e6)
-    from ltx2gen.components import built_at_load_names
-
     requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels,
                               files=not (config.lora or config.camera),
                               text_files="text_encoder" not in built_at_load_names(transformer_folder.parent))

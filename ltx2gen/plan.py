@@ -89,11 +89,11 @@ class RunPlan:
         device = components.resolve_device(config.device)
         fp8 = choose_fp8(config.fp8, device) if machine is None else config.fp8
         offload = config.offload
-        if machine is not None:
-            pass
-        elif offload not in ("auto", "none") and device.type != "cuda":
+        # planning for another machine (`--plan-for-gpu`), its GPU is a discrete one whatever this machine has
+        offload_asked_here = machine is None and offload not in ("auto", "none")
+        if offload_asked_here and device.type != "cuda":
             print(f"note: --offload {offload} needs a CUDA GPU; ignored")
-        elif offload not in ("auto", "none") and torch.cuda.get_device_properties(device).is_integrated:
+        elif offload_asked_here and torch.cuda.get_device_properties(device).is_integrated:
             print(f"warning: --offload {offload} saves nothing on an integrated (unified-memory) GPU; ignored")
         discrete_gpu = machine is not None or (device.type == "cuda" and
                                                not torch.cuda.get_device_properties(device).is_integrated)
@@ -142,8 +142,7 @@ class RunPlan:
         if upsampler:
             components.check_component(upsampler.folder, upsampler.source)
         tokens = fit.clip_tokens(config.width, config.height, config.diffused_num_frames)  # of one run, full size
-        text_encoder = "fp8" if config.text_fp8 == "on" or (config.text_fp8 == "auto" and fp8 != "off") else \
-            "resident"
+        text_encoder = fit.text_encoder_asked(config.text_fp8, fp8)
         memory_fit = None
         if discrete_gpu:
             machine = machine or fit.Machine(fit.gpu_budget_gib(device), fit.host_memory_available_bytes() / fit.GIB)

@@ -6,12 +6,11 @@ encoder is float32 on disk; a benchmark model builds its text encoder where it l
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import torch
 
-from ltx2gen.weights import GEMMA_IMAGE_MODULES
+from ltx2gen.weights import GEMMA_IMAGE_MODULES, is_persistent
 
 BYTES_LOADED = 2  # floating-point weights load in bf16 on a GPU
 
@@ -49,19 +48,20 @@ def _built_empty(model_dir: str, name: str, config_version: int) -> torch.nn.Mod
 def module_bytes(model: torch.nn.Module, without: tuple[str, ...] = (), *, fp8: bool = False) -> int:
     """Bytes of `model`'s parameters (tied ones once) and persistent buffers in 16-bit floats, leaving out those of
     any submodule whose name is in `without`; with `fp8`, the layers FP8 stores in float8 at a byte a weight plus
-    a float32 scale a row: the transformer's block linears, the text encoder's linears but its output head."""
+    a float32 scale a row: the transformer's block linears, the text encoder's linears but its output head; no other
+    component has an FP8 mode."""
     from ltx2gen.quant import BLOCKS, is_text_encoder_fp8_layer
 
-    in_fp8 = set()
-    if fp8:
-        for layer_name, layer in model.named_modules():
-            in_blocks = layer_name.startswith(BLOCKS + ".") if hasattr(model, BLOCKS) else \
-                is_text_encoder_fp8_layer(layer_name, layer)
-            if type(layer) is torch.nn.Linear and in_blocks:
-                in_fp8.add(f"{layer_name}.weight")
-    state = {**dict(model.named_parameters()), **{
-        name: buffer for name, buffer in model.named_buffers()
-        if name.rpartition(".")[2] not in model.get_submodule(name.rpartition(".")[0])._non_persistent_buffers_set}}
+    def quantized(layer_name: str, layer: torch.nn.Module) -> bool:
+        if type(layer) is not torch.nn.Linear:
+            return False
+        if hasattr(model, BLOCKS):  # the transformer: its blocks' linears
+            return layer_name.startswith(BLOCKS + ".")
+        return type(model).__module__.startswith("transformers") and is_text_encoder_fp8_layer(layer_name, layer)
+
+    in_fp8 = {f"{name}.weight" for name, layer in model.named_modules() if fp8 and quantized(name, layer)}
+    state = {**dict(model.named_parameters()),
+             **{name: buffer for name, buffer in model.named_buffers() if is_persistent(model, name)}}
     total = 0
     for name, tensor in state.items():
         if set(name.split(".")) & set(without):
@@ -71,9 +71,3 @@ def module_bytes(model: torch.nn.Module, without: tuple[str, ...] = (), *, fp8: 
         else:
             total += tensor.numel() * (BYTES_LOADED if tensor.is_floating_point() else tensor.element_size())
     return total
-
-
-def component_names(model_dir: Path) -> list[str]:
-    """The components model_index.json lists with a class (not the pipeline's own entries)."""
-    index = json.loads((Path(model_dir) / "model_index.json").read_text())
-    return [name for name, value in index.items() if isinstance(value, list) and value[0] is not None]

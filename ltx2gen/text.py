@@ -15,9 +15,17 @@ import torch
 from ltx2gen import enhance, nag
 from ltx2gen import memory as mem
 from ltx2gen.checkpoint import PROMPT_TOKENS
-from ltx2gen.components import CPU, load_component, stock_pipeline
+from ltx2gen.components import (
+    CPU,
+    TEXT_ENCODER_LAYERS,
+    TEXT_ENCODER_UNUSED,
+    component_class,
+    load_component,
+    stock_pipeline,
+)
 from ltx2gen.lora import fuse_loras
 from ltx2gen.provenance import lora_reference
+from ltx2gen.streaming import from_files
 
 TEXT_ENCODER_MODES = ("resident", "fp8", "offloaded", "files")
 
@@ -203,9 +211,6 @@ def load_text_encoder(stage: mem.Stage, model_dir: Path, device: torch.device, d
                                use_stream=device.type == "cuda")
         return text_encoder
     if mode == "files":
-        from ltx2gen.components import TEXT_ENCODER_LAYERS, TEXT_ENCODER_UNUSED, component_class
-        from ltx2gen.streaming import from_files
-
         return stage.load("text_encoder", lambda: from_files(
             component_class(model_dir, "text_encoder"), model_dir / "text_encoder", device, dtype,
             blocks=TEXT_ENCODER_LAYERS, without=TEXT_ENCODER_UNUSED))

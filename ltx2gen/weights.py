@@ -12,7 +12,6 @@ the whole bf16 transformer.
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import threading
@@ -75,14 +74,6 @@ def stored_tensors(folder: Path) -> list[StoredTensor]:
             tensors.append(StoredTensor(name, file, data_start + start, end - start, DTYPES[entry["dtype"]],
                                         tuple(entry["shape"])))
     return sorted(tensors, key=lambda tensor: (tensor.file, tensor.offset))
-
-
-def loaded_bytes(folder: Path, without: tuple[str, ...] = ()) -> int:
-    """Bytes the component's weights take once loaded in 16-bit floats, from its weight files' headers alone,
-    whatever their dtype on disk (the published text encoder is float32); tensors of a submodule named in
-    `without` (any segment of the stored name) are left out, as a load leaves them."""
-    return sum(math.prod(tensor.shape) * (2 if tensor.dtype.is_floating_point else tensor.dtype.itemsize)
-               for tensor in stored_tensors(folder) if not set(tensor.name.split(".")) & set(without))
 
 
 def read_tensors(tensors: list[StoredTensor], device: torch.device, dtype: torch.dtype, *, evict: bool = True,
@@ -249,7 +240,7 @@ def fill_streamed(model: torch.nn.Module, tensors: list[StoredTensor], device: t
 def _expected_names(model: torch.nn.Module) -> set[str]:
     """The names a complete checkpoint of `model` holds: its parameters (tied ones once) and persistent buffers."""
     return {name for name, _ in model.named_parameters()} | {
-        name for name, _ in model.named_buffers() if _is_persistent(model, name)}
+        name for name, _ in model.named_buffers() if is_persistent(model, name)}
 
 
 def assign(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
@@ -269,6 +260,7 @@ def block_of(name: str, blocks: str) -> str | None:
     return f"{blocks}.{name[len(blocks) + 1:].split('.')[0]}"
 
 
-def _is_persistent(model: torch.nn.Module, name: str) -> bool:
+def is_persistent(model: torch.nn.Module, name: str) -> bool:
+    """Whether buffer `name` of `model` is saved with its weights (not one its constructor makes)."""
     owner_name, _, attribute = name.rpartition(".")
     return attribute not in model.get_submodule(owner_name)._non_persistent_buffers_set

@@ -137,3 +137,27 @@ def test_a_loader_stops_the_prefetch_of_the_files_it_reads_and_no_other(tmp_path
     assert torch.equal(value, load_file(str(tmp_path / "loaded.safetensors"))["w"])
     of_other.join(timeout=30)
     assert not of_other.is_alive()
+
+
+def write_control_group(root, folder, limit: str, usage: int, cache: int):
+    """A control group's memory files as the kernel shows them: cgroup v1's under `root`/memory, else v2's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    v1 = folder.relative_to(root).parts[:1] == ("memory",)
+    (folder / ("memory.limit_in_bytes" if v1 else "memory.max")).write_text(f"{limit}\n")
+    (folder / ("memory.usage_in_bytes" if v1 else "memory.current")).write_text(f"{usage}\n")
+    (folder / "memory.stat").write_text(f"{'total_cache' if v1 else 'file'} {cache}\nanon 1\n")
+
+
+def test_a_control_groups_limit_counts_what_it_holds_beyond_the_page_cache(tmp_path):
+    folders = memory._cgroup_folders(tmp_path)  # this process's group and those above it, under tmp_path
+    if not folders:
+        pytest.skip("this system shows no control group in /proc/self/cgroup")
+    gib = 1 << 30
+    assert memory.cgroup_available_bytes(tmp_path) is None  # no files: no limit
+    for folder in folders:
+        v1 = folder.relative_to(tmp_path).parts[:1] == ("memory",)
+        write_control_group(tmp_path, folder, str(1 << 62) if v1 else "max", 5 * gib, gib)
+    assert memory.cgroup_available_bytes(tmp_path) is None  # unlimited, as v2 and v1 write it
+    write_control_group(tmp_path, folders[0], str(20 * gib), 4 * gib, gib)  # the same folder where there is one
+    write_control_group(tmp_path, folders[-1], str(10 * gib), 4 * gib, gib)
+    assert memory.cgroup_available_bytes(tmp_path) == 7 * gib  # the tightest: 10 less the 3 not page cache
