@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 $(TINY_MODEL)/model_index.json: | setup
-	$(BIN)/python -m ltx2gen.synthetic --preset tiny --out $(TINY_MODEL)
+	$(BIN)/python -m ltx2gen.testing.synthetic --preset tiny --out $(TINY_MODEL)
 
 demo: setup $(TINY_MODEL)/model_index.json
 	$(BIN)/python generate.py --model $(TINY_MODEL) --width 256 --height 160 --num-frames 49 --seed 42 \

@@ -22,7 +22,7 @@ Commands:
   batch FILE ARGS   render a JSON Lines batch, one process per clip, resumable (see /app/batch/prompts/)
   download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL}
                     and the seven camera-control LoRAs)
-  synthetic ARGS    write a random-weight test model (python -m ltx2gen.synthetic)
+  synthetic ARGS    write a random-weight test model (python -m ltx2gen.testing.synthetic)
   help, --help, -h  this text; 'generate --help' and 'decode --help' list each command's options
 
 Examples:
@@ -62,7 +62,7 @@ case "${command}" in
         shift
         # -m needs the app directory on the module path, whatever the working directory (docker run -w).
         export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
-        exec "${PYTHON}" -m ltx2gen.synthetic "$@"
+        exec "${PYTHON}" -m ltx2gen.testing.synthetic "$@"
         ;;
     download)
         shift

@@ -20,6 +20,6 @@ write_bench_model() {
     if [ ! -f "$work/bench/latent_upsampler/config.json" ]; then
         echo "=== writing the bench model"
         rm -rf "$work/bench"
-        python3 -m ltx2gen.synthetic --preset bench --device cuda --out "$work/bench"
+        python3 -m ltx2gen.testing.synthetic --preset bench --device cuda --out "$work/bench"
     fi
 }

@@ -19,7 +19,7 @@ the page cache, so each reads its weights from disk. A sampler thread reads GPU 
 allocated and the process RSS together every 10 ms: their sum is the unified-memory figure, what a Jetson user
 (one memory pool for CPU and GPU) runs out of. Peaks of GPU memory and RSS are the exact high-water marks. Writes
 compare.json, compare.md (the table) and compare.png (memory over time, stage boundaries marked).
-The model is written once with `ltx2gen.synthetic` in the configuration and file layout of `--repo` (default the
+The model is written once with `ltx2gen.testing.synthetic` in the configuration and file layout of `--repo` (default the
 LTX-2.0 distilled repo), random weights at full size. For the repos whose text encoder is Gemma 3 12B (LTX-2.0 and
 2.3: `--preset full --text-encoder-at-load`) the text encoder is built seeded wherever a contender loads it, because
 its files (49 GB in float32, as published) do not fit the GPU machine's disk beside the rest; every contender gets it
@@ -209,9 +209,9 @@ def _stock_pipeline(model_dir: Path, device, dtype, text_encoder_device):
     from diffusers import LTX2Pipeline
 
     from ltx2gen import components
-    from ltx2gen.synthetic import read_marker
+    from ltx2gen.built_at_load import built_at_load_names
 
-    if "text_encoder" not in read_marker(model_dir).get("built_at_load", []):
+    if "text_encoder" not in built_at_load_names(model_dir):
         return LTX2Pipeline.from_pretrained(model_dir, torch_dtype=dtype)
     text_encoder = components.load_component(model_dir, "text_encoder", device, dtype).to(text_encoder_device)
     return LTX2Pipeline.from_pretrained(model_dir, text_encoder=text_encoder, torch_dtype=dtype)
@@ -352,7 +352,8 @@ def child(args) -> int:
 # ---- the parent: model, contenders, report ----
 
 def model_recipe(repo: str, smoke: bool) -> tuple[str, list[str]]:
-    """The `ltx2gen.synthetic` preset and options of the benchmark model of `repo` (see the module docstring)."""
+    """The `ltx2gen.testing.synthetic` preset and options of the benchmark model of `repo` (see the module
+    docstring)."""
     if repo == LTX25_REPO:
         return ("tiny" if smoke else "bench"), []
     return ("tiny" if smoke else "full"), ["--text-encoder-at-load"]
@@ -364,7 +365,7 @@ def write_model(repo: str, smoke: bool, out: Path, device: str) -> Path:
     if not (out / "model_index.json").is_file():
         started = time.perf_counter()
         preset, options = model_recipe(repo, smoke)
-        subprocess.run([sys.executable, "-m", "ltx2gen.synthetic", "--preset", preset, "--repo", repo, "--out",
+        subprocess.run([sys.executable, "-m", "ltx2gen.testing.synthetic", "--preset", preset, "--repo", repo, "--out",
                         str(out), "--device", device, *options], check=True, cwd=ROOT)
         os.sync()  # else the first contender reads while 60 GB of written pages still go to the disk
         print(f"wrote the {preset} model of {repo} in {time.perf_counter() - started:.0f} s", flush=True)
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           "321 frames at 1920x1088; none: skip)")
     parser.add_argument("--repo", default=DEFAULT_REPO,
                         help="the published repo whose configuration and layout the model follows (any of "
-                             "ltx2gen.synthetic's; default: LTX-2.0 distilled)")
+                             "ltx2gen.testing.synthetic's; default: LTX-2.0 distilled)")
     parser.add_argument("--model", type=Path, help="model directory (written there when missing)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per contender")

@@ -39,7 +39,7 @@ repo="${LTX2GEN_BENCH_REPO:-}"
 if [ -n "$repo" ]; then
     model="$work/bench-${repo//\//--}"
     if [ ! -f "$model/model_index.json" ]; then
-        python3 -m ltx2gen.synthetic --preset bench --device cuda --repo "$repo" --out "$model"
+        python3 -m ltx2gen.testing.synthetic --preset bench --device cuda --repo "$repo" --out "$model"
     fi
 else
     write_bench_model

@@ -23,7 +23,7 @@ fi
 
 model="$work/full"
 if [ ! -f "$model/model_index.json" ]; then
-    python3 -m ltx2gen.synthetic --preset full --device cuda --text-encoder-at-load --out "$model" > /dev/null 2>&1
+    python3 -m ltx2gen.testing.synthetic --preset full --device cuda --text-encoder-at-load --out "$model" > /dev/null 2>&1
 fi
 clip=(--model "$model" --prompt "A red fox trots through fresh snow at dawn, breath steaming in the cold air."
       --width 1920 --height 1088 --num-frames 161 --seed 1 --no-timestamp --keep-latents)

@@ -22,7 +22,7 @@ generate() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 df -h "$work" | tail -1
 if [ "${LTX2GEN_SKIP_TINY:-0}" != 1 ]; then
-    python3 -m ltx2gen.synthetic --preset tiny --out "$work/tiny"
+    python3 -m ltx2gen.testing.synthetic --preset tiny --out "$work/tiny"
     generate tiny_fp8 --model "$work/tiny" --width 96 --height 64 --num-frames 17 --keep-latents
     generate tiny_bf16 --model "$work/tiny" --width 96 --height 64 --num-frames 17 --no-fp8
     python3 decode_latents.py --input "$work/tiny_fp8.latents.safetensors" --output "$work/tiny_recovered.mp4"

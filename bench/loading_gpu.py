@@ -57,7 +57,8 @@ def write_component(name: str, preset: str, model_dir: Path, device: str) -> flo
     """Seconds to build `name` of the preset on `device` and save it as the only component of `model_dir`."""
     import torch
 
-    from ltx2gen import synthetic
+    from ltx2gen.testing import synthetic
+    from ltx2gen.testing.build import build_text_encoder, build_transformer, build_video_vae
 
     started = time.perf_counter()
     folder = FOLDERS.get(name, name)
@@ -65,8 +66,8 @@ def write_component(name: str, preset: str, model_dir: Path, device: str) -> flo
     if name == "published_text_encoder":  # float32, sharded and indexed, as the published repos store it
         synthetic.write_text_encoder(model_dir / folder, preset, seed=0, device=device)
         return time.perf_counter() - started
-    build = {"text_encoder": synthetic.build_text_encoder, "transformer": synthetic.build_transformer,
-             "vae": synthetic.build_video_vae}[name]
+    build = {"text_encoder": build_text_encoder, "transformer": build_transformer,
+             "vae": build_video_vae}[name]
     dtype = torch.float32 if preset == "tiny" else torch.bfloat16
     module = build(preset, seed=0, dtype=dtype, device=device)
     module.save_pretrained(model_dir / name, safe_serialization=True)

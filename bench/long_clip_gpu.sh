@@ -21,7 +21,7 @@ mkdir -p "$out_dir"
 model="$work/bench_text_at_load"
 if [ ! -f "$model/model_index.json" ]; then
     echo "=== writing the full-size model (text encoder built at load)"
-    python3 -m ltx2gen.synthetic --preset full --device cuda --text-encoder-at-load --out "$model" > /dev/null
+    python3 -m ltx2gen.testing.synthetic --preset full --device cuda --text-encoder-at-load --out "$model" > /dev/null
 fi
 window_frames="$(python3 -c "import sys; from fractions import Fraction; from ltx2gen import continuation
 print(continuation.window_num_frames(float(sys.argv[1]) if sys.argv[1] else None, int(sys.argv[2]), int(sys.argv[3]),

@@ -28,9 +28,9 @@ LATENT_HEIGHT, LATENT_WIDTH = 34, 60
 def build(repo: str, blocks: int, preset: str, dtype: torch.dtype, device: torch.device):
     from diffusers import LTX2VideoTransformer3DModel
 
-    from ltx2gen import synthetic
+    from ltx2gen.testing import presets
 
-    config = dict(synthetic.component_configs(preset, repo)["transformer"], num_layers=blocks)
+    config = dict(presets.component_configs(preset, repo)["transformer"], num_layers=blocks)
     config = {key: value for key, value in config.items() if not key.startswith("_")}
     torch.manual_seed(0)
     with torch.device(device):
@@ -61,15 +61,16 @@ def conditioned_inputs(config, version: str, latent_frames: int, height: int, wi
 
 
 def child(args) -> int:
-    from ltx2gen import patches, synthetic
+    from ltx2gen import patches
     from ltx2gen.checkpoint import model_version
     from ltx2gen.memory import peak_rss_bytes, process_rss_bytes
+    from ltx2gen.testing import published
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     transformer = build(args.repo, args.blocks, args.preset, dtype, device)
     if args.child == "per_run":
         patches.timestep_modulation_per_run(transformer)
-    version = model_version(synthetic.fixture_dir(args.repo))
+    version = model_version(published.fixture_dir(args.repo))
     inputs = conditioned_inputs(transformer.config, version, args.latent_frames, args.latent_height,
                                 args.latent_width, dtype, device)
     cuda = device.type == "cuda"
@@ -95,7 +96,7 @@ def child(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default="rootonchair/LTX-2-19b-distilled")
-    parser.add_argument("--preset", default="full", help="ltx2gen.synthetic preset whose sizes the blocks take")
+    parser.add_argument("--preset", default="full", help="ltx2gen.testing.synthetic preset whose sizes the blocks take")
     parser.add_argument("--blocks", type=int, default=1)
     parser.add_argument("--latent-frames", type=int, default=21)
     parser.add_argument("--latent-height", type=int, default=LATENT_HEIGHT)

@@ -16,14 +16,14 @@ import sys
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ltx2gen import synthetic
 from ltx2gen.checkpoint import latent_frame_count, model_version
+from ltx2gen.testing import presets, published
 
 
 def count(repo: str, width: int, height: int, frames: int) -> dict:
     from diffusers import LTX2VideoTransformer3DModel
 
-    config = synthetic.component_configs("full", repo)["transformer"]
+    config = presets.component_configs("full", repo)["transformer"]
     with torch.device("meta"):
         transformer = LTX2VideoTransformer3DModel.from_config(config).to(torch.bfloat16)
     meta = torch.device("meta")
@@ -72,7 +72,7 @@ def model_version_of(config: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", default=synthetic.DEFAULT_REPO, choices=synthetic.ALL_REPOS)
+    parser.add_argument("--repo", default=published.DEFAULT_REPO, choices=published.ALL_REPOS)
     parser.add_argument("--size", default="1920x1088x161", help="WIDTHxHEIGHTxFRAMES")
     args = parser.parse_args(argv)
     width, height, frames = (int(value) for value in args.size.split("x"))

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from ltx2gen import diffusion, kernels, nag, patches, quant, synthetic
+from ltx2gen import diffusion, kernels, nag, patches, quant
 from ltx2gen.checkpoint import latent_frame_count
+from ltx2gen.testing import build, presets
 
 GIB = 1024**3
 # name: (fp8 mode, token chunking, offload, regional compile, FP8 video self-attention)
@@ -75,7 +76,7 @@ def step_inputs(config, width: int, height: int, frames: int, device: torch.devi
 def prepare(mode: str, preset: str, device: torch.device) -> torch.nn.Module:
     fp8, chunk, offload, compiled, fp8_attention = MODES[mode]
     # Built on the device even when offloaded: 19B random weights take minutes to initialise on the CPU.
-    transformer = synthetic.build_transformer(preset, seed=0, device=device)
+    transformer = build.build_transformer(preset, seed=0, device=device)
     if offload != "none":
         transformer.to("cpu")
     if fp8_attention:
@@ -177,7 +178,7 @@ def linear_speed(tokens: int, device: torch.device, repeats: int = 20) -> dict:
     """The dynamic-FP8 linears of one block (video attention projections and feed-forward) over `tokens` rows,
     bf16 against FP8, both compiled: each layer's input is a fresh tensor, so here the activation quantization
     cannot fuse into a previous kernel (in the transformer it fuses into the norm and modulation before it)."""
-    block = synthetic.build_transformer("full", seed=0, device=device).transformer_blocks[0]
+    block = build.build_transformer("full", seed=0, device=device).transformer_blocks[0]
     layers = {name: module for name, module in block.named_modules()
               if isinstance(module, torch.nn.Linear) and quant.is_dynamic_layer(name)}
     generator = torch.Generator().manual_seed(0)
@@ -257,14 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-peak", metavar="MODE", help="list what is alive at the peak of one step of MODE")
     parser.add_argument("--attention-kernels", action="store_true",
                         help="also time one self-attention with each SDPA kernel (CUDA)")
-    parser.add_argument("--preset", default="full", choices=sorted(synthetic.PRESETS),
+    parser.add_argument("--preset", default="full", choices=sorted(presets.PRESETS),
                         help="transformer size: full (the default) or tiny (a CPU smoke run)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     width, height, frames = (int(value) for value in args.size.split("x"))
     device = torch.device(args.device)
-    config = synthetic.build_transformer(args.preset, device="meta").config
+    config = build.build_transformer(args.preset, device="meta").config
     inputs = step_inputs(config, width, height, frames, device)
     guided = set(args.modes) & set(NAG_MODES)
     guided_inputs = step_inputs(config, width, height, frames, device, guided=True) if guided else None

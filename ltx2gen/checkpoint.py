@@ -27,7 +27,6 @@ MODEL_IGNORE_PATTERNS = ["text_encoder/diffusion_pytorch_model*"]
 # diffusers' default max_sequence_length): every prompt is padded to it. The tokenizer files cannot say it: the
 # published ones are Gemma's own, whose model_max_length is transformers' "no limit" default (about 1e30).
 PROMPT_TOKENS = 1024
-SYNTHETIC_MARKER = "ltx2gen_synthetic.json"
 # Lightricks' default negative prompt of the LTX-2 reference pipelines (video and audio defects alike), as diffusers
 # 0.42.1 carries it (`diffusers.pipelines.ltx2.utils.DEFAULT_NEGATIVE_PROMPT`; tests/test_checkpoint.py holds the
 # two equal). Kept here as text so that validating --nag-scale imports neither torch nor diffusers.

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ltx2gen import memory as mem
+from ltx2gen.built_at_load import build_at_load, built_at_load_names
 from ltx2gen.checkpoint import (
     CONFIG_FILE_PATTERNS,
     FULL_TRANSFORMER_FOLDER,
@@ -159,13 +160,6 @@ def _check_header_entry(file: Path, flag: str, name: str, entry) -> None:
                           f"{entry['dtype']} but {end - start} bytes); download it again")
 
 
-def built_at_load_names(model_dir: Path) -> list[str]:
-    """The components a synthetic test model builds when they load instead of storing their weights."""
-    from ltx2gen.synthetic import read_marker
-
-    return read_marker(model_dir).get("built_at_load", [])
-
-
 def model_weight_files(model_dir: Path) -> list[Path]:
     """The weight files a run reads: each component's (`weights.weight_files`: the indexed shard set where a
     folder holds two) and the latent upsampler's, never a stale set beside them."""
@@ -197,8 +191,6 @@ def component_class(model_dir: Path, name: str):
 def load_component(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype, *, fp8: bool = False):
     """One component of the model directory on `device`. `fp8` (transformers models: the text encoder) stores
     its linear layers in float8 as they load, so the bf16 model is never whole in memory."""
-    from ltx2gen.synthetic import build_at_load
-
     built = build_at_load(model_dir, name, device, dtype, quantize=quantize_text_encoder_linears if fp8 else None)
     if built is not None:
         return built.eval().requires_grad_(False)

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ltx2gen import fit, memory
-from ltx2gen.components import built_at_load_names
+from ltx2gen.built_at_load import built_at_load_names
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 

@@ -19,10 +19,10 @@ def check_weights_fit_the_model(model_dir: Path, names: tuple[str, ...], flag: s
     """Every weight file of components `names` of `model_dir` (those with weights; a folder of model_index.json, or
     LTX-2.5's transformer_full/) against the model its configuration builds. Raises ConfigError naming the file and
     the tensor."""
-    from ltx2gen.synthetic import read_marker
+    from ltx2gen.built_at_load import built_at_load_names
 
     model_dir = Path(model_dir).resolve()
-    built_at_load = read_marker(model_dir).get("built_at_load", [])
+    built_at_load = built_at_load_names(model_dir)
     for name in names:
         folder = model_dir / name
         if name not in built_at_load and (folder / "config.json").is_file():

@@ -151,7 +151,7 @@ def assert_linter_passes(linter: str, *arguments: str | Path) -> None:
 def tiny_model(tmp_path_factory) -> Path:
     """The tiny model of the published distilled repo (rootonchair/LTX-2-19b-distilled): its configuration and file
     layout, small sizes."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny")
 
@@ -159,7 +159,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_full_model(tmp_path_factory) -> Path:
     """The tiny model of the published full (non-distilled) repo, Lightricks/LTX-2."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny-full", repo="Lightricks/LTX-2")
 
@@ -167,7 +167,7 @@ def tiny_full_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_23_model(tmp_path_factory) -> Path:
     """The tiny model of the published LTX-2.3 distilled repo (diffusers/LTX-2.3-Distilled-Diffusers)."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx23-tiny",
                        repo="diffusers/LTX-2.3-Distilled-Diffusers")
@@ -176,7 +176,7 @@ def tiny_23_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_23_full_model(tmp_path_factory) -> Path:
     """The tiny model of the published LTX-2.3 full repo (diffusers/LTX-2.3-Diffusers)."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx23-tiny-full",
                        repo="diffusers/LTX-2.3-Diffusers")
@@ -185,7 +185,7 @@ def tiny_23_full_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_25_model(tmp_path_factory) -> Path:
     """The tiny model of the published LTX-2.5 repo (Lightricks/LTX-2.5-Diffusers: its distilled transformer)."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx25-tiny", repo="Lightricks/LTX-2.5-Diffusers")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ltx2gen import context_parallel, synthetic
+from ltx2gen import context_parallel
 from ltx2gen.checkpoint import model_version
 from ltx2gen.patches import self_attention_perturbable
+from ltx2gen.testing import build, published
 
 CPU = torch.device("cpu")
 FRAMES, HEIGHT, WIDTH, AUDIO_FRAMES, PROMPT_TOKENS = 3, 2, 2, 5, 6
@@ -48,9 +49,9 @@ def step_inputs(config, version: str) -> dict:
 
 
 def differences(repo: str, world_size: int) -> dict:
-    transformer = synthetic.build_transformer("tiny", seed=0, dtype=torch.float32, repo=repo).eval()
+    transformer = build.build_transformer("tiny", seed=0, dtype=torch.float32, repo=repo).eval()
     self_attention_perturbable(transformer)
-    inputs = step_inputs(transformer.config, model_version(synthetic.fixture_dir(repo)))
+    inputs = step_inputs(transformer.config, model_version(published.fixture_dir(repo)))
     seen_tokens = []
     transformer.proj_in.register_forward_pre_hook(lambda module, args: seen_tokens.append(args[0].shape[1]))
     with torch.no_grad():

@@ -79,7 +79,7 @@ def test_a_model_not_downloaded_exits_2_before_any_weight_is_read(tmp_path):
                                              ("Lightricks--LTX-2.5-Diffusers", "2.5")])
 def test_the_version_is_read_from_the_published_transformer_configuration(folder, version):
     from ltx2gen.checkpoint import model_version
-    from ltx2gen.synthetic import PUBLISHED
+    from ltx2gen.testing.published import PUBLISHED
 
     assert model_version(PUBLISHED / folder) == version
 

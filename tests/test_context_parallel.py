@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from conftest import CLIP, ROOT, run_generate, torchrun
-from ltx2gen import context_parallel, synthetic
+from ltx2gen import context_parallel
 from ltx2gen.errors import ConfigError
+from ltx2gen.testing import presets
 
 # A published repo of each LTX-2 version (2.0, 2.3, 2.5).
 ONE_REPO_PER_VERSION = ("rootonchair/LTX-2-19b-distilled", "diffusers/LTX-2.3-Distilled-Diffusers",
@@ -20,7 +21,7 @@ def test_plan_splits_every_video_rotary_embedding_along_its_tokens(repo, rope_ty
     """Each rotary embedding the plan splits must have the dimensions the plan expects, with the video tokens on
     the split dimension; otherwise diffusers silently leaves it whole while the tokens are split. Each version's own
     rotary embedding (`rope_type` None), and diffusers' default, "interleaved"."""
-    config = synthetic.PRESETS["tiny"](repo)["transformer"]
+    config = presets.PRESETS["tiny"](repo)["transformer"]
     config["rope_type"] = rope_type or config["rope_type"]
     from diffusers import LTX2VideoTransformer3DModel
 

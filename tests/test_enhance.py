@@ -18,7 +18,7 @@ PROMPT = "a fox in snow"
 @pytest.fixture(scope="module")
 def enhancing_model(tmp_path_factory):
     """The tiny model with the Gemma 3 processor that enhancement needs, which the published repos do not ship."""
-    from ltx2gen.synthetic import write_model
+    from ltx2gen.testing.synthetic import write_model
 
     return write_model("tiny", tmp_path_factory.mktemp("models") / "ltx2-tiny-processor", with_processor=True)
 
@@ -95,7 +95,7 @@ def test_a_batch_enhances_per_clip(enhancing_model, tmp_path):
 @pytest.fixture(scope="module")
 def prompt_enhancer(tmp_path_factory):
     """A tiny real Gemma 4 instruct model shaped like google/gemma-4-E2B-it, LTX-2.5's prompt enhancer."""
-    from ltx2gen.synthetic import write_prompt_enhancer
+    from ltx2gen.testing.synthetic import write_prompt_enhancer
 
     return write_prompt_enhancer(tmp_path_factory.mktemp("models") / "gemma-4-tiny-it")
 

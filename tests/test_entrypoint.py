@@ -74,7 +74,7 @@ def test_decode(run):
 
 def test_synthetic_runs_the_module_from_the_app_dir(run):
     result = run("synthetic", "--preset", "tiny", "--out", "d")
-    assert argv(result) == ["-m", "ltx2gen.synthetic", "--preset", "tiny", "--out", "d"]
+    assert argv(result) == ["-m", "ltx2gen.testing.synthetic", "--preset", "tiny", "--out", "d"]
     assert f"PYTHONPATH={run.app}" in result.stderr.splitlines()
 
 

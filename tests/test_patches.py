@@ -1,41 +1,9 @@
-import diffusers
 import pytest
 import torch
 
 from ltx2gen import patches
 from ltx2gen.components import load_component
 from tests.test_kernels import run, tiny_inputs
-
-
-def test_every_patched_diffusers_function_has_the_parameters_its_patch_was_written_against():
-    changed = patches.changed_dependencies()
-    assert not changed, "diffusers changed under this product's patches:\n" + "\n".join(changed)
-
-
-def test_the_patches_name_the_diffusers_release_they_were_written_against():
-    assert diffusers.__version__ == patches.DIFFUSERS_VERSION, (
-        f"diffusers {diffusers.__version__} is installed; the patches were checked against "
-        f"{patches.DIFFUSERS_VERSION}: review each one in ltx2gen/patches.py, then update DIFFUSERS_VERSION")
-
-
-def test_a_changed_signature_is_reported_with_what_relies_on_it(monkeypatch):
-    dependency = patches.Dependency("diffusers.models.attention:FeedForward.forward", "self, hidden_states",
-                                    "token_wise_layers_in_chunks")
-    missing = patches.Dependency("diffusers.models.attention:NoSuchLayer.forward", "self", "nothing")
-    monkeypatch.setattr(patches, "DEPENDS_ON", (dependency, missing))
-    changed = patches.changed_dependencies()
-    assert len(changed) == 2
-    assert "(self, hidden_states, *args, **kwargs), written against (self, hidden_states)" in changed[0]
-    assert changed[0].endswith("relied on by token_wise_layers_in_chunks")
-    assert "NoSuchLayer.forward: (missing" in changed[1]
-
-
-@pytest.mark.parametrize("function, expected", [
-    (lambda a, b=2, *args, c, **kwargs: None, "a, b=2, *args, c, **kwargs"),
-    (lambda x, *, backend=None: None, "x, *, backend=None"),
-])
-def test_parameters_keep_names_defaults_and_kinds(function, expected):
-    assert patches.parameters(function) == expected
 
 
 def recording_tokens(forward, token_counts: list):
@@ -163,12 +131,12 @@ def test_per_run_modulation_gives_the_stock_output_and_no_block_holds_a_per_toke
 
     from torch._dynamo.testing import CompileCounter
 
-    from ltx2gen import synthetic
     from ltx2gen.checkpoint import model_version
     from ltx2gen.kernels import compile_blocks
+    from ltx2gen.testing import build, published
 
-    version = model_version(synthetic.fixture_dir(repo))
-    stock = synthetic.build_transformer("tiny", seed=0, dtype=dtype, repo=repo).eval()
+    version = model_version(published.fixture_dir(repo))
+    stock = build.build_transformer("tiny", seed=0, dtype=dtype, repo=repo).eval()
     inputs = conditioned_step(stock.config, version, dtype, audio_per_token)
     patched = copy.deepcopy(stock)
     patches.timestep_modulation_per_run(patched)

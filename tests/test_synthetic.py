@@ -3,6 +3,8 @@
 and their tokenizer settings; diffusers' stock pipelines load and run them."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,23 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ltx2gen import synthetic
-from ltx2gen.checkpoint import SYNTHETIC_MARKER
-from ltx2gen.synthetic import PRESETS, REPOS, main, write_model
+from conftest import ROOT
+from ltx2gen.built_at_load import MARKER
+from ltx2gen.testing.build import build_component, diffusers_class
+from ltx2gen.testing.layout_files import published_names, stored_dtype
+from ltx2gen.testing.presets import PRESETS, TINY_CHAT_TEMPLATE, component_configs
+from ltx2gen.testing.published import (
+    DIFFUSERS_COMPONENTS,
+    LTX23_REPOS,
+    LTX25_REPO,
+    REPOS,
+    UNKNOWN_SHARDS,
+    UPSAMPLER_REPO,
+    fixture_dir,
+    published_configs,
+    published_layout,
+)
+from ltx2gen.testing.synthetic import main, write_model
 
 GEMMA_NO_LIMIT = 1000000000000000019884624838656  # transformers' default model_max_length, int(1e30)
 CONFIG_FILES = ["model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
@@ -82,7 +98,7 @@ def test_every_published_configuration_file_parses_and_loads_in_its_class(repo):
     from diffusers import FlowMatchEulerDiscreteScheduler
     from transformers import Gemma3Config
 
-    root = synthetic.fixture_dir(repo)
+    root = fixture_dir(repo)
     configs = {name: json.loads((root / name).read_text()) for name in CONFIG_FILES}
     assert configs["layout.json"]["repo"] == repo
     index = configs["model_index.json"]
@@ -93,9 +109,9 @@ def test_every_published_configuration_file_parses_and_loads_in_its_class(repo):
     gemma = Gemma3Config.from_pretrained(root / "text_encoder")
     assert (gemma.text_config.hidden_size, gemma.text_config.num_hidden_layers) == (3840, 48)
     # Every diffusers component builds from its published file (on the meta device: the real sizes).
-    for name in synthetic.DIFFUSERS_COMPONENTS:
+    for name in DIFFUSERS_COMPONENTS:
         with torch.device("meta"):
-            synthetic._diffusers_class(name).from_config(configs[f"{name}/config.json"])
+            diffusers_class(name).from_config(configs[f"{name}/config.json"])
     assert configs["transformer/config.json"]["rope_type"] == "split"
     assert configs["vae/config.json"]["timestep_conditioning"] is False
     assert configs["tokenizer/tokenizer_config.json"]["model_max_length"] == GEMMA_NO_LIMIT
@@ -103,7 +119,7 @@ def test_every_published_configuration_file_parses_and_loads_in_its_class(repo):
 
 
 def test_the_two_repos_differ_only_in_the_distilled_scheduler():
-    dev, distilled = (synthetic.fixture_dir(repo) for repo in ("Lightricks/LTX-2", "rootonchair/LTX-2-19b-distilled"))
+    dev, distilled = (fixture_dir(repo) for repo in ("Lightricks/LTX-2", "rootonchair/LTX-2-19b-distilled"))
     for name in CONFIG_FILES + ["tokenizer/chat_template.jinja"]:
         if name not in ("scheduler/scheduler_config.json", "layout.json"):
             assert (dev / name).read_text() == (distilled / name).read_text(), name
@@ -116,7 +132,7 @@ def test_the_two_repos_differ_only_in_the_distilled_scheduler():
 
 def test_tiny_configs_equal_the_published_ones_except_the_listed_size_keys(written):
     repo, model = written
-    root = synthetic.fixture_dir(repo)
+    root = fixture_dir(repo)
     for name, allowed in TINY_SIZE_KEYS.items():
         published, ours = (flat(json.loads((folder / name).read_text())) for folder in (root, model))
         assert ours.keys() == published.keys(), name
@@ -126,8 +142,8 @@ def test_tiny_configs_equal_the_published_ones_except_the_listed_size_keys(writt
 
 
 def test_full_and_bench_are_the_published_configuration_but_for_the_bench_text_encoder_mlp():
-    full, bench = synthetic.component_configs("full"), synthetic.component_configs("bench")
-    assert full == synthetic.published_configs()
+    full, bench = component_configs("full"), component_configs("bench")
+    assert full == published_configs()
     assert {name for name in full if full[name] != bench[name]} == {"text_encoder"}
     assert bench["text_encoder"]["text_config"] == dict(full["text_encoder"]["text_config"], intermediate_size=1024)
 
@@ -138,12 +154,12 @@ def test_full_preset_stores_the_published_tensor_counts_and_bytes_of_every_compo
     published = {"transformer": (3510, 37_758_861_824), "connectors": (59, 2_862_950_400),
                  "vae": (184, 2_444_959_714), "audio_vae": (102, 106_496_804), "vocoder": (194, 111_185_604),
                  "latent_upsampler": (73, 995_735_858), "text_encoder": (1065, 48_749_300_160)}
-    layout = synthetic.published_layout()["folders"]
+    layout = published_layout()["folders"]
     for name, (count, size) in published.items():
         spec = layout[name]["weights"]
-        tensors = synthetic._published_names(
-            synthetic._build(name, "full", 0, torch.bfloat16, "meta").state_dict(), spec)
-        assert (len(tensors), sum(t.numel() * synthetic._dtype(spec, n).itemsize for n, t in tensors.items())) == (
+        tensors = published_names(
+            build_component(name, "full", 0, torch.bfloat16, "meta").state_dict(), spec)
+        assert (len(tensors), sum(t.numel() * stored_dtype(spec, n).itemsize for n, t in tensors.items())) == (
             count, size), name
 
 
@@ -223,7 +239,7 @@ def test_the_stock_pipeline_loads_the_written_model_and_runs(written):
     from diffusers import LTX2Pipeline
 
     repo, model = written
-    assert json.loads((model / SYNTHETIC_MARKER).read_text()) == {
+    assert json.loads((model / MARKER).read_text()) == {
         "preset": "tiny", "seed": 0, "repo": repo, "built_at_load": []}
     pipe = LTX2Pipeline.from_pretrained(model, torch_dtype=torch.float32, local_files_only=True)
     assert pipe.processor is None and pipe.vae.spatial_compression_ratio == 32
@@ -244,65 +260,13 @@ def test_a_model_with_a_processor_for_prompt_enhancement_is_an_option(tmp_path):
     model = write_model("tiny", tmp_path / "model", with_processor=True, stale_set=False)
     assert json.loads((model / "model_index.json").read_text())["processor"] == ["transformers", "Gemma3Processor"]
     processor = AutoProcessor.from_pretrained(model / "processor")
-    assert processor.tokenizer.padding_side == "left" and processor.chat_template == synthetic.TINY_CHAT_TEMPLATE
+    assert processor.tokenizer.padding_side == "left" and processor.chat_template == TINY_CHAT_TEMPLATE
     assert not list((model / "text_encoder").glob("diffusion_pytorch_model*"))  # stale_set=False
-
-
-def test_a_component_built_at_load_is_only_configuration_on_disk_and_the_same_each_load(tmp_path):
-    from ltx2gen.components import load_component
-
-    model = write_model("tiny", tmp_path / "model", built_at_load=("text_encoder",))
-    assert sorted(path.name for path in (model / "text_encoder").iterdir()) == ["config.json"]
-    first, second = (load_component(model, "text_encoder", torch.device("cpu"), torch.float32) for _ in range(2))
-    assert type(first).__name__ == "Gemma3ForConditionalGeneration"
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
-
-
-def test_a_text_encoder_built_in_fp8_quantizes_the_layers_loading_quantizes_and_keeps_the_values(tmp_path):
-    from torchao.quantization import Float8Tensor
-
-    from ltx2gen.components import load_component
-
-    cpu = torch.device("cpu")
-    written = write_model("tiny", tmp_path / "written")
-    at_load = write_model("tiny", tmp_path / "at_load", built_at_load=("text_encoder",))
-    loaded = load_component(written, "text_encoder", cpu, torch.float32, fp8=True)  # transformers + torchao
-    built, built_fp8 = (load_component(at_load, "text_encoder", cpu, torch.float32, fp8=fp8) for fp8 in (False, True))
-
-    def float8_layers(model):  # of the decoder: which unused submodules a loader leaves out is its own choice
-        return sorted(name for name, module in model.named_modules() if name.startswith("model.language_model.")
-                      and isinstance(getattr(module, "weight", None), Float8Tensor))
-
-    assert float8_layers(loaded) and float8_layers(built_fp8) == float8_layers(loaded) and float8_layers(built) == []
-    assert built_fp8.lm_head.weight is built_fp8.model.language_model.embed_tokens.weight
-    layer, layer_fp8 = (model.model.language_model.layers[0].mlp.up_proj.weight for model in (built, built_fp8))
-    assert torch.allclose(layer_fp8.dequantize(), layer, rtol=0.07, atol=1e-3)  # e4m3: 3 mantissa bits
-
-
-def test_building_in_fp8_frees_each_unquantized_weight_once_quantized(tmp_path):
-    import gc
-    import weakref
-
-    from ltx2gen.quant import quantize_block
-    from ltx2gen.synthetic import build_at_load
-
-    model_dir = write_model("tiny", tmp_path / "model", built_at_load=("text_encoder",))
-    originals, alive_while_building = [], []
-
-    def quantize(layer):
-        gc.collect()
-        alive_while_building.append(sum(ref() is not None for ref in originals))  # the layers quantized before
-        originals.append(weakref.ref(layer.weight))
-        quantize_block(layer, "weight")
-
-    model = build_at_load(model_dir, "text_encoder", torch.device("cpu"), torch.float32, quantize=quantize)
-    assert len(originals) > 10 and set(alive_while_building) == {0}  # never a second copy of the encoder
-    del model
 
 
 # --- LTX-2.3 and LTX-2.5 (and the LTX-2.3 x2 upsampler repo) -------------------------------------------------------
 
-LATER_REPOS = (*synthetic.LTX23_REPOS, synthetic.LTX25_REPO)
+LATER_REPOS = (*LTX23_REPOS, LTX25_REPO)
 # Per published file, every key the tiny preset may change in the later repos (the LTX-2.0 sets where alike).
 LATER_SIZE_KEYS = {
     "transformer/config.json": TINY_SIZE_KEYS["transformer/config.json"],
@@ -355,10 +319,10 @@ def expected_dtype(spec: dict, name: str) -> str:
                  if any(pattern in name for pattern in patterns)), spec["dtype"])
 
 
-@pytest.mark.parametrize("repo", (*LATER_REPOS, synthetic.UPSAMPLER_REPO))
+@pytest.mark.parametrize("repo", (*LATER_REPOS, UPSAMPLER_REPO))
 def test_later_tiny_configs_equal_the_published_ones_except_the_listed_size_keys(later_model, repo):
     model = later_model(repo)
-    root = synthetic.fixture_dir(repo)
+    root = fixture_dir(repo)
     published_files = sorted(str(path.relative_to(root)) for path in root.rglob("*.json") if path.name != "layout.json")
     assert published_files  # every published configuration file is written, changed only in sizes
     for name in published_files:
@@ -375,22 +339,22 @@ def test_later_tiny_configs_equal_the_published_ones_except_the_listed_size_keys
             assert (model / name).read_text() == (root / name).read_text(), name
 
 
-@pytest.mark.parametrize("repo", (*LATER_REPOS, synthetic.UPSAMPLER_REPO))
+@pytest.mark.parametrize("repo", (*LATER_REPOS, UPSAMPLER_REPO))
 def test_later_models_are_written_in_the_published_layout(later_model, repo):
     model = later_model(repo)
-    layout = synthetic.published_layout(repo)
+    layout = published_layout(repo)
     assert layout["repo"] == repo
     folders = layout["folders"]
     assert sorted(path.name for path in model.iterdir() if path.is_dir()) == sorted(folders)
     assert sorted(path.name for path in model.iterdir() if path.is_file()) == sorted(
-        ["model_index.json", SYNTHETIC_MARKER])
+        ["model_index.json", MARKER])
     for folder, entry in folders.items():
         files = {path.name for path in (model / folder).iterdir()}
         if "files" in entry:  # tokenizer/ and processor/: the published files, and the unlisted ones loading needs
             assert set(entry["files"]) <= files <= set(entry["files"]) | set(entry.get("published_only", [])), folder
             continue
         spec = entry["weights"]
-        shards = spec["shards"] or synthetic.UNKNOWN_SHARDS[(repo, folder)]
+        shards = spec["shards"] or UNKNOWN_SHARDS[(repo, folder)]
         stem = spec["stem"]
         names = ([f"{stem}.safetensors"] if shards == 1 else
                  [f"{stem}-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)])
@@ -404,7 +368,7 @@ def test_later_models_are_written_in_the_published_layout(later_model, repo):
         if spec.get("name_map"):  # transformers 4 names
             assert all(name.startswith(tuple(spec["name_map"].values())) for name in tensors), folder
     index = json.loads((model / "model_index.json").read_text())
-    assert index == json.loads((synthetic.fixture_dir(repo) / "model_index.json").read_text())
+    assert index == json.loads((fixture_dir(repo) / "model_index.json").read_text())
 
 
 @pytest.mark.parametrize("repo", LATER_REPOS)
@@ -414,7 +378,7 @@ def test_the_later_repos_store_what_their_layouts_say_they_do(later_model, repo)
     tables = {name for name in transformer if "scale_shift_table" in name}
     f32 = {name for name, (_, dtype) in transformer.items() if dtype == "F32"}
     text_encoder = stored(model / "text_encoder", "model*.safetensors")
-    if repo in synthetic.LTX23_REPOS:  # float32 modulation tables, Gemma 3 in float32 under transformers 4 names
+    if repo in LTX23_REPOS:  # float32 modulation tables, Gemma 3 in float32 under transformers 4 names
         assert f32 == tables and "transformer_blocks.0.audio_prompt_scale_shift_table" in tables
         assert {dtype for _, dtype in text_encoder.values()} == {"F32"}
         assert {name.split(".")[0] for name in text_encoder} == {
@@ -439,7 +403,7 @@ def test_the_stock_pipeline_loads_each_later_model_and_generates(later_model, re
     assert type(pipe.vocoder).__name__ == "LTX2VocoderWithBWE" and pipe.vocoder.config.output_sampling_rate == 48000
     assert pipe.scheduler.config.use_dynamic_shifting is (repo == "diffusers/LTX-2.3-Diffusers")
     assert pipe.text_encoder.lm_head.weight is pipe.text_encoder.model.language_model.embed_tokens.weight
-    if repo == synthetic.LTX25_REPO:
+    if repo == LTX25_REPO:
         assert type(pipe.text_encoder).__name__ == "Gemma4UnifiedForConditionalGeneration"
         assert type(pipe.duration_head).__name__ == "LTX2DurationHead" and pipe.processor is None
     else:
@@ -447,8 +411,8 @@ def test_the_stock_pipeline_loads_each_later_model_and_generates(later_model, re
         assert type(pipe.processor).__name__ == "Gemma3Processor" and pipe.processor.image_seq_length == 4
     # Every stored tensor reached the loaded model (a wrong tensor name would leave a freshly initialized one).
     for name in ("transformer", "connectors", "vocoder", "text_encoder"):
-        spec = synthetic.published_layout(repo)["folders"][name]["weights"]
-        loaded = synthetic._published_names(getattr(pipe, name).state_dict(), spec)
+        spec = published_layout(repo)["folders"][name]["weights"]
+        loaded = published_names(getattr(pipe, name).state_dict(), spec)
         for path in sorted((model / name).glob("*.safetensors")):
             with safe_open(path, "pt") as handle:
                 for key in handle.keys():
@@ -461,7 +425,7 @@ def test_the_stock_pipeline_loads_each_later_model_and_generates(later_model, re
                         **clip)
     assert video.shape == (1, 9, 64, 64, 3) and audio.shape[:2] == (1, 2)
     assert np.isfinite(video).all() and torch.isfinite(audio).all()
-    if repo == synthetic.LTX25_REPO:  # num_frames from the duration head: a frame count on the VAE's grid
+    if repo == LTX25_REPO:  # num_frames from the duration head: a frame count on the VAE's grid
         auto = pipe(num_frames=None, output_type="latent", generator=torch.Generator().manual_seed(0), **clip)
         assert auto.frames.shape[2] >= 4 and torch.isfinite(auto.frames).all()  # at least 1 s at 24 fps
 
@@ -476,7 +440,7 @@ def test_the_25_repo_has_a_full_transformer_an_upsampler_and_a_diffusion_decoder
     )
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
-    tiny_25 = later_model(synthetic.LTX25_REPO)
+    tiny_25 = later_model(LTX25_REPO)
 
     distilled, full = (LTX2VideoTransformer3DModel.from_pretrained(tiny_25, subfolder=name)
                        for name in ("transformer", "transformer_full"))
@@ -495,7 +459,7 @@ def test_the_25_repo_has_a_full_transformer_an_upsampler_and_a_diffusion_decoder
 def test_the_upsampler_repo_upsamples_with_the_stock_pipeline(later_model):
     from diffusers import LTX2LatentUpsamplePipeline
 
-    model = later_model(synthetic.UPSAMPLER_REPO)
+    model = later_model(UPSAMPLER_REPO)
     pipe = LTX2LatentUpsamplePipeline.from_pretrained(model, torch_dtype=torch.float32, local_files_only=True)
     latents = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(1))
     upsampled = pipe(latents=latents, height=64, width=64, num_frames=9, output_type="latent", return_dict=False)[0]
@@ -505,7 +469,7 @@ def test_the_upsampler_repo_upsamples_with_the_stock_pipeline(later_model):
 def test_the_25_tokenizer_is_a_tiny_gemma_with_the_text_encoders_media_markers(later_model):
     from transformers import AutoTokenizer
 
-    tiny_25 = later_model(synthetic.LTX25_REPO)
+    tiny_25 = later_model(LTX25_REPO)
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_25 / "tokenizer")
     assert type(tokenizer).__name__ == "GemmaTokenizer" and tokenizer.padding_side == "left"
@@ -521,23 +485,15 @@ def test_the_25_tokenizer_is_a_tiny_gemma_with_the_text_encoders_media_markers(l
     assert config["text_config"]["layer_types"] == ["sliding_attention", "full_attention"]
 
 
-def test_a_25_text_encoder_built_at_load_is_gemma_4(tmp_path):
-    model = write_model("tiny", tmp_path / "model", repo=synthetic.LTX25_REPO, built_at_load=("text_encoder",))
-    assert sorted(path.name for path in (model / "text_encoder").iterdir()) == ["config.json"]
-    encoder = synthetic.build_at_load(model, "text_encoder", torch.device("cpu"), torch.float32)
-    assert type(encoder).__name__ == "Gemma4UnifiedForConditionalGeneration"
-    assert encoder.lm_head.weight is encoder.model.language_model.embed_tokens.weight
-
-
 def test_options_a_later_repo_does_not_have_are_refused(tmp_path):
     with pytest.raises(ValueError, match="prompt_enhancer"):
-        write_model("tiny", tmp_path / "a", repo=synthetic.LTX25_REPO, with_processor=True)
+        write_model("tiny", tmp_path / "a", repo=LTX25_REPO, with_processor=True)
     with pytest.raises(ValueError, match="stale"):
         write_model("tiny", tmp_path / "b", repo=LATER_REPOS[0], stale_set=True)
     with pytest.raises(ValueError, match="unknown repo"):
         write_model("tiny", tmp_path / "c", repo="Lightricks/LTX-2.3")
     with pytest.raises(ValueError, match="no text encoder"):
-        write_model("tiny", tmp_path / "d", repo=synthetic.UPSAMPLER_REPO, built_at_load=("text_encoder",))
+        write_model("tiny", tmp_path / "d", repo=UPSAMPLER_REPO, built_at_load=("text_encoder",))
     assert not any(tmp_path.iterdir())  # refused before writing anything
 
 
@@ -547,16 +503,26 @@ def test_full_preset_of_the_later_repos_has_the_published_sizes():
     published = {("diffusers/LTX-2.3-Diffusers", "transformer"): (4186, 37_987_138_048),
                  ("diffusers/LTX-2.3-Diffusers", "connectors"): (262, 6_344_455_168),
                  ("diffusers/LTX-2.3-Diffusers", "vocoder"): (1227, None),
-                 (synthetic.LTX25_REPO, "transformer_full"): (4091, 37_975_718_400),
-                 (synthetic.LTX25_REPO, "diffusion_decoder"): (None, 834_267_744),
-                 (synthetic.LTX25_REPO, "text_encoder"): (None, 23_919_460_448)}
+                 (LTX25_REPO, "transformer_full"): (4091, 37_975_718_400),
+                 (LTX25_REPO, "diffusion_decoder"): (None, 834_267_744),
+                 (LTX25_REPO, "text_encoder"): (None, 23_919_460_448)}
     for (repo, name), (count, size) in published.items():
-        spec = dict(synthetic.published_layout(repo)["folders"][name]["weights"])
-        tensors = synthetic._published_names(
-            synthetic._build(name, "full", 0, torch.bfloat16, "meta", repo).state_dict(), spec)
+        spec = dict(published_layout(repo)["folders"][name]["weights"])
+        tensors = published_names(
+            build_component(name, "full", 0, torch.bfloat16, "meta", repo).state_dict(), spec)
         assert count in (None, len(tensors)), name
-        assert size in (None, sum(t.numel() * synthetic._dtype(spec, n).itemsize for n, t in tensors.items())), name
-    head = synthetic._build("duration_head", "full", 0, torch.bfloat16, "meta", synthetic.LTX25_REPO)
+        assert size in (None, sum(t.numel() * stored_dtype(spec, n).itemsize for n, t in tensors.items())), name
+    head = build_component("duration_head", "full", 0, torch.bfloat16, "meta", LTX25_REPO)
     assert sum(p.numel() for p in head.parameters()) == 1_903_361  # "~1.9M params"
-    for repo in (*LATER_REPOS, synthetic.UPSAMPLER_REPO):
-        assert synthetic.component_configs("full", repo) == synthetic.published_configs(repo)
+    for repo in (*LATER_REPOS, UPSAMPLER_REPO):
+        assert component_configs("full", repo) == published_configs(repo)
+
+
+def test_the_command_line_writes_a_model(tmp_path):
+    """`python -m ltx2gen.testing.synthetic` (make tiny-model, entrypoint.sh, the benchmarks) writes the model."""
+    out = tmp_path / "upsampler"
+    result = subprocess.run([sys.executable, "-m", "ltx2gen.testing.synthetic", "--preset", "tiny", "--out", str(out),
+                             "--repo", UPSAMPLER_REPO], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"to {out}")
+    assert json.loads((out / MARKER).read_text())["repo"] == UPSAMPLER_REPO

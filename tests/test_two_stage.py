@@ -16,8 +16,9 @@ import pytest
 import decode_latents
 import generate
 from conftest import run_generate, stock_pipeline
-from ltx2gen import memory, synthetic
+from ltx2gen import memory
 from ltx2gen.latents import load_latents
+from ltx2gen.testing import published, synthetic
 from ltx2gen.video import probe, read_frames
 
 # 128x128 so that stage one (64x64) is two latents wide: the tiny VAE's reflect padding needs more than one.
@@ -171,7 +172,7 @@ def test_resume_advice_in_the_container_is_the_images_generate_command(monkeypat
 def upsampler_23(tmp_path_factory):
     """The tiny LTX-2.3 x2 upsampler repo (rootonchair/LTX-2.3-spatial-upscaler-x2-v1.1-Diffusers: vae/ and
     latent_upsampler/ of the published configuration, tiny sizes)."""
-    return synthetic.write_model("tiny", tmp_path_factory.mktemp("upsamplers") / "x2", repo=synthetic.UPSAMPLER_REPO)
+    return synthetic.write_model("tiny", tmp_path_factory.mktemp("upsamplers") / "x2", repo=published.UPSAMPLER_REPO)
 
 
 @pytest.fixture(scope="module")
@@ -234,12 +235,12 @@ def test_each_versions_default_upsampler_renders_what_the_stock_recipe_makes(ver
     model = {"2.3": tiny_23_model, "2.5": tiny_25_model}[version]
     # LTX-2.3's repos ship no upsampler: its default comes from the Hugging Face cache; LTX-2.5's is its own.
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    in_hub_cache(tmp_path / "hub", synthetic.UPSAMPLER_REPO, upsampler_23)
+    in_hub_cache(tmp_path / "hub", published.UPSAMPLER_REPO, upsampler_23)
     out = tmp_path / "clip.mp4"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert run_generate(model, out, "--keep-latents", clip=SMALL_TWO_STAGE) == 0
-    source = {"2.3": f"{synthetic.UPSAMPLER_REPO} (LTX-2.3's default)", "2.5": "the model's latent_upsampler/"}[version]
+    source = {"2.3": f"{published.UPSAMPLER_REPO} (LTX-2.3's default)", "2.5": "the model's latent_upsampler/"}[version]
     assert f"plan: LTX-{version} two-stage (32x32, 8 distilled steps -> x2 latent upsample ({source}) -> 64x64" in \
         printed.getvalue()
     sidecar = json.loads(out.with_suffix(".json").read_text())

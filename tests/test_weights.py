@@ -73,7 +73,7 @@ def test_streamed_text_encoder_equals_from_pretrained_with_its_files_read_one_te
 
 
 def test_published_gemma_names_pair_with_the_built_model_by_transformers_own_mapping():
-    from ltx2gen.synthetic import build_text_encoder
+    from ltx2gen.testing.build import build_text_encoder
     from ltx2gen.weights import checkpoint_names
 
     stored = ["language_model.model.layers.0.mlp.up_proj.weight", "language_model.model.embed_tokens.weight",
