@@ -8,20 +8,20 @@ ends, so no later failure loses the diffusion work.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ltx2gen import audio_input, context_parallel, continuation, diffusion, duration, latents, report, two_stage
+from ltx2gen import context_parallel, continuation, diffusion, duration, latents, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.components import default_dtype, release_page_cache
+from ltx2gen.conditioners import CONDITIONERS, conditions_for, encode_all
 from ltx2gen.config import GenerateConfig
 from ltx2gen.files import write_json
-from ltx2gen.image import encode_images
 from ltx2gen.plan import RunPlan
 from ltx2gen.ranks import Ranks
 from ltx2gen.signals import interrupts_deferred
@@ -61,6 +61,44 @@ class ClipFailed(Exception):
         return isinstance(self.cause, KeyboardInterrupt)
 
 
+@dataclass
+class Work:
+    """One clip on its way through the stages: its settings and plan, then what each stage leaves for the next."""
+
+    config: GenerateConfig
+    plan: RunPlan
+    conditioning: TextConditioning | None = None  # --prompt's
+    later_prompts: list[TextConditioning] = field(default_factory=list)  # each --prompt-at's
+    encoded: dict = field(default_factory=dict)  # what each of its conditioners encoded, by name
+    diffusion: diffusion.DiffusionResult | None = None
+    latents_path: Path | None = None
+
+
+def prepare(tracker: mem.MemoryTracker, works: list[Work], cache=None) -> None:
+    """The stages before diffusion, for clips that share their models (one clip, or a group of a batch): 1. the text
+    encoder once for every prompt (from the embedding `cache` where it has them), each clip's conditioning left on the
+    host so that one at a time is on the GPU; 1a. with --num-frames auto, the duration head chooses each length;
+    1b. each conditioner's stage (`ltx2gen.conditioners`). Each stage frees its models before the next."""
+    first = works[0].plan
+    requests = [PromptRequest.for_clip_prompts(work.config, work.plan.prompt_enhancer) for work in works]
+    conditionings = iter(tracker.run("text", encode_prompts, first.model_dir, sum(requests, []), first.device,
+                                     first.dtype, loras=first.loras, cache=cache, text_encoder=first.text_encoder))
+    for work, asked in zip(works, requests):
+        work.conditioning, *work.later_prompts = [next(conditionings).to("cpu") for _ in asked]
+    del conditionings
+    choosing = [work for work in works if work.plan.auto_length]
+    if choosing:
+        lengths = tracker.run("duration", duration.choose_lengths, first.model_dir,
+                              [(work.conditioning, work.plan.auto_length) for work in choosing], device=first.device,
+                              dtype=first.dtype)
+        for work, chosen in zip(choosing, lengths):
+            work.config, work.plan = work.plan.with_chosen_length(work.config, chosen)
+    encoded = encode_all(tracker, first.model_dir, [work.plan.conditioners for work in works], device=first.device,
+                         dtype=first.dtype)
+    for work, inputs in zip(works, encoded):
+        work.encoded = inputs
+
+
 def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks | None = None) -> RenderedClip | None:
     """Generate one clip from a validated `GenerateConfig` (`GenerateConfig.from_args`): the library's entry point.
     `plan` defaults to `RunPlan.choose(config)`; under torchrun, `ranks` splits the clip over every rank's GPU and
@@ -77,30 +115,17 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         # 0. Where the host has the memory for it (a discrete GPU), the transformer's files are read into the page cache
         # while the stages before diffusion run.
         plan.read_ahead_transformer()
-        # 1. Text: the transformer's conditioning for each prompt (with --prompt-at, several), on rank 0 only. The Gemma
-        # text encoder and the connectors are freed (with --enhance-prompt on LTX-2.5, the prompt enhancer first,
-        # before the text encoder loads).
-        conditioning, *later_prompts = tracker.run(
-            "text", encode_prompts, plan.model_dir, PromptRequest.for_clip_prompts(config, plan.prompt_enhancer),
-            plan.device, plan.dtype, loras=plan.loras, text_encoder=plan.text_encoder) if ranks.rank == 0 else [None]
-        encoded = conditioning.encoded if conditioning else EncodedPrompt()  # the enhanced one with --enhance-prompt
-        # 1a. With --num-frames auto: the duration head chooses the clip's length from the conditioning, said in one
-        # line; from here on the clip has that frame count. The head is freed.
-        if plan.auto_length:
-            chosen = tracker.run("duration", duration.choose_lengths, plan.model_dir,
-                                 [(conditioning, plan.auto_length)], device=plan.device, dtype=plan.dtype)[0]
-            config, plan = plan.with_chosen_length(config, chosen)
-        # 1b. With --image or --keyframe: each image's latents. The video VAE is freed.
-        image = tracker.run("image", encode_images, plan.model_dir, [(plan.keyframes, config.width, config.height)],
-                            device=plan.device, dtype=plan.dtype)[0] if plan.keyframes else None
-        # 1c. With --audio: the input audio's latents, which the video will follow. The audio VAE is freed.
-        audio = tracker.run("audio input", audio_input.encode, plan.model_dir, [plan.audio_input], device=plan.device,
-                            dtype=plan.dtype)[0] if plan.audio_input else None
+        # 1-1b. Text (on rank 0 only: the others receive its conditioning), the length with --num-frames auto, and
+        # each conditioning input (`prepare`); each stage's models are freed before the next.
+        work = Work(config, plan)
+        if ranks.rank == 0:
+            prepare(tracker, [work])
+        config, plan = work.config, work.plan
+        encoded = work.conditioning.encoded if work.conditioning else EncodedPrompt()  # the enhanced one, if asked
         # 2. Diffusion: denoised video and audio latents (each rank computes its share of the video tokens).
         # The transformer is freed.
-        result = tracker.run("diffusion", diffuse, config, plan, conditioning, image=image, audio=audio,
-                             later_prompts=later_prompts, world_size=ranks.world_size)
-        del conditioning, later_prompts, image, audio
+        result = tracker.run("diffusion", diffuse, work, world_size=ranks.world_size)
+        del work
         latents.check_finite(result.video_latents, result.audio_latents, "the diffusion's latents")
         diffused = True
     except (Exception, KeyboardInterrupt) as err:
@@ -133,29 +158,26 @@ def nothing_kept_advice(cause: BaseException) -> str:
     return "nothing was saved; fix the cause and run the same command again"
 
 
-def diffuse(stage: mem.Stage, config: GenerateConfig, plan: RunPlan, conditioning: TextConditioning | None,
-            *, image, audio, later_prompts: list[TextConditioning], world_size: int = 1) -> diffusion.DiffusionResult:
+def diffuse(stage: mem.Stage, work: Work, world_size: int = 1) -> diffusion.DiffusionResult:
     """Stage 2 for one clip: load the transformer, then denoise. With `world_size` > 1, every rank loads it while
     rank 0 encodes the prompt, and each computes its share of the video tokens."""
-    denoiser = plan.load_denoiser(stage)
+    denoiser = work.plan.load_denoiser(stage)
     if world_size > 1:
-        conditioning = diffusion.split_over_ranks(denoiser, conditioning, world_size)
-    return diffuse_with(stage, denoiser, config, plan, conditioning, image=image, audio=audio,
-                        later_prompts=later_prompts)
+        work.conditioning = diffusion.split_over_ranks(denoiser, work.conditioning, world_size)
+    return diffuse_with(stage, denoiser, work)
 
 
-def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, config: GenerateConfig, plan: RunPlan,
-                 conditioning: TextConditioning, *, image=None, audio=None,
-                 later_prompts: list[TextConditioning] = ()) -> diffusion.DiffusionResult:
+def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, work: Work) -> diffusion.DiffusionResult:
     """Stage 2 with a loaded transformer (a batch shares one among its clips): the two-stage recipe, a clip in
-    windows (`later_prompts`: the conditioning of each --prompt-at), or one denoising run."""
+    windows (each with the conditioning of its prompt), or one denoising run."""
+    config, plan = work.config, work.plan
     if config.pipeline == "two-stage":
-        return two_stage.diffuse(stage, denoiser, config, plan, conditioning)
+        return two_stage.diffuse(stage, denoiser, config, plan, work.conditioning)
     if plan.windows:
-        return continuation.diffuse(denoiser, config, plan, [conditioning, *later_prompts], image=image,
-                                    given_audio=audio)
-    return diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag, image=image,
-                                  audio=audio)
+        return continuation.diffuse(denoiser, config, plan, [work.conditioning, *work.later_prompts], work.encoded,
+                                    plan.latents_metadata(config))
+    return diffusion.run_denoiser(denoiser, work.conditioning, plan.call, config.seed, nag_settings=plan.nag,
+                                  conditions=conditions_for(plan.conditioners, work.encoded))
 
 
 def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
@@ -209,8 +231,8 @@ def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device
     latents_file = latents.load_latents(source)
     meta, video_format = latents_file.metadata, latents_file.video_format
     tracker = mem.MemoryTracker(device)
-    soundtrack = audio_input.stored_soundtrack(meta.get("audio_input"), video_format.num_frames, video_format.fps,
-                                               meta.get("sample_rate"))
+    soundtrack = next((track for kind in CONDITIONERS if (track := kind.recovered_soundtrack(
+        meta, video_format, meta.get("sample_rate"))) is not None), None)
     sample_rate = decode(tracker, model_dir, (latents_file.video, latents_file.audio), output, video_format,
                          decode_plan=decode_plan, device=device, soundtrack=soundtrack)
     release_page_cache(model_dir, drop_page_cache)

@@ -24,7 +24,6 @@ from ltx2gen import (
     two_stage,
     video_decode,
 )
-from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import (
     FULL_MODEL_SETTINGS,
     PROMPT_TOKENS,
@@ -36,11 +35,11 @@ from ltx2gen.checkpoint import (
     model_version,
     transformer_folder,
 )
+from ltx2gen.conditioners import Conditioner, plan_all, records
 from ltx2gen.config import GenerateConfig
 from ltx2gen.decode_options import DecodeOptions
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
-from ltx2gen.image import Keyframe, image_crf, place_keyframes
 from ltx2gen.latents import LatentsHeader
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
@@ -65,9 +64,8 @@ class RunPlan:
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
     memory_fit: fit.Fit | None = None  # on a discrete GPU: the modes chosen and each stage's estimated peaks
     nag: NagSettings | None = None
-    keyframes: tuple[Keyframe, ...] = ()  # --image and --keyframe, in latent-frame order
+    conditioners: tuple[Conditioner, ...] = ()  # the clip's inputs besides its prompts (`ltx2gen.conditioners`)
     upsampler: two_stage.Upsampler | None = None  # two-stage only
-    audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
@@ -182,23 +180,15 @@ class RunPlan:
         decode_plan = decode_plan_for(config, config.num_frames, memory_fit) if config.num_frames is not None else None
         read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
-        keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
-                                          config.fps, config.first_new_frame))
-        for keyframe in keyframes:
-            crop_note = keyframe.source.crop_note(keyframe.flag, config.width, config.height)
-            if crop_note:
-                print(crop_note)
-        if config.keyframe:
-            print(describe_keyframes(keyframes, config.fps))
-        audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
-            if config.audio else None
+        conditioners = plan_all(config, model_dir)
         dtype = components.default_dtype(device) if machine is None else torch.bfloat16  # another machine's GPU
-        run = cls(device, dtype, model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_encoder, memory_fit,
-                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
-                  keyframes,
-                  upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
-                  read_ahead, fp8_attention, windows, config.earlier, resume, config.prompt_breaks)
+        run = cls(device=device, dtype=dtype, model_dir=model_dir, fp8=fp8, offload=offload, call=call,
+                  decode_plan=decode_plan, loras=loras, compiled=compiled, text_encoder=text_encoder,
+                  memory_fit=memory_fit, nag=NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha)
+                  if config.uses_nag else None, conditioners=conditioners, upsampler=upsampler, version=version,
+                  guidance=guidance, transformer_folder=folder, auto_length=config.auto_length,
+                  prompt_enhancer=prompt_enhancer, read_ahead=read_ahead, fp8_attention=fp8_attention,
+                  windows=windows, earlier=config.earlier, resume=resume, prompt_breaks=config.prompt_breaks)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -217,12 +207,7 @@ class RunPlan:
         offload += f", {self.text_encoder} text encoder" if self.text_encoder != "resident" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
-        if self.pinned_keyframes:
-            offload += f", {len(self.keyframes)} keyframes"
-        elif self.keyframes:  # --image alone
-            offload += f", first frame from {self.keyframes[0].source.path.name}"
-        offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
-            if self.audio_input else ""
+        offload += "".join(conditioner.describe() for conditioner in self.conditioners)
         offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
             "planned once the length is chosen"
@@ -292,7 +277,7 @@ class RunPlan:
             "guidance": self.guidance.record(), "vae_chunk_frames": config.vae_chunk_frames,
             "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
-            "output": str(config.output), **self.conditioning_record(config),
+            "output": str(config.output), **records(self.conditioners),
             **self.length_record(), **self.windows_record(config),
             **made_from(config, length_chosen=self.auto_length is not None),
         }
@@ -306,30 +291,16 @@ class RunPlan:
                 "prompt_breaks": list(self.prompt_breaks),
                 "extended_from": str(self.earlier.path) if self.earlier else None}
 
-    @property
-    def pinned_keyframes(self) -> list[Keyframe]:
-        """The --keyframe images (`keyframes` without --image's)."""
-        return [keyframe for keyframe in self.keyframes if keyframe.pinned]
-
-    def conditioning_record(self, config: GenerateConfig) -> dict:
-        """The --image, --keyframe and --audio entries of the latents file and the sidecar: each image's H.264 CRF is
-        the one the checkpoint's version was trained with."""
-        crf = image_crf(self.model_dir) if self.keyframes else None
-        image = {**self.keyframes[0].source.record(config.image_strength), "image_crf": crf} if config.image else \
-            {"image": None}  # --image is the first keyframe: no other can share its latent frame
-        return {**image, "keyframes": [keyframe.record(config.fps, crf) for keyframe in self.pinned_keyframes],
-                "audio_input": self.audio_input.record() if self.audio_input else None}
-
     def length_record(self) -> dict:
         """The latents file's and the sidecar's `auto_duration`: with --num-frames auto, the bounds, the model's
         prediction and the frame count it gave (their `num_frames`); None for a frame count given."""
         return {"auto_duration": self.auto_length.record() if self.auto_length else None}
 
     def soundtrack(self):
-        """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""
-        from ltx2gen import audio_input
-
-        return audio_input.soundtrack(self.audio_input, self.sample_rate()) if self.audio_input else None
+        """The MP4's audio (waveform, rate) where an input replaces it (--audio), or None to decode the audio
+        latents."""
+        return next((track for conditioner in self.conditioners
+                     if (track := conditioner.soundtrack(self.sample_rate())) is not None), None)
 
     def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
                       tracker: memory.MemoryTracker, *, sample_rate: int | None, latents_path: Path,
@@ -356,7 +327,7 @@ class RunPlan:
             "nag": self.nag.record() if self.nag else None,
             **encoded.record(config.enhance_prompt),
             "prompt_enhancer": str(self.prompt_enhancer) if self.prompt_enhancer else None,
-            **self.conditioning_record(config),
+            **records(self.conditioners),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
@@ -367,15 +338,6 @@ class RunPlan:
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
-
-
-def describe_keyframes(keyframes: tuple[Keyframe, ...], fps) -> str:
-    """One line: where each image of the clip sits, and why where one moved from the time asked."""
-    line = "keyframes: " + ", ".join(keyframe.describe(fps) for keyframe in keyframes)
-    if any(keyframe.moved for keyframe in keyframes):
-        line += ("; a keyframe sits on frame 0 or on the first frame of one of the clip's 8-frame latent frames "
-                 "(1, 9, 17, ...), the nearest is taken")
-    return line
 
 
 def decode_plan_for(options: DecodeOptions, num_frames: int, memory_fit: fit.Fit | None = None
