@@ -144,7 +144,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary, reservations:
             run = plan_clip(out_dir, clip)
             reservations.enter_context(outputs.reserve(run.config)[1])  # an exact name: refused where it is taken
             say_rendered_again(run, row)
-            job = _Job(run.config, RunPlan.choose(run.config), clip=clip, row=row)
+            job = _Job(RunPlan.choose(run.config), clip=clip, row=row)
             if run.decodes:  # diffused by an earlier run: decoded now, before any model of the batch loads
                 _decode_kept(job, run.latents)
             else:
@@ -182,7 +182,7 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             job.diffusion = diffuse_with(stage, denoiser, job)
-            job.latents_path = save_latents(job.config, job.plan, job.diffusion)
+            job.latents_path = save_latents(job.plan, job.diffusion)
         except ClipFailed as failure:
             job.row.status, job.row.detail = "failed", f"latents: {failure}; " + failure.advice.replace("\n  ", " ")
             if failure.interrupted:  # the latents are whole; the batch stops here, writing its summary
@@ -201,7 +201,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
     tracker = MemoryTracker(job.plan.device)
     tracker.reports = list(shared_reports)
     try:
-        finish(tracker, job.config, job.plan, job.diffusion, latents_path=job.latents_path,
+        finish(tracker, job.plan, job.diffusion, latents_path=job.latents_path,
                encoded=job.conditioning.encoded)
         save_previews(job.config.output)
         job.row.status = "done"

@@ -7,6 +7,7 @@ ends, so no later failure loses the diffusion work.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class RenderedClip:
     num_frames: int
 
     def summary(self, config: GenerateConfig) -> str:
+        """The run's last line: where the clip is and how long each stage took."""
         return report.summary_line(config.output, self.num_frames, width=config.width, height=config.height,
                                    fps=config.fps, tracker=self.tracker, total_seconds=self.seconds)
 
@@ -63,15 +65,19 @@ class ClipFailed(Exception):
 
 @dataclass
 class Work:
-    """One clip on its way through the stages: its settings and plan, then what each stage leaves for the next."""
+    """One clip on its way through the stages: the resolved clip, then what each stage leaves for the next."""
 
-    config: GenerateConfig
     plan: RunPlan
     conditioning: TextConditioning | None = None  # --prompt's
     later_prompts: list[TextConditioning] = field(default_factory=list)  # each --prompt-at's
     encoded: dict = field(default_factory=dict)  # what each of its conditioners encoded, by name
     diffusion: diffusion.DiffusionResult | None = None
     latents_path: Path | None = None
+
+    @property
+    def config(self) -> GenerateConfig:
+        """The clip's settings (with --num-frames auto, at the length chosen once the duration stage has run)."""
+        return self.plan.settings
 
 
 def prepare(tracker: mem.MemoryTracker, works: list[Work], cache=None) -> None:
@@ -92,7 +98,7 @@ def prepare(tracker: mem.MemoryTracker, works: list[Work], cache=None) -> None:
                               [(work.conditioning, work.plan.auto_length) for work in choosing], device=first.device,
                               dtype=first.dtype)
         for work, chosen in zip(choosing, lengths):
-            work.config, work.plan = work.plan.with_chosen_length(work.config, chosen)
+            work.plan = work.plan.with_chosen_length(chosen)
     encoded = encode_all(tracker, first.model_dir, [work.plan.conditioners for work in works], device=first.device,
                          dtype=first.dtype)
     for work, inputs in zip(works, encoded):
@@ -112,12 +118,13 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         if ranks.distributed:  # rank 0's seed and output name for all
             context_parallel.join(plan.device)
             config = context_parallel.from_rank_zero(config if ranks.rank == 0 else None, plan.device)
+            plan = dataclasses.replace(plan, settings=config)
         # 0. Where the host has the memory for it (a discrete GPU), the transformer's files are read into the page cache
         # while the stages before diffusion run.
         plan.read_ahead_transformer()
         # 1-1b. Text (on rank 0 only: the others receive its conditioning), the length with --num-frames auto, and
         # each conditioning input (`prepare`); each stage's models are freed before the next.
-        work = Work(config, plan)
+        work = Work(plan)
         if ranks.rank == 0:
             prepare(tracker, [work])
         config, plan = work.config, work.plan
@@ -129,7 +136,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         latents.check_finite(result.video_latents, result.audio_latents, "the diffusion's latents")
         diffused = True
     except (Exception, KeyboardInterrupt) as err:
-        kept = two_stage.failure_advice(config, plan) or continuation.failure_advice(config)
+        kept = two_stage.failure_advice(plan) or continuation.failure_advice(config)
         raise ClipFailed(err, kept or nothing_kept_advice(err), foreseen=isinstance(err, latents.NonFiniteLatents),
                          rerun=not kept and isinstance(err, KeyboardInterrupt)) from err
     finally:
@@ -138,10 +145,10 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
     if ranks.rank != 0:  # rank 0 alone writes the clip
         return None
     # 3. Latents on disk, atomically: from here on no failure loses the diffusion work.
-    latents_path = save_latents(config, plan, result)
+    latents_path = save_latents(plan, result)
     # 4-5. Audio (audio VAE + vocoder, or the --audio input), then the video decode streamed into the MP4; the
     # sidecar. Each model is freed.
-    rendered = finish(tracker, config, plan, result, latents_path=latents_path, encoded=encoded)
+    rendered = finish(tracker, plan, result, latents_path=latents_path, encoded=encoded)
     # 6. Cleanup: every model is gone and the video is on disk; evict the weights from the page cache.
     release_page_cache(plan.model_dir, config.drop_page_cache)
     rendered.seconds = time.perf_counter() - started
@@ -172,20 +179,21 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, work: Work) -> 
     windows (each with the conditioning of its prompt), or one denoising run."""
     config, plan = work.config, work.plan
     if config.pipeline == "two-stage":
-        return two_stage.diffuse(stage, denoiser, config, plan, work.conditioning)
+        return two_stage.diffuse(stage, denoiser, plan, work.conditioning)
     if plan.windows:
-        return continuation.diffuse(denoiser, config, plan, [work.conditioning, *work.later_prompts], work.encoded,
-                                    plan.latents_metadata(config))
+        return continuation.diffuse(denoiser, plan, [work.conditioning, *work.later_prompts], work.encoded,
+                                    plan.latents_metadata())
     return diffusion.run_denoiser(denoiser, work.conditioning, plan.call, config.seed, nag_settings=plan.nag,
                                   conditions=conditions_for(plan.conditioners, work.encoded))
 
 
-def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
+def save_latents(plan: RunPlan, result: diffusion.DiffusionResult) -> Path:
     """Stage 3: the latents file, with everything decode_latents.py needs, beside the output. Where it cannot be
     written there (a full disk, a folder that became read-only), it goes to the first fallback folder that takes it
     (`latents.fallback_paths`), said in one line. Ctrl-C or SIGTERM during the save takes effect once the file is
     whole. Raises `ClipFailed` (with the recovery command when the file was saved)."""
-    metadata = {**plan.latents_metadata(config), "windows": result.windows}
+    config = plan.settings
+    metadata = {**plan.latents_metadata(), "windows": result.windows}
     try:
         with interrupts_deferred():
             saved, tried = latents.save_anywhere(config.latents_path, result.video_latents, result.audio_latents,
@@ -201,16 +209,17 @@ def save_latents(config: GenerateConfig, plan: RunPlan, result: diffusion.Diffus
     return saved
 
 
-def finish(tracker: mem.MemoryTracker, config: GenerateConfig, plan: RunPlan, result: diffusion.DiffusionResult,
+def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.DiffusionResult,
            *, latents_path: Path, encoded: EncodedPrompt) -> RenderedClip:
     """Stages 4-5 from saved latents: decode into the MP4 and write the sidecar, then drop what is no longer
     needed (the latents unless kept, a two-stage run's stage-one latents). Raises `ClipFailed` with the recovery
     command; the latents file is kept then."""
+    config = plan.settings
     try:
         sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
                              config.video_format, decode_plan=plan.decode_plan, device=plan.device,
                              soundtrack=plan.soundtrack())
-        sidecar = plan.write_sidecar(config, result, tracker, sample_rate=sample_rate, latents_path=latents_path,
+        sidecar = plan.write_sidecar(result, tracker, sample_rate=sample_rate, latents_path=latents_path,
                                      encoded=encoded)
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "

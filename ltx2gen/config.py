@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
-from ltx2gen import continuation, duration, two_stage
+from ltx2gen import continuation, duration, timed_prompts, two_stage
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
@@ -213,8 +213,8 @@ class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
         values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
-        values["prompt_at"] = tuple(continuation.PromptChange.parse(text) for text in values["prompt_at"] or ())
-        values = continuation.opening_prompt_at(values)
+        values["prompt_at"] = tuple(timed_prompts.PromptChange.parse(text) for text in values["prompt_at"] or ())
+        values = timed_prompts.opening_prompt_at(values)
         values = continuation_length(values, given)
         for kind in CONDITIONERS:
             values = kind.parse(values)
@@ -379,7 +379,7 @@ class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
         """The latent frame each --prompt-at starts at (`continuation.prompt_breaks`)."""
         if not self.prompt_at or self.num_frames is None:
             return ()
-        return continuation.prompt_breaks(self.prompt_at, self.num_frames, self.fps, self.first_new_frame)
+        return timed_prompts.prompt_breaks(self.prompt_at, self.num_frames, self.fps, self.first_new_frame)
 
     @property
     def prompts(self) -> list[str]:

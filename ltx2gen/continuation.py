@@ -37,7 +37,7 @@ from pathlib import Path
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.conditioners import RunConditions, Span, conditions_for
 from ltx2gen.errors import ConfigError
-from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME, nearest_latent_frame
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME
 from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, nonfinite_values, read_header
 
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
@@ -111,53 +111,6 @@ def layout(total_latents: int, window_latents: int, overlap: int, given_latents:
             windows.append(Window(index, start, min(window_latents, target - start), overlap))
             end, index = windows[-1].end, index + 1
     return tuple(windows)
-
-
-@dataclass(frozen=True)
-class PromptChange:
-    """A `--prompt-at TIME:TEXT`: from TIME on (seconds, `2.5s` or `f60`; counted from the new segment's first
-    frame with --extend) the clip follows TEXT."""
-
-    text: str
-    at: str
-    prompt: str
-
-    @classmethod
-    def parse(cls, text: str) -> "PromptChange":
-        at, colon, prompt = str(text).partition(":")
-        if not colon or not TIME.fullmatch(at) or at == "end" or not prompt.strip():
-            raise ConfigError(f"--prompt-at {text}: give TIME:TEXT, a time in seconds (8, 8.5s) or a frame (f192) "
-                              "and the prompt from then on, e.g. --prompt-at \"8:the fox stops and looks up\"")
-        return cls(str(text), at, prompt)
-
-    def frame(self, fps: Fraction) -> int:
-        """The frame TIME names, counted from the segment's first frame (seconds round to the nearest frame)."""
-        return int(self.at[1:]) if self.at.startswith("f") else round(Fraction(self.at.rstrip("s")) * fps)
-
-
-def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fraction,
-                  first_new_frame: int = 0) -> tuple[int, ...]:
-    """The latent frame each prompt change starts at: the one whose first frame (8k-7) is nearest the time (a
-    change takes effect on a window's first new frame). Past the clip's last latent frame, or two changes at one
-    latent frame: a ConfigError naming the change."""
-    breaks, total = [], latent_frame_count(num_frames)
-    for change in changes:
-        frame = first_new_frame + change.frame(fps)
-        latent = nearest_latent_frame(frame)
-        where = f"--prompt-at {change.text}"
-        if frame >= num_frames or latent >= total:
-            raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
-                              f"{num_frames} frames, {float(num_frames / fps):g} s); give an earlier time")
-        if first_new_frame == 0 and latent == 1:  # the first window would be frame 0 alone
-            raise ConfigError(f"{where}: frame {frame} falls in the clip's first latent frame, which follows "
-                              f"--prompt; give frame 6 ({float(6 / fps):.3g} s) or later, or this text as --prompt")
-        if latent in breaks:
-            raise ConfigError(f"{where}: falls on the same latent frame ({latent}, frames {8 * latent - 7}-"
-                              f"{8 * latent}) as an earlier --prompt-at; changes need at least 8 frames between them")
-        breaks.append(latent)
-    if breaks != sorted(breaks):
-        raise ConfigError("--prompt-at: give the changes in the order of their times")
-    return tuple(breaks)
 
 
 def window_prompt(window: Window, breaks: tuple[int, ...]) -> int:
@@ -244,19 +197,6 @@ def given_text(values: dict, name: str) -> str:
     """A setting as the user gave it (a frame rate as a number, not a fraction's repr)."""
     value = values[name]
     return f"{float(value):g}" if isinstance(value, Fraction) and value.denominator != 1 else str(value)
-
-
-def opening_prompt_at(values: dict) -> dict:
-    """A first --prompt-at at the segment's first frame (0, 0s, f0) gives the opening prompt: it is --prompt when
-    there is none (a timeline of prompts), and refused beside one (both would be the first frames' prompt)."""
-    changes = values["prompt_at"]
-    if not changes or changes[0].frame(Fraction(1)) != 0 or changes[0].frame(Fraction(1000)) != 0:
-        return values
-    if values["prompt"] is not None:
-        raise ConfigError(f"--prompt-at {changes[0].text}: the clip starts with --prompt; a change at 0 would replace "
-                          "it from the first frame on: give that text as --prompt, or a later time")
-    print(f"note: --prompt-at {changes[0].text} is the opening prompt (there is no --prompt)")
-    return {**values, "prompt": changes[0].prompt, "prompt_at": changes[1:]}
 
 
 def cut_short(header: LatentsHeader) -> bool:
@@ -350,7 +290,7 @@ def validate(config) -> None:
         check_resume_matches(config, earlier_clip(config.resume, "--resume"))
 
 
-def diffuse(denoiser, config, plan, conditionings: list, encoded: dict, metadata: dict):
+def diffuse(denoiser, plan, conditionings: list, encoded: dict, metadata: dict):
     """The diffusion stage of a clip in windows (`plan.windows`): each window denoised with the loaded `denoiser`
     in turn, with the text conditioning of its prompt (`conditionings`: --prompt's, then each --prompt-at's),
     conditioned on the tail of the clip so far and on its part of what the clip's conditioners `encoded`
@@ -360,6 +300,7 @@ def diffuse(denoiser, config, plan, conditionings: list, encoded: dict, metadata
     from ltx2gen import latents as latents_file
     from ltx2gen.signals import interrupts_deferred
 
+    config = plan.settings
     start = plan.resume or plan.earlier
     video, audio, records = None, None, []
     if start:

@@ -50,8 +50,12 @@ from ltx2gen.video import check_encoder
 from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
+    """One clip, resolved: its validated settings and everything worked out from them and from the model before any
+    weight is read. The stages take it (or the part they need); nothing below planning works it out again."""
+
+    settings: GenerateConfig
     device: torch.device
     dtype: torch.dtype
     model_dir: Path
@@ -182,7 +186,7 @@ class RunPlan:
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         conditioners = plan_all(config, model_dir)
         dtype = components.default_dtype(device) if machine is None else torch.bfloat16  # another machine's GPU
-        run = cls(device=device, dtype=dtype, model_dir=model_dir, fp8=fp8, offload=offload, call=call,
+        run = cls(settings=config, device=device, dtype=dtype, model_dir=model_dir, fp8=fp8, offload=offload, call=call,
                   decode_plan=decode_plan, loras=loras, compiled=compiled, text_encoder=text_encoder,
                   memory_fit=memory_fit, nag=NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha)
                   if config.uses_nag else None, conditioners=conditioners, upsampler=upsampler, version=version,
@@ -214,16 +218,15 @@ class RunPlan:
         planned_elsewhere = self.memory_fit and self.memory_fit.machine.source != "this machine"
         return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, VAE decode {decode}"
 
-    def with_chosen_length(self, config: GenerateConfig,
-                           chosen: duration.AutoLength) -> tuple[GenerateConfig, "RunPlan"]:
-        """--num-frames auto, once the duration head has chosen: the clip's settings and this plan at that frame
-        count, with the video decode planned for it; said in one line."""
-        config = dataclasses.replace(config, num_frames=chosen.num_frames)
+    def with_chosen_length(self, chosen: duration.AutoLength) -> "RunPlan":
+        """--num-frames auto, once the duration head has chosen: this clip at that frame count, with the video decode
+        planned for it; said in one line."""
+        config = dataclasses.replace(self.settings, num_frames=chosen.num_frames)
         decode_plan = decode_plan_for(config, chosen.num_frames)
         print(f"length of {config.output.name}: {chosen.describe_choice()}; VAE decode "
               f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
-        return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
-                                           decode_plan=decode_plan, auto_length=chosen)
+        return dataclasses.replace(self, settings=config, call={**self.call, "num_frames": chosen.num_frames},
+                                   decode_plan=decode_plan, auto_length=chosen)
 
     def estimate_line(self) -> str:
         """--plan-only's last line: the largest stage in each pool and the diffusion's time where it was measured."""
@@ -257,18 +260,20 @@ class RunPlan:
         """The (first) diffusion's steps."""
         return self.call["num_inference_steps"]
 
-    def model_reference(self, model: str) -> str:
+    def model_reference(self) -> str:
         """A repo id as given; a local directory as an absolute path, so recovery works from any folder."""
+        model = self.settings.model
         return str(self.model_dir) if Path(model).expanduser().is_dir() else model
 
     def sample_rate(self) -> int | None:
         vocoder_config = self.model_dir / "vocoder" / "config.json"
         return json.loads(vocoder_config.read_text()).get("output_sampling_rate") if vocoder_config.is_file() else None
 
-    def latents_metadata(self, config: GenerateConfig) -> dict:
+    def latents_metadata(self) -> dict:
         """Everything decode_latents.py needs, with no other flag."""
+        config = self.settings
         return {
-            "model": self.model_reference(config.model), "fps": report.fps_text(config.fps), "width": config.width,
+            "model": self.model_reference(), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
             "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
             "prompt_tokens": PROMPT_TOKENS,
@@ -278,12 +283,13 @@ class RunPlan:
             "vae_context_frames": config.vae_context_frames,
             "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
             "output": str(config.output), **records(self.conditioners),
-            **self.length_record(), **self.windows_record(config),
+            **self.length_record(), **self.windows_record(),
             **made_from(config, length_chosen=self.auto_length is not None),
         }
 
-    def windows_record(self, config: GenerateConfig) -> dict:
+    def windows_record(self) -> dict:
         """A clip in windows: the layout (which --resume must find again) and the clip it continues."""
+        config = self.settings
         if not self.windows:
             return {}
         return {"planned_num_frames": config.num_frames, "window_num_frames": config.window_frames,
@@ -302,10 +308,10 @@ class RunPlan:
         return next((track for conditioner in self.conditioners
                      if (track := conditioner.soundtrack(self.sample_rate())) is not None), None)
 
-    def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
-                      tracker: memory.MemoryTracker, *, sample_rate: int | None, latents_path: Path,
-                      encoded: EncodedPrompt) -> Path:
+    def write_sidecar(self, diffusion: diffusion.DiffusionResult, tracker: memory.MemoryTracker, *,
+                      sample_rate: int | None, latents_path: Path, encoded: EncodedPrompt) -> Path:
         """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
+        config = self.settings
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
@@ -331,7 +337,7 @@ class RunPlan:
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
-            "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(config),
+            "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(),
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
             **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares

@@ -294,20 +294,21 @@ def describe(config, upsampler: Upsampler) -> str:
             f"{size_text(config.width, config.height)}, {len(REFINE_SIGMAS)} refine steps)")
 
 
-def resume_command(config, plan) -> str:
+def resume_command(plan) -> str:
     """generate.py with the stage-one file: every clip setting is in the file; the LoRAs and the transformer's
     precision are given again so the refine uses the same weights as stage one."""
-    arguments = ["--refine-from", str(stage_one_path(config)), "--fp8", plan.fp8]
-    for spec in config.lora:
+    arguments = ["--refine-from", str(stage_one_path(plan.settings)), "--fp8", plan.fp8]
+    for spec in plan.settings.lora:
         arguments += ["--lora", spec.label, f"{spec.scale:g}"]
     return command_line("generate.py", "generate", arguments)
 
 
-def failure_advice(config, plan) -> str | None:
+def failure_advice(plan) -> str | None:
     """What to tell the user when the diffusion stage fails: resume the refine if stage one is on disk."""
+    config = plan.settings
     if config.pipeline != "two-stage" or not stage_one_path(config).is_file():
         return None
-    return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(config, plan)}"
+    return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(plan)}"
 
 
 def discard_stage_one(config) -> None:
@@ -367,23 +368,26 @@ def refine(denoiser, conditioning, video_latents, audio_latents, *, call: dict, 
                         inputs=dict(latents=video_latents.to(device), audio_latents=audio_latents.to(device)))
 
 
-def stage_one_metadata(config, plan) -> dict:
+def stage_one_metadata(plan) -> dict:
     """The latents file's usual metadata at stage one's size (so decode_latents.py previews it), the upsampler, and
     the clip's settings for `--refine-from`."""
+    config = plan.settings
     clip = {name: getattr(config, name) for name in CLIP_FIELDS}
     # An absolute output, so the resumed run writes the same file from any folder.
-    clip.update(fps=str(config.fps), output=str(config.output.resolve()), model=plan.model_reference(config.model))
+    clip.update(fps=str(config.fps), output=str(config.output.resolve()), model=plan.model_reference())
     width, height = plan.upsampler.stage_one_size(config.width, config.height)
-    return dict(plan.latents_metadata(config), width=width, height=height, **plan.upsampler.record(),
+    return dict(plan.latents_metadata(), width=width, height=height, **plan.upsampler.record(),
                 kind=STAGE_ONE_KIND, clip=clip)
 
 
-def diffuse(stage, denoiser, config, plan, conditioning):
+def diffuse(stage, denoiser, plan, conditioning):
     """Stage 2 of a two-stage run with the loaded denoiser: stage one (or its saved latents), upsample, refine, all
     with the one transformer load."""
     import time
 
     from ltx2gen import diffusion, latents
+
+    config = plan.settings
 
     first_width, first_height = plan.upsampler.stage_one_size(config.width, config.height)
     started = time.perf_counter()
@@ -394,7 +398,7 @@ def diffuse(stage, denoiser, config, plan, conditioning):
     else:
         first = diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag)
         path = latents.save_latents(stage_one_path(config), first.video_latents, first.audio_latents,
-                                    stage_one_metadata(config, plan))
+                                    stage_one_metadata(plan))
         print(f"saved stage-one latents: {path}", flush=True)
         first_video, first_audio = first.video_latents, first.audio_latents
         first_record = {"pipeline_call": first.pipeline_call, "scheduler_sigmas": first.sigmas,
