@@ -269,23 +269,26 @@ class RunPlan:
         vocoder_config = self.model_dir / "vocoder" / "config.json"
         return json.loads(vocoder_config.read_text()).get("output_sampling_rate") if vocoder_config.is_file() else None
 
-    def latents_metadata(self) -> dict:
-        """Everything decode_latents.py needs, with no other flag."""
+    def clip_record(self) -> dict:
+        """The clip as asked for and resolved: the part every record of it shares (the latents file, the sidecar, a
+        two-stage run's stage-one file, and through the latents file a recovered clip's sidecar)."""
         config = self.settings
         return {
             "model": self.model_reference(), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
             "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
-            "prompt_tokens": PROMPT_TOKENS,
-            "sample_rate": self.sample_rate(),
-            "pipeline": config.pipeline, "steps": self.steps, "guidance_scale": config.guidance_scale,
-            "guidance": self.guidance.record(), "vae_chunk_frames": config.vae_chunk_frames,
-            "vae_context_frames": config.vae_context_frames,
-            "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
-            "output": str(config.output), **records(self.conditioners),
-            **self.length_record(), **self.windows_record(),
-            **made_from(config, length_chosen=self.auto_length is not None),
+            "prompt_tokens": PROMPT_TOKENS, "pipeline": config.pipeline, "steps": self.steps,
+            "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(), "output": str(config.output),
+            **records(self.conditioners), **self.length_record(), **self.windows_record(),
+            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
         }
+
+    def latents_metadata(self) -> dict:
+        """Everything decode_latents.py needs, with no other flag: the clip, its audio rate and its decode settings."""
+        config = self.settings
+        return {**self.clip_record(), "sample_rate": self.sample_rate(), "vae_chunk_frames": config.vae_chunk_frames,
+                "vae_context_frames": config.vae_context_frames, "vae_tile_size": config.vae_tile_size,
+                "vae_tile_overlap": config.vae_tile_overlap}
 
     def windows_record(self) -> dict:
         """A clip in windows: the layout (which --resume must find again) and the clip it continues."""
@@ -314,33 +317,23 @@ class RunPlan:
         config = self.settings
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
-            "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
-            "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
-            "model_dir": str(self.model_dir), "model_version": self.version,
+            "created": report.timestamp(), **self.clip_record(), "model_dir": str(self.model_dir),
             "transformer_folder": self.transformer_folder,
-            "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
-            "num_frames": config.num_frames, **self.length_record(), "fps": report.fps_text(config.fps),
-            "steps": self.steps, "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
-            "fp8_attention": self.fp8_attention,
-            "compiled": self.compiled,
+            "fp8_attention": self.fp8_attention, "compiled": self.compiled,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.memory_fit.describe() if self.memory_fit else "",
             "memory_plan_estimates": self.memory_fit.record() if self.memory_fit else None,
-            "transformer_read_ahead": self.read_ahead,
-            "device": str(self.device),
+            "transformer_read_ahead": self.read_ahead, "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
-            "nag": self.nag.record() if self.nag else None,
-            **encoded.record(config.enhance_prompt),
+            "nag": self.nag.record() if self.nag else None, **encoded.record(config.enhance_prompt),
             "prompt_enhancer": str(self.prompt_enhancer) if self.prompt_enhancer else None,
-            **records(self.conditioners),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
-            "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(),
+            "diffusion_stages": diffusion.stages, "windows": diffusion.windows,
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
-            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
