@@ -223,6 +223,8 @@ class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
         config = cls(**values)
         config.validate()
         pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
+        if config.pipeline == "auto" and pipeline == "distilled" and two_stage.why_not_reference_recipe(config) is None:
+            pipeline = "two-stage"  # Lightricks' own recipe for a distilled model
         if pipeline == "two-stage":
             two_stage.validate(config)
             if config.windows:

@@ -366,7 +366,14 @@ def pipeline_reason(config: GenerateConfig) -> str:
     wanted = "distilled" if config.distilled else "full"
     if detected != wanted:
         return f"as asked with --pipeline; auto would take {detected}: {reason}"
-    return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
+    if detected == "full":
+        return f"{reason}; give --pipeline distilled if it is"
+    why_not = two_stage.why_not_reference_recipe(config)
+    if config.pipeline == "two-stage":
+        return f"{reason}; two stages, Lightricks' recipe for a distilled model (--pipeline distilled: one stage)"
+    if why_not is None:
+        return "as asked with --pipeline; auto would take two-stage, Lightricks' recipe for a distilled model"
+    return f"{reason}; one stage: {why_not}"
 
 
 def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path,
