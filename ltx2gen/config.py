@@ -94,7 +94,9 @@ class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
               f"default 1 = off for distilled, {FULL.modality:g} full; above 1 it costs one more transformer pass "
               "per step")
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
-    pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule), full (the "
+    pipeline: str = opt("auto", "auto (from the checkpoint: a distilled one renders two-stage, Lightricks' recipe for "
+                                "it, where its latent upsampler is at hand and the clip suits it, else distilled, "
+                                "saying why), distilled (fixed 8-step schedule at the full size), full (the "
                                 "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
                                 "steps at half the size, latents upsampled x2, 3 refine steps at the full size; with "
                                 "an x1.5 --upsampler stage one runs at two thirds of the size)",
