@@ -110,7 +110,8 @@ def clip_config(values: dict, where: str, **settings) -> GenerateConfig:
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: relative to the batch file where they are
+# Local files a clip reads: relative to the batch file where they are.
+INPUT_FILE_KEYS = {"image", "audio", "extend", "upscale_model", "interpolate_model"}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from ltx2gen.flags import OneLineErrors, add_fields, opt
 from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.outputs import refuse_inputs_as_outputs
+from ltx2gen.postprocess_options import PostprocessOptions, validate_postprocess_options
 from ltx2gen.run_options import BatchOptions, PlanOnlyOptions
 from ltx2gen.video import VideoFormat
 
@@ -51,7 +52,7 @@ FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, s
 FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
                                  for version, settings in FULL_MODEL_SETTINGS.items())
 @dataclass(frozen=True)
-class GenerateConfig(DecodeOptions):
+class GenerateConfig(DecodeOptions, PostprocessOptions):
     """Everything one generation needs. Built only through `from_args` or `from_values`, which validate."""
 
     prompt: str = opt(None, "what to generate (required)")
@@ -320,6 +321,7 @@ class GenerateConfig(DecodeOptions):
         check_output_file(self.output)
         validate_nag_options(self.nag_scale, self.nag_tau, self.nag_alpha)
         validate_decode_options(self)
+        validate_postprocess_options(self)
         validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps,
                                self.first_new_frame)
         validate_audio_options(self.audio, self.audio_strength)

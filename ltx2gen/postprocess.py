@@ -42,6 +42,22 @@ def plain_path(output: Path) -> Path:
     return Path(output).with_suffix(".plain.mp4")
 
 
+def decode_target(options: PostprocessOptions, output: Path) -> Path:
+    """Where the decode writes: the final MP4, or the plain clip the post-processing reads."""
+    return plain_path(output) if options.postprocessing else Path(output)
+
+
+def after_decode(tracker: MemoryTracker, options: PostprocessOptions, output: Path, source_format: VideoFormat,
+                 device: torch.device) -> None:
+    """The post-processing stage, once the decode has written `plain_path(output)` and freed the VAE; the plain
+    clip is removed once `output` is whole (and kept when anything fails)."""
+    if not options.postprocessing:
+        return
+    source = plain_path(output)
+    tracker.run(stage_name(options), postprocess, options, source, output, source_format=source_format, device=device)
+    source.unlink()
+
+
 def stage_name(options: PostprocessOptions) -> str:
     return "+".join(step for step in ("interpolate", "upscale") if getattr(options, step))
 

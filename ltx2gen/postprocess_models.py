@@ -52,12 +52,12 @@ def read_state_dict(path: Path, flag: str) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{flag} {path}: no such file (give a .safetensors or .pth model file; nothing is "
                           "downloaded at run time)")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(path)
-        except (SafetensorsError, OSError) as err:
+        except (SafetensorError, OSError) as err:
             raise ConfigError(f"{flag} {path}: not a readable safetensors file ({err})") from None
     if path.suffix not in PICKLE_SUFFIXES:
         raise ConfigError(f"{flag} {path}: give a .safetensors file or a PyTorch state dict "
