@@ -156,7 +156,8 @@ def test_unknown_command(run):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        "entrypoint.sh: unknown command 'bogus' (use generate, decode, batch, download, synthetic or --help)")
+        "entrypoint.sh: unknown command 'bogus' (use generate, decode, batch, download, postprocess, synthetic or "
+        "--help)")
 
 
 def test_batch_runs_the_runner_module(run):
