@@ -18,8 +18,8 @@ FACTORS = (2, 4)
 class PostprocessOptions:
     """Frame interpolation and upscaling of the decoded clip, streamed frame by frame into the final MP4."""
 
-    upscale: int | None = opt(None, "upscale the decoded frames x2 or x4 with --upscale-model (a super-resolution "
-                                    "model: Real-ESRGAN, ESRGAN, Compact, SPAN, ...)", choices=FACTORS,
+    upscale: int | None = opt(None, "upscale the decoded frames x2 or x4 with the model of --upscale-model (a "
+                                    "super-resolution model: Real-ESRGAN, ESRGAN, Compact, SPAN, ...)", choices=FACTORS,
                               metavar="2|4")
     upscale_model: Path | None = opt(None, "the upscaler's weights: a .safetensors or .pth file any "
                                            "super-resolution architecture spandrel recognises (docs/postprocess.md)",
