@@ -112,7 +112,8 @@ def clip_config(values: dict, where: str, **settings) -> GenerateConfig:
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # local files a clip reads: relative to the batch file where they are
-INPUT_FILE_KEYS = {"extend", *(key for kind in CONDITIONERS for key in kind.input_files)}
+INPUT_FILE_KEYS = {"extend", "upscale_model", "interpolate_model",
+                   *(key for kind in CONDITIONERS for key in kind.input_files)}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltx2gen import context_parallel, continuation, diffusion, duration, latents, report, two_stage
+from ltx2gen import context_parallel, continuation, diffusion, duration, latents, postprocess, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
@@ -24,6 +24,7 @@ from ltx2gen.conditioners import CONDITIONERS, conditions_for, encode_all
 from ltx2gen.config import GenerateConfig
 from ltx2gen.files import write_json
 from ltx2gen.plan import RunPlan
+from ltx2gen.postprocess_options import PostprocessOptions
 from ltx2gen.ranks import Ranks
 from ltx2gen.signals import interrupts_deferred
 from ltx2gen.text import EncodedPrompt, PromptRequest, TextConditioning, encode_prompts
@@ -44,9 +45,10 @@ class RenderedClip:
     num_frames: int
 
     def summary(self, config: GenerateConfig) -> str:
-        """The run's last line: where the clip is and how long each stage took."""
-        return report.summary_line(config.output, self.num_frames, width=config.width, height=config.height,
-                                   fps=config.fps, tracker=self.tracker, total_seconds=self.seconds)
+        """The run's last line: where the clip is (after any post-processing) and how long each stage took."""
+        final = config.postprocessed(VideoFormat(config.width, config.height, self.num_frames, config.fps))
+        return report.summary_line(config.output, final.num_frames, width=final.width, height=final.height,
+                                   fps=final.fps, tracker=self.tracker, total_seconds=self.seconds)
 
 
 class ClipFailed(Exception):
@@ -216,14 +218,16 @@ def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.Diffusio
     command; the latents file is kept then."""
     config = plan.settings
     try:
-        sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents), config.output,
-                             config.video_format, decode_plan=plan.decode_plan, device=plan.device,
-                             soundtrack=plan.soundtrack())
+        sample_rate = decode(tracker, plan.model_dir, (result.video_latents, result.audio_latents),
+                             postprocess.decode_target(config, config.output), config.video_format,
+                             decode_plan=plan.decode_plan, device=plan.device, soundtrack=plan.soundtrack())
+        postprocess.after_decode(tracker, config, config.output, config.video_format, plan.device)
         sidecar = plan.write_sidecar(result, tracker, sample_rate=sample_rate, latents_path=latents_path,
-                                     encoded=encoded)
+                                     encoded=encoded, later_stages=postprocess.record(config, tracker.timings()))
     except (Exception, KeyboardInterrupt) as err:
         raise ClipFailed(err, "the latents are kept; recover the clip with:\n  "
-                         + report.recovery_command(latents_path, config.output)) from err
+                         + report.recovery_command(latents_path, config.output)
+                         + postprocess.redo_advice(config, config.output)) from err
     if not config.keep_latents:
         latents_path.unlink()
     two_stage.discard_stage_one(config)
@@ -232,7 +236,7 @@ def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.Diffusio
 
 
 def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device, decode_plan: DecodePlan,
-            drop_page_cache: bool = False) -> RenderedClip:
+            drop_page_cache: bool = False, post: PostprocessOptions = PostprocessOptions()) -> RenderedClip:
     """Stages 4-6 from a latents file alone (decode_latents.py, a batch resuming a clip): a clip made with --audio
     gets its input audio again, if that file is unchanged. The sidecar records the latents file's settings and
     where the clip was recovered from. The latents file is left as it is."""
@@ -242,14 +246,17 @@ def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device
     tracker = mem.MemoryTracker(device)
     soundtrack = next((track for kind in CONDITIONERS if (track := kind.recovered_soundtrack(
         meta, video_format, meta.get("sample_rate"))) is not None), None)
-    sample_rate = decode(tracker, model_dir, (latents_file.video, latents_file.audio), output, video_format,
-                         decode_plan=decode_plan, device=device, soundtrack=soundtrack)
+    sample_rate = decode(tracker, model_dir, (latents_file.video, latents_file.audio),
+                         postprocess.decode_target(post, output), video_format, decode_plan=decode_plan, device=device,
+                         soundtrack=soundtrack)
+    postprocess.after_decode(tracker, post, output, video_format, device)
     release_page_cache(model_dir, drop_page_cache)
     sidecar = write_json(output.with_suffix(".json"), {
         **meta, "output": str(output), "created": report.timestamp(), "recovered_from": str(source),
         "model_dir": str(model_dir), "device": str(device), "audio_sample_rate": sample_rate,
         "vae_decode": decode_plan.describe(latent_frame_count(video_format.num_frames)),
-        "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions()})
+        **postprocess.record(post, tracker.timings()), "stage_seconds": tracker.timings(),
+        "stages": report.stage_reports(tracker), "versions": report.versions()})
     return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started, video_format.num_frames)
 
 

@@ -44,6 +44,7 @@ from ltx2gen.flag_values import (
 from ltx2gen.flags import OneLineErrors, add_fields, opt
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.outputs import refuse_inputs_as_outputs
+from ltx2gen.postprocess_options import PostprocessOptions, validate_postprocess_options
 from ltx2gen.run_options import BatchOptions, PlanOnlyOptions
 from ltx2gen.video import VideoFormat
 
@@ -53,7 +54,7 @@ FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, s
 FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
                                  for version, settings in FULL_MODEL_SETTINGS.items())
 @dataclass(frozen=True)
-class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
+class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptions):
     """Everything one generation needs (the conditioners' flags are their own bases, `ltx2gen.conditioners`).
     Built only through `from_args` or `from_values`, which validate."""
 
@@ -310,6 +311,7 @@ class GenerateConfig(DecodeOptions, ImageOptions, AudioOptions):
         check_output_file(self.output)
         validate_nag_options(self.nag_scale, self.nag_tau, self.nag_alpha)
         validate_decode_options(self)
+        validate_postprocess_options(self)
         for kind in CONDITIONERS:
             kind.validate(self)
         continuation.validate(self)
@@ -413,10 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="generate.py",
         description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
     )
-    conditioner_flags = tuple(f.name for kind in CONDITIONERS for f in dataclasses.fields(kind.options))
-    add_fields(parser, GenerateConfig, skip=conditioner_flags, given_only=True)
-    for kind in CONDITIONERS:
-        add_fields(parser.add_argument_group(kind.options.__doc__), kind.options, given_only=True)
+    groups = [kind.options for kind in CONDITIONERS] + [PostprocessOptions]  # each its own group of --help
+    add_fields(parser, GenerateConfig, skip=tuple(f.name for group in groups for f in dataclasses.fields(group)),
+               given_only=True)
+    for group in groups:
+        add_fields(parser.add_argument_group(group.__doc__.splitlines()[0].rstrip(".")), group, given_only=True)
     add_fields(parser.add_argument_group("batch"), BatchOptions)
     add_fields(parser.add_argument_group("plan"), PlanOnlyOptions)
     return parser

@@ -312,15 +312,17 @@ class RunPlan:
                      if (track := conditioner.soundtrack(self.sample_rate())) is not None), None)
 
     def write_sidecar(self, diffusion: diffusion.DiffusionResult, tracker: memory.MemoryTracker, *,
-                      sample_rate: int | None, latents_path: Path, encoded: EncodedPrompt) -> Path:
-        """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
+                      sample_rate: int | None, latents_path: Path, encoded: EncodedPrompt,
+                      later_stages: dict) -> Path:
+        """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt); `later_stages`: the
+        records of the stages after the decode (post-processing)."""
         config = self.settings
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
             "created": report.timestamp(), **self.clip_record(), "model_dir": str(self.model_dir),
             "transformer_folder": self.transformer_folder,
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
-            "fp8_attention": self.fp8_attention, "compiled": self.compiled,
+            "fp8_attention": self.fp8_attention, "compiled": self.compiled, **later_stages,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.memory_fit.describe() if self.memory_fit else "",
             "memory_plan_estimates": self.memory_fit.record() if self.memory_fit else None,
