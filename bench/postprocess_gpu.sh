@@ -37,11 +37,24 @@ run_generate() {
     rows "$out/full-interpolate.json"
 }
 
-run_flatness() {
-    rm -f "$out"/plain-* "$out"/flat-*
-    python3 "$repository/decode_latents.py" --input "$out/full-upscale.latents.safetensors" \
-        --output "$out/plain-161.mp4" 2>&1 | quiet
+# The plain clips the post-processing starts from: the bench model's 1920x1088x161 decode where `generate` kept its
+# latents, else ffmpeg's moving test pattern at that size (with a tone), so the post-processing alone is measured.
+write_sources() {
+    rm -f "$out"/plain-*
+    if [ -f "$out/full-upscale.latents.safetensors" ]; then
+        python3 "$repository/decode_latents.py" --input "$out/full-upscale.latents.safetensors" \
+            --output "$out/plain-161.mp4" 2>&1 | quiet
+    else
+        ffmpeg="$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
+        "$ffmpeg" -loglevel error -f lavfi -i testsrc2=size=1920x1088:rate=24 -f lavfi -i sine=frequency=440 \
+            -frames:v 161 -t 6.708 -c:v libx264 -crf 18 -pix_fmt yuv420p -c:a aac -shortest "$out/plain-161.mp4"
+    fi
     python3 -m ltx2gen.postprocess --input "$out/plain-161.mp4" --output "$out/plain-321.mp4" "${interpolate[@]}" | quiet
+}
+
+run_flatness() {
+    write_sources
+    rm -f "$out"/flat-*
     for frames in 161 321; do
         python3 -m ltx2gen.postprocess --input "$out/plain-$frames.mp4" --output "$out/flat-upscale-$frames.mp4" \
             "${upscale[@]}" | quiet
