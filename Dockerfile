@@ -33,6 +33,9 @@ RUN python3 -c 'import torch; print(torch.__version__)' > /tmp/torch-version \
 COPY requirements-gpu.txt ./
 RUN python3 -m pip install --no-cache-dir --no-deps -c /tmp/keep-torch.txt -r requirements-gpu.txt
 
+# Post-processing's spandrel needs torchvision: the base image's CUDA build is kept like torch (the check below).
+RUN python3 -c 'import torchvision; print("torchvision", torchvision.__version__)'
+
 # Belt and braces: fail the build if torch changed anyway.
 RUN before="$(cat /tmp/torch-version)" \
  && after="$(python3 -c 'import torch; print(torch.__version__)')" \

@@ -18,6 +18,7 @@ from ltx2gen.decode_options import DecodeOptions, validate_decode_options
 from ltx2gen.errors import ConfigError
 from ltx2gen.flag_values import check_output_file
 from ltx2gen.flags import OneLineErrors, add_fields, opt
+from ltx2gen.postprocess_options import PostprocessOptions, validate_postprocess_options
 from ltx2gen.signals import stop_like_ctrl_c
 from ltx2gen.streams import survive_readers_leaving
 from ltx2gen.video import check_encoder
@@ -25,7 +26,7 @@ from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
 @dataclass(frozen=True)
-class DecodeConfig(DecodeOptions):
+class DecodeConfig(DecodeOptions, PostprocessOptions):
     input: Path = opt(None, "latents file written by generate.py (.safetensors, or the older .npz)", type=Path,
                       required=True)
     output: Path = opt(None, "MP4 to write", type=Path, required=True)
@@ -82,6 +83,7 @@ def load_config(args: argparse.Namespace):
             values[name] = stored.get(name, DecodeOptions.__dataclass_fields__[name].default)
     config = DecodeConfig(**values)
     validate_decode_options(config)
+    validate_postprocess_options(config)
     return config, latents_file
 
 
@@ -99,7 +101,7 @@ def check_latent_space(latents_file, model_dir: Path, config: DecodeConfig) -> N
 
 
 def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
-    from ltx2gen import clip, report, video_decode
+    from ltx2gen import clip, postprocess, report, video_decode
 
     started = time.perf_counter()
     video_format = latents_file.video_format
@@ -110,14 +112,15 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
           f"{plan.describe(latent_frame_count(video_format.num_frames))}", flush=True)
     try:
         rendered = clip.recover(config.input, config.output, model_dir=model_dir, device=device, decode_plan=plan,
-                                drop_page_cache=config.drop_page_cache)
+                                drop_page_cache=config.drop_page_cache, post=config)
     except (Exception, KeyboardInterrupt) as err:
-        print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged", file=sys.stderr)
+        print(f"error: {type(err).__name__}: {err}; {config.input} is unchanged"
+              + postprocess.redo_advice(config, config.output), file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
     print(f"sidecar: {rendered.sidecar}")
-    print(report.summary_line(config.output, video_format.num_frames, width=video_format.width,
-                              height=video_format.height, fps=video_format.fps, tracker=rendered.tracker,
-                              total_seconds=time.perf_counter() - started))
+    final = config.postprocessed(video_format)
+    print(report.summary_line(config.output, final.num_frames, width=final.width, height=final.height, fps=final.fps,
+                              tracker=rendered.tracker, total_seconds=time.perf_counter() - started))
     return 0
 
 

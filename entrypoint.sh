@@ -20,8 +20,10 @@ Commands:
   generate ARGS     text-to-video (generate.py); the default when the first argument is an option
   decode ARGS       decode a kept latents file into an MP4 (decode_latents.py)
   batch FILE ARGS   render a JSON Lines batch, one process per clip, resumable (see /app/batch/prompts/)
-  download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL}
-                    and the seven camera-control LoRAs)
+  download [REPO]   fetch model weights into the Hugging Face cache (default: ${DEFAULT_MODEL},
+                    the seven camera-control LoRAs, and the post-processing models into
+                    /cache/huggingface/ltx2gen-postprocess: Real-ESRGAN x2plus and x4plus, RIFE 4.x)
+  postprocess ARGS  upscale / interpolate a decoded clip again (python -m ltx2gen.postprocess)
   synthetic ARGS    write a random-weight test model (python -m ltx2gen.testing.synthetic)
   help, --help, -h  this text; 'generate --help' and 'decode --help' list each command's options
 
@@ -58,6 +60,11 @@ case "${command}" in
         export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
         exec "${PYTHON}" -m ltx2gen.batch "$@"
         ;;
+    postprocess)
+        shift
+        export PYTHONPATH="${APP_DIR}${PYTHONPATH:+:${PYTHONPATH}}"
+        exec "${PYTHON}" -m ltx2gen.postprocess "$@"
+        ;;
     synthetic)
         shift
         # -m needs the app directory on the module path, whatever the working directory (docker run -w).
@@ -74,6 +81,7 @@ import sys
 from huggingface_hub import hf_hub_download, snapshot_download
 from ltx2gen.lora import CAMERA_MOVES, camera_lora
 from ltx2gen.checkpoint import MODEL_FILE_PATTERNS, MODEL_IGNORE_PATTERNS, TRANSFORMERS_MODEL_FILE_PATTERNS
+from ltx2gen.postprocess_download import download_postprocess_models
 
 def download():
     # An LTX-2 model or a prompt enhancer (google/gemma-4-E2B-it for LTX-2.5 --enhance-prompt)
@@ -85,6 +93,8 @@ def download():
         for move in CAMERA_MOVES:
             lora = camera_lora(move)
             print(hf_hub_download(lora.source, lora.weight_name), flush=True)
+        for path in download_postprocess_models():
+            print(path, flush=True)
 
 try:
     download()
@@ -97,7 +107,7 @@ except Exception as err:  # offline, a repo that does not exist, a full disk: on
 ' "$@"
         ;;
     *)
-        echo "entrypoint.sh: unknown command '${command}' (use generate, decode, batch, download, synthetic or --help)" >&2
+        echo "entrypoint.sh: unknown command '${command}' (use generate, decode, batch, download, postprocess, synthetic or --help)" >&2
         exit 2
         ;;
 esac

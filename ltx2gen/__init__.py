@@ -12,6 +12,10 @@ torch when it is first used.
 import logging
 import re
 
+from ltx2gen.torchvision_compat import prepare_on_import
+
+prepare_on_import()  # torchvision (imported by transformers and spandrel) importable beside a CPU-only torch
+
 # Library notices that say nothing about a run of this product, each dropped by its text at the logger that emits
 # it; anything else those loggers say still shows.
 KNOWN_NOISE = {

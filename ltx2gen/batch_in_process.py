@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2gen.batch import (
@@ -24,6 +24,7 @@ from ltx2gen.batch import (
     unfinished,
 )
 from ltx2gen.batch_lines import Clip, read_batch
+from ltx2gen.clip import Work, prepare
 from ltx2gen.errors import ConfigError
 from ltx2gen.flag_values import ensure_writable_dir
 from ltx2gen.lock import lock_batch_folder
@@ -63,8 +64,7 @@ def _render_in_process(clips: list[Clip], out_dir: Path, cache_dir: Path | None,
 
 def _render_jobs(jobs: list[_Job], my_clips: list[Clip], clips: list[Clip], summary: Summary, cache,
                  ranks) -> int:
-    from ltx2gen import audio_input, components, duration, text
-    from ltx2gen.image import encode_images
+    from ltx2gen import components
     from ltx2gen.memory import MemoryTracker
     from ltx2gen.ranks import Ranks
 
@@ -77,34 +77,7 @@ def _render_jobs(jobs: list[_Job], my_clips: list[Clip], clips: list[Clip], summ
             first = group[0].plan
             tracker = MemoryTracker(first.device)
             first.read_ahead_transformer()  # while the group's prompts are encoded
-            requests = [text.PromptRequest.for_clip_prompts(job.config, job.plan.prompt_enhancer) for job in group]
-            conditionings = iter(tracker.run("text", text.encode_prompts, first.model_dir, sum(requests, []),
-                                             first.device, first.dtype, loras=first.loras, cache=cache,
-                                             text_encoder=first.text_encoder))
-            for job, asked in zip(group, requests):  # one clip's conditioning on the GPU at a time
-                job.conditioning, *job.later_prompts = [next(conditionings).to("cpu") for _ in asked]
-            del conditionings
-            choosing = [job for job in group if job.plan.auto_length]  # num_frames auto: the model sets each length
-            if choosing:
-                lengths = tracker.run("duration", duration.choose_lengths, first.model_dir,
-                                      [(job.conditioning, job.plan.auto_length) for job in choosing],
-                                      device=first.device, dtype=first.dtype)
-                for job, chosen in zip(choosing, lengths):
-                    job.config, job.plan = job.plan.with_chosen_length(job.config, chosen)
-            with_images = [job for job in group if job.plan.keyframes]
-            if with_images:  # the video VAE once for the group's images, freed before the transformer loads
-                images = tracker.run("image", encode_images, first.model_dir,
-                                     [(job.plan.keyframes, job.config.width, job.config.height)
-                                      for job in with_images],
-                                     device=first.device, dtype=first.dtype)
-                for job, image in zip(with_images, images):
-                    job.image = image
-            listening = [job for job in group if job.plan.audio_input]  # --audio: encoded before the transformer
-            if listening:
-                audio = tracker.run("audio input", audio_input.encode, first.model_dir,
-                                    [job.plan.audio_input for job in listening], device=first.device, dtype=first.dtype)
-                for job, condition in zip(listening, audio):
-                    job.audio = condition
+            prepare(tracker, group, cache)
             tracker.run("diffusion", _diffuse_group, group)
             for job in group:
                 if job.diffusion is not None:
@@ -141,18 +114,12 @@ def _merge_rank_summaries(out_dir: Path, clips: list[Clip], world_size: int, sta
     return Summary(out_dir, [rows[clip.name] for clip in clips], started)
 
 
-@dataclass
-class _Job:
+@dataclass(kw_only=True)
+class _Job(Work):
+    """A batch clip on its way through the stages, with its line and its summary row."""
+
     clip: Clip
     row: Row
-    config: object
-    plan: object
-    conditioning: object = None
-    later_prompts: list = field(default_factory=list)  # --prompt-at's conditionings
-    image: object = None
-    audio: object = None
-    diffusion: object = None
-    latents_path: Path | None = None
 
     def shared_models_key(self) -> tuple:
         plan = self.plan
@@ -177,7 +144,7 @@ def _plan_jobs(clips: list[Clip], out_dir: Path, summary: Summary, reservations:
             run = plan_clip(out_dir, clip)
             reservations.enter_context(outputs.reserve(run.config)[1])  # an exact name: refused where it is taken
             say_rendered_again(run, row)
-            job = _Job(clip, row, run.config, RunPlan.choose(run.config))
+            job = _Job(RunPlan.choose(run.config), clip=clip, row=row)
             if run.decodes:  # diffused by an earlier run: decoded now, before any model of the batch loads
                 _decode_kept(job, run.latents)
             else:
@@ -214,9 +181,8 @@ def _diffuse_group(stage, group: list[_Job]) -> None:
     for job in group:
         started = time.perf_counter()
         try:
-            job.diffusion = diffuse_with(stage, denoiser, job.config, job.plan, job.conditioning, image=job.image,
-                                         audio=job.audio, later_prompts=job.later_prompts)
-            job.latents_path = save_latents(job.config, job.plan, job.diffusion)
+            job.diffusion = diffuse_with(stage, denoiser, job)
+            job.latents_path = save_latents(job.plan, job.diffusion)
         except ClipFailed as failure:
             job.row.status, job.row.detail = "failed", f"latents: {failure}; " + failure.advice.replace("\n  ", " ")
             if failure.interrupted:  # the latents are whole; the batch stops here, writing its summary
@@ -235,7 +201,7 @@ def _decode_job(job: _Job, shared_reports: list) -> None:
     tracker = MemoryTracker(job.plan.device)
     tracker.reports = list(shared_reports)
     try:
-        finish(tracker, job.config, job.plan, job.diffusion, latents_path=job.latents_path,
+        finish(tracker, job.plan, job.diffusion, latents_path=job.latents_path,
                encoded=job.conditioning.encoded)
         save_previews(job.config.output)
         job.row.status = "done"

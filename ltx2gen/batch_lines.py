@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltx2gen.conditioners import CONDITIONERS
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
 from ltx2gen.flags import arg_type
@@ -110,7 +111,9 @@ def clip_config(values: dict, where: str, **settings) -> GenerateConfig:
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-INPUT_FILE_KEYS = {"image", "audio", "extend"}  # local files a clip reads: relative to the batch file where they are
+# local files a clip reads: relative to the batch file where they are
+INPUT_FILE_KEYS = {"extend", "upscale_model", "interpolate_model",
+                   *(key for kind in CONDITIONERS for key in kind.input_files)}
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
-from ltx2gen import continuation, duration, two_stage
-from ltx2gen.audio_input import validate_audio_options
+from ltx2gen import continuation, duration, timed_prompts, two_stage
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
@@ -25,6 +25,9 @@ from ltx2gen.checkpoint import (
     detect_pipeline,
     latent_frame_count,
 )
+from ltx2gen.conditioners import CONDITIONERS, given_inputs
+from ltx2gen.conditioners.audio import AudioOptions
+from ltx2gen.conditioners.images import ImageOptions
 from ltx2gen.decode_options import DecodeOptions, validate_decode_options
 from ltx2gen.earlier_work import check_kept_work, continuation_length
 from ltx2gen.errors import ConfigError, nearest_multiples
@@ -39,9 +42,9 @@ from ltx2gen.flag_values import (
     validate_nag_options,
 )
 from ltx2gen.flags import OneLineErrors, add_fields, opt
-from ltx2gen.image import KEYFRAME_GRAMMAR, KeyframeSpec, validate_image_options
 from ltx2gen.lora import parse_lora_args
 from ltx2gen.outputs import refuse_inputs_as_outputs
+from ltx2gen.postprocess_options import PostprocessOptions, validate_postprocess_options
 from ltx2gen.run_options import BatchOptions, PlanOnlyOptions
 from ltx2gen.video import VideoFormat
 
@@ -51,8 +54,9 @@ FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, s
 FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
                                  for version, settings in FULL_MODEL_SETTINGS.items())
 @dataclass(frozen=True)
-class GenerateConfig(DecodeOptions):
-    """Everything one generation needs. Built only through `from_args` or `from_values`, which validate."""
+class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptions):
+    """Everything one generation needs (the conditioners' flags are their own bases, `ltx2gen.conditioners`).
+    Built only through `from_args` or `from_values`, which validate."""
 
     prompt: str = opt(None, "what to generate (required)")
     negative_prompt: str | None = opt(None, "what to avoid; used with guidance above 1.0, and at any guidance with "
@@ -74,11 +78,6 @@ class GenerateConfig(DecodeOptions):
               "this long", metavar="S")
     fps: Fraction = opt(Fraction(24), "frame rate: 24, 25, 23.976 or an exact fraction such as 24000/1001",
                         type=str)
-    audio: Path | None = opt(None, "a soundtrack or speech for the video to follow (wav, flac, mp3 or any file with an "
-                                   "audio stream ffmpeg reads); the MP4 carries it, trimmed or padded to the clip",
-                             type=Path, metavar="FILE")
-    audio_strength: float = opt(1.0, "how closely the video follows --audio: 1 keeps the audio exactly as given, "
-                                     "0 is the plain text-to-video run")
     steps: int | None = opt(None, f"denoising steps (default {DISTILLED_STEPS} distilled and two-stage stage one; "
                                   f"full: the version's recommended count, {FULL_STEPS_HELP})")
     guidance_scale: float | None = opt(
@@ -96,7 +95,9 @@ class GenerateConfig(DecodeOptions):
               f"default 1 = off for distilled, {FULL.modality:g} full; above 1 it costs one more transformer pass "
               "per step")
     seed: int | None = opt(None, "random seed (random when omitted; always recorded in the sidecar)")
-    pipeline: str = opt("auto", "auto (from the model name), distilled (fixed 8-step schedule), full (the "
+    pipeline: str = opt("auto", "auto (from the checkpoint: a distilled one renders two-stage, Lightricks' recipe for "
+                                "it, where its latent upsampler is at hand and the clip suits it, else distilled, "
+                                "saying why), distilled (fixed 8-step schedule at the full size), full (the "
                                 "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
                                 "steps at half the size, latents upsampled x2, 3 refine steps at the full size; with "
                                 "an x1.5 --upsampler stage one runs at two thirds of the size)",
@@ -171,15 +172,6 @@ class GenerateConfig(DecodeOptions):
                                                         "rewrites the prompt (its text encoder is not trained to), a "
                                                         "repo id in the Hugging Face cache or a local folder",
                                metavar="REPO|PATH")
-    image: Path | None = opt(None, "condition the first frame on this local PNG, JPEG or WebP image (scaled to cover "
-                                   "--width x --height and center-cropped)", type=Path)
-    image_strength: float = opt(1.0, "how closely the first frame follows --image, from 0 (not at all) to 1 (kept "
-                                     "as the image)")
-    keyframe: tuple = opt(None, f"pin an image (PNG, JPEG or WebP) to a time of the clip: {KEYFRAME_GRAMMAR}; "
-                                "repeatable (first, middle and last in one run). @0 is the first frame (as --image); "
-                                "any other time goes to the nearest frame a keyframe can take (1, 9, 17, ..., "
-                                "num-frames - 8: one per 8-frame latent frame), said in one line",
-                          action="append", metavar="PATH@TIME[:STRENGTH]")
     seconds: float | None = opt(None, "the clip's length in seconds instead of --num-frames (rounded up to the next "
                                       "8n+1 frame count); longer than one window, it renders in windows", metavar="S")
     window_seconds: float | None = opt(
@@ -224,15 +216,18 @@ class GenerateConfig(DecodeOptions):
         values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])
         values["num_frames"] = parse_num_frames(values["num_frames"])
-        values["prompt_at"] = tuple(continuation.PromptChange.parse(text) for text in values["prompt_at"] or ())
-        values = continuation.opening_prompt_at(values)
+        values["prompt_at"] = tuple(timed_prompts.PromptChange.parse(text) for text in values["prompt_at"] or ())
+        values = timed_prompts.opening_prompt_at(values)
         values = continuation_length(values, given)
-        values["keyframe"] = tuple(KeyframeSpec.parse(text) for text in values["keyframe"] or ())
+        for kind in CONDITIONERS:
+            values = kind.parse(values)
         values["lora"] = parse_lora_args(values["lora"], values["lora_weight_name"], values["lora_scale"],
                                          values["camera"])
         config = cls(**values)
         config.validate()
         pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
+        if config.pipeline == "auto" and pipeline == "distilled" and two_stage.why_not_reference_recipe(config) is None:
+            pipeline = "two-stage"  # Lightricks' own recipe for a distilled model
         if pipeline == "two-stage":
             two_stage.validate(config)
             if config.windows:
@@ -304,10 +299,6 @@ class GenerateConfig(DecodeOptions):
         if self.num_frames is not None:
             validate_frame_count(self.num_frames)
         duration.validate_length_options(self.num_frames, self.min_seconds, self.max_seconds, self.fps)
-        if self.auto_length and self.audio:
-            raise ConfigError(f"--num-frames auto with --audio {self.audio}: the soundtrack, not the prompt, sets the "
-                              "length of a clip that follows it (it is trimmed or padded to the clip); give "
-                              "--num-frames N (8n+1)")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps {self.steps}: must be at least 1")
         for name, off in GUIDANCE_OFF.items():
@@ -320,9 +311,9 @@ class GenerateConfig(DecodeOptions):
         check_output_file(self.output)
         validate_nag_options(self.nag_scale, self.nag_tau, self.nag_alpha)
         validate_decode_options(self)
-        validate_image_options(self.image, self.image_strength, self.keyframe, self.num_frames, self.fps,
-                               self.first_new_frame)
-        validate_audio_options(self.audio, self.audio_strength)
+        validate_postprocess_options(self)
+        for kind in CONDITIONERS:
+            kind.validate(self)
         continuation.validate(self)
 
     @property
@@ -337,10 +328,8 @@ class GenerateConfig(DecodeOptions):
 
     @property
     def conditioning_inputs(self) -> list[tuple[str, Path | str]]:
-        """(flag, value) of each conditioning input given: --image, each --keyframe, --audio."""
-        given = [("--image", self.image), *(("--keyframe", spec.text) for spec in self.keyframe),
-                 ("--audio", self.audio)]
-        return [(flag, value) for flag, value in given if value]
+        """(flag, value) of each conditioning input given (`ltx2gen.conditioners`)."""
+        return given_inputs(self)
 
     @property
     def uses_nag(self) -> bool:
@@ -362,22 +351,25 @@ class GenerateConfig(DecodeOptions):
         """The frame count memory is planned for: the clip's, or the longest --num-frames auto may choose."""
         return self.num_frames if self.num_frames is not None else self.auto_length.longest_num_frames
 
-    @property
+    # The values derived from the --extend file and the windows' layout are worked out once per settings: each
+    # reads or stats that file (and an MP4's sidecar). A settings object never changes; `dataclasses.replace` makes a
+    # new one, which works them out afresh.
+    @cached_property
     def window_frames(self) -> int:
         """The longest window of a clip in windows (`ltx2gen.continuation`)."""
         return continuation.window_num_frames(self.window_seconds, self.width, self.height, self.fps)
 
-    @property
+    @cached_property
     def earlier(self):
         """With --extend: the header of the clip continued (`ltx2gen.latents.LatentsHeader`); else None."""
         return continuation.earlier_clip(self.extend, "--extend") if self.extend else None
 
-    @property
+    @cached_property
     def first_new_frame(self) -> int:
         """The first frame this run generates: 0, or with --extend the one after the earlier clip's last."""
         return int(self.earlier.metadata["num_frames"]) if self.extend else 0
 
-    @property
+    @cached_property
     def windows(self) -> tuple:
         """The consecutive windows the clip renders in (`continuation.Window`); () for a clip of one window."""
         if self.num_frames is None:
@@ -388,12 +380,12 @@ class GenerateConfig(DecodeOptions):
                                       len(continuation.windows_of(earlier)) if earlier else 0, self.prompt_breaks)
         return windows if earlier or len(windows) > 1 else ()
 
-    @property
+    @cached_property
     def prompt_breaks(self) -> tuple[int, ...]:
         """The latent frame each --prompt-at starts at (`continuation.prompt_breaks`)."""
         if not self.prompt_at or self.num_frames is None:
             return ()
-        return continuation.prompt_breaks(self.prompt_at, self.num_frames, self.fps, self.first_new_frame)
+        return timed_prompts.prompt_breaks(self.prompt_at, self.num_frames, self.fps, self.first_new_frame)
 
     @property
     def prompts(self) -> list[str]:
@@ -423,7 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="generate.py",
         description="Generate a video with synchronized audio from a text prompt with LTX-2, one model at a time.",
     )
-    add_fields(parser, GenerateConfig, given_only=True)
+    groups = [kind.options for kind in CONDITIONERS] + [PostprocessOptions]  # each its own group of --help
+    add_fields(parser, GenerateConfig, skip=tuple(f.name for group in groups for f in dataclasses.fields(group)),
+               given_only=True)
+    for group in groups:
+        add_fields(parser.add_argument_group(group.__doc__.splitlines()[0].rstrip(".")), group, given_only=True)
     add_fields(parser.add_argument_group("batch"), BatchOptions)
     add_fields(parser.add_argument_group("plan"), PlanOnlyOptions)
     return parser

@@ -35,8 +35,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
+from ltx2gen.conditioners import RunConditions, Span, conditions_for
 from ltx2gen.errors import ConfigError
-from ltx2gen.image import FRAMES_PER_LATENT_FRAME, TIME, nearest_latent_frame
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME
 from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, nonfinite_values, read_header
 
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
@@ -110,53 +111,6 @@ def layout(total_latents: int, window_latents: int, overlap: int, given_latents:
             windows.append(Window(index, start, min(window_latents, target - start), overlap))
             end, index = windows[-1].end, index + 1
     return tuple(windows)
-
-
-@dataclass(frozen=True)
-class PromptChange:
-    """A `--prompt-at TIME:TEXT`: from TIME on (seconds, `2.5s` or `f60`; counted from the new segment's first
-    frame with --extend) the clip follows TEXT."""
-
-    text: str
-    at: str
-    prompt: str
-
-    @classmethod
-    def parse(cls, text: str) -> "PromptChange":
-        at, colon, prompt = str(text).partition(":")
-        if not colon or not TIME.fullmatch(at) or at == "end" or not prompt.strip():
-            raise ConfigError(f"--prompt-at {text}: give TIME:TEXT, a time in seconds (8, 8.5s) or a frame (f192) "
-                              "and the prompt from then on, e.g. --prompt-at \"8:the fox stops and looks up\"")
-        return cls(str(text), at, prompt)
-
-    def frame(self, fps: Fraction) -> int:
-        """The frame TIME names, counted from the segment's first frame (seconds round to the nearest frame)."""
-        return int(self.at[1:]) if self.at.startswith("f") else round(Fraction(self.at.rstrip("s")) * fps)
-
-
-def prompt_breaks(changes: tuple[PromptChange, ...], num_frames: int, fps: Fraction,
-                  first_new_frame: int = 0) -> tuple[int, ...]:
-    """The latent frame each prompt change starts at: the one whose first frame (8k-7) is nearest the time (a
-    change takes effect on a window's first new frame). Past the clip's last latent frame, or two changes at one
-    latent frame: a ConfigError naming the change."""
-    breaks, total = [], latent_frame_count(num_frames)
-    for change in changes:
-        frame = first_new_frame + change.frame(fps)
-        latent = nearest_latent_frame(frame)
-        where = f"--prompt-at {change.text}"
-        if frame >= num_frames or latent >= total:
-            raise ConfigError(f"{where}: frame {frame} is at or past the clip's last latent frame (the clip has "
-                              f"{num_frames} frames, {float(num_frames / fps):g} s); give an earlier time")
-        if first_new_frame == 0 and latent == 1:  # the first window would be frame 0 alone
-            raise ConfigError(f"{where}: frame {frame} falls in the clip's first latent frame, which follows "
-                              f"--prompt; give frame 6 ({float(6 / fps):.3g} s) or later, or this text as --prompt")
-        if latent in breaks:
-            raise ConfigError(f"{where}: falls on the same latent frame ({latent}, frames {8 * latent - 7}-"
-                              f"{8 * latent}) as an earlier --prompt-at; changes need at least 8 frames between them")
-        breaks.append(latent)
-    if breaks != sorted(breaks):
-        raise ConfigError("--prompt-at: give the changes in the order of their times")
-    return tuple(breaks)
 
 
 def window_prompt(window: Window, breaks: tuple[int, ...]) -> int:
@@ -243,19 +197,6 @@ def given_text(values: dict, name: str) -> str:
     """A setting as the user gave it (a frame rate as a number, not a fraction's repr)."""
     value = values[name]
     return f"{float(value):g}" if isinstance(value, Fraction) and value.denominator != 1 else str(value)
-
-
-def opening_prompt_at(values: dict) -> dict:
-    """A first --prompt-at at the segment's first frame (0, 0s, f0) gives the opening prompt: it is --prompt when
-    there is none (a timeline of prompts), and refused beside one (both would be the first frames' prompt)."""
-    changes = values["prompt_at"]
-    if not changes or changes[0].frame(Fraction(1)) != 0 or changes[0].frame(Fraction(1000)) != 0:
-        return values
-    if values["prompt"] is not None:
-        raise ConfigError(f"--prompt-at {changes[0].text}: the clip starts with --prompt; a change at 0 would replace "
-                          "it from the first frame on: give that text as --prompt, or a later time")
-    print(f"note: --prompt-at {changes[0].text} is the opening prompt (there is no --prompt)")
-    return {**values, "prompt": changes[0].prompt, "prompt_at": changes[1:]}
 
 
 def cut_short(header: LatentsHeader) -> bool:
@@ -349,22 +290,22 @@ def validate(config) -> None:
         check_resume_matches(config, earlier_clip(config.resume, "--resume"))
 
 
-def diffuse(denoiser, config, plan, conditionings: list, *, image=None, given_audio=None):
+def diffuse(denoiser, plan, conditionings: list, encoded: dict, metadata: dict):
     """The diffusion stage of a clip in windows (`plan.windows`): each window denoised with the loaded `denoiser`
     in turn, with the text conditioning of its prompt (`conditionings`: --prompt's, then each --prompt-at's),
-    conditioned on the tail of the clip so far (and with --audio, `given_audio`, on its slice of the input audio),
-    joined to it and saved (the clip so far, as the run's latents file) before the next starts. Returns the whole
-    clip's `DiffusionResult`."""
+    conditioned on the tail of the clip so far and on its part of what the clip's conditioners `encoded`
+    (`conditioners.conditions_for`), joined to it and saved (the clip so far, as the run's latents file, with
+    `metadata`) before the next starts. Returns the whole clip's `DiffusionResult`."""
     from ltx2gen import diffusion
     from ltx2gen import latents as latents_file
     from ltx2gen.signals import interrupts_deferred
 
+    config = plan.settings
     start = plan.resume or plan.earlier
     video, audio, records = None, None, []
     if start:
         loaded = latents_file.load_latents(start.path)
         video, audio, records = loaded.video, loaded.audio, list(windows_of(start))
-    metadata = plan.latents_metadata(config)
     result, calls = None, 0
     remaining = [window for window in plan.windows if video is None or window.end > video.shape[2]]
     if video is not None and remaining and remaining[0].start + remaining[0].overlap != video.shape[2]:
@@ -378,13 +319,13 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None, given_au
         print(f"[window {window.index + 1}/{plan.windows[-1].index + 1}] frames {first}-{end - 1} of "
               f"{config.num_frames} ({window.num_frames}-frame run, seed {window.seed(config.seed)}"
               + (f", prompt {prompt + 1}" if plan.prompt_breaks else "") + f"){eta}", flush=True)
-        window_image = window_conditioning(window, video, image)
         first_audio = audio_frames(window.start * FRAMES_PER_LATENT_FRAME, denoiser.pipe.audio_vae, config.fps)
-        condition = window_audio(window, first_audio, audio, given_audio, denoiser.pipe.audio_vae, config.fps)
+        span = Span(window.start, window.overlap, window.end, first_audio,
+                    audio_frames(window.num_frames, denoiser.pipe.audio_vae, config.fps))
+        conditions = conditions_for(plan.conditioners, encoded, span, so_far(window, video, audio, first_audio))
         window_started = time.perf_counter()
         result = diffusion.run_denoiser(denoiser, conditionings[prompt], {**plan.call, "num_frames": window.num_frames},
-                                        window.seed(config.seed), nag_settings=plan.nag, image=window_image,
-                                        audio=condition)
+                                        window.seed(config.seed), nag_settings=plan.nag, conditions=conditions)
         video, audio = join(video, audio, result, window, first_audio)
         calls += result.transformer_calls
         records.append({"index": window.index, "seed": window.seed(config.seed), "num_frames": window.num_frames,
@@ -404,18 +345,18 @@ def diffuse(denoiser, config, plan, conditionings: list, *, image=None, given_au
                                      result.timesteps if result else [], calls, windows=records)
 
 
-def window_conditioning(window: Window, video, image):
-    """A window's conditions: the tail of the clip so far (its first `overlap` latent frames, strength 1) and the
-    keyframes that fall in the frames it adds, at their latent frames in the window."""
-    from ltx2gen.image import EncodedKeyframe, ImageConditioning
+def so_far(window: Window, video, audio, first_audio: int) -> RunConditions:
+    """What a window continues: the tail of the clip so far (its first `overlap` latent frames) and the clip's
+    audio from the window's start (its audio latent frame `first_audio`) on, both at strength 1; the rest of the
+    window's audio is generated. An input the clip follows (--audio) replaces that audio
+    (`conditioners.conditions_for`)."""
+    from ltx2gen.audio_input import AudioCondition
+    from ltx2gen.image import EncodedKeyframe
 
-    keyframes = [] if window.overlap == 0 else [
-        EncodedKeyframe(video[:, :, window.start:window.start + window.overlap], 0, 1.0)]
-    for keyframe in image.keyframes if image else []:
-        if window.start + window.overlap <= keyframe.latent_frame < window.end:
-            keyframes.append(EncodedKeyframe(keyframe.latents, keyframe.latent_frame - window.start,
-                                             keyframe.strength))
-    return ImageConditioning(keyframes) if keyframes else None
+    if window.overlap == 0:
+        return RunConditions()
+    return RunConditions([EncodedKeyframe(video[:, :, window.start:window.start + window.overlap], 0, 1.0)],
+                         AudioCondition(audio[:, :, first_audio:], 1.0, prefix=True))
 
 
 def audio_frames(num_frames: int, audio_vae, fps: Fraction) -> int:
@@ -426,29 +367,6 @@ def audio_frames(num_frames: int, audio_vae, fps: Fraction) -> int:
     config = audio_vae.config
     return audio_latent_frames(num_frames, fps, config.sample_rate, config.mel_hop_length,
                                audio_vae.temporal_compression_ratio)
-
-
-def window_audio(window: Window, first: int, audio, given, audio_vae, fps: Fraction):
-    """A window's audio condition; its audio starts at the clip's audio latent frame `first`. With --audio (`given`,
-    the whole clip's input audio latents): its slice over the window's time, at its strength, which the video follows
-    as a one-window clip follows --audio. Otherwise the audio of the clip so far from there on (`audio`), at
-    strength 1, and the rest is generated."""
-    from ltx2gen.audio_input import AudioCondition
-
-    if given is None:
-        return AudioCondition(audio[:, :, first:], 1.0, prefix=True) if window.overlap else None
-    length = audio_frames(window.num_frames, audio_vae, fps)
-    part = given.latents[:, :, first:first + length]
-    if part.shape[2] < length:  # the clip's length and the window's round apart by a latent frame at the end
-        part = repeat_last_frame(part, length - part.shape[2])
-    return AudioCondition(part, given.strength)
-
-
-def repeat_last_frame(latents, count: int):
-    """`latents` with its last latent frame repeated `count` times."""
-    import torch
-
-    return torch.cat([latents, latents[:, :, -1:].expand(-1, -1, count, -1)], 2)
 
 
 def join(video, audio, result, window: Window, first_audio: int):

@@ -12,10 +12,9 @@ import torch
 
 from ltx2gen import context_parallel, nag
 from ltx2gen import memory as mem
-from ltx2gen.audio_input import AudioCondition
 from ltx2gen.checkpoint import FULL_MODEL_SCHEDULER, FULL_TRANSFORMER_FOLDER, Guidance
 from ltx2gen.components import CPU, component_class, decoder_weight_ranges, load_component, stock_pipeline
-from ltx2gen.image import ImageConditioning
+from ltx2gen.conditioners.base import RunConditions
 from ltx2gen.kernels import compile_blocks
 from ltx2gen.lora import fuse_loras
 from ltx2gen.patches import (
@@ -199,15 +198,18 @@ def stream_blocks(transformer: torch.nn.Module, device: torch.device, level: str
 
 
 def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict, seed: int, *,
-                 nag_settings: nag.NagSettings | None = None, image: ImageConditioning | None = None,
-                 inputs: dict | None = None, audio: AudioCondition | None = None) -> DiffusionResult:
+                 nag_settings: nag.NagSettings | None = None, conditions: RunConditions | None = None,
+                 inputs: dict | None = None) -> DiffusionResult:
     """Stage 2 with a loaded denoiser (a batch shares one among its clips; two-stage runs it twice): the
     transformer denoises video and audio latents with the stock pipeline, NAG in its text cross-attention with
-    `nag_settings`. With `image`, the stock image-to-video sampling over the same loaded components
-    (`ltx2gen.image`); with `audio`, the video follows the given audio latents (`ltx2gen.audio_input`).
+    `nag_settings`. `conditions` are what the run follows besides its text (`ltx2gen.conditioners`): with latent-frame
+    conditions, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`); with audio, the
+    video follows the given audio latents (`ltx2gen.audio_input`).
     `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(denoiser.device)
+    image = conditions.image() if conditions else None
+    audio = conditions.audio if conditions else None
     pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
     with given_text_conditioning(pipe, conditioning, sigmas_as_given=call.get("sigmas") is not None) as scheduler, \
             nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), following_audio(pipe, audio):

@@ -24,7 +24,6 @@ from ltx2gen import (
     two_stage,
     video_decode,
 )
-from ltx2gen.audio_input import AudioInput
 from ltx2gen.checkpoint import (
     FULL_MODEL_SETTINGS,
     PROMPT_TOKENS,
@@ -36,11 +35,11 @@ from ltx2gen.checkpoint import (
     model_version,
     transformer_folder,
 )
+from ltx2gen.conditioners import Conditioner, plan_all, records
 from ltx2gen.config import GenerateConfig
 from ltx2gen.decode_options import DecodeOptions
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
-from ltx2gen.image import Keyframe, image_crf, place_keyframes
 from ltx2gen.latents import LatentsHeader
 from ltx2gen.lora import ResolvedLora, check_camera_published, resolve_loras
 from ltx2gen.nag import NagSettings
@@ -51,8 +50,12 @@ from ltx2gen.video import check_encoder
 from ltx2gen.weight_shapes import check_weights_fit_the_model
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
+    """One clip, resolved: its validated settings and everything worked out from them and from the model before any
+    weight is read. The stages take it (or the part they need); nothing below planning works it out again."""
+
+    settings: GenerateConfig
     device: torch.device
     dtype: torch.dtype
     model_dir: Path
@@ -65,9 +68,8 @@ class RunPlan:
     text_encoder: str = "resident"  # how the text stage holds Gemma: resident, fp8 or offloaded
     memory_fit: fit.Fit | None = None  # on a discrete GPU: the modes chosen and each stage's estimated peaks
     nag: NagSettings | None = None
-    keyframes: tuple[Keyframe, ...] = ()  # --image and --keyframe, in latent-frame order
+    conditioners: tuple[Conditioner, ...] = ()  # the clip's inputs besides its prompts (`ltx2gen.conditioners`)
     upsampler: two_stage.Upsampler | None = None  # two-stage only
-    audio_input: AudioInput | None = None
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
@@ -182,23 +184,15 @@ class RunPlan:
         decode_plan = decode_plan_for(config, config.num_frames, memory_fit) if config.num_frames is not None else None
         read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
-        keyframes = tuple(place_keyframes(config.image, config.image_strength, config.keyframe, config.num_frames,
-                                          config.fps, config.first_new_frame))
-        for keyframe in keyframes:
-            crop_note = keyframe.source.crop_note(keyframe.flag, config.width, config.height)
-            if crop_note:
-                print(crop_note)
-        if config.keyframe:
-            print(describe_keyframes(keyframes, config.fps))
-        audio_input = AudioInput.inspect(config.audio, config.audio_strength, config.num_frames, config.fps) \
-            if config.audio else None
+        conditioners = plan_all(config, model_dir)
         dtype = components.default_dtype(device) if machine is None else torch.bfloat16  # another machine's GPU
-        run = cls(device, dtype, model_dir, fp8, offload, call, decode_plan, loras,
-                  compiled, text_encoder, memory_fit,
-                  NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha) if config.uses_nag else None,
-                  keyframes,
-                  upsampler, audio_input, version, guidance, folder, config.auto_length, prompt_enhancer,
-                  read_ahead, fp8_attention, windows, config.earlier, resume, config.prompt_breaks)
+        run = cls(settings=config, device=device, dtype=dtype, model_dir=model_dir, fp8=fp8, offload=offload, call=call,
+                  decode_plan=decode_plan, loras=loras, compiled=compiled, text_encoder=text_encoder,
+                  memory_fit=memory_fit, nag=NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha)
+                  if config.uses_nag else None, conditioners=conditioners, upsampler=upsampler, version=version,
+                  guidance=guidance, transformer_folder=folder, auto_length=config.auto_length,
+                  prompt_enhancer=prompt_enhancer, read_ahead=read_ahead, fp8_attention=fp8_attention,
+                  windows=windows, earlier=config.earlier, resume=resume, prompt_breaks=config.prompt_breaks)
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
@@ -217,28 +211,22 @@ class RunPlan:
         offload += f", {self.text_encoder} text encoder" if self.text_encoder != "resident" else ""
         offload += "".join(f", LoRA {lora.spec.label} x{lora.spec.scale:g}" for lora in self.loras)
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
-        if self.pinned_keyframes:
-            offload += f", {len(self.keyframes)} keyframes"
-        elif self.keyframes:  # --image alone
-            offload += f", first frame from {self.keyframes[0].source.path.name}"
-        offload += f", following {self.audio_input.path.name} at strength {self.audio_input.strength:g}" \
-            if self.audio_input else ""
+        offload += "".join(conditioner.describe() for conditioner in self.conditioners)
         offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
             "planned once the length is chosen"
         planned_elsewhere = self.memory_fit and self.memory_fit.machine.source != "this machine"
         return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, VAE decode {decode}"
 
-    def with_chosen_length(self, config: GenerateConfig,
-                           chosen: duration.AutoLength) -> tuple[GenerateConfig, "RunPlan"]:
-        """--num-frames auto, once the duration head has chosen: the clip's settings and this plan at that frame
-        count, with the video decode planned for it; said in one line."""
-        config = dataclasses.replace(config, num_frames=chosen.num_frames)
+    def with_chosen_length(self, chosen: duration.AutoLength) -> "RunPlan":
+        """--num-frames auto, once the duration head has chosen: this clip at that frame count, with the video decode
+        planned for it; said in one line."""
+        config = dataclasses.replace(self.settings, num_frames=chosen.num_frames)
         decode_plan = decode_plan_for(config, chosen.num_frames)
         print(f"length of {config.output.name}: {chosen.describe_choice()}; VAE decode "
               f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
-        return config, dataclasses.replace(self, call={**self.call, "num_frames": chosen.num_frames},
-                                           decode_plan=decode_plan, auto_length=chosen)
+        return dataclasses.replace(self, settings=config, call={**self.call, "num_frames": chosen.num_frames},
+                                   decode_plan=decode_plan, auto_length=chosen)
 
     def estimate_line(self) -> str:
         """--plan-only's last line: the largest stage in each pool and the diffusion's time where it was measured."""
@@ -272,33 +260,39 @@ class RunPlan:
         """The (first) diffusion's steps."""
         return self.call["num_inference_steps"]
 
-    def model_reference(self, model: str) -> str:
+    def model_reference(self) -> str:
         """A repo id as given; a local directory as an absolute path, so recovery works from any folder."""
+        model = self.settings.model
         return str(self.model_dir) if Path(model).expanduser().is_dir() else model
 
     def sample_rate(self) -> int | None:
         vocoder_config = self.model_dir / "vocoder" / "config.json"
         return json.loads(vocoder_config.read_text()).get("output_sampling_rate") if vocoder_config.is_file() else None
 
-    def latents_metadata(self, config: GenerateConfig) -> dict:
-        """Everything decode_latents.py needs, with no other flag."""
+    def clip_record(self) -> dict:
+        """The clip as asked for and resolved: the part every record of it shares (the latents file, the sidecar, a
+        two-stage run's stage-one file, and through the latents file a recovered clip's sidecar)."""
+        config = self.settings
         return {
-            "model": self.model_reference(config.model), "fps": report.fps_text(config.fps), "width": config.width,
+            "model": self.model_reference(), "fps": report.fps_text(config.fps), "width": config.width,
             "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
             "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
-            "prompt_tokens": PROMPT_TOKENS,
-            "sample_rate": self.sample_rate(),
-            "pipeline": config.pipeline, "steps": self.steps, "guidance_scale": config.guidance_scale,
-            "guidance": self.guidance.record(), "vae_chunk_frames": config.vae_chunk_frames,
-            "vae_context_frames": config.vae_context_frames,
-            "vae_tile_size": config.vae_tile_size, "vae_tile_overlap": config.vae_tile_overlap,
-            "output": str(config.output), **self.conditioning_record(config),
-            **self.length_record(), **self.windows_record(config),
-            **made_from(config, length_chosen=self.auto_length is not None),
+            "prompt_tokens": PROMPT_TOKENS, "pipeline": config.pipeline, "steps": self.steps,
+            "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(), "output": str(config.output),
+            **records(self.conditioners), **self.length_record(), **self.windows_record(),
+            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
         }
 
-    def windows_record(self, config: GenerateConfig) -> dict:
+    def latents_metadata(self) -> dict:
+        """Everything decode_latents.py needs, with no other flag: the clip, its audio rate and its decode settings."""
+        config = self.settings
+        return {**self.clip_record(), "sample_rate": self.sample_rate(), "vae_chunk_frames": config.vae_chunk_frames,
+                "vae_context_frames": config.vae_context_frames, "vae_tile_size": config.vae_tile_size,
+                "vae_tile_overlap": config.vae_tile_overlap}
+
+    def windows_record(self) -> dict:
         """A clip in windows: the layout (which --resume must find again) and the clip it continues."""
+        config = self.settings
         if not self.windows:
             return {}
         return {"planned_num_frames": config.num_frames, "window_num_frames": config.window_frames,
@@ -306,76 +300,45 @@ class RunPlan:
                 "prompt_breaks": list(self.prompt_breaks),
                 "extended_from": str(self.earlier.path) if self.earlier else None}
 
-    @property
-    def pinned_keyframes(self) -> list[Keyframe]:
-        """The --keyframe images (`keyframes` without --image's)."""
-        return [keyframe for keyframe in self.keyframes if keyframe.pinned]
-
-    def conditioning_record(self, config: GenerateConfig) -> dict:
-        """The --image, --keyframe and --audio entries of the latents file and the sidecar: each image's H.264 CRF is
-        the one the checkpoint's version was trained with."""
-        crf = image_crf(self.model_dir) if self.keyframes else None
-        image = {**self.keyframes[0].source.record(config.image_strength), "image_crf": crf} if config.image else \
-            {"image": None}  # --image is the first keyframe: no other can share its latent frame
-        return {**image, "keyframes": [keyframe.record(config.fps, crf) for keyframe in self.pinned_keyframes],
-                "audio_input": self.audio_input.record() if self.audio_input else None}
-
     def length_record(self) -> dict:
         """The latents file's and the sidecar's `auto_duration`: with --num-frames auto, the bounds, the model's
         prediction and the frame count it gave (their `num_frames`); None for a frame count given."""
         return {"auto_duration": self.auto_length.record() if self.auto_length else None}
 
     def soundtrack(self):
-        """The --audio input for the MP4 (waveform, rate), or None to decode the audio latents."""
-        from ltx2gen import audio_input
+        """The MP4's audio (waveform, rate) where an input replaces it (--audio), or None to decode the audio
+        latents."""
+        return next((track for conditioner in self.conditioners
+                     if (track := conditioner.soundtrack(self.sample_rate())) is not None), None)
 
-        return audio_input.soundtrack(self.audio_input, self.sample_rate()) if self.audio_input else None
-
-    def write_sidecar(self, config: GenerateConfig, diffusion: diffusion.DiffusionResult,
-                      tracker: memory.MemoryTracker, *, sample_rate: int | None, latents_path: Path,
-                      encoded: EncodedPrompt) -> Path:
-        """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt)."""
+    def write_sidecar(self, diffusion: diffusion.DiffusionResult, tracker: memory.MemoryTracker, *,
+                      sample_rate: int | None, latents_path: Path, encoded: EncodedPrompt,
+                      later_stages: dict) -> Path:
+        """`encoded`: the prompt the text stage encoded (the enhanced one with --enhance-prompt); `later_stages`: the
+        records of the stages after the decode (post-processing)."""
+        config = self.settings
         latent_frames = latent_frame_count(config.num_frames)
         sidecar = {
-            "output": str(config.output), "created": report.timestamp(), "prompt": config.prompt,
-            "negative_prompt": config.negative_prompt, "prompt_tokens": PROMPT_TOKENS, "model": config.model,
-            "model_dir": str(self.model_dir), "model_version": self.version,
+            "created": report.timestamp(), **self.clip_record(), "model_dir": str(self.model_dir),
             "transformer_folder": self.transformer_folder,
-            "pipeline": config.pipeline, "seed": config.seed, "width": config.width, "height": config.height,
-            "num_frames": config.num_frames, **self.length_record(), "fps": report.fps_text(config.fps),
-            "steps": self.steps, "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(),
             "transformer_calls_per_step": self.guidance.transformer_calls_per_step(), "fp8": self.fp8,
-            "fp8_attention": self.fp8_attention,
-            "compiled": self.compiled,
+            "fp8_attention": self.fp8_attention, "compiled": self.compiled, **later_stages,
             "offload": self.offload, "text_offload": self.text_encoder == "offloaded",
             "text_encoder": self.text_encoder, "memory_plan": self.memory_fit.describe() if self.memory_fit else "",
             "memory_plan_estimates": self.memory_fit.record() if self.memory_fit else None,
-            "transformer_read_ahead": self.read_ahead,
-            "device": str(self.device),
+            "transformer_read_ahead": self.read_ahead, "device": str(self.device),
             "loras": [lora.record() for lora in self.loras], "camera": config.camera,
-            "nag": self.nag.record() if self.nag else None,
-            **encoded.record(config.enhance_prompt),
+            "nag": self.nag.record() if self.nag else None, **encoded.record(config.enhance_prompt),
             "prompt_enhancer": str(self.prompt_enhancer) if self.prompt_enhancer else None,
-            **self.conditioning_record(config),
             "dtype": str(self.dtype).replace("torch.", ""), "noise": "torch.Generator('cpu').manual_seed(seed)",
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
-            "diffusion_stages": diffusion.stages, "windows": diffusion.windows, **self.windows_record(config),
+            "diffusion_stages": diffusion.stages, "windows": diffusion.windows,
             "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
-            **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
-
-
-def describe_keyframes(keyframes: tuple[Keyframe, ...], fps) -> str:
-    """One line: where each image of the clip sits, and why where one moved from the time asked."""
-    line = "keyframes: " + ", ".join(keyframe.describe(fps) for keyframe in keyframes)
-    if any(keyframe.moved for keyframe in keyframes):
-        line += ("; a keyframe sits on frame 0 or on the first frame of one of the clip's 8-frame latent frames "
-                 "(1, 9, 17, ...), the nearest is taken")
-    return line
 
 
 def decode_plan_for(options: DecodeOptions, num_frames: int, memory_fit: fit.Fit | None = None
@@ -405,7 +368,14 @@ def pipeline_reason(config: GenerateConfig) -> str:
     wanted = "distilled" if config.distilled else "full"
     if detected != wanted:
         return f"as asked with --pipeline; auto would take {detected}: {reason}"
-    return reason if detected == "distilled" else f"{reason}; give --pipeline distilled if it is"
+    if detected == "full":
+        return f"{reason}; give --pipeline distilled if it is"
+    why_not = two_stage.why_not_reference_recipe(config)
+    if config.pipeline == "two-stage":
+        return f"{reason}; two stages, Lightricks' recipe for a distilled model (--pipeline distilled: one stage)"
+    if why_not is None:
+        return "as asked with --pipeline; auto would take two-stage, Lightricks' recipe for a distilled model"
+    return f"{reason}; one stage: {why_not}"
 
 
 def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path,

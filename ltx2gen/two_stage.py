@@ -199,6 +199,67 @@ def validate(config) -> None:
               "runs the distilled schedules (use e.g. rootonchair/LTX-2-19b-distilled)")
 
 
+def why_not_reference_recipe(config) -> str | None:
+    """Why `--pipeline auto` renders a distilled checkpoint's clip in one stage instead of two, Lightricks' own recipe
+    for it (their `DistilledPipeline` always renders at half the size, upsamples the latents and refines); None where
+    two-stage applies: the clip's frame count is given, it takes no conditioning input and renders in one window
+    without guidance, its size suits stage one, it renders on one GPU, and the version's latent upsampler is at hand
+    without a download."""
+    import os
+
+    if config.num_frames is None:
+        return "--num-frames auto chooses a length two-stage does not plan for"
+    if config.conditioning_inputs:
+        return f"{config.conditioning_inputs[0][0]} is not built into two-stage yet"
+    if config.windows:
+        return "the clip renders in windows, which two-stage does not"
+    asked = [f"--{name.replace('_', '-')}" for name, off in GUIDANCE_OFF.items()
+             if getattr(config, name) not in (None, off)]
+    if asked:
+        return f"{asked[0]} asks for guidance, which two-stage runs without"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "one clip over several GPUs renders in one stage"
+    at_hand = upsampler_at_hand(config)
+    if at_hand is None:
+        return "no latent upsampler for it in the model or the Hugging Face cache (give --upsampler, or " \
+               "--pipeline two-stage to fetch the default)"
+    try:
+        check_sizes(config.width, config.height, *at_hand)
+    except ConfigError:
+        return (f"{config.width}x{config.height} is not a multiple of {size_step(at_hand[0])} px, as stage one at "
+                f"1/{float(at_hand[0]):g} of the size needs")
+    return None
+
+
+def upsampler_at_hand(config) -> tuple[Fraction, str] | None:
+    """The scale and name of the upsampler a two-stage run of `config` would take, where it is on disk already (a
+    local model's latent_upsampler/, a --upsampler folder, the Hugging Face cache); None where it is not."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(repo: str) -> Path | None:
+        found = try_to_load_from_cache(repo, f"{UPSAMPLER_SUBFOLDER}/config.json")
+        return Path(found).parent if isinstance(found, str) else None
+
+    if config.upsampler and is_local_path(config.upsampler):
+        return scale_known_before_download(config)
+    if config.upsampler:
+        folder = cached(config.upsampler)
+        return (Upsampler.read(folder, f"--upsampler {config.upsampler}").scale, config.upsampler) if folder else None
+    if is_local_path(config.model):
+        model_dir = Path(config.model).expanduser()
+        if (model_dir / UPSAMPLER_SUBFOLDER / "config.json").is_file():
+            return scale_known_before_download(config)
+        version = model_version(model_dir) if (model_dir / "transformer" / "config.json").is_file() else None
+    else:
+        folder = cached(config.model)
+        if folder:
+            return Upsampler.read(folder, f"{config.model}'s {UPSAMPLER_SUBFOLDER}/").scale, config.model
+        transformer = try_to_load_from_cache(config.model, "transformer/config.json")
+        version = model_version(Path(transformer).parent.parent) if isinstance(transformer, str) else None
+    folder = cached(LTX23_UPSAMPLER_REPO) if version == "2.3" else None  # LTX-2.3's repos ship none
+    return (Upsampler.read(folder, LTX23_UPSAMPLER_REPO).scale, LTX23_UPSAMPLER_REPO) if folder else None
+
+
 def find_upsampler_folder(folder: Path, source: str) -> Path:
     """The folder holding the upsampler's config.json: `folder` itself or its latent_upsampler subfolder."""
     for candidate in (folder, folder / UPSAMPLER_SUBFOLDER):
@@ -294,20 +355,21 @@ def describe(config, upsampler: Upsampler) -> str:
             f"{size_text(config.width, config.height)}, {len(REFINE_SIGMAS)} refine steps)")
 
 
-def resume_command(config, plan) -> str:
+def resume_command(plan) -> str:
     """generate.py with the stage-one file: every clip setting is in the file; the LoRAs and the transformer's
     precision are given again so the refine uses the same weights as stage one."""
-    arguments = ["--refine-from", str(stage_one_path(config)), "--fp8", plan.fp8]
-    for spec in config.lora:
+    arguments = ["--refine-from", str(stage_one_path(plan.settings)), "--fp8", plan.fp8]
+    for spec in plan.settings.lora:
         arguments += ["--lora", spec.label, f"{spec.scale:g}"]
     return command_line("generate.py", "generate", arguments)
 
 
-def failure_advice(config, plan) -> str | None:
+def failure_advice(plan) -> str | None:
     """What to tell the user when the diffusion stage fails: resume the refine if stage one is on disk."""
+    config = plan.settings
     if config.pipeline != "two-stage" or not stage_one_path(config).is_file():
         return None
-    return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(config, plan)}"
+    return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(plan)}"
 
 
 def discard_stage_one(config) -> None:
@@ -367,23 +429,26 @@ def refine(denoiser, conditioning, video_latents, audio_latents, *, call: dict, 
                         inputs=dict(latents=video_latents.to(device), audio_latents=audio_latents.to(device)))
 
 
-def stage_one_metadata(config, plan) -> dict:
+def stage_one_metadata(plan) -> dict:
     """The latents file's usual metadata at stage one's size (so decode_latents.py previews it), the upsampler, and
     the clip's settings for `--refine-from`."""
+    config = plan.settings
     clip = {name: getattr(config, name) for name in CLIP_FIELDS}
     # An absolute output, so the resumed run writes the same file from any folder.
-    clip.update(fps=str(config.fps), output=str(config.output.resolve()), model=plan.model_reference(config.model))
+    clip.update(fps=str(config.fps), output=str(config.output.resolve()), model=plan.model_reference())
     width, height = plan.upsampler.stage_one_size(config.width, config.height)
-    return dict(plan.latents_metadata(config), width=width, height=height, **plan.upsampler.record(),
+    return dict(plan.latents_metadata(), width=width, height=height, **plan.upsampler.record(),
                 kind=STAGE_ONE_KIND, clip=clip)
 
 
-def diffuse(stage, denoiser, config, plan, conditioning):
+def diffuse(stage, denoiser, plan, conditioning):
     """Stage 2 of a two-stage run with the loaded denoiser: stage one (or its saved latents), upsample, refine, all
     with the one transformer load."""
     import time
 
     from ltx2gen import diffusion, latents
+
+    config = plan.settings
 
     first_width, first_height = plan.upsampler.stage_one_size(config.width, config.height)
     started = time.perf_counter()
@@ -394,7 +459,7 @@ def diffuse(stage, denoiser, config, plan, conditioning):
     else:
         first = diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag)
         path = latents.save_latents(stage_one_path(config), first.video_latents, first.audio_latents,
-                                    stage_one_metadata(config, plan))
+                                    stage_one_metadata(plan))
         print(f"saved stage-one latents: {path}", flush=True)
         first_video, first_audio = first.video_latents, first.audio_latents
         first_record = {"pipeline_call": first.pipeline_call, "scheduler_sigmas": first.sigmas,

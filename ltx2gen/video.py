@@ -105,13 +105,15 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], *, width: int, height: i
             command += ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
         command += ["-c:v", "libx264", "-preset", "medium", "-crf", str(CRF), "-pix_fmt", "yuv420p",
                     "-movflags", "+faststart", "-f", "mp4", str(temporary)]
-        written = _pipe_frames(command, frames, width, height)
+        written = pipe_frames(command, frames, width, height)
         if written != num_frames:
             raise VideoWriteError(f"expected {num_frames} frames, the decoder produced {written}")
     return Path(path)
 
 
-def _pipe_frames(command: list[str], frames: Iterable[np.ndarray], width: int, height: int) -> int:
+def pipe_frames(command: list[str], frames: Iterable[np.ndarray], width: int, height: int) -> int:
+    """Feed uint8 [H, W, 3] frames to the ffmpeg `command` reading raw RGB on its stdin; returns how many. Raises
+    VideoWriteError on a frame of another shape or an ffmpeg failure."""
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     written = 0
     try:

@@ -219,7 +219,7 @@ def test_clips_share_a_loaded_transformer_only_where_it_is_held_alike(tiny_model
 
     config = configure(tiny_model, tmp_path / "a.mp4", "--device", "cpu")
     plan = RunPlan.choose(config)
-    keys = {_Job(None, None, config, candidate).shared_models_key() for candidate in (
+    keys = {_Job(candidate, clip=None, row=None).shared_models_key() for candidate in (
         plan, dataclasses.replace(plan), dataclasses.replace(plan, fp8_attention=True),
         dataclasses.replace(plan, transformer_folder="transformer_full"))}
     assert len(keys) == 3

@@ -264,17 +264,29 @@ def test_extending_an_mp4_whose_latents_were_not_kept_says_how_to_keep_them(long
 
 
 def test_each_window_gets_the_tail_it_continues_and_the_keyframes_among_its_new_frames():
+    from ltx2gen.conditioners import Span, conditions_for
+    from ltx2gen.conditioners.images import ImageConditioner
     from ltx2gen.image import EncodedKeyframe, ImageConditioning
 
     video = torch.arange(10.0).view(1, 1, 10, 1, 1).expand(1, 2, 10, 2, 3)
-    keyframes = ImageConditioning([EncodedKeyframe(torch.full((1, 2, 1, 2, 3), -1.0), latent, 1.0)
-                                   for latent in (0, 6, 12)])
+    audio = torch.arange(30.0).view(1, 1, 30, 1).expand(1, 8, 30, 4)
+    encoded = {"image": ImageConditioning([EncodedKeyframe(torch.full((1, 2, 1, 2, 3), -1.0), latent, 1.0)
+                                           for latent in (0, 6, 12)])}
+    images = (ImageConditioner((), 96, 64, 24, 1.0, 33),)
     first, second = Window(0, 0, 7, 0), Window(1, 6, 7, 2)
-    assert [(k.latent_frame, k.latents.shape[2]) for k in
-            continuation.window_conditioning(first, None, keyframes).keyframes] == [(0, 1), (6, 1)]
-    tail, later = continuation.window_conditioning(second, video, keyframes).keyframes
+
+    def conditions(window, first_audio):
+        span = Span(window.start, window.overlap, window.end, first_audio, 20)
+        return conditions_for(images, encoded, span, continuation.so_far(window, video, audio, first_audio))
+
+    opening = conditions(first, 0)
+    assert [(k.latent_frame, k.latents.shape[2]) for k in opening.keyframes] == [(0, 1), (6, 1)]
+    assert opening.audio is None  # nothing before the first window: all of its audio is generated
+    later_window = conditions(second, 18)
+    tail, later = later_window.keyframes
     assert (tail.latent_frame, tail.strength) == (0, 1.0) and torch.equal(tail.latents, video[:, :, 6:8])
-    assert later.latent_frame == 6 and torch.equal(later.latents, keyframes.keyframes[2].latents)
+    assert later.latent_frame == 6 and torch.equal(later.latents, encoded["image"].keyframes[2].latents)
+    assert later_window.audio.prefix and torch.equal(later_window.audio.latents, audio[:, :, 18:])
 
 
 def test_a_clip_from_another_latent_space_is_refused_and_ltx_2_5_continues_ltx_2_3(long_runs, tmp_path):

@@ -1,6 +1,7 @@
-"""The docs cannot drift from the tree: the architecture page names exactly the package's modules, and every
-relative link of the README and docs/ leads to a file (and heading) that exists."""
+"""The docs cannot drift from the tree: the architecture page names exactly the package's modules in layers that
+the imports follow, and every relative link of the README and docs/ leads to a file (and heading) that exists."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -23,7 +24,45 @@ def modules_in_layout_table(text: str) -> set[str]:
 
 
 def package_modules() -> set[str]:
-    return {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    """Every module of the package, a package's `__init__.py` too where it holds more than its docstring."""
+    return {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+            if path.name != "__init__.py" or len(ast.parse(path.read_text()).body) > 1}
+
+
+def layers_in_layout_table(text: str) -> dict[str, int]:
+    """Each module the table names, with its layer's place from the top (0): a row without a layer is in the layer
+    of the row above it."""
+    table = text.split("## How the code is laid out", 1)[1]
+    layer, layers = -1, {}
+    for line in table.splitlines():
+        cells = line.split("|")
+        if not line.startswith("|") or len(cells) <= 3 or cells[1].strip() == "layer" or set(cells[1]) <= {"-"}:
+            continue
+        layer += bool(cells[1].strip())
+        layers.update(dict.fromkeys(re.findall(r"`([\w/]+\.py)`", cells[2]), layer))
+    return layers
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The package's modules `path` imports, at its top or inside a function, relative to ltx2gen/."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ltx2gen":
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.split(".")[0] == "ltx2gen"]
+        else:
+            continue
+        for name in names:
+            relative = "/".join(name.split(".")[1:])
+            found.update(module for module in (f"{relative}.py", f"{relative}/__init__.py")
+                         if (PACKAGE / module).is_file() and relative)
+    return found
+
+
+def imports_up(layers: dict[str, int]) -> list[str]:
+    return [f"{module} imports {other}" for module, layer in layers.items() if (PACKAGE / module).is_file()
+            for other in sorted(imported_modules(PACKAGE / module)) if layers.get(other, layer) < layer]
 
 
 def test_the_layout_table_names_every_module_of_the_package_and_no_other():
@@ -36,6 +75,18 @@ def test_the_layout_table_names_every_module_of_the_package_and_no_other():
 def test_the_table_check_sees_a_module_left_out():
     table = "## How the code is laid out\n| layer | module | what |\n|---|---|---|\n| run | `clip.py`, `x/y.py` | z |\n"
     assert modules_in_layout_table(table) == {"clip.py", "x/y.py"}
+
+
+def test_imports_point_down_the_table_s_layers():
+    assert not imports_up(layers_in_layout_table(ARCHITECTURE.read_text())), (
+        "a module imports one of a layer above its own in docs/architecture.md's table: move the import, or the row")
+
+
+def test_the_layer_check_sees_an_import_up():
+    table = ("## How the code is laid out\n| layer | module | what |\n|---|---|---|\n| run | `clip.py` | a |\n"
+             "| | `plan.py` | b |\n| foundation | `files.py` | c |\n")
+    assert layers_in_layout_table(table) == {"clip.py": 0, "plan.py": 0, "files.py": 1}
+    assert imports_up({"clip.py": 1, "plan.py": 0}) == ["clip.py imports plan.py"]
 
 
 def heading_anchor(heading: str) -> str:

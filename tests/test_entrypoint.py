@@ -85,11 +85,15 @@ def download_code(run, tmp_path, hub_source: str):
     fake_hub.mkdir(parents=True)
     (fake_hub / "__init__.py").write_text(hub_source)
     code = argv(run("download"))[1:]
+    kept = tmp_path / "hf" / "ltx2gen-postprocess"  # post-processing models already there are not fetched again
+    kept.mkdir(parents=True)
+    for name in ("RealESRGAN_x2plus.pth", "RealESRGAN_x4plus.pth", "rife-4-flownet.pkl"):
+        (kept / name).write_bytes(b"kept")
 
     def download(*repos: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "\n".join(code), *repos], capture_output=True, text=True,
                               timeout=30, env={**os.environ, "PYTHONPATH": f"{fake_hub.parent}:{ROOT}",
-                                               "HF_HUB_OFFLINE": "0"})
+                                               "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")})
 
     return download
 
@@ -156,7 +160,8 @@ def test_unknown_command(run):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        "entrypoint.sh: unknown command 'bogus' (use generate, decode, batch, download, synthetic or --help)")
+        "entrypoint.sh: unknown command 'bogus' (use generate, decode, batch, download, postprocess, synthetic or "
+        "--help)")
 
 
 def test_batch_runs_the_runner_module(run):
