@@ -234,8 +234,8 @@ def ensure_model(model: Path) -> None:
     print(f"building the tiny model in {model}", flush=True)
     partial = model.with_name(model.name + ".partial")  # renamed once whole: a failed build is never taken for one
     shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "ltx2gen.testing.synthetic", "--preset", "tiny", "--out", str(partial)], check=True,
-                   stdout=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    subprocess.run([sys.executable, "-m", "ltx2gen.testing.synthetic", "--preset", "tiny", "--out", str(partial)],
+                   check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     partial.rename(model)
 
 
