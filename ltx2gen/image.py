@@ -326,24 +326,33 @@ class ImageConditioning:
         that returns these latents; and the call arguments that pass it the images. A condition of several latent
         frames (the tail of a clip being continued, `ltx2gen.continuation`) is passed as the frames it stands for."""
         from diffusers import LTX2ConditionPipeline, LTX2ImageToVideoPipeline
-        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
-        from PIL import Image
 
         from ltx2gen.stand_ins import EncodedImage
 
         vae = EncodedImage(pipe.vae, [keyframe.latents.to(pipe.vae.device) for keyframe in self.keyframes])
-        _, _, _, latent_height, latent_width = self.keyframes[0].latents.shape
-        # The pipelines prepare each frame before "encoding" it; the stand-in checks its size and ignores its pixels.
-        frame = Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
-                                  latent_height * vae.spatial_compression_ratio))
         components = dict(pipe.components, vae=vae)
         if [(keyframe.latent_frame, keyframe.strength, keyframe.latents.shape[2]) for keyframe in self.keyframes] == \
                 [(0, 1.0, 1)]:
-            return LTX2ImageToVideoPipeline(**components), dict(image=frame, image_crf=0)
-        conditions = [LTX2VideoCondition(frames=frames_standing_for(keyframe.latents.shape[2], frame),
-                                         index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
-                      for keyframe in self.keyframes]
-        return LTX2ConditionPipeline(**components), dict(conditions=conditions)
+            return LTX2ImageToVideoPipeline(**components), dict(image=self.stand_in_frame(vae), image_crf=0)
+        return LTX2ConditionPipeline(**components), dict(conditions=self.video_conditions(vae))
+
+    def stand_in_frame(self, vae):
+        """What the pipelines are given for an image: they prepare each frame before "encoding" it with `vae` (a
+        `stand_ins.EncodedImage`), which checks its size and ignores its pixels."""
+        from PIL import Image
+
+        _, _, _, latent_height, latent_width = self.keyframes[0].latents.shape
+        return Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
+                                 latent_height * vae.spatial_compression_ratio))
+
+    def video_conditions(self, vae) -> list:
+        """One `LTX2VideoCondition` per image, for the pipelines that take them, encoded by the stand-in `vae`."""
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        frame = self.stand_in_frame(vae)
+        return [LTX2VideoCondition(frames=frames_standing_for(keyframe.latents.shape[2], frame),
+                                   index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
+                for keyframe in self.keyframes]
 
 
 def frames_standing_for(latent_frames: int, frame):
