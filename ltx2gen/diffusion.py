@@ -202,9 +202,9 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
                  inputs: dict | None = None) -> DiffusionResult:
     """Stage 2 with a loaded denoiser (a batch shares one among its clips; two-stage runs it twice): the
     transformer denoises video and audio latents with the stock pipeline, NAG in its text cross-attention with
-    `nag_settings`. `conditions` are what the run follows besides its text (`ltx2gen.conditioners`): the stock pipeline they
-    choose over the same loaded components (`RunConditions.pipeline`: image-to-video, keyframes, a reference video);
-    with audio, the video follows the given audio latents (`ltx2gen.audio_input`).
+    `nag_settings`. `conditions` are what the run follows besides its text (`ltx2gen.conditioners`): the stock
+    pipeline they choose over the same loaded components (`RunConditions.pipeline`: image-to-video, keyframes, a
+    reference video); with audio, the video follows the given audio latents (`ltx2gen.audio_input`).
     `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(denoiser.device)

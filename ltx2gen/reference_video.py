@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ltx2gen.image import FRAMES_PER_LATENT_FRAME
 from ltx2gen.errors import ConfigError, check_strength
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME
 from ltx2gen.lora import InContextLora, LoraSpec, in_context_lora, local_file, resolve_file
 
 REFERENCE_GRAMMAR = "FILE[:STRENGTH] (STRENGTH in [0, 1], default 1)"
