@@ -296,13 +296,20 @@ def prepare_frame(source: SourceImage, width: int, height: int, crf: int):
     with Image.open(source.path) as image:
         rgb = apply_image_conditioning_crf(rgb_pixels(image, f"--image {source.path}"), crf)
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(torch.float32).permute(2, 0, 1)[None]
+    return cover_and_crop(pixels, width, height).unsqueeze(2)
+
+
+def cover_and_crop(pixels, width: int, height: int):
+    """8-bit RGB pixels as float [frames, 3, H, W] scaled bilinearly (no antialiasing, like the original LTX-2 code)
+    to cover `width` x `height`, center-cropped and in [-1, 1]: [frames, 3, height, width]."""
+    import torch
+
     source_height, source_width = pixels.shape[2:]
     scale = max(height / source_height, width / source_width)
     covering = (math.ceil(source_height * scale), math.ceil(source_width * scale))
     pixels = torch.nn.functional.interpolate(pixels, size=covering, mode="bilinear", align_corners=False)
     top, left = (covering[0] - height) // 2, (covering[1] - width) // 2
-    pixels = pixels[:, :, top:top + height, left:left + width]
-    return (pixels / 127.5 - 1.0).unsqueeze(2)
+    return pixels[:, :, top:top + height, left:left + width] / 127.5 - 1.0
 
 
 @dataclass

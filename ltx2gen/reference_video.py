@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ltx2gen.errors import ConfigError, check_strength
-from ltx2gen.image import FRAMES_PER_LATENT_FRAME
+from ltx2gen.image import FRAMES_PER_LATENT_FRAME, cover_and_crop
 from ltx2gen.lora import InContextLora, LoraSpec, in_context_lora, local_file, resolve_file
 
 REFERENCE_GRAMMAR = "FILE[:STRENGTH] (STRENGTH in [0, 1], default 1)"
@@ -164,13 +164,19 @@ class FittedReference:
 
 def in_context_loras(specs: tuple[LoraSpec, ...], local_only: bool) -> tuple[list[InContextLora], bool]:
     """The IC-LoRAs among `specs`, and whether every LoRA was looked at (with `local_only`, those from a repo are
-    not: they are found, downloaded where needed, once the run is planned)."""
+    not: they are found, downloaded where needed, once the run is planned; nor a file that is no safetensors, which
+    the LoRA checks of the plan refuse in their own words)."""
     found, all_seen = [], True
     for spec in specs:
         path = local_file(spec) if local_only else resolve_file(spec)
-        if path is None:
-            all_seen = False
-        elif (lora := in_context_lora(path, spec)) is not None:
+        try:
+            lora = in_context_lora(path, spec) if path is not None else None
+        except ConfigError:
+            if not local_only:
+                raise
+            path, lora = None, None
+        all_seen = all_seen and path is not None
+        if lora is not None:
             found.append(lora)
     return found, all_seen
 
@@ -221,13 +227,7 @@ def prepare_pixels(frames, width: int, height: int):
     import torch
 
     pixels = torch.from_numpy(frames.copy()).to(torch.float32).permute(0, 3, 1, 2)
-    source_height, source_width = pixels.shape[2:]
-    scale = max(height / source_height, width / source_width)
-    covering = (math.ceil(source_height * scale), math.ceil(source_width * scale))
-    pixels = torch.nn.functional.interpolate(pixels, size=covering, mode="bilinear", align_corners=False)
-    top, left = (covering[0] - height) // 2, (covering[1] - width) // 2
-    pixels = pixels[:, :, top:top + height, left:left + width]
-    return (pixels / 127.5 - 1.0).permute(1, 0, 2, 3).unsqueeze(0)
+    return cover_and_crop(pixels, width, height).permute(1, 0, 2, 3).unsqueeze(0)
 
 
 @dataclass

@@ -70,7 +70,8 @@ def test_the_clip_equals_the_stock_in_context_pipeline_with_the_same_reference_a
     assert torch.equal(saved.video, stock.frames) and torch.equal(saved.audio, stock.audio)
     record = sidecar["reference_video"]
     assert record == saved.metadata["reference_video"]
-    assert (record["frames"], record["source_frames"], record["strength"], record["downscale_factor"]) == (9, 33, 0.9, 1)
+    used = (record["frames"], record["source_frames"], record["strength"], record["downscale_factor"])
+    assert used == (9, 33, 0.9, 1)
     assert record["sha256"] == reference_video.inspect_video(
         reference_video.ReferenceSpec.parse(str(inputs.reference))).sha256
 
