@@ -202,19 +202,18 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
                  inputs: dict | None = None) -> DiffusionResult:
     """Stage 2 with a loaded denoiser (a batch shares one among its clips; two-stage runs it twice): the
     transformer denoises video and audio latents with the stock pipeline, NAG in its text cross-attention with
-    `nag_settings`. `conditions` are what the run follows besides its text (`ltx2gen.conditioners`): with latent-frame
-    conditions, the stock image-to-video sampling over the same loaded components (`ltx2gen.image`); with audio, the
-    video follows the given audio latents (`ltx2gen.audio_input`).
+    `nag_settings`. `conditions` are what the run follows besides its text (`ltx2gen.conditioners`): the stock
+    pipeline they choose over the same loaded components (`RunConditions.pipeline`: image-to-video, keyframes, a
+    reference video); with audio, the video follows the given audio latents (`ltx2gen.audio_input`).
     `call` is recorded in the sidecar; `inputs` are further pipeline arguments that are not (starting latents)."""
     denoiser.calls.clear()
     conditioning = conditioning.to(denoiser.device)
-    image = conditions.image() if conditions else None
     audio = conditions.audio if conditions else None
-    pipe, image_inputs = image.pipeline(denoiser.pipe) if image else (denoiser.pipe, {})
+    pipe, condition_inputs = conditions.pipeline(denoiser.pipe) if conditions else (denoiser.pipe, {})
     with given_text_conditioning(pipe, conditioning, sigmas_as_given=call.get("sigmas") is not None) as scheduler, \
             nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), following_audio(pipe, audio):
         output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
-                      **image_inputs, **call, **(inputs or {}))
+                      **condition_inputs, **call, **(inputs or {}))
     return DiffusionResult(
         video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],

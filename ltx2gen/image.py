@@ -296,13 +296,20 @@ def prepare_frame(source: SourceImage, width: int, height: int, crf: int):
     with Image.open(source.path) as image:
         rgb = apply_image_conditioning_crf(rgb_pixels(image, f"--image {source.path}"), crf)
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(torch.float32).permute(2, 0, 1)[None]
+    return cover_and_crop(pixels, width, height).unsqueeze(2)
+
+
+def cover_and_crop(pixels, width: int, height: int):
+    """8-bit RGB pixels as float [frames, 3, H, W] scaled bilinearly (no antialiasing, like the original LTX-2 code)
+    to cover `width` x `height`, center-cropped and in [-1, 1]: [frames, 3, height, width]."""
+    import torch
+
     source_height, source_width = pixels.shape[2:]
     scale = max(height / source_height, width / source_width)
     covering = (math.ceil(source_height * scale), math.ceil(source_width * scale))
     pixels = torch.nn.functional.interpolate(pixels, size=covering, mode="bilinear", align_corners=False)
     top, left = (covering[0] - height) // 2, (covering[1] - width) // 2
-    pixels = pixels[:, :, top:top + height, left:left + width]
-    return (pixels / 127.5 - 1.0).unsqueeze(2)
+    return pixels[:, :, top:top + height, left:left + width] / 127.5 - 1.0
 
 
 @dataclass
@@ -326,24 +333,33 @@ class ImageConditioning:
         that returns these latents; and the call arguments that pass it the images. A condition of several latent
         frames (the tail of a clip being continued, `ltx2gen.continuation`) is passed as the frames it stands for."""
         from diffusers import LTX2ConditionPipeline, LTX2ImageToVideoPipeline
-        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
-        from PIL import Image
 
         from ltx2gen.stand_ins import EncodedImage
 
         vae = EncodedImage(pipe.vae, [keyframe.latents.to(pipe.vae.device) for keyframe in self.keyframes])
-        _, _, _, latent_height, latent_width = self.keyframes[0].latents.shape
-        # The pipelines prepare each frame before "encoding" it; the stand-in checks its size and ignores its pixels.
-        frame = Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
-                                  latent_height * vae.spatial_compression_ratio))
         components = dict(pipe.components, vae=vae)
         if [(keyframe.latent_frame, keyframe.strength, keyframe.latents.shape[2]) for keyframe in self.keyframes] == \
                 [(0, 1.0, 1)]:
-            return LTX2ImageToVideoPipeline(**components), dict(image=frame, image_crf=0)
-        conditions = [LTX2VideoCondition(frames=frames_standing_for(keyframe.latents.shape[2], frame),
-                                         index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
-                      for keyframe in self.keyframes]
-        return LTX2ConditionPipeline(**components), dict(conditions=conditions)
+            return LTX2ImageToVideoPipeline(**components), dict(image=self.stand_in_frame(vae), image_crf=0)
+        return LTX2ConditionPipeline(**components), dict(conditions=self.video_conditions(vae))
+
+    def stand_in_frame(self, vae):
+        """What the pipelines are given for an image: they prepare each frame before "encoding" it with `vae` (a
+        `stand_ins.EncodedImage`), which checks its size and ignores its pixels."""
+        from PIL import Image
+
+        _, _, _, latent_height, latent_width = self.keyframes[0].latents.shape
+        return Image.new("RGB", (latent_width * vae.spatial_compression_ratio,
+                                 latent_height * vae.spatial_compression_ratio))
+
+    def video_conditions(self, vae) -> list:
+        """One `LTX2VideoCondition` per image, for the pipelines that take them, encoded by the stand-in `vae`."""
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        frame = self.stand_in_frame(vae)
+        return [LTX2VideoCondition(frames=frames_standing_for(keyframe.latents.shape[2], frame),
+                                   index=keyframe.latent_frame, strength=keyframe.strength, crf=0)
+                for keyframe in self.keyframes]
 
 
 def frames_standing_for(latent_frames: int, frame):

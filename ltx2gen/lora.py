@@ -33,7 +33,10 @@ LATER_VERSIONS = ("2.3", "2.5")  # the versions with gated attention (`checkpoin
 # Lightricks names every LoRA it publishes after the model it was trained on: ltx-2-19b-... (LTX-2.0),
 # ltx-2.3-22b-..., ltx-2.5-22b-... (files and repos alike, e.g. Lightricks/LTX-2.3-22b-IC-LoRA-Union-Control).
 LIGHTRICKS_NAME = re.compile(r"ltx-2(\.\d+)?-\d+b-", re.IGNORECASE)
-LARGEST_HEADER = 100 * 2 ** 20  # what safetensors itself accepts
+LARGEST_HEADER = 100 * 2 ** 20
+# IC-LoRAs: the metadata key of the reference's downscale factor, and the name Lightricks gives them.
+REFERENCE_DOWNSCALE_KEY = "reference_downscale_factor"
+IC_LORA_NAME = re.compile(r"ic[-_]?lora", re.IGNORECASE)  # what safetensors itself accepts
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,7 @@ def check_lora_file(path: Path, spec: LoraSpec, module_sizes: dict, version: str
         raise ConfigError(f"--lora {spec.label}: {len(unmatched_ranks)} adapted modules have down and up matrices of "
                           f"different ranks (first: {module}, ranks {' and '.join(map(str, ranks))}); the file is "
                           "damaged or not a LoRA")
-    names = (path.name,) if _is_local(spec.source) else (spec.source, path.name)
+    names = names_of(spec, path)
     made_for = lora_made_for(metadata, modules, names)
     if made_for.versions and version not in made_for.versions:
         raise ConfigError(f"--lora {spec.label}: made for {made_for.describe()} ({made_for.reason}); this model is "
@@ -313,6 +316,42 @@ def check_lora_file(path: Path, spec: LoraSpec, module_sizes: dict, version: str
         print(f"note: --lora {spec.label}: the LTX-2 version it was made for cannot be read ({made_for.reason}); it "
               f"is fused into this LTX-{version} model as it is")
     return len(modules), made_for
+
+
+def names_of(spec: LoraSpec, path: Path) -> tuple[str, ...]:
+    """The names a LoRA goes by: its file's, and its repo's where it came from one."""
+    return (path.name,) if _is_local(spec.source) else (spec.source, path.name)
+
+
+def local_file(spec: LoraSpec) -> Path | None:
+    """The file of a LoRA given as a local path (None for one from a repo, found only by `resolve_file`)."""
+    return Path(spec.source).expanduser() if _is_local(spec.source) else None
+
+
+@dataclass(frozen=True)
+class InContextLora:
+    """An in-context LoRA (IC-LoRA): one trained to follow a reference video whose latent tokens join the sequence.
+    `downscale` is how much smaller than the clip its reference was in training (1: the clip's size)."""
+
+    label: str
+    downscale: int
+
+
+def in_context_lora(path: Path, spec: LoraSpec) -> InContextLora | None:
+    """What the file says of a LoRA being an IC-LoRA, from its header and name alone: Lightricks' trainer writes
+    `REFERENCE_DOWNSCALE_KEY` into the metadata of IC-LoRAs trained with a reference smaller than the clip
+    (ltx-pipelines reads it, default 1), and Lightricks names every IC-LoRA it publishes so (`IC_LORA_NAME`:
+    ltx-2-19b-ic-lora-canny-control, LTX-2.3-22b-IC-LoRA-Union-Control). None for any other LoRA."""
+    metadata, _ = read_header(path, spec.label)
+    if REFERENCE_DOWNSCALE_KEY in metadata:
+        text = str(metadata[REFERENCE_DOWNSCALE_KEY])
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"--lora {spec.label}: its {REFERENCE_DOWNSCALE_KEY} metadata is {text!r}, not a "
+                              "whole number of at least 1; the file is damaged or not an IC-LoRA")
+        return InContextLora(spec.label, int(text))
+    if any(IC_LORA_NAME.search(name) for name in names_of(spec, path)):
+        return InContextLora(spec.label, 1)
+    return None
 
 
 def _features(sizes: tuple | None) -> str:

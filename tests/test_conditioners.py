@@ -5,8 +5,10 @@ module, one line of `CONDITIONERS` and its options among `GenerateConfig`'s base
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -17,7 +19,9 @@ from ltx2gen.conditioners import CONDITIONERS, Span, conditions_for, given_input
 from ltx2gen.conditioners.audio import AudioConditioner
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
+from ltx2gen.video import write_mp4
 from tests.test_audio_input import write_tone
+from tests.test_lora import write_lora
 
 
 def settings(tmp_path: Path, *flags: str) -> GenerateConfig:
@@ -39,15 +43,20 @@ def test_each_conditioner_brings_its_own_flags_batch_files_and_stage():
 def test_a_clip_without_inputs_records_each_conditioner_as_absent_as_the_latents_file_always_did(tmp_path):
     plain = settings(tmp_path)
     assert given_inputs(plain) == [] and plan_all(plain, None) == ()
-    assert records(()) == {"image": None, "keyframes": [], "audio_input": None}
+    assert records(()) == {"image": None, "keyframes": [], "audio_input": None, "reference_video": None}
 
 
 def test_planned_inputs_are_inspected_once_and_record_the_same_keys_as_their_absence(tmp_path, tiny_model):
     Image.new("RGB", (96, 64), (200, 30, 30)).save(tmp_path / "red.png")
     tone = write_tone(tmp_path / "tone.wav", 1.5)
+    reference = write_mp4(tmp_path / "pose.mp4", iter(np.zeros((25, 64, 96, 3), np.uint8)), width=96, height=64,
+                          num_frames=25, fps=Fraction(24))
+    ic_lora = write_lora(tmp_path / "control.safetensors", tiny_model, seed=1,
+                         metadata={"reference_downscale_factor": "1"})
     given = settings(tmp_path, "--image", str(tmp_path / "red.png"), "--keyframe", f"{tmp_path / 'red.png'}@end",
-                     "--audio", str(tone), "--audio-strength", "0.5")
-    assert [flag for flag, _ in given_inputs(given)] == ["--image", "--keyframe", "--audio"]
+                     "--audio", str(tone), "--audio-strength", "0.5", "--lora", str(ic_lora), "--reference-video",
+                     f"{reference}:0.5")
+    assert [flag for flag, _ in given_inputs(given)] == ["--image", "--keyframe", "--audio", "--reference-video"]
     planned = plan_all(given, tiny_model)
     assert [type(item) for item in planned] == list(CONDITIONERS)
     for item in planned:  # a clip without the input records the same keys, at their "absent" values
@@ -55,6 +64,7 @@ def test_planned_inputs_are_inspected_once_and_record_the_same_keys_as_their_abs
     record = records(planned)
     assert record["image_strength"] == 1.0 and [k["frame"] for k in record["keyframes"]] == [17]
     assert record["audio_input"]["strength"] == 0.5 and record["audio_input"]["seconds"] == pytest.approx(1.5, 0.01)
+    assert record["reference_video"]["strength"] == 0.5 and record["reference_video"]["frames"] == 25
     assert "2 keyframes" in "".join(item.describe() for item in planned)
 
 

@@ -30,16 +30,26 @@ class Span:
 @dataclass
 class RunConditions:
     """What one denoising run follows besides its text: conditions on latent frames (`image.EncodedKeyframe`, at
-    the run's own latent frames, in the order given) and the audio it follows (`audio_input.AudioCondition`)."""
+    the run's own latent frames, in the order given), the audio it follows (`audio_input.AudioCondition`) and the
+    reference video an IC-LoRA follows (`reference_video.ReferenceCondition`)."""
 
     keyframes: list = field(default_factory=list)
     audio: object = None
+    reference: object = None
 
-    def image(self):
-        """The latent-frame conditions as the image pipelines take them (`image.ImageConditioning`), or None."""
-        from ltx2gen.image import ImageConditioning
+    def pipeline(self, pipe):
+        """The stock pipeline these conditions run with, over `pipe`'s components, and the call arguments that pass
+        them: with a reference, `LTX2InContextPipeline` (`ltx2gen.reference_video`); with latent-frame conditions
+        alone, the image pipelines (`image.ImageConditioning`); else `pipe` itself."""
+        if self.reference is not None:
+            from ltx2gen.reference_video import in_context_pipeline
 
-        return ImageConditioning(self.keyframes) if self.keyframes else None
+            return in_context_pipeline(pipe, self.keyframes, self.reference)
+        if self.keyframes:
+            from ltx2gen.image import ImageConditioning
+
+            return ImageConditioning(self.keyframes).pipeline(pipe)
+        return pipe, {}
 
 
 class Conditioner:
