@@ -15,14 +15,13 @@ from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
-from ltx2gen import continuation, duration, timed_prompts, two_stage
+from ltx2gen import continuation, duration, pipeline_choice, timed_prompts, two_stage
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
     GUIDANCE_MOST,
     GUIDANCE_OFF,
     RECOMMENDED_FULL_GUIDANCE,
-    detect_pipeline,
     latent_frame_count,
 )
 from ltx2gen.conditioners import CONDITIONERS, given_inputs
@@ -226,9 +225,7 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
                                          values["camera"])
         config = cls(**values)
         config.validate()
-        pipeline = config.pipeline if config.pipeline != "auto" else detect_pipeline(config.model)[0]
-        if config.pipeline == "auto" and pipeline == "distilled" and two_stage.why_not_reference_recipe(config) is None:
-            pipeline = "two-stage"  # Lightricks' own recipe for a distilled model
+        pipeline = pipeline_choice.choose(config)
         if pipeline == "two-stage":
             two_stage.validate(config)
             if config.windows:

@@ -20,6 +20,7 @@ from ltx2gen import (
     fit,
     memory,
     memory_plan,
+    pipeline_choice,
     report,
     two_stage,
     video_decode,
@@ -30,7 +31,6 @@ from ltx2gen.checkpoint import (
     RECOMMENDED_FULL_GUIDANCE,
     Guidance,
     check_latents_fit,
-    detect_pipeline,
     latent_frame_count,
     model_version,
     transformer_folder,
@@ -196,7 +196,8 @@ class RunPlan:
         pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
-        print(f"plan: LTX-{version} {pipeline} ({pipeline_reason(config)}) {size} at {report.fps_text(config.fps)} "
+        print(f"plan: LTX-{version} {pipeline} ({pipeline_choice.reason(config)}) {size} at "
+              f"{report.fps_text(config.fps)} "
               f"fps, {steps} steps, {guidance.describe()}, {guidance.transformer_calls_per_step()} transformer "
               f"call(s) per step, seed {config.seed}, {run.describe()}",
               flush=True)
@@ -360,22 +361,6 @@ def choose_guidance(config: GenerateConfig, version: str) -> Guidance:
                     audio_cfg=config.audio_guidance_scale, audio_stg=config.stg_scale,
                     audio_modality=config.modality_scale, audio_rescale=audio_rescale,
                     stg_blocks=FULL_MODEL_SETTINGS[version].stg_blocks if config.stg_scale > 0 else ())
-
-
-def pipeline_reason(config: GenerateConfig) -> str:
-    """Why the run takes its pipeline, for the plan line: what the checkpoint's files say, or the flag."""
-    detected, reason = detect_pipeline(config.model)
-    wanted = "distilled" if config.distilled else "full"
-    if detected != wanted:
-        return f"as asked with --pipeline; auto would take {detected}: {reason}"
-    if detected == "full":
-        return f"{reason}; give --pipeline distilled if it is"
-    why_not = two_stage.why_not_reference_recipe(config)
-    if config.pipeline == "two-stage":
-        return f"{reason}; two stages, Lightricks' recipe for a distilled model (--pipeline distilled: one stage)"
-    if why_not is None:
-        return "as asked with --pipeline; auto would take two-stage, Lightricks' recipe for a distilled model"
-    return f"{reason}; one stage: {why_not}"
 
 
 def choose_fp8_attention(requested: str, fp8: str, device: torch.device, transformer_folder: Path,
