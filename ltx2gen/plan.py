@@ -141,7 +141,7 @@ class RunPlan:
         loras = resolve_loras(config.lora, model_dir, version)  # found and checked before the base model loads
         prompt_enhancer = enhance.check_supported(model_dir, config.prompt_enhancer) if config.enhance_prompt \
             else None
-        if upsampler:
+        if upsampler and weights_needed:
             components.check_component(upsampler.folder, upsampler.source)
         tokens = fit.clip_tokens(config.width, config.height, config.diffused_num_frames)  # of one run, full size
         text_encoder = fit.text_encoder_asked(config.text_fp8, fp8)
