@@ -33,11 +33,10 @@ RUN python3 -c 'import torch; print(torch.__version__)' > /tmp/torch-version \
 COPY requirements-gpu.txt ./
 RUN python3 -m pip install --no-cache-dir --no-deps -c /tmp/keep-torch.txt -r requirements-gpu.txt
 
-# Post-processing's spandrel needs torchvision: the base image's CUDA build is kept like torch (the check below).
-RUN python3 -c 'import torchvision; print("torchvision", torchvision.__version__)'
-
-# Belt and braces: fail the build if torch changed anyway.
-RUN before="$(cat /tmp/torch-version)" \
+# Belt and braces: fail the build if torch changed anyway, or if post-processing's torchvision (the base image's CUDA
+# build, kept like torch) does not import.
+RUN python3 -c 'import torchvision; print("torchvision", torchvision.__version__)' \
+ && before="$(cat /tmp/torch-version)" \
  && after="$(python3 -c 'import torch; print(torch.__version__)')" \
  && if [ "${before}" != "${after}" ]; then echo "torch changed from ${before} to ${after}" >&2; exit 1; fi \
  && echo "torch ${after} kept"

@@ -53,6 +53,8 @@ def own_operators_load() -> bool:
 def prepare_torchvision() -> bool:
     """Make `import torchvision` work here; call it before anything imports torchvision or spandrel. Returns whether
     the missing operators had to be defined (a CPU torch beside a CUDA-built torchvision)."""
+    # Prepared now, so the import hook has nothing left to do (and must not prepare inside find_spec below).
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _PrepareBeforeTorchvision)]
     if _defined or "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
         return False
     import torch
@@ -72,8 +74,7 @@ class _PrepareBeforeTorchvision(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name, path=None, target=None):
         if name == "torchvision":
-            sys.meta_path.remove(self)
-            prepare_torchvision()
+            prepare_torchvision()  # removes this finder first
         return None
 
 
