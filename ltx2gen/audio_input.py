@@ -36,7 +36,6 @@ weights that sum to one, then acts on the model's share only, and its Euler step
 
 from __future__ import annotations
 
-import hashlib
 import math
 import subprocess
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ltx2gen.errors import ConfigError, check_strength
+from ltx2gen.files import file_sha256
 from ltx2gen.video import ffmpeg_exe, fit_audio
 
 if TYPE_CHECKING:
@@ -167,14 +167,6 @@ class AudioInput:
                       f"{self.clip_seconds:.3f} s")
             print(f"audio: {self.path.name} is {length}; {change}", flush=True)
         return fitted
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def soundtrack(audio_input: AudioInput, sample_rate: int) -> tuple[np.ndarray, int]:

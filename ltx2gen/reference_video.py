@@ -16,7 +16,6 @@ pipeline with a stand-in VAE that hands it those latents (`stand_ins.EncodedImag
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import subprocess
@@ -25,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ltx2gen.errors import ConfigError, check_strength
+from ltx2gen.files import file_sha256
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME, cover_and_crop
 from ltx2gen.lora import InContextLora, LoraSpec, in_context_lora, local_file, resolve_file
 
@@ -84,11 +84,7 @@ def inspect_video(spec: ReferenceSpec) -> SourceVideo:
     except (subprocess.CalledProcessError, AttributeError, IndexError, ZeroDivisionError):
         raise ConfigError(f"{spec.flag}: not a video ffmpeg can read; give an MP4, MOV, WebM or any file with a "
                           "video stream") from None
-    digest = hashlib.sha256()
-    with spec.path.open("rb") as file:
-        for block in iter(lambda: file.read(2 ** 20), b""):
-            digest.update(block)
-    return SourceVideo(spec.path.resolve(), digest.hexdigest(), info.frames, info.width, info.height, info.fps)
+    return SourceVideo(spec.path.resolve(), file_sha256(spec.path), info.frames, info.width, info.height, info.fps)
 
 
 def longest_frame_count(frames: int) -> int:

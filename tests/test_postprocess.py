@@ -9,6 +9,7 @@ import torch
 
 import decode_latents
 from ltx2gen import postprocess, postprocess_models
+from ltx2gen.files import file_sha256
 from ltx2gen.video import probe
 from tests.conftest import run_generate
 from tests.tiny_postprocess import write_tiny_rife, write_upscaler
@@ -27,7 +28,7 @@ def test_generate_interpolates_and_upscales_into_the_output(tmp_path, tiny_model
     assert not postprocess.plain_path(out).exists()
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["postprocess"]["upscale"]["architecture"] == "RealESRGAN Compact"
-    assert sidecar["postprocess"]["interpolate"]["sha256"] == postprocess_models.sha256(rife)
+    assert sidecar["postprocess"]["interpolate"]["sha256"] == file_sha256(rife)
     assert list(sidecar["stage_seconds"])[-2:] == ["video", "interpolate+upscale"]
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert "(33 frames 192x128 at 48 fps" in summary and "interpolate+upscale" in summary
