@@ -16,6 +16,8 @@ def continuation_length(values: dict, given: set[str]) -> dict:
     before any model loads."""
     if values["retake"] is not None:
         values = retake.adopt_clip(values, given)
+    elif "retake_what" in given:
+        raise ConfigError(f"--retake-what {values['retake_what']}: give --retake CLIP, the clip to retake")
     elif values["extend"] is not None:
         values = continuation.adopt_earlier(values, given)
     elif values["seconds"] is not None:

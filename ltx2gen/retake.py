@@ -38,7 +38,7 @@ from ltx2gen.audio_input import AudioInput, audio_latent_frames, file_sha256
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME
-from ltx2gen.latents import LatentsFileError, nonfinite_values, read_header
+from ltx2gen.latents import LatentsFileError, LatentsHeader, nonfinite_values, read_header
 
 if TYPE_CHECKING:
     import torch
@@ -74,7 +74,7 @@ class RetakeSpan:
 @dataclass(frozen=True)
 class SourceClip:
     """The clip to retake: what was given, the file its latents come from (the latents file, or the MP4 whose
-    frames and audio are encoded), its digest and timing, and its latents file's metadata ({} for any MP4)."""
+    frames and audio are encoded), its digest and timing, and its latents file's header."""
 
     given: Path
     path: Path
@@ -85,7 +85,12 @@ class SourceClip:
     height: int
     fps: Fraction
     has_audio: bool
-    metadata: dict
+    header: LatentsHeader | None  # a latents file's (None for an MP4 encoded)
+
+    @property
+    def metadata(self) -> dict:
+        """The latents file's metadata: the settings it was rendered with ({} for an MP4 encoded)."""
+        return self.header.metadata if self.header else {}
 
     @property
     def flag(self) -> str:
@@ -141,7 +146,7 @@ def _latents_clip(given: Path, path: Path, flag: str) -> SourceClip:
         raise ConfigError(f"{flag}: some of its latent values are NaN or infinite; there is no clip to keep")
     meta = header.metadata
     return SourceClip(given, path, False, file_sha256(path), int(meta["num_frames"]), int(meta["width"]),
-                      int(meta["height"]), Fraction(str(meta["fps"])), True, meta)
+                      int(meta["height"]), Fraction(str(meta["fps"])), True, header)
 
 
 def _any_video(given: Path, flag: str) -> SourceClip:
@@ -160,7 +165,7 @@ def _any_video(given: Path, flag: str) -> SourceClip:
         raise ConfigError(f"{flag}: is {info.width}x{info.height}; the VAE encodes sizes that are multiples of "
                           f"{SPATIAL_COMPRESSION} (crop or scale it to one)")
     return SourceClip(given, given.resolve(), True, file_sha256(given), info.frames, info.width, info.height,
-                      Fraction(info.fps), bool(getattr(info, "audio_sample_rate", None)), {})
+                      Fraction(info.fps), bool(info.audio_sample_rate), None)
 
 
 def adopt_clip(values: dict, given: set[str]) -> dict:

@@ -158,6 +158,7 @@ def inputs(source, tmp_path_factory):
     (["--retake", "{bad_latents}", "--retake-span", SPAN], "not a clip ("),
     (["--retake", "{clip}"], "give --retake-span START-END in seconds"),
     (["--retake-span", SPAN], "--retake-span 0.1-0.3: give --retake CLIP"),
+    (["--retake-what", "video"], "--retake-what video: give --retake CLIP"),
     (["--retake", "{clip}", "--retake-span", "0.1to0.3"], "--retake-span 0.1to0.3: give START-END"),
     (["--retake", "{clip}", "--retake-span", "0.3-0.1"], "an empty span"),
     (["--retake", "{clip}", "--retake-span", "0.5-0.9"], "ends after the clip, which lasts 0.708 s"),
@@ -216,3 +217,14 @@ def test_latent_frames_in_place_at_strength_zero_are_the_plain_run_to_float_roun
     torch.testing.assert_close(in_place.video_latents, plain.video_latents, rtol=0, atol=1e-6)
     torch.testing.assert_close(in_place.audio_latents, plain.audio_latents, rtol=0, atol=2e-6)
     assert not torch.equal(in_place.video_latents, clip)
+
+
+def test_the_clip_retaken_is_never_the_output(source, tiny_model, capsys):
+    import generate
+
+    for given in ("clip.mp4", "clip.latents.safetensors"):  # the MP4 itself; the output's latents file
+        with pytest.raises(SystemExit) as exit_info:
+            generate.main(["--model", str(tiny_model), "--retake", str(source / given), "--retake-span", SPAN,
+                           "--no-timestamp", "--output", str(source / "clip.mp4")])
+        assert exit_info.value.code == 2
+        assert "which this run would replace; give another --output" in capsys.readouterr().err

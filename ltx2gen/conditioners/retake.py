@@ -11,6 +11,7 @@ from ltx2gen.errors import ConfigError
 from ltx2gen.flags import opt
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME
 from ltx2gen.retake import (
+    AUDIO_LATENT_MEL_FRAMES,
     SPAN_GRAMMAR,
     WHAT,
     Retake,
@@ -127,8 +128,9 @@ class RetakeConditioner(Conditioner):
                          f"(latent frames {first}-{last})")
         if retake.what != "video" and retake.clip.has_audio:
             first, last = first_and_last(audio)
-            parts.append(f"audio {max(0, 4 * first - 3) * hop_seconds:.2f}-{(4 * last + 1) * hop_seconds:.2f} s "
-                         f"(audio latent frames {first}-{last})")
+            start, end = max(0, AUDIO_LATENT_MEL_FRAMES * first - 3), AUDIO_LATENT_MEL_FRAMES * last + 1
+            parts.append(f"audio {start * hop_seconds:.2f}-{end * hop_seconds:.2f} s (audio latent frames "
+                         f"{first}-{last})")
         return (f"retake: {retake.span.text} s of {retake.clip.given.name} regenerates " + " and ".join(parts)
                 + "; the rest is kept")
 
