@@ -342,7 +342,12 @@ def following_latent_frames(pipe, condition):
     t * (1 - s), and their velocity is rewritten to v' = (1 - s)^2 * v + s * (x - c) / sigma, so that the stock
     loop's x0 (x - v' * sigma) is (1 - s) * x0_model + s * c. At s = 1 a token is c at every step, seen clean; at
     s = 0 it is denoised as in the plain run. Diffusers' own keyframe pipelines would append the frames as extra
-    tokens instead of keeping the clip's own in place."""
+    tokens instead of keeping the clip's own in place.
+
+    Guidance combines the x0s of every token, and its rescale scales them all by one factor: the x0 of the tokens
+    kept whole (s = 1) is set to c once more after guidance (the stock loop's `convert_x0_to_velocity`, wrapped), as
+    Lightricks' retake blends its clean latents into each step's guided prediction; so is the audio's, where the
+    condition has audio kept (`audio`, `audio_kept`: the audio's strengths are `following_audio`'s)."""
     if condition is None:
         yield
         return
@@ -379,8 +384,20 @@ def following_latent_frames(pipe, condition):
         offset = seen.float() - clean["latents"].to(seen.dtype).float()
         return (1 - strength) ** 2 * velocity.float() + strength * offset / current["sigma"], audio
 
-    stock_prepare = pipe.prepare_latents
-    pipe.prepare_latents = start_from_the_clip
+    def kept_after_guidance(sample, denoised, step_idx, scheduler=None):
+        if scheduler is None or scheduler is pipe.scheduler:  # the video's (the audio steps with a copy)
+            denoised = torch.where(clean["strength"] == 1, clean["latents"], denoised)
+        elif condition.audio is not None:
+            if "audio" not in clean:
+                packed = pipe._pack_audio_latents(condition.audio.to(denoised.device, denoised.dtype))
+                clean["audio"] = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean,
+                                                               pipe.audio_vae.latents_std)
+                clean["audio_kept"] = torch.tensor(condition.audio_kept, device=denoised.device).view(1, -1, 1)
+            denoised = torch.where(clean["audio_kept"], clean["audio"], denoised)
+        return stock_convert(sample, denoised, step_idx, scheduler)
+
+    stock_prepare, stock_convert = pipe.prepare_latents, pipe.convert_x0_to_velocity
+    pipe.prepare_latents, pipe.convert_x0_to_velocity = start_from_the_clip, kept_after_guidance
     # First among the pre-hooks: `timestep_modulation_per_run` then sees the per-token timesteps.
     hooks = [pipe.transformer.register_forward_pre_hook(video_timestep, with_kwargs=True, prepend=True),
              pipe.transformer.register_forward_hook(blend_video_velocity, with_kwargs=True)]
@@ -389,7 +406,7 @@ def following_latent_frames(pipe, condition):
     finally:
         for hook in hooks:
             hook.remove()
-        del pipe.prepare_latents
+        del pipe.prepare_latents, pipe.convert_x0_to_velocity
 
 
 def host_copies_apart_from_weights(model: torch.nn.Module) -> None:
