@@ -35,13 +35,12 @@ def retake(tiny_model, clip, out, *extra: str, what: str = "both"):
 
 @pytest.fixture(scope="module")
 def source(tiny_model, tmp_path_factory):
-    """A kept 17-frame clip (seed 7), new clips of the retakes' seed (its prompt and the new one), and the clip's
-    retakes (seed 11): both, video, audio, and both with a new prompt."""
+    """A kept 17-frame clip (seed 7), a new clip of the retakes' seed, and the clip's retakes (seed 11): both, video,
+    audio, and both with a new prompt."""
     folder = tmp_path_factory.mktemp("retake")
     assert run_generate(tiny_model, folder / "clip.mp4", "--keep-latents") == 0
     fresh = ["--width", "96", "--height", "64", "--num-frames", "17", "--seed", "11"]  # the retakes' seed
     assert run_generate(tiny_model, folder / "fresh.mp4", "--keep-latents", clip=fresh) == 0
-    assert run_generate(tiny_model, folder / "fresh_prompt.mp4", "--keep-latents", clip=fresh, prompt="w3 w3 w3") == 0
     clip = folder / "clip.mp4"
     for name, what, extra in (("both", "both", ()), ("video", "video", ()),
                               ("audio", "audio", ()), ("prompt", "both", ("--prompt", "w3 w3 w3"))):
@@ -88,11 +87,10 @@ def test_retaking_video_or_audio_alone_keeps_the_other_whole(source):
 
 def test_a_new_prompt_changes_the_span_as_much_as_it_changes_a_new_clip_and_nothing_else(source):
     # The same clip, span and seed, so the difference is the prompt's. The tiny random text encoder moves a clip
-    # little (a new clip of the seed: 1.7e-4 on average); the span moves as much (measured 1.6e-4), the rest not at all.
+    # little: measured 1.7e-4 on average between new clips of seed 11 with these two prompts, 1.6e-4 in the span
+    # here; float rounding alone is 2.4e-7 (the test below). The rest does not move at all.
     same, new, clip = latents(source, "both"), latents(source, "prompt"), latents(source, "clip")
-    plain, plain_new = latents(source, "fresh"), latents(source, "fresh_prompt")
-    in_span = (new.video[:, :, 1] - same.video[:, :, 1]).abs().mean()
-    assert in_span > 0.5 * (plain_new.video[:, :, 1] - plain.video[:, :, 1]).abs().mean() > 1e-5
+    assert (new.video[:, :, 1] - same.video[:, :, 1]).abs().mean() > 5e-5
     assert torch.equal(new.video[:, :, [0, 2]], clip.video[:, :, [0, 2]])
     assert json.loads((source / "prompt.json").read_text())["prompt"] == "w3 w3 w3"
     assert json.loads((source / "both.json").read_text())["prompt"] == "w1 w2 w3"  # the clip's own, adopted
