@@ -38,7 +38,7 @@ from ltx2gen.audio_input import AudioInput, audio_latent_frames, file_sha256
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME
-from ltx2gen.latents import LatentsFileError, LatentsHeader, nonfinite_values, read_header
+from ltx2gen.latents import LatentsFileError, LatentsHeader, kept_beside, nonfinite_values, read_header
 
 if TYPE_CHECKING:
     import torch
@@ -114,7 +114,7 @@ def find_clip(given: Path) -> SourceClip:
 def _inspect(given: Path, modified_ns: int, size: int) -> SourceClip:
     """One look per version of the file (the flags, the adoption of its settings and the plan all ask)."""
     flag = f"--retake {given}"
-    if given.name.endswith((".safetensors", ".npz")):
+    if given.suffix == ".safetensors":
         return _latents_clip(given, given, flag)
     kept = _kept_latents(given)
     if kept is not None:
@@ -128,10 +128,7 @@ def _kept_latents(video: Path) -> Path | None:
         kept = json.loads(video.with_suffix(".json").read_text()).get("latents")
     except (OSError, ValueError, AttributeError):
         return None
-    if not kept:
-        return None
-    # the sidecar names it as the run saw it (relative to that run's folder); moved together, it is beside the MP4
-    return next((path for path in (Path(kept), video.with_name(Path(kept).name)) if path.is_file()), None)
+    return kept_beside(video, kept) if kept else None
 
 
 def _latents_clip(given: Path, path: Path, flag: str) -> SourceClip:
@@ -142,7 +139,7 @@ def _latents_clip(given: Path, path: Path, flag: str) -> SourceClip:
     if header.audio_shape is None:
         raise ConfigError(f"{flag}: holds no audio latents (an older latents file); retake a clip rendered by this "
                           "version, or its MP4")
-    if path.suffix == ".safetensors" and nonfinite_values(path):
+    if nonfinite_values(path):
         raise ConfigError(f"{flag}: some of its latent values are NaN or infinite; there is no clip to keep")
     meta = header.metadata
     return SourceClip(given, path, False, file_sha256(path), int(meta["num_frames"]), int(meta["width"]),

@@ -133,6 +133,15 @@ def test_any_mp4_is_encoded_through_the_vaes_and_retaken(tiny_model, tmp_path, c
     assert result.video.shape[2] == 3 and probe(tmp_path / "out.mp4").frames == 17
 
 
+def test_an_mp4_without_audio_gets_its_audio_generated_whole(inputs, tiny_model, tmp_path, capsys):
+    assert retake(tiny_model, inputs["silent"], tmp_path / "out.mp4", "--prompt", "w1 w2 w3", what="video") == 0
+    assert "(it has no audio: the clip's audio is generated whole)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out.json").read_text())["retake"]
+    assert record["audio_latent_frames"] == [0, 17] and record["latent_frames"] == [1, 1]
+    info = probe(tmp_path / "out.mp4")
+    assert info.frames == 17 and info.audio_channels == 2
+
+
 def silent_mp4(path, frames: int = 17, width: int = 96, height: int = 64):
     pictures = np.random.default_rng(5).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
     return write_mp4(path, iter(pictures), width=width, height=height, num_frames=frames, fps=Fraction(24))

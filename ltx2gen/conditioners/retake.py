@@ -109,7 +109,8 @@ class RetakeConditioner(Conditioner):
             raise ConfigError(f"--retake-span {span.text}: covers the whole clip's audio; render a new clip instead, "
                               "or give a shorter span")
         video_kept = tuple(not (regenerated and what != "audio") for regenerated in video)
-        audio_kept = tuple(not (regenerated and what != "video") for regenerated in audio)
+        # a clip without audio has its audio generated whole
+        audio_kept = tuple(clip.has_audio and not (regenerated and what != "video") for regenerated in audio)
         planned = cls(Retake(clip, span, what, video_kept, audio_kept))
         print(planned.describe_span(video, audio, config["mel_hop_length"] / config["sample_rate"]))
         if clip.encoded:
