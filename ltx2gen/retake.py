@@ -180,9 +180,9 @@ def adopt_clip(values: dict, given: set[str]) -> dict:
     for name, value in stored.items():
         if name in given and values[name] != value:
             flag = "--" + name.replace("_", "-")
+            asked = "auto" if values[name] is None else values[name]  # --num-frames auto
             shown = f"{float(value):g}" if name == "fps" else value
-            raise ConfigError(f"{flag} {values[name]}: the clip to retake has {shown}; a retake keeps it (drop "
-                              f"{flag})")
+            raise ConfigError(f"{flag} {asked}: the clip to retake has {shown}; a retake keeps it (drop {flag})")
     values = {**values, **stored}
     meta = clip.metadata
     if "model" not in given and meta.get("model"):
