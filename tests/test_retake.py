@@ -175,6 +175,7 @@ def inputs(source, tmp_path_factory):
     (["--retake", "{clip}", "--retake-span", "0-0.7"], "covers the whole clip once widened"),
     (["--retake", "{clip}", "--retake-span", "0-0.708", "--retake-what", "audio"], "covers the whole clip's audio"),
     (["--retake", "{clip}", "--retake-span", SPAN, "--retake-what", "music"], "invalid choice: 'music'"),
+    (["--retake", "{clip}", "--retake-span", "0.695-0.7", "--retake-what", "audio"], "holds none of the clip's audio"),
     (["--retake", "{clip}", "--retake-span", SPAN, "--num-frames", "25"], "--num-frames 25: the clip to retake has 17"),
     (["--retake", "{clip}", "--retake-span", SPAN, "--width", "128"], "--width 128: the clip to retake has 96"),
     (["--retake", "{clip}", "--retake-span", SPAN, "--num-frames", "auto"], "--num-frames auto: the clip to retake"),

@@ -108,6 +108,9 @@ class RetakeConditioner(Conditioner):
         if what != "video" and clip.has_audio and all(audio):
             raise ConfigError(f"--retake-span {span.text}: covers the whole clip's audio; render a new clip instead, "
                               "or give a shorter span")
+        if what == "audio" and not any(audio):
+            raise ConfigError(f"--retake-span {span.text}: holds none of the clip's audio latent frames (the last "
+                              "ends before it); give a span that starts earlier")
         video_kept = tuple(not (regenerated and what != "audio") for regenerated in video)
         # a clip without audio has its audio generated whole
         audio_kept = tuple(clip.has_audio and not (regenerated and what != "video") for regenerated in audio)
@@ -127,7 +130,9 @@ class RetakeConditioner(Conditioner):
             first, last = first_and_last(video)
             parts.append(f"frames {max(0, FRAMES_PER_LATENT_FRAME * first - 7)}-{FRAMES_PER_LATENT_FRAME * last} "
                          f"(latent frames {first}-{last})")
-        if retake.what != "video" and retake.clip.has_audio:
+        if retake.what != "video" and retake.clip.has_audio and not any(audio):
+            parts.append("no audio (its last audio latent frame ends before the span)")
+        elif retake.what != "video" and retake.clip.has_audio:
             first, last = first_and_last(audio)
             start, end = max(0, AUDIO_LATENT_MEL_FRAMES * first - 3), AUDIO_LATENT_MEL_FRAMES * last + 1
             parts.append(f"audio {start * hop_seconds:.2f}-{end * hop_seconds:.2f} s (audio latent frames "
