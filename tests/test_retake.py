@@ -258,3 +258,13 @@ def test_guidance_leaves_the_kept_latent_frames_as_they_were_at_every_step(sourc
     torch.testing.assert_close(full.video[:, :, [0, 2]], clip.video[:, :, [0, 2]], rtol=0, atol=1e-6)
     torch.testing.assert_close(full.audio[:, :, kept_audio], clip.audio[:, :, kept_audio], rtol=0, atol=1e-6)
     assert (full.video[:, :, 1] - clip.video[:, :, 1]).abs().mean() > 0.05
+
+
+def test_a_clip_from_another_latent_space_is_refused(source, tiny_model, tmp_path, capsys):
+    from ltx2gen.latents import save_latents
+
+    clip = latents(source, "clip")
+    forged = save_latents(tmp_path / "other.latents.safetensors", clip.video, clip.audio,
+                          {**clip.metadata, "model_version": "2.3"})
+    assert_refused_before_any_load(capsys, tmp_path, "model's; retake it with an LTX-2.3 model", tiny_model,
+                                   tmp_path / "out" / "c.mp4", "--retake", str(forged), "--retake-span", SPAN, clip=[])
