@@ -28,6 +28,7 @@ from ltx2gen.conditioners import CONDITIONERS, given_inputs
 from ltx2gen.conditioners.audio import AudioOptions
 from ltx2gen.conditioners.images import ImageOptions
 from ltx2gen.conditioners.reference import ReferenceOptions
+from ltx2gen.conditioners.retake import RetakeOptions
 from ltx2gen.decode_options import DecodeOptions, validate_decode_options
 from ltx2gen.earlier_work import check_kept_work, continuation_length
 from ltx2gen.errors import ConfigError, nearest_multiples
@@ -54,7 +55,8 @@ FULL_STEPS_HELP = ", ".join(f"{settings.steps} for LTX-{version}" for version, s
 FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for LTX-{version}"
                                  for version, settings in FULL_MODEL_SETTINGS.items())
 @dataclass(frozen=True)
-class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptions, ReferenceOptions):
+class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptions, ReferenceOptions,
+                     RetakeOptions):
     """Everything one generation needs (the conditioners' flags are their own bases, `ltx2gen.conditioners`).
     Built only through `from_args` or `from_values`, which validate."""
 

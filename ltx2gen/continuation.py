@@ -38,7 +38,14 @@ from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.conditioners import RunConditions, Span, conditions_for
 from ltx2gen.errors import ConfigError
 from ltx2gen.image import FRAMES_PER_LATENT_FRAME
-from ltx2gen.latents import LatentsFileError, LatentsHeader, fallback_paths, nonfinite_values, read_header
+from ltx2gen.latents import (
+    LatentsFileError,
+    LatentsHeader,
+    fallback_paths,
+    kept_beside,
+    nonfinite_values,
+    read_header,
+)
 
 # The automatic window: at most the video tokens of 1920x1088x161, the largest single run measured to fit an 80 GB
 # GPU and Jetson Thor (docs/BENCHMARKS.md), and at most 20 s, short of where users report single runs losing
@@ -135,9 +142,7 @@ def earlier_clip(given: Path, flag: str) -> LatentsHeader:
         if not kept:
             raise ConfigError(f"{flag} {given}: its latents were not kept (render with --keep-latents to continue "
                               "a clip later); give a clip's .latents.safetensors file")
-        # the sidecar names it as the run saw it (relative to that run's folder); moved together, it is beside the MP4
-        path = next((candidate for candidate in (Path(kept), given.with_name(Path(kept).name)) if candidate.is_file()),
-                    Path(kept))
+        path = kept_beside(given, kept) or Path(kept)
     try:  # read once per version of the file: a run that finishes a window rewrites it
         header = _header(path, *(path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else (0, 0))
     except LatentsFileError as err:

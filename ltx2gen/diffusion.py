@@ -19,6 +19,7 @@ from ltx2gen.kernels import compile_blocks
 from ltx2gen.lora import fuse_loras
 from ltx2gen.patches import (
     following_audio,
+    following_latent_frames,
     given_text_conditioning,
     host_copies_apart_from_weights,
     rotary_embedding_in_chunks,
@@ -209,13 +210,18 @@ def run_denoiser(denoiser: Denoiser, conditioning: TextConditioning, call: dict,
     denoiser.calls.clear()
     conditioning = conditioning.to(denoiser.device)
     audio = conditions.audio if conditions else None
+    retake = conditions.retake if conditions else None
     pipe, condition_inputs = conditions.pipeline(denoiser.pipe) if conditions else (denoiser.pipe, {})
     with given_text_conditioning(pipe, conditioning, sigmas_as_given=call.get("sigmas") is not None) as scheduler, \
-            nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), following_audio(pipe, audio):
+            nag.guidance(denoiser.pipe.transformer, nag_settings, conditioning), following_audio(pipe, audio), \
+            following_latent_frames(pipe, retake):
         output = pipe(generator=torch.Generator("cpu").manual_seed(seed), **conditioning.pipeline_inputs(),
                       **condition_inputs, **call, **(inputs or {}))
+    video_latents, audio_latents = output.frames.detach().to("cpu"), output.audio.detach().to("cpu")
+    if retake is not None:  # the kept latent frames exactly the clip's, not their normalisation's round trip
+        video_latents, audio_latents = retake.restore_kept(video_latents, audio_latents)
     return DiffusionResult(
-        video_latents=output.frames.detach().to("cpu"), audio_latents=output.audio.detach().to("cpu"),
+        video_latents=video_latents, audio_latents=audio_latents,
         pipeline_call=call, sigmas=[round(float(s), 8) for s in scheduler.sigmas],
         timesteps=[round(float(t), 6) for t in scheduler.timesteps], transformer_calls=len(denoiser.calls),
     )

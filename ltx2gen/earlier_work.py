@@ -1,19 +1,24 @@
-"""What a clip takes from earlier work (--extend, --seconds, --resume, --refine-from): its length, checked
+"""What a clip takes from earlier work (--extend, --retake, --seconds, --resume, --refine-from): its length, checked
 before any model loads, and whether the kept work was made from what this command asks for."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ltx2gen import continuation, two_stage
+from ltx2gen import continuation, retake, two_stage
 from ltx2gen.errors import ConfigError
 from ltx2gen.provenance import check_taken_up
 
 
 def continuation_length(values: dict, given: set[str]) -> dict:
-    """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), or from
-    --seconds; --resume's seed. Checked before any model loads."""
-    if values["extend"] is not None:
+    """The clip's frame count from --extend and --extend-seconds (the earlier clip's and the new segment's), from
+    --retake (the clip's, with its size, rate, model, seed and prompt), or from --seconds; --resume's seed. Checked
+    before any model loads."""
+    if values["retake"] is not None:
+        values = retake.adopt_clip(values, given)
+    elif "retake_what" in given:
+        raise ConfigError(f"--retake-what {values['retake_what']}: give --retake CLIP, the clip to retake")
+    elif values["extend"] is not None:
         values = continuation.adopt_earlier(values, given)
     elif values["seconds"] is not None:
         if "num_frames" in given:

@@ -29,8 +29,8 @@ HOST_MEMORY_ENV = "LTX2GEN_HOST_MEMORY_GIB"
 ACTIVATION_BASE_GIB = 0.3
 ACTIVATION_GIB_PER_1K_TOKENS = 0.096
 COMPILED_SAVING_GIB_PER_1K_TOKENS = 0.03  # compiled blocks keep fewer temporaries: 1.3 GiB less at 1080p
-# Conditioned runs (--image, --keyframe, --extend, windows) give each video token its own timestep: each block's
-# per-token modulation sum, 3.6 GiB at 1080p on LTX-2.0, eager.
+# Conditioned runs (--image, --keyframe, --extend, windows, --retake) give each video token its own timestep: each
+# block's per-token modulation sum, 3.6 GiB at 1080p on LTX-2.0, eager.
 CONDITIONED_GIB_PER_1K_TOKENS = 0.084
 # bf16 / FP8 (loaded into pinned host memory, measured 2026-12-07): two blocks in flight, stream buffers, FP8's
 # dequantized weights

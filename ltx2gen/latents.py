@@ -100,6 +100,12 @@ class LatentsHeader:
         return video_format_of(self.metadata)
 
 
+def kept_beside(video: Path, named: str) -> Path | None:
+    """The latents file an MP4's sidecar names (`named`, as the run that wrote it saw it, relative to that run's
+    folder), or the file of that name beside the MP4 (the two moved together); None where neither is there."""
+    return next((path for path in (Path(named), Path(video).with_name(Path(named).name)) if path.is_file()), None)
+
+
 def read_header(path: Path) -> LatentsHeader:
     """The header of a latents file written by `save_latents`; anything else is a LatentsFileError."""
     path = Path(path)

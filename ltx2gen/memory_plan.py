@@ -17,7 +17,7 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
     the flags that would."""
     sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
-    conditioned = bool(config.image or config.keyframe or config.extend or config.windows)
+    conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake)
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
                     megapixels=config.width * config.height / 1e6)
     requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels,

@@ -15,6 +15,7 @@ from pathlib import Path
 from ltx2gen import two_stage
 from ltx2gen.errors import ConfigError
 from ltx2gen.lock import FileLock, holder, try_lock
+from ltx2gen.retake import find_clip
 
 STAMP = re.compile(r"^(?P<stem>.*_\d{8}_\d{6})(?:_(?P<number>\d+))?$")
 
@@ -28,13 +29,16 @@ def run_files(config) -> list[Path]:
 def run_inputs(config) -> list[tuple[str, Path]]:
     """(flag, file) for each file a run of `config` reads, with the files it reaches through them (an --extend MP4's
     sidecar and latents). A run's own files that it is meant to read back are left out: --resume of the output's
-    latents, --refine-from of its stage-one latents."""
+    latents, --refine-from of its stage-one latents. A retake's clip, its sidecar and its latents are inputs too."""
     inputs = [("--image", config.image), ("--audio", config.audio),
               *(("--keyframe", spec.path) for spec in config.keyframe)]
     if config.extend:
         inputs += [("--extend", config.extend), ("--extend", config.earlier.path)]
         if Path(config.extend).suffix.lower() == ".mp4":
             inputs.append(("--extend", Path(config.extend).with_suffix(".json")))
+    if config.retake:
+        inputs += [("--retake", config.retake), ("--retake", find_clip(config.retake).path),
+                   ("--retake", Path(config.retake).with_suffix(".json"))]
     if config.resume and not _same(config.resume, config.latents_path):
         inputs.append(("--resume", config.resume))
     if config.refine_from and not _same(config.refine_from, two_stage.stage_one_path(config)):

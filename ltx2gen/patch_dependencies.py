@@ -44,9 +44,20 @@ DEPENDS_ON = (
                "noise_scale=0.0, dtype=None, device=None, generator=None, latents=None",
                "following_audio: wrapped to start the audio from the given latents"),
     Dependency(f"{PIPELINE}._pack_audio_latents", "latents, patch_size=None, patch_size_t=None",
-               "following_audio: packs the given audio latents as the pipeline packs its own"),
+               "following_audio (and following_latent_frames): packs the given audio latents as the pipeline packs "
+               "its own"),
     Dependency(f"{PIPELINE}._normalize_audio_latents", "latents, latents_mean, latents_std",
-               "following_audio: normalizes them as the pipeline does"),
+               "following_audio (and following_latent_frames): normalizes them as the pipeline does"),
+    Dependency(f"{PIPELINE}.prepare_latents",
+               "self, batch_size=1, num_channels_latents=128, height=512, width=768, num_frames=121, "
+               "noise_scale=0.0, dtype=None, device=None, generator=None, latents=None",
+               "following_latent_frames: wrapped to keep the clip's latent frames in place"),
+    Dependency(f"{PIPELINE}.convert_x0_to_velocity", "self, sample, denoised_output, step_idx, scheduler=None",
+               "following_latent_frames: wrapped to set the kept tokens' guided x0 to the clip's latents"),
+    Dependency(f"{PIPELINE}._pack_latents", "latents, patch_size=1, patch_size_t=1",
+               "following_latent_frames: packs the clip's latents as the pipeline packs its own"),
+    Dependency(f"{PIPELINE}._normalize_latents", "latents, latents_mean, latents_std, scaling_factor=1.0",
+               "following_latent_frames: normalizes them as the pipeline does"),
     Dependency(f"{LTX2}:LTX2VideoTransformer3DModel.forward",
                "self, hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, "
                "timestep, audio_timestep=None, sigma=None, audio_sigma=None, encoder_attention_mask=None, "
@@ -55,7 +66,9 @@ DEPENDS_ON = (
                "spatio_temporal_guidance_blocks=None, perturbation_mask=None, use_cross_timestep=False, "
                "attention_kwargs=None, video_self_attention_mask=None, video_keyframes_mask=None, return_dict=True",
                "following_audio: its hooks set audio_timestep and audio_sigma, read audio_hidden_states and rewrite "
-               "the audio output; timestep_modulation_per_run: its pre-hook reads timestep and audio_hidden_states"),
+               "the audio output; following_latent_frames: its hooks set timestep per token and audio_timestep, read "
+               "hidden_states and rewrite the video output; timestep_modulation_per_run: its pre-hook reads "
+               "timestep and audio_hidden_states"),
     Dependency(f"{LTX2}:LTX2AudioVideoAttnProcessor.__call__",
                "self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, query_rotary_emb=None, "
                "key_rotary_emb=None",

@@ -269,7 +269,8 @@ def following_audio(pipe, condition):
     the noise), a forward pre-hook on the transformer adds the audio timestep, and a forward hook rewrites the audio
     velocity to v' = (1 - s)^2 * v + s * (x - c) / sigma, the velocity whose x0 under the stock loop's own
     conversion (x - v' * sigma) is x0'. A `prefix` condition has strength s on its own tokens and 0 on the rest,
-    token by token, as image-to-video conditions video tokens: each token's timestep is t * (1 - s). The sigma that
+    and a condition whose strength is a tensor has one strength per audio latent frame (a token each), token by
+    token, as image-to-video conditions video tokens: each token's timestep is t * (1 - s). The sigma that
     LTX-2.3 and later modulate the video's cross-attention with stays one per clip, the generated audio's."""
     if condition is None:
         yield
@@ -288,8 +289,9 @@ def following_audio(pipe, condition):
         clean["latents"] = torch.zeros_like(noise)
         clean["latents"][:, :given.shape[1]] = given
         clean["strength"] = torch.zeros(1, noise.shape[1], 1, device=noise.device)
-        clean["strength"][:, :given.shape[1]] = condition.strength
-        clean["whole"] = given.shape[1] == noise.shape[1]
+        # one strength (a number) or one per audio latent frame (a tensor: a retake's span)
+        clean["strength"][:, :given.shape[1]] = torch.as_tensor(condition.strength).view(1, -1, 1)
+        clean["whole"] = given.shape[1] == noise.shape[1] and not torch.is_tensor(condition.strength)
         strength = token_strength()
         return strength * clean["latents"] + (1 - strength) * noise
 
@@ -327,6 +329,84 @@ def following_audio(pipe, condition):
         for hook in hooks:
             hook.remove()
         del pipe.prepare_audio_latents
+
+
+@contextlib.contextmanager
+def following_latent_frames(pipe, condition):
+    """Within this scope, calls of the stock `pipe` (text-to-video) keep the video latent frames of `condition` (a
+    `retake.RetakeCondition`: the clip's latents [1, C, F, H, W] as the VAE gives them, and `frame_strengths`, one
+    strength s per latent frame) in place; without a condition it is a plain run.
+
+    The method is `following_audio`'s, for the video tokens of each latent frame: they start at s * c + (1 - s) * n
+    (c the clip's normalized latents, n the noise the stock method draws), the transformer sees them at timestep
+    t * (1 - s), and their velocity is rewritten to v' = (1 - s)^2 * v + s * (x - c) / sigma, so that the stock
+    loop's x0 (x - v' * sigma) is (1 - s) * x0_model + s * c. At s = 1 a token is c at every step, seen clean; at
+    s = 0 it is denoised as in the plain run. Diffusers' own keyframe pipelines would append the frames as extra
+    tokens instead of keeping the clip's own in place.
+
+    Guidance combines the x0s of every token, and its rescale scales them all by one factor: the x0 of the tokens
+    kept whole (s = 1) is set to c once more after guidance (the stock loop's `convert_x0_to_velocity`, wrapped), as
+    Lightricks' retake blends its clean latents into each step's guided prediction; so is the audio's, where the
+    condition has audio kept (`audio`, `audio_kept`: the audio's strengths are `following_audio`'s)."""
+    if condition is None:
+        yield
+        return
+    train_steps = pipe.scheduler.config.num_train_timesteps
+    clean, current = {}, {}
+
+    def start_from_the_clip(*args, **kwargs):
+        noise = stock_prepare(*args, **kwargs)
+        vae = pipe.vae
+        normalized = pipe._normalize_latents(condition.video.to(noise.device, noise.dtype), vae.latents_mean,
+                                             vae.latents_std, vae.config.scaling_factor)
+        given = pipe._pack_latents(normalized, pipe.transformer_spatial_patch_size,
+                                   pipe.transformer_temporal_patch_size)
+        if given.shape[1:] != noise.shape[1:]:
+            raise ValueError(f"the clip's latents pack to {tuple(given.shape)}, the pipeline's video is "
+                             f"{tuple(noise.shape)}")
+        strengths = condition.frame_strengths.to(noise.device)
+        clean["latents"] = given
+        clean["strength"] = strengths.repeat_interleave(given.shape[1] // len(strengths)).view(1, -1, 1)
+        return clean["strength"] * given + (1 - clean["strength"]) * noise
+
+    def video_timestep(module, args, kwargs):
+        step = kwargs["timestep"]  # one per batch row: the stock text-to-video loop's
+        current["sigma"] = (step.float() / train_steps).view(-1, 1, 1)
+        if kwargs.get("audio_timestep") is None:
+            kwargs["audio_timestep"] = step
+        kwargs["timestep"] = step.view(-1, 1) * (1 - clean["strength"][..., 0].to(step.dtype))
+        return args, kwargs
+
+    def blend_video_velocity(module, args, kwargs, output):
+        velocity, audio = output
+        seen, strength = kwargs["hidden_states"], clean["strength"]
+        # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
+        offset = seen.float() - clean["latents"].to(seen.dtype).float()
+        return (1 - strength) ** 2 * velocity.float() + strength * offset / current["sigma"], audio
+
+    def kept_after_guidance(sample, denoised, step_idx, scheduler=None):
+        if scheduler is None or scheduler is pipe.scheduler:  # the video's (the audio steps with a copy)
+            denoised = torch.where(clean["strength"] == 1, clean["latents"], denoised)
+        elif condition.audio is not None:
+            if "audio" not in clean:
+                packed = pipe._pack_audio_latents(condition.audio.to(denoised.device, denoised.dtype))
+                clean["audio"] = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean,
+                                                               pipe.audio_vae.latents_std)
+                clean["audio_kept"] = torch.tensor(condition.audio_kept, device=denoised.device).view(1, -1, 1)
+            denoised = torch.where(clean["audio_kept"], clean["audio"], denoised)
+        return stock_convert(sample, denoised, step_idx, scheduler)
+
+    stock_prepare, stock_convert = pipe.prepare_latents, pipe.convert_x0_to_velocity
+    pipe.prepare_latents, pipe.convert_x0_to_velocity = start_from_the_clip, kept_after_guidance
+    # First among the pre-hooks: `timestep_modulation_per_run` then sees the per-token timesteps.
+    hooks = [pipe.transformer.register_forward_pre_hook(video_timestep, with_kwargs=True, prepend=True),
+             pipe.transformer.register_forward_hook(blend_video_velocity, with_kwargs=True)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+        del pipe.prepare_latents, pipe.convert_x0_to_velocity
 
 
 def host_copies_apart_from_weights(model: torch.nn.Module) -> None:

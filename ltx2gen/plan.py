@@ -22,6 +22,7 @@ from ltx2gen import (
     memory_plan,
     pipeline_choice,
     report,
+    retake,
     two_stage,
     video_decode,
 )
@@ -134,6 +135,10 @@ class RunPlan:
         if resume:
             continuation.check_model(resume, version, f"--resume {config.resume}")
             check_latents_fit(resume.video_shape, resume.audio_shape, model_dir, f"--resume {config.resume}")
+        kept = retake.find_clip(config.retake).header if config.retake else None
+        if kept:
+            continuation.check_model(kept, version, f"--retake {config.retake}", use="retake it")
+            check_latents_fit(kept.video_shape, kept.audio_shape, model_dir, f"--retake {config.retake}")
         call = diffusion.pipeline_call_arguments(  # a clip in windows: the first window's; each sets its length
             width=width, height=height, num_frames=windows[0].num_frames if windows else config.num_frames,
             fps=float(config.fps), steps=steps, guidance=guidance, distilled=config.distilled, version=version)

@@ -17,6 +17,7 @@ from ltx2gen.audio_input import AudioCondition
 from ltx2gen.batch_lines import INPUT_FILE_KEYS
 from ltx2gen.conditioners import CONDITIONERS, Span, conditions_for, given_inputs, plan_all, records
 from ltx2gen.conditioners.audio import AudioConditioner
+from ltx2gen.conditioners.retake import RetakeConditioner
 from ltx2gen.config import GenerateConfig, build_parser
 from ltx2gen.errors import ConfigError
 from ltx2gen.video import write_mp4
@@ -43,7 +44,8 @@ def test_each_conditioner_brings_its_own_flags_batch_files_and_stage():
 def test_a_clip_without_inputs_records_each_conditioner_as_absent_as_the_latents_file_always_did(tmp_path):
     plain = settings(tmp_path)
     assert given_inputs(plain) == [] and plan_all(plain, None) == ()
-    assert records(()) == {"image": None, "keyframes": [], "audio_input": None, "reference_video": None}
+    assert records(()) == {"image": None, "keyframes": [], "audio_input": None, "reference_video": None,
+                           "retake": None}
 
 
 def test_planned_inputs_are_inspected_once_and_record_the_same_keys_as_their_absence(tmp_path, tiny_model):
@@ -58,7 +60,8 @@ def test_planned_inputs_are_inspected_once_and_record_the_same_keys_as_their_abs
                      f"{reference}:0.5")
     assert [flag for flag, _ in given_inputs(given)] == ["--image", "--keyframe", "--audio", "--reference-video"]
     planned = plan_all(given, tiny_model)
-    assert [type(item) for item in planned] == list(CONDITIONERS)
+    # a retake takes no other input (tests/test_retake.py plans and records it)
+    assert [type(item) for item in planned] == [kind for kind in CONDITIONERS if kind is not RetakeConditioner]
     for item in planned:  # a clip without the input records the same keys, at their "absent" values
         assert set(type(item).absent_record) <= set(item.record())
     record = records(planned)

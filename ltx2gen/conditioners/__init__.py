@@ -10,9 +10,11 @@ from ltx2gen.conditioners.audio import AudioConditioner
 from ltx2gen.conditioners.base import Conditioner, RunConditions, Span
 from ltx2gen.conditioners.images import ImageConditioner
 from ltx2gen.conditioners.reference import ReferenceConditioner
+from ltx2gen.conditioners.retake import RetakeConditioner
 
 # In the order their stages run, their records are written and their conditions reach a denoising run.
-CONDITIONERS: tuple[type[Conditioner], ...] = (ImageConditioner, AudioConditioner, ReferenceConditioner)
+CONDITIONERS: tuple[type[Conditioner], ...] = (ImageConditioner, AudioConditioner, ReferenceConditioner,
+                                               RetakeConditioner)
 
 __all__ = ["CONDITIONERS", "Conditioner", "RunConditions", "Span", "given_inputs", "plan_all", "records",
            "encode_all", "conditions_for"]

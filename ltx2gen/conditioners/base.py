@@ -30,12 +30,14 @@ class Span:
 @dataclass
 class RunConditions:
     """What one denoising run follows besides its text: conditions on latent frames (`image.EncodedKeyframe`, at
-    the run's own latent frames, in the order given), the audio it follows (`audio_input.AudioCondition`) and the
-    reference video an IC-LoRA follows (`reference_video.ReferenceCondition`)."""
+    the run's own latent frames, in the order given), the audio it follows (`audio_input.AudioCondition`), the
+    reference video an IC-LoRA follows (`reference_video.ReferenceCondition`) and the clip whose latent frames
+    outside a span it keeps in place (`retake.RetakeCondition`, with `patches.following_latent_frames`)."""
 
     keyframes: list = field(default_factory=list)
     audio: object = None
     reference: object = None
+    retake: object = None
 
     def pipeline(self, pipe):
         """The stock pipeline these conditions run with, over `pipe`'s components, and the call arguments that pass
