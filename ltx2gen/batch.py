@@ -179,7 +179,8 @@ class Summary:
         remaining = total - index
         if remaining_seconds is None and rendered:
             remaining_seconds = sum(rendered) / len(rendered) * remaining
-        eta = f", ETA {_clock(remaining_seconds)}" if remaining_seconds is not None and remaining else ""
+        going_on = remaining and remaining_seconds is not None and row.status != "interrupted"
+        eta = f", ETA {_clock(remaining_seconds)}" if going_on else ""
         detail = f" ({row.detail})" if row.detail else ""
         print(f"[{index}/{total}] {row.name}: {row.status} in {row.seconds:.1f} s{detail} | elapsed "
               f"{_clock(elapsed)}{eta}", flush=True)

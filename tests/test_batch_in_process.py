@@ -96,19 +96,19 @@ def test_notes_every_clip_repeats_are_said_once_and_each_clip_has_its_plan_line(
 
 def test_clips_equal_separate_runs_latents_and_frames(batch_run, tmp_path):
     batch_file, out_dir, _, _, _ = batch_run
-    clip = read_batch(batch_file)[1]  # the second: diffused after the first was decoded
-    separate = tmp_path / "sea.mp4"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert generate.main(clip.argv(separate)) == 0
-    batch_latents = load_latents(out_dir / "sea.latents.safetensors")
-    separate_latents = load_latents(separate.with_suffix(".latents.safetensors"))
-    assert torch.equal(batch_latents.video, separate_latents.video)
-    assert torch.equal(batch_latents.audio, separate_latents.audio)
-    assert np.array_equal(read_frames(out_dir / "sea.mp4"), read_frames(separate))
+    for clip in read_batch(batch_file):  # the later ones diffused after the earlier ones were decoded
+        separate = tmp_path / f"{clip.name}.mp4"
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert generate.main(clip.argv(separate)) == 0
+        batch_latents = load_latents(out_dir / f"{clip.name}.latents.safetensors")
+        separate_latents = load_latents(separate.with_suffix(".latents.safetensors"))
+        assert torch.equal(batch_latents.video, separate_latents.video)
+        assert torch.equal(batch_latents.audio, separate_latents.audio)
+        assert np.array_equal(read_frames(out_dir / f"{clip.name}.mp4"), read_frames(separate))
 
 
 def test_where_the_decode_does_not_fit_beside_the_transformer_the_group_is_decoded_after_and_said_once(
-        tiny_model, tmp_path, monkeypatch):
+        batch_run, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("LTX2GEN_HOST_MEMORY_GIB", "0.5")  # the CPU's rule: the decode beside the transformer
     batch_file = write_batch(tmp_path / "two.jsonl", tiny_model, CLIPS[:2])
     out_dir = tmp_path / "out"
@@ -120,3 +120,5 @@ def test_where_the_decode_does_not_fit_beside_the_transformer_the_group_is_decod
     assert len(said) == 1 and "does not fit beside the transformer in host memory" in said[0]
     assert out.index("saved latents: " + str(out_dir / "sea.latents.safetensors")) < out.index("[1/2] fox: done")
     assert out.index("[1/2] fox: done") < out.index("[2/2] sea: done")
+    for name in ("fox", "sea"):  # the same clips as decoded beside the transformer
+        assert np.array_equal(read_frames(out_dir / f"{name}.mp4"), read_frames(batch_run[1] / f"{name}.mp4"))
