@@ -171,11 +171,16 @@ class Summary:
     rows: list[Row] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def progress(self, index: int, total: int, row: Row) -> None:
+    def progress(self, index: int, total: int, row: Row, remaining_seconds: float | None = None) -> None:
+        """The `[index/total]` line of a clip whose work has ended. The ETA is `remaining_seconds` where the caller
+        has worked it out, else the clips left at the mean seconds of those done."""
         elapsed = time.perf_counter() - self.started
         rendered = [r.seconds for r in self.rows if r.status == "done"]
         remaining = total - index
-        eta = f", ETA {_clock(sum(rendered) / len(rendered) * remaining)}" if rendered and remaining else ""
+        if remaining_seconds is None and rendered:
+            remaining_seconds = sum(rendered) / len(rendered) * remaining
+        going_on = remaining and remaining_seconds is not None and row.status != "interrupted"
+        eta = f", ETA {_clock(remaining_seconds)}" if going_on else ""
         detail = f" ({row.detail})" if row.detail else ""
         print(f"[{index}/{total}] {row.name}: {row.status} in {row.seconds:.1f} s{detail} | elapsed "
               f"{_clock(elapsed)}{eta}", flush=True)

@@ -220,8 +220,29 @@ def _remove_hooks(model: object) -> None:
         remove_hook_from_module(model, recurse=True)
 
 
+@dataclass
+class _PeakWindow:
+    """The peaks of a stage still open, up to the last time a stage inside it reset the process's counters."""
+
+    device: torch.device
+    cuda_bytes: int = 0
+    rss_bytes: int = 0
+
+    def take_current(self) -> None:
+        if self.device.type == "cuda":
+            self.cuda_bytes = max(self.cuda_bytes, torch.cuda.max_memory_allocated(self.device))
+        self.rss_bytes = max(self.rss_bytes, peak_rss_bytes())
+
+
+# The stages open now, outermost first. Stages nest where a batch decodes a clip inside the stage that holds the
+# transformer for the clips that share it; the peak counters are the process's, so a stage starting inside another
+# first folds them into every stage around it, whose reports then still cover their whole span.
+_open_windows: list[_PeakWindow] = []
+
+
 class MemoryTracker:
-    """Runs stages, frees what each held, and keeps one report per stage for the sidecar."""
+    """Runs stages, frees what each held, and keeps one report per stage for the sidecar. Stages may nest (each
+    report's peaks cover its whole span, the nested stages' included)."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -230,17 +251,25 @@ class MemoryTracker:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[Stage]:
         stage = Stage(name)
+        for window in _open_windows:
+            window.take_current()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         reset_peak_rss()
+        window = _PeakWindow(self.device)
+        _open_windows.append(window)
         raise_lost_stop()  # a stop that landed in a finalizer since the last stage
         emit("stage-start", name)
         start = time.perf_counter()
         try:
             yield stage
         finally:
-            stage.release(*list(stage.models))
-            report = self._report(name, time.perf_counter() - start)
+            try:
+                stage.release(*list(stage.models))
+            finally:
+                _open_windows.remove(window)
+            window.take_current()
+            report = self._report(name, time.perf_counter() - start, window)
             report.load_seconds = stage.load_seconds
             self.reports.append(report)
             emit("stage-end", name, report)
@@ -252,13 +281,13 @@ class MemoryTracker:
         with self.stage(name) as stage:
             return stage_function(stage, *args, **kwargs)
 
-    def _report(self, name: str, seconds: float) -> StageReport:
+    def _report(self, name: str, seconds: float, peaks: _PeakWindow) -> StageReport:
         report = StageReport(name=name, seconds=seconds, rss_gib=process_rss_bytes() / GIB,
-                             peak_rss_gib=peak_rss_bytes() / GIB, mem_available_gib=mem_available_bytes() / GIB)
+                             peak_rss_gib=peaks.rss_bytes / GIB, mem_available_gib=mem_available_bytes() / GIB)
         if self.device.type == "cuda":
             report.cuda_allocated_gib = torch.cuda.memory_allocated(self.device) / GIB
             report.cuda_reserved_gib = torch.cuda.memory_reserved(self.device) / GIB
-            report.cuda_peak_gib = torch.cuda.max_memory_allocated(self.device) / GIB
+            report.cuda_peak_gib = peaks.cuda_bytes / GIB
         return report
 
     def timings(self) -> dict[str, float]:

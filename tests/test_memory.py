@@ -161,3 +161,18 @@ def test_a_control_groups_limit_counts_what_it_holds_beyond_the_page_cache(tmp_p
     write_control_group(tmp_path, folders[0], str(20 * gib), 4 * gib, gib)  # the same folder where there is one
     write_control_group(tmp_path, folders[-1], str(10 * gib), 4 * gib, gib)
     assert memory.cgroup_available_bytes(tmp_path) == 7 * gib  # the tightest: 10 less the 3 not page cache
+
+
+def test_a_stage_around_another_reports_the_peak_from_before_the_inner_stage_reset_the_counters():
+    import numpy as np
+
+    tracker = memory.MemoryTracker(torch.device("cpu"))
+    with tracker.stage("outer"):
+        held = np.ones(memory.GIB // 8 // 2)  # 512 MiB, touched, then let go before the inner stage starts
+        outer_peak = memory.peak_rss_bytes()
+        del held
+        with tracker.stage("inner"):
+            pass
+    inner, outer = tracker.reports
+    # the kernel's RSS counters lag by a few pages
+    assert outer.peak_rss_gib >= outer_peak / memory.GIB - 0.01 > inner.peak_rss_gib + 0.4
