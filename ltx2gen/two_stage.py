@@ -294,10 +294,10 @@ def describe(config, upsampler: Upsampler) -> str:
             f"{size_text(config.width, config.height)}, {len(REFINE_SIGMAS)} refine steps)")
 
 
-def resume_command(plan) -> str:
+def resume_command(plan, stage_one: Path) -> str:
     """generate.py with the stage-one file: every clip setting is in the file; the LoRAs and the transformer's
     precision are given again so the refine uses the same weights as stage one."""
-    arguments = ["--refine-from", str(stage_one_path(plan.settings)), "--fp8", plan.fp8]
+    arguments = ["--refine-from", str(stage_one), "--fp8", plan.fp8]
     for spec in plan.settings.lora:
         arguments += ["--lora", spec.label, f"{spec.scale:g}"]
     return command_line("generate.py", "generate", arguments)
@@ -305,16 +305,36 @@ def resume_command(plan) -> str:
 
 def failure_advice(plan) -> str | None:
     """What to tell the user when the diffusion stage fails: resume the refine if stage one is on disk."""
-    config = plan.settings
-    if config.pipeline != "two-stage" or not stage_one_path(config).is_file():
+    kept = kept_stage_one(plan.settings)
+    if kept is None:
         return None
-    return f"the stage-one latents are kept; resume the refine with:\n  {resume_command(plan)}"
+    return f"the stage-one latents are kept in {kept}; resume the refine with:\n  {resume_command(plan, kept)}"
 
 
 def discard_stage_one(config) -> None:
     """After success the stage-one latents are no longer needed (kept with --keep-latents)."""
-    if config.pipeline == "two-stage" and not config.keep_latents:
-        stage_one_path(config).unlink(missing_ok=True)
+    kept = kept_stage_one(config) if not config.keep_latents else None
+    if kept:
+        kept.unlink(missing_ok=True)
+
+
+def kept_stage_one(config) -> Path | None:
+    """The stage-one latents this clip's run saved: beside the output, or where that folder could not take them, in
+    the first fallback folder that did (`latents.save_anywhere`), known by the clip's output and seed in its
+    metadata; None for a run that saved none."""
+    from ltx2gen.latents import fallback_paths
+
+    if config.pipeline != "two-stage":
+        return None
+    beside = stage_one_path(config)
+    for path in [beside, *fallback_paths(beside.name)]:
+        try:
+            clip = read_stage_one_metadata(path)["clip"]
+        except ConfigError:  # none there, or not this kind of file
+            continue
+        if clip.get("output") == str(Path(config.output).resolve()) and clip.get("seed") == config.seed:
+            return path
+    return None
 
 
 def refine_call(config, version: str) -> dict:
@@ -397,9 +417,10 @@ def diffuse(stage, denoiser, plan, conditioning):
         print(f"stage one: resumed from {config.refine_from}", flush=True)
     else:
         first = diffusion.run_denoiser(denoiser, conditioning, plan.call, config.seed, nag_settings=plan.nag)
-        path = latents.save_latents(stage_one_path(config), first.video_latents, first.audio_latents,
-                                    stage_one_metadata(plan))
-        print(f"saved stage-one latents: {path}", flush=True)
+        path, tried = latents.save_anywhere(stage_one_path(config), first.video_latents, first.audio_latents,
+                                            stage_one_metadata(plan))
+        print(f"saved stage-one latents: {path}" + (" (its folder beside the output could not take it)" if tried
+                                                     else ""), flush=True)
         first_video, first_audio = first.video_latents, first.audio_latents
         first_record = {"pipeline_call": first.pipeline_call, "scheduler_sigmas": first.sigmas,
                         "transformer_calls": first.transformer_calls, "latents": str(path)}

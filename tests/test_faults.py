@@ -201,6 +201,36 @@ def fallback_render(tiny_model, tmp_path_factory):
     return out_dir, fallbacks[0] / "clip.latents.safetensors", status, out, err
 
 
+def test_a_two_stage_run_keeps_its_stage_one_latents_in_a_fallback_folder_and_finds_them_again(tiny_model, tmp_path,
+                                                                                                monkeypatch):
+    """Two-stage (what --pipeline auto renders a distilled clip at 64x64 with): where the output's folder cannot take
+    the stage-one latents they go to the first fallback folder; a refine that then fails names that file in its resume
+    command, and a finished run removes it."""
+    from ltx2gen import two_stage
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    kept = fallbacks[0] / "clip.stage1.latents.safetensors"
+    stock_upsample = two_stage.upsample
+
+    def upsample_fails(*args, **kwargs):
+        assert kept.is_file()  # saved before the upsampler runs
+        raise RuntimeError("the upsampler failed")
+
+    monkeypatch.setattr(two_stage, "upsample", upsample_fails)
+    two_stage_clip = [flag for flag in SMALL if flag not in ("--pipeline", "distilled")]
+    status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", clip=two_stage_clip)
+    assert status == 1 and f"saved stage-one latents: {kept} (its folder beside the output could not take it)" in out
+    assert f"the stage-one latents are kept in {kept}; resume the refine with:" in err
+    assert f"--refine-from {kept}" in err
+    monkeypatch.setattr(two_stage, "upsample", stock_upsample)
+    status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", "--refine-from", str(kept), clip=[])
+    assert status == 0, err
+    assert probe(out_dir / "clip.mp4").frames == 9 and not kept.exists()
+
+
 def test_latents_go_to_the_first_fallback_folder_when_the_outputs_cannot_take_them(fallback_render):
     out_dir, fallback, status, out, err = fallback_render
     assert status == 0, err

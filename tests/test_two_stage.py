@@ -160,7 +160,9 @@ def test_resume_advice_in_the_container_is_the_images_generate_command(monkeypat
         "--prompt", "a fox", "--pipeline", "two-stage", "--camera", "jib-up", "--no-timestamp",
         "--output", str(tmp_path / "a b.mp4")]))
     monkeypatch.setenv("LTX2GEN_IN_CONTAINER", "1")
-    assert resume_command(SimpleNamespace(settings=config, fp8="weight")) == (
+    from ltx2gen.two_stage import stage_one_path
+
+    assert resume_command(SimpleNamespace(settings=config, fp8="weight"), stage_one_path(config)) == (
         f"docker run <the same options and image> generate --refine-from '{tmp_path}/a b.stage1.latents.safetensors' "
         "--fp8 weight --lora Lightricks/LTX-2-19b-LoRA-Camera-Control-Jib-Up::"
         "ltx-2-19b-lora-camera-control-jib-up.safetensors 1")
