@@ -16,6 +16,7 @@ pipeline with a stand-in VAE that hands it those latents (`stand_ins.EncodedImag
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import subprocess
@@ -74,17 +75,24 @@ class SourceVideo:
 
 
 def inspect_video(spec: ReferenceSpec) -> SourceVideo:
-    """The file, checked: there, and a video ffmpeg decodes (every frame is decoded once here)."""
-    from ltx2gen.video import probe
-
+    """The file, checked: there, and a video ffmpeg decodes (every frame is decoded, once per version of the file:
+    the flags' check and the plan both ask)."""
     if not spec.path.is_file():
         raise ConfigError(f"{spec.flag}: no such file; give a video file ({REFERENCE_GRAMMAR})")
+    stat = spec.path.stat()
+    return _inspect(spec.path.resolve(), stat.st_mtime_ns, stat.st_size, spec.flag)
+
+
+@functools.lru_cache(maxsize=8)
+def _inspect(path: Path, modified_ns: int, size: int, flag: str) -> SourceVideo:
+    from ltx2gen.video import probe
+
     try:
-        info = probe(spec.path)
+        info = probe(path)
     except (subprocess.CalledProcessError, AttributeError, IndexError, ZeroDivisionError):
-        raise ConfigError(f"{spec.flag}: not a video ffmpeg can read; give an MP4, MOV, WebM or any file with a "
+        raise ConfigError(f"{flag}: not a video ffmpeg can read; give an MP4, MOV, WebM or any file with a "
                           "video stream") from None
-    return SourceVideo(spec.path.resolve(), file_sha256(spec.path), info.frames, info.width, info.height, info.fps)
+    return SourceVideo(path, file_sha256(path), info.frames, info.width, info.height, info.fps)
 
 
 def longest_frame_count(frames: int) -> int:
