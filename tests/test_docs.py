@@ -5,6 +5,8 @@ import ast
 import re
 from pathlib import Path
 
+from test_layout import imported_names
+
 from conftest import ROOT
 
 PACKAGE = ROOT / "ltx2gen"
@@ -44,19 +46,15 @@ def layers_in_layout_table(text: str) -> dict[str, int]:
 
 
 def imported_modules(path: Path) -> set[str]:
-    """The package's modules `path` imports, at its top or inside a function, relative to ltx2gen/."""
+    """The package's modules `path` imports, at its top or inside a function (`test_layout.imported_names`), relative
+    to ltx2gen/."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ltx2gen":
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names if alias.name.split(".")[0] == "ltx2gen"]
-        else:
-            continue
-        for name in names:
-            relative = "/".join(name.split(".")[1:])
+    for name in imported_names(path.read_text()):
+        package, _, relative = name.partition(".")
+        relative = relative.replace(".", "/")
+        if package == "ltx2gen" and relative:
             found.update(module for module in (f"{relative}.py", f"{relative}/__init__.py")
-                         if (PACKAGE / module).is_file() and relative)
+                         if (PACKAGE / module).is_file())
     return found
 
 
