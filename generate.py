@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ltx2gen import outputs
 from ltx2gen.config import GenerateConfig, build_parser
-from ltx2gen.errors import ConfigError
+from ltx2gen.errors import ClipFailed, ConfigError
 from ltx2gen.files import write_text
 from ltx2gen.report import command_line
 from ltx2gen.run_options import PlanOnlyOptions
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                      "each line's plan allows)")
     if args.batch:
         return render_batch(parser, args)
+    command_argv = sys.argv[1:] if argv is None else argv
     reservation = outputs.Reservation()  # none yet
     try:
         config = GenerateConfig.from_args(args)
@@ -56,18 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         reservation.release()
         parser.error(str(err))
+    except KeyboardInterrupt as err:  # while planning or importing torch: nothing computed yet
+        reservation.release()
+        return fail(ClipFailed.stopped_early(err), argv=command_argv)
     with reservation:
-        return run(config, plan, ranks, sys.argv[1:] if argv is None else argv)
+        return run(config, plan, ranks, command_argv)
 
 
 def run(config: GenerateConfig, plan, ranks, argv: list[str] = ()) -> int:
     """The clip's stages, in order, are `ltx2gen.clip.generate`'s; this turns its failures into advice."""
-    from ltx2gen import ClipFailed, generate
+    from ltx2gen import generate
 
     try:
         clip = generate(config, plan, ranks)
     except ClipFailed as failure:
         return fail(failure, ranks, argv, config.output)
+    except KeyboardInterrupt as err:  # before its first stage began
+        return fail(ClipFailed.stopped_early(err), ranks, argv, config.output)
     if clip is None:  # a rank other than 0: rank 0 writes the clip
         return 0
     print(f"sidecar: {clip.sidecar}")

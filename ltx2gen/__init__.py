@@ -36,16 +36,16 @@ __all__ = ["ClipFailed", "ConfigError", "GenerateConfig", "build_parser", "gener
 
 
 def __getattr__(name: str):
-    if name in ("generate", "ClipFailed"):
-        from ltx2gen import clip
+    if name == "generate":
+        from ltx2gen.clip import generate
 
-        return getattr(clip, name)
+        return generate
     if name in ("GenerateConfig", "build_parser"):
         from ltx2gen import config
 
         return getattr(config, name)
-    if name == "ConfigError":
-        from ltx2gen.errors import ConfigError
+    if name in ("ClipFailed", "ConfigError"):
+        from ltx2gen import errors
 
-        return ConfigError
+        return getattr(errors, name)
     raise AttributeError(f"module 'ltx2gen' has no attribute {name!r}")

@@ -22,6 +22,7 @@ from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.components import default_dtype, release_page_cache
 from ltx2gen.conditioners import CONDITIONERS, conditions_for, encode_all
 from ltx2gen.config import GenerateConfig
+from ltx2gen.errors import STOPPED_BEFORE_DIFFUSION, ClipFailed
 from ltx2gen.files import write_json
 from ltx2gen.plan import RunPlan
 from ltx2gen.postprocess_options import PostprocessOptions
@@ -49,20 +50,6 @@ class RenderedClip:
         final = config.postprocessed(VideoFormat(config.width, config.height, self.num_frames, config.fps))
         return report.summary_line(config.output, final.num_frames, width=final.width, height=final.height,
                                    fps=final.fps, tracker=self.tracker, total_seconds=self.seconds)
-
-
-class ClipFailed(Exception):
-    """A stage failed (or was interrupted); `advice` says what was kept and how to go on from it."""
-
-    def __init__(self, cause: BaseException, advice: str, foreseen: bool = False, rerun: bool = False):
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.cause, self.advice = cause, advice
-        self.foreseen = foreseen  # a failure the message explains in full: no traceback
-        self.rerun = rerun  # the advice is to run the same command again: the command line follows it
-
-    @property
-    def interrupted(self) -> bool:
-        return isinstance(self.cause, KeyboardInterrupt)
 
 
 @dataclass
@@ -160,7 +147,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
 def nothing_kept_advice(cause: BaseException) -> str:
     """What to do after a failure before anything was saved."""
     if isinstance(cause, KeyboardInterrupt):
-        return "it stopped before the diffusion finished, so nothing was saved; render it again with:"
+        return STOPPED_BEFORE_DIFFUSION
     if isinstance(cause, latents.NonFiniteLatents):
         return ("nothing was saved: the diffusion diverged; lower the guidance scales (--guidance-scale, "
                 "--audio-guidance-scale, --stg-scale, --modality-scale, --nag-scale) and run the command again")

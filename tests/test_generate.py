@@ -4,6 +4,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import weakref
 from fractions import Fraction
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 import decode_latents
-from conftest import ROOT, linked_copy, parse_config, run_generate, stock_run
+from conftest import CLIP, ROOT, linked_copy, parse_config, run_generate, stock_run
 from ltx2gen import memory
 from ltx2gen.video import probe, read_frames
 
@@ -317,3 +318,37 @@ def test_one_clip_over_several_processes_refuses_fp8_attention_asked_for():
     with pytest.raises(ConfigError, match="--fp8-attention on: one clip over several GPUs splits the attention"):
         generate.one_clip_over_ranks(parse_config("--fp8-attention", "on", "--width", "768", "--height", "512"),
                                      Ranks(rank=0, world_size=2))
+
+
+STOPPED_AT = """
+import os, signal, sys
+import generate
+from ltx2gen import memory
+from ltx2gen.plan import RunPlan
+
+owner, name = {{"planned": (RunPlan, "choose"), "tracking": (memory.MemoryTracker, "__init__")}}[{moment!r}]
+real = getattr(owner, name)
+
+def then_stopped(*args, **kwargs):  # SIGTERM lands the moment this step ends, as `kill` may
+    result = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return result
+
+setattr(owner, name, then_stopped)
+sys.exit(generate.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("moment", ["planned", "tracking"])
+def test_a_stop_between_the_plan_line_and_the_first_stage_ends_as_interrupted_with_the_command_again(
+        tiny_model, tmp_path, moment):
+    out = tmp_path / "clip.mp4"
+    args = ["--prompt", "a fox", "--model", str(tiny_model), "--no-timestamp", "--output", str(out), *CLIP]
+    result = subprocess.run([sys.executable, "-c", STOPPED_AT.format(moment=moment), *args], cwd=ROOT,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                                 "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 130, result.stderr
+    assert "plan:" in result.stdout and "Traceback" not in result.stderr
+    assert "error: interrupted\nit stopped before the diffusion finished, so nothing was saved" in result.stderr
+    assert "--prompt 'a fox'" in result.stderr.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # the output's name is free again
