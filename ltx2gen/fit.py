@@ -100,13 +100,15 @@ class Machine:
 @dataclass(frozen=True)
 class Work:
     """What the plan is for: the clip's video tokens (of one denoising run at its size), its frames, whether they are
-    conditioned, the frames of one decode piece as asked (0: auto) and a frame's megapixels."""
+    conditioned, the frames of one decode piece as asked (0: auto), a frame's megapixels and, for two-stage, the
+    latent upsampler's GiB."""
 
     tokens: int
     frames: int
     conditioned: bool = False
     decode_chunk_frames: int = 0  # 0: auto (the whole clip where it fits, else the largest piece that does)
     megapixels: float = 0.39  # of a frame: 768x512
+    upsampler_gib: float = 0.0
 
 
 def clip_tokens(width: int, height: int, num_frames: int) -> int:
@@ -122,13 +124,15 @@ def activations_gib(tokens: int, compiled: bool, conditioned: bool) -> float:
 def diffusion_peak(sizes: Sizes, work: Work, fp8: bool, offload: str, compiled: bool = False) -> Peak:
     """The diffusion stage with the transformer held as `offload` (none, model, group, sequential or files)."""
     weights = sizes.transformer_fp8 if fp8 else sizes.transformer
-    activations = activations_gib(work.tokens, compiled, work.conditioned)
     if offload in ("none", "model"):  # model offload moves the whole transformer in for the steps
-        gpu = weights + activations
+        on_gpu = weights
     elif offload in ("group", "files"):  # files: one block on the GPU, the next read ahead into host memory
-        gpu = activations + GROUP_OVERHEAD_GIB[fp8]
+        on_gpu = GROUP_OVERHEAD_GIB[fp8]
     else:
-        gpu = activations + SEQUENTIAL_OVERHEAD_GIB
+        on_gpu = SEQUENTIAL_OVERHEAD_GIB
+    # Two-stage: between its runs the latent upsampler loads beside the transformer, the run's activations freed.
+    gpu = on_gpu + max(activations_gib(work.tokens, compiled, work.conditioned),
+                       ACTIVATION_BASE_GIB + work.upsampler_gib)
     in_host = {"none": 0.0, "files": FILES_HOST_BLOCKS * sizes.transformer / TRANSFORMER_BLOCKS}.get(offload, weights)
     return Peak(gpu, HOST_STAGE_GIB["diffusion"] + in_host)
 

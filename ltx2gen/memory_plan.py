@@ -13,13 +13,14 @@ from ltx2gen.errors import ConfigError
 
 
 def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, machine: fit.Machine, *,
-                fp8_kernels: bool) -> fit.Fit:
+                fp8_kernels: bool, upsampler_folder: Path | None = None) -> fit.Fit:
     """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
-    the flags that would."""
+    the flags that would. `upsampler_folder`: a two-stage run's latent upsampler, loaded beside the transformer."""
     sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake)
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
-                    megapixels=config.width * config.height / 1e6)
+                    megapixels=config.width * config.height / 1e6,
+                    upsampler_gib=upsampler_gib(upsampler_folder) if upsampler_folder else 0.0)
     requested = fit.Requested(config.fp8, config.offload, config.text_fp8, fp8_kernels,
                               files=not (config.lora or config.camera),
                               text_files="text_encoder" not in built_at_load_names(transformer_folder.parent))
@@ -27,6 +28,15 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
         return fit.choose(sizes, work, machine, requested)
     except fit.DoesNotFit as refusal:
         raise ConfigError(f"{refusal}; {what_would_fit(config, sizes, work, machine, requested)}") from None
+
+
+def upsampler_gib(folder: Path) -> float:
+    """A latent upsampler's loaded size (0.93 GiB for LTX-2.0's and LTX-2.5's), from its configuration."""
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    from ltx2gen.sizes import folder_bytes
+
+    return folder_bytes(folder, LTX2LatentUpsamplerModel) / fit.GIB
 
 
 def what_would_fit(config: GenerateConfig, sizes: fit.Sizes, work: fit.Work, machine: fit.Machine,

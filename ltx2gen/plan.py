@@ -154,7 +154,8 @@ class RunPlan:
         if discrete_gpu:
             machine = machine or fit.Machine(fit.gpu_budget_gib(device), fit.host_memory_available_bytes() / fit.GIB)
             memory_fit = memory_plan.plan_memory(config, model_dir / folder, tokens, machine, fp8_kernels=(
-                machine.source != "this machine" or fp8_supported(device)))
+                machine.source != "this machine" or fp8_supported(device)),
+                upsampler_folder=upsampler.folder if upsampler else None)
             fp8, offload, text_encoder = memory_fit.fp8, memory_fit.offload, memory_fit.text_encoder
             if config.fp8 == "auto" and fp8 == "off" and offload == "none":
                 print(f"note: the run fits this GPU ({machine.gpu_gib:.0f} GiB) in bf16, which is exact and faster "

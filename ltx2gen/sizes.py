@@ -45,6 +45,20 @@ def _built_empty(model_dir: str, name: str, config_version: int) -> torch.nn.Mod
         return cls.from_config(cls.load_config(folder))
 
 
+def folder_bytes(folder: Path, cls) -> int:
+    """Bytes a component of class `cls` kept in a folder of its own (a latent upsampler given apart from the model)
+    takes once loaded, from the folder's configuration."""
+    return _folder_bytes(str(Path(folder).resolve()), cls, (Path(folder) / "config.json").stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_bytes(folder: str, cls, config_version: int) -> int:
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=True):
+        return module_bytes(cls.from_config(cls.load_config(folder)))
+
+
 def module_bytes(model: torch.nn.Module, without: tuple[str, ...] = (), *, fp8: bool = False) -> int:
     """Bytes of `model`'s parameters (tied ones once) and persistent buffers in 16-bit floats, leaving out those of
     any submodule whose name is in `without`; with `fp8`, the layers FP8 stores in float8 at a byte a weight plus

@@ -34,6 +34,17 @@ def test_conditioning_and_compiling_move_the_diffusion_estimate_by_their_measure
     assert plain - compiled == pytest.approx(1.3, abs=0.1)
 
 
+def test_the_two_stage_upsampler_counts_where_it_outweighs_the_activations_it_replaces():
+    small = fit.Work(fit.clip_tokens(512, 320, 49), 49)
+    with_upsampler = fit.Work(small.tokens, 49, upsampler_gib=0.93)
+    for offload in ("none", "group", "files", "sequential"):
+        plain = fit.diffusion_peak(LTX2, small, True, offload).gpu
+        assert fit.diffusion_peak(LTX2, with_upsampler, True, offload).gpu == pytest.approx(
+            plain - fit.activations_gib(small.tokens, False, False) + fit.ACTIVATION_BASE_GIB + 0.93)
+    large = fit.Work(TOKENS_1080P, 161, upsampler_gib=0.93)
+    assert fit.diffusion_peak(LTX2, large, False, "none") == fit.diffusion_peak(LTX2, WORK_1080P, False, "none")
+
+
 def test_offloading_moves_the_transformer_into_the_host_estimate():
     resident = fit.diffusion_peak(LTX2, WORK_1080P, True, "none")
     group = fit.diffusion_peak(LTX2, WORK_1080P, True, "group")

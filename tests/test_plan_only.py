@@ -92,3 +92,16 @@ def test_a_batch_is_not_rendered_when_only_a_plan_was_asked_for(tmp_path, capsys
         generate.main(["--batch", str(batch), "--out", str(tmp_path / "out"), "--plan-only"])
     assert exit_.value.code == 2 and "--plan-only plans one clip" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_two_stage_plans_its_latent_upsampler_beside_the_transformer(configs_only, tmp_path, capsys):
+    """Between its two runs the upsampler (0.93 GiB for LTX-2.0's, from its configuration) loads beside the
+    transformer: on a small clip, whose activations (0.13 GiB over their base) are smaller, it sets the diffusion
+    stage's GPU peak."""
+    def diffusion_gpu(pipeline: str) -> float:
+        status, out, _ = plan(configs_only, tmp_path, capsys, "--plan-for-gpu", "11", "--plan-for-host", "15",
+                              "--width", "512", "--height", "320", "--num-frames", "49", "--pipeline", pipeline)
+        assert status == 0
+        return float(out.split("diffusion GPU ")[1].split(" /")[0])
+
+    assert diffusion_gpu("two-stage") - diffusion_gpu("distilled") == pytest.approx(0.8, abs=0.1)
