@@ -36,6 +36,8 @@ class DecodeConfig(DecodeOptions, PostprocessOptions):
     vae_context_frames: int | None = opt(None, "context frames per piece side (default: as stored)", metavar="N")
     vae_tile_size: int | None = opt(None, "spatial tile in pixels (default: as stored)", metavar="PX")
     vae_tile_overlap: int | None = opt(None, "spatial tile overlap in pixels (default: as stored)", metavar="PX")
+    decoder: str | None = opt(None, "video decoder: vae or diffusion (default: the one the clip was made with)",
+                              choices=("vae", "diffusion"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
-        components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_DECODE)
-        check_weights_fit_the_model(model_dir, components.READ_BY_A_DECODE, f"--model {config.model}")
+        reads = (components.video_decoder_folder(model_dir, config.decoder, config.model), "audio_vae", "vocoder")
+        components.check_model_files(model_dir, f"--model {config.model}", reads)
+        check_weights_fit_the_model(model_dir, reads, f"--model {config.model}")
         check_latent_space(latents_file, model_dir, config)
         check_encoder()
         reservation = outputs.reserve_exactly(config.output)  # the name is this run's alone until it exits
@@ -78,7 +81,7 @@ def load_config(args: argparse.Namespace):
     except LatentsFileError as err:
         raise ConfigError(str(err)) from None
     stored = latents_file.metadata
-    for name in ("model", "vae_chunk_frames", "vae_context_frames", "vae_tile_size", "vae_tile_overlap"):
+    for name in ("model", "vae_chunk_frames", "vae_context_frames", "vae_tile_size", "vae_tile_overlap", "decoder"):
         if values[name] is None:
             values[name] = stored.get(name, DecodeOptions.__dataclass_fields__[name].default)
     config = DecodeConfig(**values)
@@ -106,9 +109,10 @@ def run(config: DecodeConfig, latents_file, device, model_dir: Path) -> int:
     started = time.perf_counter()
     video_format = latents_file.video_format
     plan = video_decode.DecodePlan.choose(video_format.num_frames, config.vae_chunk_frames, config.vae_context_frames,
-                                          config.vae_tile_size, config.vae_tile_overlap)
+                                          config.vae_tile_size, config.vae_tile_overlap, config.decoder,
+                                          latents_file.metadata.get("seed") or 0)
     print(f"decoding {config.input}: {video_format.width}x{video_format.height}x{video_format.num_frames} at "
-          f"{report.fps_text(video_format.fps)} fps with {config.model}, VAE decode "
+          f"{report.fps_text(video_format.fps)} fps with {config.model}, "
           f"{plan.describe(latent_frame_count(video_format.num_frames))}", flush=True)
     try:
         rendered = clip.recover(config.input, config.output, model_dir=model_dir, device=device, decode_plan=plan,

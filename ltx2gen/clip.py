@@ -242,6 +242,7 @@ def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device
         **meta, "output": str(output), "created": report.timestamp(), "recovered_from": str(source),
         "model_dir": str(model_dir), "device": str(device), "audio_sample_rate": sample_rate,
         "vae_decode": decode_plan.describe(latent_frame_count(video_format.num_frames)),
+        "decoder": decode_plan.decoder, "video_decoder": decode_plan.record(),
         **postprocess.record(post, tracker.timings()), "stage_seconds": tracker.timings(),
         "stages": report.stage_reports(tracker), "versions": report.versions()})
     return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started, video_format.num_frames)

@@ -84,7 +84,17 @@ def resolve_model_dir(model: str, configs_only: bool = False) -> Path:
 
 # The components every generation reads; `processor` only with --enhance-prompt. Recovery reads the decoders alone.
 READ_BY_A_RUN = ("scheduler", "tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
-READ_BY_A_DECODE = ("vae", "audio_vae", "vocoder")
+
+
+def video_decoder_folder(model_dir: Path, decoder: str, model: str) -> str:
+    """The folder the video decode reads with --decoder `decoder`: vae/, or LTX-2.5's diffusion_decoder/, which
+    the other versions do not have (ConfigError, before any weight is read)."""
+    if decoder == "vae":
+        return "vae"
+    if not (model_dir / "diffusion_decoder" / "config.json").is_file():
+        raise ConfigError(f"--decoder diffusion: {model} has no diffusion decoder (diffusion_decoder/, which "
+                          "LTX-2.5's Lightricks/LTX-2.5-Diffusers has); drop --decoder to decode with the VAE")
+    return "diffusion_decoder"
 CONFIG_FILES = {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json",
                 "processor": "processor_config.json"}
 WITHOUT_WEIGHTS = ("scheduler", "tokenizer", "processor")
@@ -181,9 +191,14 @@ def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
 
 def component_class(model_dir: Path, name: str):
     """The class of component `name`, as model_index.json names it; LTX-2.5's transformer_full/, which the index
-    leaves out, is of the transformer's class."""
+    leaves out, is of the transformer's class, and its diffusion_decoder/, also left out, of the diffusers class its
+    configuration names."""
     name = "transformer" if name == FULL_TRANSFORMER_FOLDER else name
-    library, class_name = json.loads((model_dir / "model_index.json").read_text())[name]
+    index = json.loads((model_dir / "model_index.json").read_text())
+    if name not in index and name == "diffusion_decoder":
+        return getattr(importlib.import_module("diffusers"),
+                       json.loads((model_dir / name / "config.json").read_text())["_class_name"])
+    library, class_name = index[name]
     module = library if library in ("diffusers", "transformers") else f"diffusers.pipelines.{library}"
     return getattr(importlib.import_module(module), class_name)
 

@@ -28,6 +28,9 @@ class DecodeOptions:
                                   "than this are decoded tile by tile", metavar="PX")
     vae_tile_overlap: int = opt(64, "overlap of neighbouring spatial tiles in pixels, blended (a multiple of 32, at "
                                     "most half the tile)", metavar="PX")
+    decoder: str = opt("vae", "video decoder: vae (the convolutional VAE) or diffusion (LTX-2.5's diffusion decoder, "
+                              "itself a one-step diffusion model; its noise comes from the clip's seed)",
+                       choices=("vae", "diffusion"))
     device: str = opt("auto", "torch device: auto (CUDA when available), cuda, cuda:N or cpu")
     keep_latents: bool = opt(False, "keep the latents file after a successful run")
     drop_page_cache: bool = opt(

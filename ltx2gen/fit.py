@@ -65,12 +65,14 @@ class Sizes:
     vae: float
 
     @classmethod
-    def of(cls, model_dir: Path, transformer_folder: str = "transformer") -> "Sizes":
+    def of(cls, model_dir: Path, transformer_folder: str = "transformer", video_decoder: str = "vae") -> "Sizes":
+        """`video_decoder`: the folder the video decode loads (vae, or LTX-2.5's diffusion_decoder), whose size
+        stands in `vae`."""
         from ltx2gen.sizes import loaded_bytes
 
         return cls(*(loaded_bytes(model_dir, name, fp8=fp8) / GIB for name, fp8 in (
             (transformer_folder, False), (transformer_folder, True), ("text_encoder", False), ("text_encoder", True),
-            ("connectors", False), ("vae", False))))
+            ("connectors", False), (video_decoder, False))))
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ from ltx2gen import fit, memory
 from ltx2gen.built_at_load import built_at_load_names
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
+from ltx2gen.video_decode import DECODERS
 
 
 def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, machine: fit.Machine, *,
                 fp8_kernels: bool, upsampler_folder: Path | None = None) -> fit.Fit:
     """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
     the flags that would. `upsampler_folder`: a two-stage run's latent upsampler, loaded beside the transformer."""
-    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name)
+    # The diffusion decoder's activations are not measured yet: its stage is planned with the VAE's per-frame figure.
+    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name, DECODERS[config.decoder])
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake)
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
                     megapixels=config.width * config.height / 1e6,

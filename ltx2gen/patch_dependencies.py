@@ -124,6 +124,15 @@ DEPENDS_ON = (
     Dependency("diffusers.hooks.group_offloading:ModuleGroup._to_cpu", "tensor, low_cpu_mem_usage",
                "host_copies_apart_from_weights: a TorchAO weight already in pinned host memory is its own host "
                "copy here, which onloading would then move to the GPU too"),
+    Dependency("diffusers.models.autoencoders.ltx2_diffusion_decoder:_neighborhood_block_mask",
+               "num_frames, height, width, kernel_size, device",
+               "neighborhood_attention_fused: the block mask it builds with torch's create_block_mask, which the "
+               "patch makes blockwise"),
+    Dependency("diffusers.models.attention_dispatch:_native_flex_attention",
+               "query, key, value, attn_mask=None, is_causal=False, scale=None, enable_gqa=False, return_lse=False, "
+               "_parallel_config=None",
+               "neighborhood_attention_fused: calls flex_attention through the module it reads, which the patch "
+               "compiles"),
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import types
 from dataclasses import dataclass
 
 import torch
@@ -424,3 +425,35 @@ def host_copies_apart_from_weights(model: torch.nn.Module) -> None:
         for tensor, host in host_copies.items():
             if host is tensor:
                 host_copies[tensor] = tensor.detach()
+
+
+@contextlib.contextmanager
+def neighborhood_attention_fused(device: torch.device):
+    """Within this scope, on a GPU, the diffusion decoder's neighborhood attention (FlexAttention, its default
+    processor) runs compiled into fused kernels, its block mask built block by block: eagerly, both materialize
+    every query-key pair, which for one 768-pixel tile of a decode is trillions. On the CPU, where only small clips
+    decode, it stays eager and exact."""
+    if device.type != "cuda":
+        yield
+        return
+    from diffusers.models import attention_dispatch
+    from torch.nn.attention import flex_attention
+
+    stock_module, stock_mask = attention_dispatch.flex_attention, flex_attention.create_block_mask
+    attention_dispatch.flex_attention = _compiled_flex_attention()
+    # the decoder imports create_block_mask from the module at each call
+    flex_attention.create_block_mask = functools.partial(stock_mask, _compile=True)
+    try:
+        yield
+    finally:
+        attention_dispatch.flex_attention, flex_attention.create_block_mask = stock_module, stock_mask
+
+
+@functools.cache
+def _compiled_flex_attention() -> types.SimpleNamespace:
+    """torch's flex_attention module as diffusers' dispatcher reads it, its kernel compiled once per process (with
+    dynamic shapes after the first: the decoder's stages and edge tiles each have their own)."""
+    from torch.nn.attention import flex_attention
+
+    return types.SimpleNamespace(**{name: getattr(flex_attention, name) for name in dir(flex_attention)},
+                                 flex_attention=torch.compile(flex_attention.flex_attention))

@@ -38,7 +38,6 @@ from ltx2gen.checkpoint import (
 )
 from ltx2gen.conditioners import Conditioner, plan_all, records
 from ltx2gen.config import GenerateConfig
-from ltx2gen.decode_options import DecodeOptions
 from ltx2gen.errors import ConfigError
 from ltx2gen.files import write_json
 from ltx2gen.latents import LatentsHeader
@@ -108,9 +107,10 @@ class RunPlan:
         model_dir = components.resolve_model_dir(config.model, configs_only=not weights_needed)
         if config.auto_length:
             duration.check_supported(model_dir, f"--model {config.model}")
+        reads = (*components.READ_BY_A_RUN, components.video_decoder_folder(model_dir, config.decoder, config.model),
+                 *((duration.COMPONENT,) if config.auto_length else ()))
         if weights_needed:
-            components.check_model_files(model_dir, f"--model {config.model}", components.READ_BY_A_RUN + (
-            (duration.COMPONENT,) if config.auto_length else ()))
+            components.check_model_files(model_dir, f"--model {config.model}", tuple(dict.fromkeys(reads)))
         version = model_version(model_dir)
         if config.camera:
             check_camera_published(config.camera, version)
@@ -118,8 +118,7 @@ class RunPlan:
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         if weights_needed:  # each header against the model its configuration builds, before any weight is read
-            check_weights_fit_the_model(model_dir, (*components.READ_BY_A_RUN, folder) + (
-                (duration.COMPONENT,) if config.auto_length else ()), f"--model {config.model}")
+            check_weights_fit_the_model(model_dir, tuple(dict.fromkeys((*reads, folder))), f"--model {config.model}")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
         upsampler = two_stage.plan_upsampler(config, model_dir, version) if is_two_stage else None
@@ -221,16 +220,16 @@ class RunPlan:
         offload += "".join(conditioner.describe() for conditioner in self.conditioners)
         offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
         decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
-            "planned once the length is chosen"
+            "video decode planned once the length is chosen"
         planned_elsewhere = self.memory_fit and self.memory_fit.machine.source != "this machine"
-        return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, VAE decode {decode}"
+        return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, {decode}"
 
     def with_chosen_length(self, chosen: duration.AutoLength) -> "RunPlan":
         """--num-frames auto, once the duration head has chosen: this clip at that frame count, with the video decode
         planned for it; said in one line."""
         config = dataclasses.replace(self.settings, num_frames=chosen.num_frames)
         decode_plan = decode_plan_for(config, chosen.num_frames)
-        print(f"length of {config.output.name}: {chosen.describe_choice()}; VAE decode "
+        print(f"length of {config.output.name}: {chosen.describe_choice()}; "
               f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
         return dataclasses.replace(self, settings=config, call={**self.call, "num_frames": chosen.num_frames},
                                    decode_plan=decode_plan, auto_length=chosen)
@@ -295,7 +294,7 @@ class RunPlan:
         config = self.settings
         return {**self.clip_record(), "sample_rate": self.sample_rate(), "vae_chunk_frames": config.vae_chunk_frames,
                 "vae_context_frames": config.vae_context_frames, "vae_tile_size": config.vae_tile_size,
-                "vae_tile_overlap": config.vae_tile_overlap}
+                "vae_tile_overlap": config.vae_tile_overlap, "decoder": config.decoder}
 
     def windows_record(self) -> dict:
         """A clip in windows: the layout (which --resume must find again) and the clip it continues."""
@@ -341,20 +340,21 @@ class RunPlan:
             "pipeline_call": diffusion.pipeline_call, "scheduler_sigmas": diffusion.sigmas,
             "scheduler_timesteps": diffusion.timesteps, "transformer_calls": diffusion.transformer_calls,
             "diffusion_stages": diffusion.stages, "windows": diffusion.windows,
-            "vae_decode": self.decode_plan.describe(latent_frames), "audio_sample_rate": sample_rate,
+            "vae_decode": self.decode_plan.describe(latent_frames), "video_decoder": self.decode_plan.record(),
+            "audio_sample_rate": sample_rate,
             "latents": str(latents_path) if config.keep_latents else None,
             "stage_seconds": tracker.timings(), "stages": report.stage_reports(tracker), "versions": report.versions(),
         }
         return write_json(config.sidecar_path, sidecar)
 
 
-def decode_plan_for(options: DecodeOptions, num_frames: int, memory_fit: fit.Fit | None = None
+def decode_plan_for(options: GenerateConfig, num_frames: int, memory_fit: fit.Fit | None = None
                     ) -> video_decode.DecodePlan:
     """The video decode of a clip of `num_frames` with the decode flags of `options`, in the pieces the memory plan
-    chose where the whole clip does not fit the GPU."""
+    chose where the whole clip does not fit the GPU; a diffusion decoder's noise from the clip's seed."""
     chunk = options.vae_chunk_frames or (memory_fit.decode_chunk_frames if memory_fit else 0)
     return video_decode.DecodePlan.choose(num_frames, chunk, options.vae_context_frames, options.vae_tile_size,
-                                          options.vae_tile_overlap)
+                                          options.vae_tile_overlap, options.decoder, options.seed)
 
 
 def choose_guidance(config: GenerateConfig, version: str) -> Guidance:

@@ -1,9 +1,10 @@
-"""Stage 5, video: the video VAE's decoder (its encoder is never read) decodes the latents in temporal pieces and
-spatial tiles under no_grad, streaming uint8 frames to the MP4 writer a few at a time, so neither the decode nor the
-clip in host memory grows with the clip. The decoder is freed when the stage ends."""
+"""Stage 5, video: the video VAE's decoder (its encoder is never read), or LTX-2.5's diffusion decoder, decodes the
+latents in temporal pieces and spatial tiles under no_grad, streaming uint8 frames to the MP4 writer a few at a time,
+so neither the decode nor the clip in host memory grows with the clip. The decoder is freed when the stage ends."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltx2gen import memory as mem
+from ltx2gen import patches
 from ltx2gen.checkpoint import latent_frame_count
 from ltx2gen.components import NOT_FOR_DECODING, component_class, load_component
 from ltx2gen.weights import WeightNamesMismatch, load_streamed, weight_files
@@ -22,6 +24,7 @@ WHOLE_DECODE_MAX_FRAMES = 161
 AUTO_CHUNK_FRAMES = 64
 VAE_TILE_LATENTS = 16
 FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the host at a time
+DECODERS = {"vae": "vae", "diffusion": "diffusion_decoder"}  # --decoder: the model folder it loads
 
 
 @dataclass(frozen=True)
@@ -32,22 +35,32 @@ class DecodePlan:
     context_latents: int
     tile_latents: int = 16
     overlap_latents: int = 2
+    decoder: str = "vae"  # or "diffusion": LTX-2.5's diffusion decoder
+    seed: int = 0  # of the noise the diffusion decoder denoises
 
     @classmethod
     def choose(cls, num_frames: int, chunk_frames: int, context_frames: int, tile_size: int = 512,
-               tile_overlap: int = 64) -> "DecodePlan":
+               tile_overlap: int = 64, decoder: str = "vae", seed: int = 0) -> "DecodePlan":
         latent_frames = latent_frame_count(num_frames)
         if chunk_frames == 0:
             chunk_frames = 8 * latent_frames if num_frames <= WHOLE_DECODE_MAX_FRAMES else AUTO_CHUNK_FRAMES
         chunk = min(chunk_frames // 8, latent_frames)
         return cls(chunk_latents=chunk, context_latents=0 if chunk == latent_frames else context_frames // 8,
-                   tile_latents=tile_size // 32, overlap_latents=tile_overlap // 32)
+                   tile_latents=tile_size // 32, overlap_latents=tile_overlap // 32, decoder=decoder, seed=seed)
 
     def describe(self, latent_frames: int) -> str:
+        by = "VAE decode" if self.decoder == "vae" else f"diffusion decode (noise seed {self.seed})"
         if self.chunk_latents >= latent_frames:
-            return "whole clip in one decode"
-        return (f"pieces of {self.chunk_latents * 8} frames with {self.context_latents * 8} frames of context "
+            return f"{by} whole clip in one decode"
+        return (f"{by} in pieces of {self.chunk_latents * 8} frames with {self.context_latents * 8} frames of context "
                 f"on each side")
+
+    def record(self) -> dict:
+        """The sidecar's `video_decoder`: which decoder, and the noise a diffusion decoder denoised."""
+        if self.decoder == "vae":
+            return {"decoder": "vae"}
+        return {"decoder": "diffusion", "noise": f"torch.Generator('cpu').manual_seed({self.seed}), one draw per "
+                                                 "piece and tile in order"}
 
     def pieces(self, latent_frames: int) -> Iterator[tuple[int, int, int, int]]:
         """(window start, window end, first kept frame, end kept frame) in latent frames and window-local frames.
@@ -76,20 +89,28 @@ def tile_stride(latent_size: int, tile: int = VAE_TILE_LATENTS, overlap: int = 2
     return largest
 
 
-def decode_video_frames(vae, latents: torch.Tensor, plan: DecodePlan) -> Iterator[np.ndarray]:
-    """Stage 5 core: decode in temporal pieces under no_grad and yield uint8 [H, W, 3] frames one piece at a time."""
+def decode_video_frames(decoder, latents: torch.Tensor, plan: DecodePlan) -> Iterator[np.ndarray]:
+    """Stage 5 core: decode in temporal pieces under no_grad and yield uint8 [H, W, 3] frames one piece at a time.
+    `decoder` is the plan's: the video VAE, tiled as the plan says, or the diffusion decoder, tiled as its reference
+    implementation is (768-pixel tiles), denoising noise drawn from the plan's seed."""
     _, _, latent_frames, latent_height, latent_width = latents.shape
-    tile, overlap = plan.tile_latents, plan.overlap_latents
-    vae.enable_tiling(tile_sample_min_height=tile * 32, tile_sample_min_width=tile * 32,
-                      tile_sample_stride_height=tile_stride(latent_height, tile, overlap) * 32,
-                      tile_sample_stride_width=tile_stride(latent_width, tile, overlap) * 32)
-    device = vae.device
+    if plan.decoder == "vae":
+        tile, overlap = plan.tile_latents, plan.overlap_latents
+        decoder.enable_tiling(tile_sample_min_height=tile * 32, tile_sample_min_width=tile * 32,
+                              tile_sample_stride_height=tile_stride(latent_height, tile, overlap) * 32,
+                              tile_sample_stride_width=tile_stride(latent_width, tile, overlap) * 32)
+        options = {}
+    else:
+        decoder.enable_tiling()
+        options = {"generator": torch.Generator("cpu").manual_seed(plan.seed)}
+    device = decoder.device
     pieces = list(plan.pieces(latent_frames))
-    for window_start, window_end, first, end in tqdm(pieces, desc="VAE decode", unit="piece",
+    for window_start, window_end, first, end in tqdm(pieces, desc="video decode", unit="piece",
                                                      disable=len(pieces) == 1):
-        with torch.no_grad():
-            window = latents[:, :, window_start:window_end].to(device, vae.dtype)
-            video = vae.decode(window, None, return_dict=False)[0][0, :, first:end]
+        with torch.no_grad(), patches.neighborhood_attention_fused(device) if plan.decoder == "diffusion" else \
+                contextlib.nullcontext():
+            window = latents[:, :, window_start:window_end].to(device, decoder.dtype)
+            video = decoder.decode(window, return_dict=False, **options)[0][0, :, first:end]
             del window
         for start in range(0, video.shape[1], FRAMES_PER_TRANSFER):
             yield from to_uint8_frames(video[:, start:start + FRAMES_PER_TRANSFER]).numpy()
@@ -122,7 +143,11 @@ def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype
 
 def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan: DecodePlan, *, write,
                  device: torch.device, dtype: torch.dtype):
-    """Stage 5: load the video VAE's decoder and hand the streamed frames to `write(frames)`."""
-    vae = stage.load("vae", lambda: load_video_decoder(model_dir, device, dtype))
-    mem.emit("decode", "vae", vae)
-    return write(decode_video_frames(vae, latents, plan))
+    """Stage 5: load the plan's video decoder and hand the streamed frames to `write(frames)`."""
+    name = DECODERS[plan.decoder]
+    if plan.decoder == "vae":
+        decoder = stage.load(name, lambda: load_video_decoder(model_dir, device, dtype))
+    else:
+        decoder = stage.load(name, lambda: load_component(model_dir, name, device, dtype))
+    mem.emit("decode", name, decoder)
+    return write(decode_video_frames(decoder, latents, plan))

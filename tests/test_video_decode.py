@@ -121,3 +121,91 @@ def test_a_vae_whose_names_do_not_match_decodes_whole_through_from_pretrained_an
     vae = load_video_decoder(folder, torch.device("cpu"), torch.float32)
     assert "1 unexpected (e.g. ['decoder.unused_extra']); loading the whole VAE" in capsys.readouterr().out
     assert vae.encoder is not None
+
+
+@pytest.fixture(scope="module")
+def diffusion_decoded(tiny_25_model, tmp_path_factory):
+    """One LTX-2.5 clip decoded by its diffusion decoder, its latents kept."""
+    from conftest import run_generate
+
+    out = tmp_path_factory.mktemp("diffusion") / "clip.mp4"
+    assert run_generate(tiny_25_model, out, "--decoder", "diffusion", "--keep-latents") == 0
+    return out
+
+
+def test_the_diffusion_decoder_decodes_what_the_stock_decode_pipeline_makes_from_the_same_latents(
+        diffusion_decoded, tiny_25_model):
+    from diffusers import LTX2VideoDiffusionDecodePipeline
+
+    from ltx2gen.latents import load_latents
+
+    saved = load_latents(diffusion_decoded.with_suffix(".latents.safetensors"))
+    seed = saved.metadata["seed"]
+    decoder = load_component(tiny_25_model, "diffusion_decoder", torch.device("cpu"), torch.float32)
+    stock = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=decoder, scheduler=None)
+    frames = stock(saved.video, generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
+                   denormalize=False).frames[0]  # latents saved denormalized, as the stock pipelines return them
+    ours = np.stack(list(decode_video_frames(decoder, saved.video, DecodePlan.choose(17, 0, 32, decoder="diffusion",
+                                                                                      seed=seed))))
+    assert ours.shape == (17, 64, 96, 3)
+    assert np.array_equal(ours, (frames * 255).round().astype(np.uint8))
+
+
+def test_a_diffusion_decoded_clip_records_its_decoder_and_recovers_with_it_exactly(diffusion_decoded, tmp_path):
+    import json
+
+    import decode_latents
+    from ltx2gen.video import read_frames
+
+    sidecar = json.loads(diffusion_decoded.with_suffix(".json").read_text())
+    assert sidecar["video_decoder"]["decoder"] == "diffusion"
+    assert sidecar["vae_decode"].startswith(f"diffusion decode (noise seed {sidecar['seed']})")
+    recovered = tmp_path / "again.mp4"
+    assert decode_latents.main(["--input", str(diffusion_decoded.with_suffix(".latents.safetensors")),
+                                "--output", str(recovered)]) == 0
+    assert np.array_equal(read_frames(recovered), read_frames(diffusion_decoded))  # the same decoder and noise
+    assert json.loads(recovered.with_suffix(".json").read_text())["video_decoder"]["decoder"] == "diffusion"
+    vae = tmp_path / "vae.mp4"
+    assert decode_latents.main(["--input", str(diffusion_decoded.with_suffix(".latents.safetensors")),
+                                "--output", str(vae), "--decoder", "vae"]) == 0
+    assert not np.array_equal(read_frames(vae), read_frames(diffusion_decoded))
+
+
+def test_the_diffusion_decoder_decodes_in_temporal_pieces_with_every_frame(tiny_25_model):
+    decoder = load_component(tiny_25_model, "diffusion_decoder", torch.device("cpu"), torch.float32)
+    latents = torch.randn(1, 4, 7, 2, 3, generator=torch.Generator().manual_seed(3))
+    plan = DecodePlan.choose(49, 16, 8, decoder="diffusion", seed=5)
+    assert plan.describe(7) == "diffusion decode (noise seed 5) in pieces of 16 frames with 8 frames of context on " \
+                               "each side"
+    frames = list(decode_video_frames(decoder, latents, plan))
+    assert len(frames) == 49 and frames[0].shape == (64, 96, 3)
+    assert np.array_equal(np.stack(frames), np.stack(list(decode_video_frames(decoder, latents, plan))))
+
+
+@pytest.mark.parametrize("script", ["generate.py", "decode_latents.py"])
+def test_the_diffusion_decoder_of_a_model_without_one_is_refused_before_any_weight(script, tiny_model, clip_latents,
+                                                                                     tmp_path, capsys):
+    import decode_latents
+    import generate
+
+    if script == "generate.py":
+        argv = ["--model", str(tiny_model), "--prompt", "a fox", "--output", str(tmp_path / "c.mp4")]
+        main = generate.main
+    else:
+        argv = ["--input", str(clip_latents), "--output", str(tmp_path / "c.mp4")]
+        main = decode_latents.main
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--decoder", "diffusion"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert "--decoder diffusion: " in err and "has no diffusion decoder (diffusion_decoder/" in err
+    assert "drop --decoder to decode with the VAE" in err and not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def clip_latents(tiny_model, tmp_path_factory):
+    from conftest import run_generate
+
+    out = tmp_path_factory.mktemp("vae") / "clip.mp4"
+    assert run_generate(tiny_model, out, "--keep-latents") == 0
+    return out.with_suffix(".latents.safetensors")
