@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import types
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -434,7 +435,9 @@ def neighborhood_attention_fused(device: torch.device):
     every query-key pair, which for one 768-pixel tile of a decode is trillions. On the CPU, where only small clips
     decode, it stays eager and exact."""
     if device.type != "cuda":
-        yield
+        with warnings.catch_warnings():  # torch's advice to compile, which a CPU decode does not need
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            yield
         return
     from diffusers.models import attention_dispatch
     from torch.nn.attention import flex_attention
