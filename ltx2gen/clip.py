@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltx2gen import context_parallel, continuation, diffusion, duration, latents, postprocess, report, two_stage
+from ltx2gen import context_parallel, continuation, dfr, diffusion, duration, latents, postprocess, report, two_stage
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
@@ -47,7 +47,7 @@ class RenderedClip:
 
     def summary(self, config: GenerateConfig) -> str:
         """The run's last line: where the clip is (after any post-processing) and how long each stage took."""
-        final = config.postprocessed(VideoFormat(config.width, config.height, self.num_frames, config.fps))
+        final = config.postprocessed(dataclasses.replace(config.video_format, num_frames=self.num_frames))
         return report.summary_line(config.output, final.num_frames, width=final.width, height=final.height,
                                    fps=final.fps, tracker=self.tracker, total_seconds=self.seconds)
 
@@ -125,7 +125,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         latents.check_finite(result.video_latents, result.audio_latents, "the diffusion's latents")
         diffused = True
     except (Exception, KeyboardInterrupt) as err:
-        kept = two_stage.failure_advice(plan) or continuation.failure_advice(config)
+        kept = two_stage.failure_advice(plan) or dfr.failure_advice(plan) or continuation.failure_advice(config)
         raise ClipFailed(err, kept or nothing_kept_advice(err), foreseen=isinstance(err, latents.NonFiniteLatents),
                          rerun=not kept and isinstance(err, KeyboardInterrupt)) from err
     finally:
@@ -169,6 +169,8 @@ def diffuse_with(stage: mem.Stage, denoiser: diffusion.Denoiser, work: Work) -> 
     config, plan = work.config, work.plan
     if config.pipeline == "two-stage":
         return two_stage.diffuse(stage, denoiser, plan, work.conditioning)
+    if config.pipeline == "dfr":
+        return dfr.diffuse(stage, denoiser, plan, work.conditioning)
     if plan.windows:
         return continuation.diffuse(denoiser, plan, [work.conditioning, *work.later_prompts], work.encoded,
                                     plan.latents_metadata())
@@ -218,8 +220,9 @@ def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.Diffusio
     if not config.keep_latents:
         latents_path.unlink()
     two_stage.discard_stage_one(config)
+    dfr.discard_passes(config)
     return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0,
-                        config.num_frames)
+                        config.video_format.num_frames)
 
 
 def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device, decode_plan: DecodePlan,

@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
-from ltx2gen import continuation, duration, pipeline_choice, timed_prompts, two_stage
+from ltx2gen import continuation, dfr, duration, pipeline_choice, timed_prompts, two_stage
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
@@ -30,6 +30,7 @@ from ltx2gen.conditioners.images import ImageOptions
 from ltx2gen.conditioners.reference import ReferenceOptions
 from ltx2gen.conditioners.retake import RetakeOptions
 from ltx2gen.decode_options import DecodeOptions, validate_decode_options
+from ltx2gen.dfr import DfrOptions
 from ltx2gen.earlier_work import check_kept_work, continuation_length
 from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.flag_values import (
@@ -56,7 +57,7 @@ FULL_STG_BLOCKS_HELP = ", ".join(f"{','.join(map(str, settings.stg_blocks))} for
                                  for version, settings in FULL_MODEL_SETTINGS.items())
 @dataclass(frozen=True)
 class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptions, ReferenceOptions,
-                     RetakeOptions):
+                     RetakeOptions, DfrOptions):
     """Everything one generation needs (the conditioners' flags are their own bases, `ltx2gen.conditioners`).
     Built only through `from_args` or `from_values`, which validate."""
 
@@ -102,8 +103,10 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
                                 "saying why), distilled (fixed 8-step schedule at the full size), full (the "
                                 "non-distilled model with guidance and a negative prompt) or two-stage (distilled: 8 "
                                 "steps at half the size, latents upsampled x2, 3 refine steps at the full size; with "
-                                "an x1.5 --upsampler stage one runs at two thirds of the size)",
-                        choices=("auto", "distilled", "full", "two-stage"))
+                                "an x1.5 --upsampler stage one runs at two thirds of the size) or dfr (LTX-2.5's "
+                                "Diffusion Fidelity Rendering: two-stage with keyframe slots and stage one as the "
+                                "reference, then --temporal-rounds)",
+                        choices=("auto", "distilled", "full", "two-stage", "dfr"))
     upsampler: str | None = opt(None, "two-stage: the latent upsampler, a folder (its config.json and weights, or a "
                                       "latent_upsampler/ folder in it) or a repo id whose latent_upsampler/ folder "
                                       "holds it; its config.json sets the scale, x2 or x1.5, and must be made for the "
@@ -233,7 +236,8 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
             if config.windows:
                 raise ConfigError(f"--pipeline two-stage renders one window of at most {config.window_frames} frames; "
                                   "continue a clip and render long clips with the distilled or full pipeline")
-        distilled = pipeline in ("distilled", "two-stage")
+        dfr.validate(dataclasses.replace(config, pipeline=pipeline))
+        distilled = pipeline in ("distilled", "two-stage", "dfr")
         if distilled and config.steps not in (None, DISTILLED_STEPS):
             raise ConfigError(f"--steps {config.steps}: the distilled schedule has exactly {DISTILLED_STEPS} steps; "
                               "omit --steps or use --pipeline full")
@@ -319,7 +323,7 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
     @property
     def distilled(self) -> bool:
         """Whether the (first) diffusion runs the distilled schedule."""
-        return self.pipeline in ("distilled", "two-stage")
+        return self.pipeline in ("distilled", "two-stage", "dfr")
 
     @property
     def uses_guidance(self) -> bool:
@@ -399,6 +403,11 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
 
     @property
     def video_format(self) -> VideoFormat:
+        """The clip's, as decoded: with dfr's temporal rounds, 2(N-1)+1 frames at twice the rate for each."""
+        rounds = self.temporal_rounds if self.pipeline == "dfr" else 0
+        if rounds and self.num_frames is not None:
+            frames = dfr.output_frames(self.num_frames, rounds)
+            return VideoFormat(self.width, self.height, frames, self.fps * 2**rounds)
         return VideoFormat(self.width, self.height, self.num_frames, self.fps)
 
     @property

@@ -19,7 +19,8 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     the flags that would. `upsampler_folder`: a two-stage run's latent upsampler, loaded beside the transformer."""
     # The diffusion decoder's activations are not measured yet: its stage is planned with the VAE's per-frame figure.
     sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name, DECODERS[config.decoder])
-    conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake)
+    conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake
+                       or config.pipeline == "dfr")  # dfr: its keyframe slots and reference
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,
                     megapixels=config.width * config.height / 1e6,
                     upsampler_gib=upsampler_gib(upsampler_folder) if upsampler_folder else 0.0)

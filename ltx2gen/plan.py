@@ -14,6 +14,7 @@ from ltx2gen import (
     compiling,
     components,
     continuation,
+    dfr,
     diffusion,
     duration,
     enhance,
@@ -103,7 +104,7 @@ class RunPlan:
         if config.negative_prompt and not config.uses_guidance and not config.uses_nag:
             print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
-        is_two_stage = config.pipeline == "two-stage"
+        is_two_stage = config.pipeline in ("two-stage", "dfr")  # dfr upsamples as two-stage does
         model_dir = components.resolve_model_dir(config.model, configs_only=not weights_needed)
         if config.auto_length:
             duration.check_supported(model_dir, f"--model {config.model}")
@@ -115,6 +116,8 @@ class RunPlan:
         if config.camera:
             check_camera_published(config.camera, version)
         folder = transformer_folder(version, full=not config.distilled)
+        if config.pipeline == "dfr":
+            dfr.check_model(model_dir, config.model)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         if weights_needed:  # each header against the model its configuration builds, before any weight is read
@@ -147,7 +150,8 @@ class RunPlan:
             else None
         if upsampler and weights_needed:
             components.check_component(upsampler.folder, upsampler.source)
-        tokens = fit.clip_tokens(config.width, config.height, config.diffused_num_frames)  # of one run, full size
+        tokens = dfr.planned_tokens(config.width, config.height, config.num_frames, config.temporal_rounds) \
+            if config.pipeline == "dfr" else fit.clip_tokens(config.width, config.height, config.diffused_num_frames)
         text_encoder = fit.text_encoder_asked(config.text_fp8, fp8)
         memory_fit = None
         if discrete_gpu:
@@ -186,7 +190,8 @@ class RunPlan:
         if memory_fit:
             print(memory_fit.describe())
         # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
-        decode_plan = decode_plan_for(config, config.num_frames, memory_fit) if config.num_frames is not None else None
+        decode_plan = decode_plan_for(config, config.video_format.num_frames, memory_fit) \
+            if config.num_frames is not None else None
         read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         conditioners = plan_all(config, model_dir)
@@ -198,7 +203,8 @@ class RunPlan:
                   guidance=guidance, transformer_folder=folder, auto_length=config.auto_length,
                   prompt_enhancer=prompt_enhancer, read_ahead=read_ahead, fp8_attention=fp8_attention,
                   windows=windows, earlier=config.earlier, resume=resume, prompt_breaks=config.prompt_breaks)
-        pipeline = two_stage.describe(config, upsampler) if upsampler else config.pipeline
+        pipeline = dfr.describe(config) if config.pipeline == "dfr" else \
+            two_stage.describe(config, upsampler) if upsampler else config.pipeline
         size = f"{config.width}x{config.height}" + (f"x{config.num_frames}" if config.num_frames else
                                                     f", {config.auto_length.describe_bounds()},")
         print(f"plan: LTX-{version} {pipeline} ({pipeline_choice.reason(config)}) {size} at "
@@ -219,7 +225,8 @@ class RunPlan:
         offload += f", NAG scale {self.nag.scale:g} tau {self.nag.tau:g} alpha {self.nag.alpha:g}" if self.nag else ""
         offload += "".join(conditioner.describe() for conditioner in self.conditioners)
         offload += continuation.describe(self.windows, self.earlier, self.resume, self.prompt_breaks)
-        decode = self.decode_plan.describe(latent_frame_count(self.call["num_frames"])) if self.decode_plan else \
+        decode = self.decode_plan.describe(latent_frame_count(self.settings.video_format.num_frames)) \
+            if self.decode_plan else \
             "video decode planned once the length is chosen"
         planned_elsewhere = self.memory_fit and self.memory_fit.machine.source != "this machine"
         return f"{'the planned GPU' if planned_elsewhere else self.device} {weights}{offload}, {decode}"
@@ -280,13 +287,14 @@ class RunPlan:
         two-stage run's stage-one file, and through the latents file a recovered clip's sidecar)."""
         config = self.settings
         return {
-            "model": self.model_reference(), "fps": report.fps_text(config.fps), "width": config.width,
-            "height": config.height, "num_frames": config.num_frames, "seed": config.seed,
+            "model": self.model_reference(), "fps": report.fps_text(config.video_format.fps), "width": config.width,
+            "height": config.height, "num_frames": config.video_format.num_frames, "seed": config.seed,
             "model_version": self.version, "prompt": config.prompt, "negative_prompt": config.negative_prompt,
             "prompt_tokens": PROMPT_TOKENS, "pipeline": config.pipeline, "steps": self.steps,
             "guidance_scale": config.guidance_scale, "guidance": self.guidance.record(), "output": str(config.output),
             **records(self.conditioners), **self.length_record(), **self.windows_record(),
             **made_from(config, length_chosen=self.auto_length is not None),  # what a batch's re-run compares
+            **({"dfr": dfr.record(config)} if config.pipeline == "dfr" else {}),
         }
 
     def latents_metadata(self) -> dict:
