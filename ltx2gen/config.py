@@ -217,6 +217,7 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
         given = set(given)
         if values["refine_from"] is not None:
             values = two_stage.settings_from_stage_one(values, given)
+        values = dfr.settings_from_pass(values, given)
         values.update({name: utf8_from_argv(values[name]) for name in ("prompt", "negative_prompt")})
         values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])

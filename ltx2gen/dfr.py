@@ -49,8 +49,12 @@ class DfrOptions:
 
     temporal_rounds: int = opt(
         0, "--pipeline dfr: temporal refine rounds, each doubling the frame rate with frames the model makes itself "
-           "(N frames become 2(N-1)+1 at twice the fps): 0, 1 (24 to 48 fps) or 2 (to 96 fps); each needs "
-           "--temporal-upsampler", type=int, choices=TEMPORAL_ROUNDS, metavar="N")
+           "(N frames become 2(N-1)+1 at twice the fps): 0, 1 (24 to 48 fps) or 2 (to 96 fps), with the "
+           "temporal upsampler below", type=int, choices=TEMPORAL_ROUNDS, metavar="N")
+    dfr_from: Path | None = opt(
+        None, "--pipeline dfr: resume from the latents of a finished pass (NAME.dfrK.latents.safetensors, kept when "
+              "a later pass failed): the passes after it, then the decode; the prompt, size, seed, temporal rounds "
+              "and output come from the file", type=Path, metavar="FILE")
     temporal_upsampler: Path | None = opt(
         None, "--pipeline dfr with --temporal-rounds: LTX-2.5's temporal latent upsampler as a diffusers folder "
               "(config.json and weights, converted from Lightricks' ltx-2.5-latent-temporal-upscaler-x2)", type=Path,
@@ -65,7 +69,8 @@ def output_frames(num_frames: int, rounds: int) -> int:
 def validate(config) -> None:
     """`--pipeline dfr` and its flags, checked in `GenerateConfig.from_values` before anything is loaded."""
     if config.pipeline != "dfr":
-        for name, flag in (("temporal_rounds", "--temporal-rounds"), ("temporal_upsampler", "--temporal-upsampler")):
+        for name, flag in (("temporal_rounds", "--temporal-rounds"), ("temporal_upsampler", "--temporal-upsampler"),
+                           ("dfr_from", "--dfr-from")):
             if getattr(config, name):
                 raise ConfigError(f"{flag} is for --pipeline dfr (LTX-2.5's recipe); add --pipeline dfr or drop it")
         return
@@ -95,6 +100,10 @@ def validate(config) -> None:
         what = taken[0] if taken else f"{config.num_frames} frames in windows"
         raise ConfigError(f"{what}: --pipeline dfr renders one clip from its prompt alone yet; use --pipeline "
                           "distilled for it")
+    done = read_pass_metadata(config.dfr_from)["pass"] if config.dfr_from else 0
+    if config.temporal_rounds < done - 1:
+        raise ConfigError(f"--temporal-rounds {config.temporal_rounds}: --dfr-from {config.dfr_from} is after temporal "
+                          f"round {done - 1}; give --temporal-rounds {done - 1} or more")
     if config.temporal_rounds and config.temporal_upsampler is None:
         raise ConfigError(f"--temporal-rounds {config.temporal_rounds} needs --temporal-upsampler FOLDER: LTX-2.5's "
                           "temporal latent upsampler (Lightricks/LTX-2.5, latent_upscale_models/ltx-2.5-latent-"
@@ -193,8 +202,9 @@ def noise(seed: int, index: int):
 
 
 def diffuse(stage, denoiser, plan, conditioning):
-    """Stage 2 of a dfr run with the loaded denoiser: every pass with the one transformer load, each pass's latents
-    saved before the next begins. Returns the trimmed canvas and stage one's audio."""
+    """Stage 2 of a dfr run with the loaded denoiser: every pass with the one transformer load (with --dfr-from, those
+    after the pass it saved), each pass's latents saved before the next begins. Returns the trimmed canvas and stage
+    one's audio."""
     import time
 
     from diffusers import LTX2DFRPipeline
@@ -208,44 +218,52 @@ def diffuse(stage, denoiser, plan, conditioning):
     common = dict(frame_rate=float(config.fps), output_type="latent", **conditioning.pipeline_inputs())
     denoiser.calls.clear()
     stages, started = [], time.perf_counter()
+    done, last = load_pass(config.dfr_from) if config.dfr_from else (-1, None)
+    if config.dfr_from:
+        stages.append(dict(stage=f"resumed after pass {done}", latents=str(config.dfr_from), transformer_calls=0))
+        print(f"dfr: resumed from pass {done}'s latents ({config.dfr_from})", flush=True)
+    audio = last.audio if last else None  # stage one's, throughout
 
     def finished(name: str, index: int, output, **facts):
         nonlocal started
-        path = save_pass(plan, index, output, first.audio)
+        path = save_pass(plan, index, output, audio)
         stages.append(dict(stage=name, noise=f"torch.Generator('cpu').manual_seed({config.seed + index})",
                            transformer_calls=len(denoiser.calls) - sum(s["transformer_calls"] for s in stages),
                            seconds=round(time.perf_counter() - started, 3), latents=str(path), **facts))
         started = time.perf_counter()
 
-    with given_text_conditioning(pipe, conditioning, sigmas_as_given=False):
-        first = pipe(height=config.height // 2, width=config.width // 2, num_frames=config.num_frames,
-                     generator=noise(config.seed, 0), **common)
-    finished("stage one", 0, first, width=config.width // 2, height=config.height // 2, steps=STAGE_ONE_STEPS,
-             keyframe_positions=first.keyframe_positions)
-    half = dict(width=config.width // 2, height=config.height // 2)
-    video = two_stage.upsample(stage, plan, first.frames, num_frames=first_frames(first.frames), **half)
-    keyframes = two_stage.upsample(stage, plan, first.keyframes, num_frames=first_frames(first.keyframes), **half)
-    with given_text_conditioning(pipe, conditioning, sigmas_as_given=False):
-        last = pipe(height=config.height, width=config.width, num_frames=config.num_frames, latents=video,
-                    audio_latents=first.audio, keyframes_latents=keyframes,
-                    keyframe_positions=first.keyframe_positions, reference_latents=first.frames,
-                    reference_downscale_factor=2, sigmas=STAGE_TWO_SIGMAS, noise_scale=STAGE_TWO_SIGMAS[0],
-                    generator=noise(config.seed, 1), **common)
-    del video, keyframes
-    finished("stage two", 1, last, width=config.width, height=config.height, steps=len(STAGE_TWO_SIGMAS),
-             upsampler=str(plan.upsampler.folder), reference_downscale_factor=2)
-    if config.temporal_rounds:
-        last = temporal_rounds(stage, plan, denoiser.pipe, conditioning, first, last, finished)
+    if done < 0:
+        with given_text_conditioning(pipe, conditioning, sigmas_as_given=False):
+            last = pipe(height=config.height // 2, width=config.width // 2, num_frames=config.num_frames,
+                        generator=noise(config.seed, 0), **common)
+        audio = last.audio
+        finished("stage one", 0, last, width=config.width // 2, height=config.height // 2, steps=STAGE_ONE_STEPS,
+                 keyframe_positions=last.keyframe_positions)
+    if done < 1:
+        first, half = last, dict(width=config.width // 2, height=config.height // 2)
+        video = two_stage.upsample(stage, plan, first.frames, num_frames=first_frames(first.frames), **half)
+        keyframes = two_stage.upsample(stage, plan, first.keyframes, num_frames=first_frames(first.keyframes), **half)
+        with given_text_conditioning(pipe, conditioning, sigmas_as_given=False):
+            last = pipe(height=config.height, width=config.width, num_frames=config.num_frames, latents=video,
+                        audio_latents=audio, keyframes_latents=keyframes,
+                        keyframe_positions=first.keyframe_positions, reference_latents=first.frames,
+                        reference_downscale_factor=2, sigmas=STAGE_TWO_SIGMAS, noise_scale=STAGE_TWO_SIGMAS[0],
+                        generator=noise(config.seed, 1), **common)
+        del first, video, keyframes
+        finished("stage two", 1, last, width=config.width, height=config.height, steps=len(STAGE_TWO_SIGMAS),
+                 upsampler=str(plan.upsampler.folder), reference_downscale_factor=2)
+    if config.temporal_rounds > max(0, done - 1):
+        last = temporal_rounds(stage, plan, denoiser.pipe, conditioning, audio, last, finished, max(1, done))
     video = last.frames[:, :, :(output_frames(config.num_frames, config.temporal_rounds) - 1) // 8 + 1]
     return diffusion.DiffusionResult(
-        video_latents=video.detach().to("cpu"), audio_latents=first.audio.detach().to("cpu"),
+        video_latents=video.detach().to("cpu"), audio_latents=audio.detach().to("cpu"),
         pipeline_call={"pipeline": "LTX2DFRPipeline, LTX2DFRTemporalRefinePipeline", **record(config)},
         sigmas=[], timesteps=[], transformer_calls=len(denoiser.calls), stages=stages)
 
 
-def temporal_rounds(stage, plan, loaded, conditioning, first, last, finished):
-    """Each round with the temporal upsampler, loaded once for all of them and freed after; `loaded` is the
-    denoiser's pipeline, whose components the rounds' pipeline takes."""
+def temporal_rounds(stage, plan, loaded, conditioning, audio, last, finished, first_round: int):
+    """The rounds from `first_round` on, with the temporal upsampler loaded once for all of them and freed after;
+    `loaded` is the denoiser's pipeline, whose components the rounds' pipeline takes; `audio` stage one's."""
     from diffusers import LTX2DFRTemporalRefinePipeline, LTXEulerAncestralRFScheduler
     from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
@@ -257,13 +275,13 @@ def temporal_rounds(stage, plan, loaded, conditioning, first, last, finished):
         folder, torch_dtype=plan.dtype, device_map=str(plan.device)).eval().requires_grad_(False))
     refine = over_components(LTX2DFRTemporalRefinePipeline, loaded, temporal_latent_upsampler=upsampler,
                              scheduler=LTXEulerAncestralRFScheduler(eta=ROUND_ETA))
-    padded = first_frames(first.frames)
-    for round_index in range(1, config.temporal_rounds + 1):
+    seconds = float(canvas(config.num_frames)[0] / config.fps)  # of stage one's audio, which every round follows
+    for round_index in range(first_round, config.temporal_rounds + 1):
         with given_text_conditioning(refine, conditioning, sigmas_as_given=False):
             last = refine(latents=last.frames, keyframes_latents=last.keyframes,
-                          keyframe_positions=last.keyframe_positions, audio_latents=first.audio,
+                          keyframe_positions=last.keyframe_positions, audio_latents=audio,
                           height=config.height, width=config.width, num_frames=first_frames(last.frames),
-                          frame_rate=float(config.fps) * 2 ** (round_index - 1), source_seconds=padded / config.fps,
+                          frame_rate=float(config.fps) * 2 ** (round_index - 1), source_seconds=seconds,
                           condition_num_frames=config.num_frames, round_index=round_index,
                           generator=noise(config.seed, 1 + round_index), output_type="latent",
                           **conditioning.pipeline_inputs())
@@ -305,6 +323,61 @@ def save_pass(plan, index: int, output, audio) -> Path:
     return path
 
 
+def read_pass_metadata(path: Path) -> dict:
+    """A pass file's metadata, from its safetensors header alone (no torch)."""
+    from ltx2gen.files import safetensors_header
+
+    try:
+        metadata = json.loads(safetensors_header(path)[0]["__metadata__"]["ltx2gen"])
+    except FileNotFoundError:
+        raise ConfigError(f"--dfr-from {path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"--dfr-from {path}: not an ltx2gen latents file") from None
+    if metadata.get("kind") != PASS_KIND:
+        raise ConfigError(f"--dfr-from {path}: not the latents of a dfr pass (NAME.dfrK.latents.safetensors)")
+    return metadata
+
+
+def load_pass(path: Path):
+    """(the pass's index, its output as the pipelines return it: canvas, slots, their places and stage one's
+    audio)."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file
+
+    metadata, tensors = read_pass_metadata(Path(path)), load_file(str(path))
+    canvas_frames, video = metadata["canvas_latent_frames"], tensors["video_latents"]
+    return metadata["pass"], SimpleNamespace(frames=video[:, :, :canvas_frames], keyframes=video[:, :, canvas_frames:],
+                                             keyframe_positions=metadata["keyframe_positions"],
+                                             audio=tensors["audio_latents"])
+
+
+def settings_from_pass(values: dict, given: set[str]) -> dict:
+    """`--dfr-from FILE`: the clip's settings come from the pass file; one also `given` must agree with it. The
+    temporal rounds are the file's unless given (more rounds continue from it). The output is the interrupted run's
+    unless --output is given."""
+    if values.get("dfr_from") is None:
+        return values
+    path = Path(values["dfr_from"]).expanduser()
+    clip = read_pass_metadata(path)["clip"]
+    asked = clip["dfr"]
+    if values["pipeline"] not in ("auto", "dfr"):
+        raise ConfigError(f"--dfr-from resumes a dfr run; drop --pipeline {values['pipeline']}")
+    values = dict(values, pipeline="dfr", dfr_from=path, num_frames=asked["requested_num_frames"],
+                  fps=asked["requested_fps"])
+    if "output" not in given:
+        values.update(output=Path(clip["output"]), no_timestamp=True)
+    for name in ("prompt", "seed", "width", "height", "model"):
+        if name in given and str(values[name]) != str(clip[name]):
+            raise ConfigError(f"--{name} {values[name]}: the pass's latents were made with {clip[name]!r}; drop the "
+                              "flag to take it from the file")
+        values[name] = clip[name]
+    for name in ("temporal_rounds", "temporal_upsampler"):
+        if name not in given:
+            values[name] = asked[name]
+    return values
+
+
 def kept_passes(config) -> list[Path]:
     """The pass files this clip's run saved beside its output, the last finished one last."""
     if config.pipeline != "dfr":
@@ -317,8 +390,19 @@ def failure_advice(plan) -> str | None:
     kept = kept_passes(plan.settings)
     if not kept:
         return None
-    return (f"the latents of each finished dfr pass are kept, the last in {kept[-1]}; resuming from them is not "
-            "built yet: render it again with:")
+    return ("the latents of each finished dfr pass are kept; resume after the last with:\n  "
+            + resume_command(plan, kept[-1]))
+
+
+def resume_command(plan, kept: Path) -> str:
+    """generate.py from the pass file: the clip's settings are in the file; the LoRAs and the transformer's precision
+    are given again so the passes after it use the same weights."""
+    from ltx2gen.report import command_line
+
+    arguments = ["--dfr-from", str(kept), "--fp8", plan.fp8]
+    for spec in plan.settings.lora:
+        arguments += ["--lora", spec.label, f"{spec.scale:g}"]
+    return command_line("generate.py", "generate", arguments)
 
 
 def discard_passes(config) -> None:

@@ -151,3 +151,41 @@ def test_dfr_on_a_model_without_keyframe_slots_or_its_flags_without_dfr_are_refu
     with pytest.raises(SystemExit):
         run_generate(tiny_model, tmp_path / "clip.mp4", "--temporal-rounds", "1")
     assert "--temporal-rounds is for --pipeline dfr" in capsys.readouterr().err
+
+
+def test_a_failed_pass_keeps_the_finished_ones_and_the_printed_command_resumes_to_the_same_clip(
+        two_rounds, tiny_25_model, temporal_upsampler, tmp_path, monkeypatch, capsys):
+    """Round 2 fails: passes 0-2 are kept and the command printed resumes after round 1, rendering the clip the
+    uninterrupted run made."""
+    import shlex
+
+    from diffusers import LTX2DFRTemporalRefinePipeline
+
+    import generate
+
+    out = tmp_path / "clip.mp4"
+    stock_round = LTX2DFRTemporalRefinePipeline.__call__
+
+    def failing_in_round_two(self, *args, **kwargs):
+        if kwargs["round_index"] == 2:
+            raise RuntimeError("out of memory in round 2")
+        return stock_round(self, *args, **kwargs)
+
+    monkeypatch.setattr(LTX2DFRTemporalRefinePipeline, "__call__", failing_in_round_two)
+    assert run_generate(tiny_25_model, out, "--temporal-rounds", "2", "--temporal-upsampler", str(temporal_upsampler),
+                        clip=SIZE) == 1
+    err = capsys.readouterr().err
+    assert "the latents of each finished dfr pass are kept; resume after the last with:" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"clip.dfr{index}.latents.safetensors"
+                                                                for index in range(3)]
+    monkeypatch.setattr(LTX2DFRTemporalRefinePipeline, "__call__", stock_round)
+    command = shlex.split(err.strip().splitlines()[-1])
+    assert command[command.index("--dfr-from") + 1] == str(tmp_path / "clip.dfr2.latents.safetensors")
+    script = next(index for index, word in enumerate(command) if word.endswith("generate.py"))
+    assert generate.main(command[script + 1:] + ["--keep-latents"]) == 0
+    printed = capsys.readouterr().out
+    assert f"dfr: resumed from pass 2's latents ({tmp_path / 'clip.dfr2.latents.safetensors'})" in printed
+    torch.testing.assert_close(load_latents(out.with_suffix(".latents.safetensors")).video,
+                               load_latents(two_rounds.with_suffix(".latents.safetensors")).video, rtol=0, atol=0)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert [stage["stage"] for stage in sidecar["diffusion_stages"]] == ["resumed after pass 2", "temporal round 2"]

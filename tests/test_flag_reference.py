@@ -38,7 +38,7 @@ def test_defaults_are_the_dataclass_defaults_the_parser_suppresses():
     assert rows["--width"][1] == "`768`" and rows["--num-frames"][1] == "`97`"
     assert rows["--output"][1] == "`outputs/video.mp4`" and rows["--fps"][1] == "`24`"
     assert rows["--no-fp8"][:2] == ["(switch)", "off"]
-    assert rows["--pipeline"][0] == "`auto`, `distilled`, `full`, `two-stage`"
+    assert rows["--pipeline"][0] == "`auto`, `distilled`, `full`, `two-stage`, `dfr`"
     assert rows["--lora"][0] == "`SPEC [SCALE] [SPEC [SCALE] ...]`"
     assert rows["--prompt"][1] == "" and rows["--seed"][1] == ""
     # the default shown once, in its column, not again at the end of the help
