@@ -15,7 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltx2gen import context_parallel, continuation, dfr, diffusion, duration, latents, postprocess, report, two_stage
+from ltx2gen import (
+    context_parallel,
+    continuation,
+    dfr,
+    dfr_passes,
+    diffusion,
+    duration,
+    latents,
+    postprocess,
+    report,
+    two_stage,
+)
 from ltx2gen import memory as mem
 from ltx2gen.audio_decode import decode_audio
 from ltx2gen.checkpoint import latent_frame_count
@@ -125,7 +136,7 @@ def generate(config: GenerateConfig, plan: RunPlan | None = None, ranks: Ranks |
         latents.check_finite(result.video_latents, result.audio_latents, "the diffusion's latents")
         diffused = True
     except (Exception, KeyboardInterrupt) as err:
-        kept = two_stage.failure_advice(plan) or dfr.failure_advice(plan) or continuation.failure_advice(config)
+        kept = two_stage.failure_advice(plan) or dfr_passes.failure_advice(plan) or continuation.failure_advice(config)
         raise ClipFailed(err, kept or nothing_kept_advice(err), foreseen=isinstance(err, latents.NonFiniteLatents),
                          rerun=not kept and isinstance(err, KeyboardInterrupt)) from err
     finally:
@@ -220,7 +231,7 @@ def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.Diffusio
     if not config.keep_latents:
         latents_path.unlink()
     two_stage.discard_stage_one(config)
-    dfr.discard_passes(config)
+    dfr_passes.discard_passes(config)
     return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0,
                         config.video_format.num_frames)
 

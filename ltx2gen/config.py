@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
-from ltx2gen import continuation, dfr, duration, pipeline_choice, timed_prompts, two_stage
+from ltx2gen import continuation, dfr, dfr_passes, duration, pipeline_choice, timed_prompts, two_stage
 from ltx2gen.checkpoint import (
     DEFAULT_NEGATIVE_PROMPT,
     FULL_MODEL_SETTINGS,
@@ -217,7 +217,7 @@ class GenerateConfig(DecodeOptions, PostprocessOptions, ImageOptions, AudioOptio
         given = set(given)
         if values["refine_from"] is not None:
             values = two_stage.settings_from_stage_one(values, given)
-        values = dfr.settings_from_pass(values, given)
+        values = dfr_passes.settings_from_pass(values, given)
         values.update({name: utf8_from_argv(values[name]) for name in ("prompt", "negative_prompt")})
         values["prompt_at"] = values["prompt_at"] and [utf8_from_argv(text) for text in values["prompt_at"]]
         values["fps"] = parse_fps(values["fps"])

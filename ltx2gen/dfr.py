@@ -26,11 +26,14 @@ Validation (`validate`, `check_temporal_upsampler`) is pure: no torch import.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2gen.checkpoint import GUIDANCE_OFF
+from ltx2gen.dfr_passes import load_pass, read_pass_metadata, save_pass
 from ltx2gen.errors import ConfigError, nearest_multiples
 from ltx2gen.flags import opt
 
@@ -40,7 +43,7 @@ STAGE_TWO_SIGMAS = [0.909375, 0.725, 0.421875]  # diffusers' STAGE_2_DISTILLED_S
 ROUND_STEPS = 4  # diffusers' TEMPORAL_ROUND_DISTILLED_SIGMA_VALUES: the distilled schedule from its fifth sigma
 ROUND_ETA = 0.5  # the ancestral noise fraction of a round (diffusers' TEMPORAL_ANCESTRAL_ETA)
 SIZE_STEP = 64  # stage one runs at half the size, on the VAE's 32-pixel grid
-PASS_KIND = "dfr pass"
+CHECKPOINT_SCHEDULER = "the checkpoint's FlowMatchEulerDiscreteScheduler, sigmas as given (no shifting)"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class DfrOptions:
         None, "--pipeline dfr: resume from the latents of a finished pass (NAME.dfrK.latents.safetensors, kept when "
               "a later pass failed): the passes after it, then the decode; the prompt, size, seed, temporal rounds "
               "and output come from the file", type=Path, metavar="FILE")
+    detailing_lora: str | None = opt(
+        None, "--pipeline dfr: the detailing IC-LoRA for stage two (Lightricks/LTX-2.5-22b-IC-LoRA-Pixel-Spatial-"
+              "Upscaler, or its .safetensors file, or REPO::FILE), an adapter for that pass alone; optional, as in "
+              "Lightricks' own pipeline", metavar="PATH|REPO")
+    detailing_strength: float = opt(0.5, "--pipeline dfr: the detailing IC-LoRA's strength (diffusers' documented "
+                                         "0.5; Lightricks' pipeline: 1)", metavar="S")
     temporal_upsampler: Path | None = opt(
         None, "--pipeline dfr with --temporal-rounds: LTX-2.5's temporal latent upsampler as a diffusers folder "
               "(config.json and weights, converted from Lightricks' ltx-2.5-latent-temporal-upscaler-x2)", type=Path,
@@ -70,7 +79,7 @@ def validate(config) -> None:
     """`--pipeline dfr` and its flags, checked in `GenerateConfig.from_values` before anything is loaded."""
     if config.pipeline != "dfr":
         for name, flag in (("temporal_rounds", "--temporal-rounds"), ("temporal_upsampler", "--temporal-upsampler"),
-                           ("dfr_from", "--dfr-from")):
+                           ("dfr_from", "--dfr-from"), ("detailing_lora", "--detailing-lora")):
             if getattr(config, name):
                 raise ConfigError(f"{flag} is for --pipeline dfr (LTX-2.5's recipe); add --pipeline dfr or drop it")
         return
@@ -100,6 +109,8 @@ def validate(config) -> None:
         what = taken[0] if taken else f"{config.num_frames} frames in windows"
         raise ConfigError(f"{what}: --pipeline dfr renders one clip from its prompt alone yet; use --pipeline "
                           "distilled for it")
+    if not (math.isfinite(config.detailing_strength) and 0 < config.detailing_strength <= 1):
+        raise ConfigError(f"--detailing-strength {config.detailing_strength}: must be above 0 and at most 1")
     done = read_pass_metadata(config.dfr_from)["pass"] if config.dfr_from else 0
     if config.temporal_rounds < done - 1:
         raise ConfigError(f"--temporal-rounds {config.temporal_rounds}: --dfr-from {config.dfr_from} is after temporal "
@@ -146,6 +157,44 @@ def check_model(model_dir: Path, model: str) -> None:
         raise ConfigError(f"--pipeline dfr: {model} has no latent_upsampler/ folder for the x2 spatial upsample")
 
 
+def resolve_detailing(config, model_dir: Path, version: str):
+    """At planning, before any weight: the detailing IC-LoRA found and checked against the model (`lora`), or None."""
+    if not config.detailing_lora:
+        return None
+    from ltx2gen.lora import LoraSpec, resolve_loras
+
+    source, _, weight_name = config.detailing_lora.partition("::")
+    return resolve_loras((LoraSpec(source, weight_name or None, config.detailing_strength),), model_dir, version)[0]
+
+
+def check_detailing_fits(detailing, fp8: str, offload: str, compiled: bool) -> None:
+    """The detailing IC-LoRA joins stage two as an unfused adapter (diffusers' documented way, removed for the
+    rounds), which needs the transformer resident in bf16 and uncompiled."""
+    if detailing and (fp8 != "off" or offload != "none" or compiled):
+        held = ", ".join(what for what, taken in (
+            (f"fp8 {fp8}", fp8 != "off"), (f"{offload} offload", offload != "none"), ("compiled", compiled)) if taken)
+        raise ConfigError(f"--detailing-lora {detailing.spec.label}: an adapter for stage two alone needs the "
+                          f"transformer resident in bf16 and uncompiled, and this run holds it {held}; drop "
+                          "--detailing-lora, or give --fp8 off --offload none on a GPU that holds it")
+
+
+@contextlib.contextmanager
+def detailing_adapter(pipe, detailing):
+    """Within this scope `pipe`'s transformer carries the detailing IC-LoRA as an adapter at its strength; it is
+    unloaded afterwards, the weights as they were."""
+    if detailing is None:
+        yield
+        return
+    state = pipe.lora_state_dict(str(detailing.path))
+    pipe.load_lora_weights({key: value for key, value in state.items() if key.startswith("transformer.")},
+                           adapter_name="detailing")
+    pipe.set_adapters(["detailing"], adapter_weights=[detailing.spec.scale])
+    try:
+        yield
+    finally:
+        pipe.unload_lora_weights()
+
+
 def canvas(num_frames: int) -> tuple[int, list[int]]:
     """The padded canvas's frames and stage one's keyframe slot positions (diffusers' `resolve_canvas`)."""
     from diffusers.pipelines.ltx2.dfr_layout import resolve_canvas
@@ -182,10 +231,6 @@ def describe(config) -> str:
             f"{len(STAGE_TWO_SIGMAS)} refine steps{rounds})")
 
 
-def pass_path(config, index: int) -> Path:
-    return config.output.with_suffix(f".dfr{index}.latents.safetensors")
-
-
 def record(config) -> dict:
     """The latents file's and the sidecar's `dfr`: the clip as asked (its `num_frames` and `fps` are the output's)."""
     padded, positions = canvas(config.num_frames)
@@ -208,6 +253,7 @@ def diffuse(stage, denoiser, plan, conditioning):
     import time
 
     from diffusers import LTX2DFRPipeline
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
     from ltx2gen import diffusion, two_stage
     from ltx2gen.patches import given_text_conditioning
@@ -238,12 +284,14 @@ def diffuse(stage, denoiser, plan, conditioning):
                         generator=noise(config.seed, 0), **common)
         audio = last.audio
         finished("stage one", 0, last, width=config.width // 2, height=config.height // 2, steps=STAGE_ONE_STEPS,
+                 sigmas=list(DISTILLED_SIGMA_VALUES), scheduler=CHECKPOINT_SCHEDULER,
                  keyframe_positions=last.keyframe_positions)
     if done < 1:
         first, half = last, dict(width=config.width // 2, height=config.height // 2)
         video = two_stage.upsample(stage, plan, first.frames, num_frames=first_frames(first.frames), **half)
         keyframes = two_stage.upsample(stage, plan, first.keyframes, num_frames=first_frames(first.keyframes), **half)
-        with given_text_conditioning(pipe, conditioning, sigmas_as_given=False):
+        with given_text_conditioning(pipe, conditioning, sigmas_as_given=False), \
+                detailing_adapter(pipe, plan.detailing):
             last = pipe(height=config.height, width=config.width, num_frames=config.num_frames, latents=video,
                         audio_latents=audio, keyframes_latents=keyframes,
                         keyframe_positions=first.keyframe_positions, reference_latents=first.frames,
@@ -251,7 +299,9 @@ def diffuse(stage, denoiser, plan, conditioning):
                         generator=noise(config.seed, 1), **common)
         del first, video, keyframes
         finished("stage two", 1, last, width=config.width, height=config.height, steps=len(STAGE_TWO_SIGMAS),
-                 upsampler=str(plan.upsampler.folder), reference_downscale_factor=2)
+                 sigmas=STAGE_TWO_SIGMAS, noise_scale=STAGE_TWO_SIGMAS[0], scheduler=CHECKPOINT_SCHEDULER,
+                 upsampler=str(plan.upsampler.folder), reference_downscale_factor=2,
+                 detailing=plan.detailing.record() if plan.detailing else None)
     if config.temporal_rounds > max(0, done - 1):
         last = temporal_rounds(stage, plan, denoiser.pipe, conditioning, audio, last, finished, max(1, done))
     video = last.frames[:, :, :(output_frames(config.num_frames, config.temporal_rounds) - 1) // 8 + 1]
@@ -266,6 +316,7 @@ def temporal_rounds(stage, plan, loaded, conditioning, audio, last, finished, fi
     `loaded` is the denoiser's pipeline, whose components the rounds' pipeline takes; `audio` stage one's."""
     from diffusers import LTX2DFRTemporalRefinePipeline, LTXEulerAncestralRFScheduler
     from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
     from ltx2gen.patches import given_text_conditioning
 
@@ -285,7 +336,9 @@ def temporal_rounds(stage, plan, loaded, conditioning, audio, last, finished, fi
                           condition_num_frames=config.num_frames, round_index=round_index,
                           generator=noise(config.seed, 1 + round_index), output_type="latent",
                           **conditioning.pipeline_inputs())
-        finished(f"temporal round {round_index}", 1 + round_index, last, steps=ROUND_STEPS, eta=ROUND_ETA,
+        finished(f"temporal round {round_index}", 1 + round_index, last, steps=ROUND_STEPS,
+                 sigmas=list(DISTILLED_SIGMA_VALUES[-ROUND_STEPS:]),
+                 scheduler=f"LTXEulerAncestralRFScheduler(eta={ROUND_ETA})",
                  num_frames=first_frames(last.frames), fps=float(config.fps) * 2**round_index,
                  temporal_upsampler=str(folder))
     del refine, upsampler
@@ -305,108 +358,3 @@ def over_components(cls, pipe, **replaced):
 def first_frames(latents) -> int:
     """The pixel frames of a canvas (or of keyframe slots laid end to end) of these latents."""
     return (latents.shape[2] - 1) * 8 + 1
-
-
-def save_pass(plan, index: int, output, audio) -> Path:
-    """A pass's canvas and keyframe slots (one tensor, the slots after the canvas's frames) and stage one's audio,
-    with where the slots sit; said in one line."""
-    import torch
-
-    from ltx2gen import latents
-
-    video = torch.cat([output.frames, output.keyframes.to(output.frames.dtype)], dim=2)
-    metadata = {"kind": PASS_KIND, "pass": index, "canvas_latent_frames": output.frames.shape[2],
-                "keyframe_positions": list(output.keyframe_positions), "clip": plan.clip_record()}
-    path, tried = latents.save_anywhere(pass_path(plan.settings, index), video, audio, metadata)
-    print(f"saved dfr pass {index} latents: {path}" + (" (its folder beside the output could not take it)" if tried
-                                                        else ""), flush=True)
-    return path
-
-
-def read_pass_metadata(path: Path) -> dict:
-    """A pass file's metadata, from its safetensors header alone (no torch)."""
-    from ltx2gen.files import safetensors_header
-
-    try:
-        metadata = json.loads(safetensors_header(path)[0]["__metadata__"]["ltx2gen"])
-    except FileNotFoundError:
-        raise ConfigError(f"--dfr-from {path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--dfr-from {path}: not an ltx2gen latents file") from None
-    if metadata.get("kind") != PASS_KIND:
-        raise ConfigError(f"--dfr-from {path}: not the latents of a dfr pass (NAME.dfrK.latents.safetensors)")
-    return metadata
-
-
-def load_pass(path: Path):
-    """(the pass's index, its output as the pipelines return it: canvas, slots, their places and stage one's
-    audio)."""
-    from types import SimpleNamespace
-
-    from safetensors.torch import load_file
-
-    metadata, tensors = read_pass_metadata(Path(path)), load_file(str(path))
-    canvas_frames, video = metadata["canvas_latent_frames"], tensors["video_latents"]
-    return metadata["pass"], SimpleNamespace(frames=video[:, :, :canvas_frames], keyframes=video[:, :, canvas_frames:],
-                                             keyframe_positions=metadata["keyframe_positions"],
-                                             audio=tensors["audio_latents"])
-
-
-def settings_from_pass(values: dict, given: set[str]) -> dict:
-    """`--dfr-from FILE`: the clip's settings come from the pass file; one also `given` must agree with it. The
-    temporal rounds are the file's unless given (more rounds continue from it). The output is the interrupted run's
-    unless --output is given."""
-    if values.get("dfr_from") is None:
-        return values
-    path = Path(values["dfr_from"]).expanduser()
-    clip = read_pass_metadata(path)["clip"]
-    asked = clip["dfr"]
-    if values["pipeline"] not in ("auto", "dfr"):
-        raise ConfigError(f"--dfr-from resumes a dfr run; drop --pipeline {values['pipeline']}")
-    values = dict(values, pipeline="dfr", dfr_from=path, num_frames=asked["requested_num_frames"],
-                  fps=asked["requested_fps"])
-    if "output" not in given:
-        values.update(output=Path(clip["output"]), no_timestamp=True)
-    for name in ("prompt", "seed", "width", "height", "model"):
-        if name in given and str(values[name]) != str(clip[name]):
-            raise ConfigError(f"--{name} {values[name]}: the pass's latents were made with {clip[name]!r}; drop the "
-                              "flag to take it from the file")
-        values[name] = clip[name]
-    for name in ("temporal_rounds", "temporal_upsampler"):
-        if name not in given:
-            values[name] = asked[name]
-    return values
-
-
-def kept_passes(config) -> list[Path]:
-    """The pass files this clip's run saved beside its output, the last finished one last."""
-    if config.pipeline != "dfr":
-        return []
-    return [path for index in range(2 + config.temporal_rounds) if (path := pass_path(config, index)).is_file()]
-
-
-def failure_advice(plan) -> str | None:
-    """After a failed pass: which passes' latents are kept."""
-    kept = kept_passes(plan.settings)
-    if not kept:
-        return None
-    return ("the latents of each finished dfr pass are kept; resume after the last with:\n  "
-            + resume_command(plan, kept[-1]))
-
-
-def resume_command(plan, kept: Path) -> str:
-    """generate.py from the pass file: the clip's settings are in the file; the LoRAs and the transformer's precision
-    are given again so the passes after it use the same weights."""
-    from ltx2gen.report import command_line
-
-    arguments = ["--dfr-from", str(kept), "--fp8", plan.fp8]
-    for spec in plan.settings.lora:
-        arguments += ["--lora", spec.label, f"{spec.scale:g}"]
-    return command_line("generate.py", "generate", arguments)
-
-
-def discard_passes(config) -> None:
-    """After success the passes' latents are no longer needed (kept with --keep-latents)."""
-    if not config.keep_latents:
-        for path in kept_passes(config):
-            path.unlink(missing_ok=True)

@@ -94,6 +94,22 @@ def safetensors_header(path: Path) -> tuple[dict, int]:
         return json.loads(handle.read(length)), 8 + length
 
 
+def kept_work_metadata(path: Path, flag: str, kind: str, otherwise: str) -> dict:
+    """The ltx2gen metadata of a file of kept work of `kind` (a two-stage run's stage one, a dfr pass), read from its
+    safetensors header alone; ConfigError naming `flag` for anything else (`otherwise` says what it is then)."""
+    from ltx2gen.errors import ConfigError
+
+    try:
+        metadata = json.loads(safetensors_header(path)[0]["__metadata__"]["ltx2gen"])
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path}: no such file") from None
+    except (OSError, struct.error, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{flag} {path}: not an ltx2gen latents file") from None
+    if metadata.get("kind") != kind:
+        raise ConfigError(f"{flag} {path}: {otherwise}")
+    return metadata
+
+
 def file_sha256(path: Path | str) -> str:
     """The SHA-256 of a file's bytes, read in 1 MiB blocks; worked out once per version of the file (its size and
     modification time)."""

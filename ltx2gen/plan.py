@@ -71,6 +71,7 @@ class RunPlan:
     nag: NagSettings | None = None
     conditioners: tuple[Conditioner, ...] = ()  # the clip's inputs besides its prompts (`ltx2gen.conditioners`)
     upsampler: two_stage.Upsampler | None = None  # two-stage only
+    detailing: ResolvedLora | None = None  # dfr: the IC-LoRA of its stage two
     version: str = "2.0"  # the checkpoint's LTX-2 version (`checkpoint.model_version`)
     guidance: Guidance = Guidance()
     transformer_folder: str = "transformer"  # LTX-2.5's full model: transformer_full
@@ -118,6 +119,7 @@ class RunPlan:
         folder = transformer_folder(version, full=not config.distilled)
         if config.pipeline == "dfr":
             dfr.check_model(model_dir, config.model)
+        detailing = dfr.resolve_detailing(config, model_dir, version)
         if folder != "transformer":
             components.check_component(model_dir / folder, f"--model {config.model} --pipeline full")
         if weights_needed:  # each header against the model its configuration builds, before any weight is read
@@ -185,6 +187,7 @@ class RunPlan:
                 calls=steps * guidance.transformer_calls_per_step() * max(1, len(windows)))
         if compile_reason and (config.compile == "auto" or (config.compile == "on" and not compiled)):
             print(f"note: {compile_reason}")
+        dfr.check_detailing_fits(detailing, fp8, offload, compiled)
         if memory_fit and compiled:
             memory_fit = fit.with_compile(memory_fit)
         if memory_fit:
@@ -200,6 +203,7 @@ class RunPlan:
                   decode_plan=decode_plan, loras=loras, compiled=compiled, text_encoder=text_encoder,
                   memory_fit=memory_fit, nag=NagSettings(config.nag_scale, config.nag_tau, config.nag_alpha)
                   if config.uses_nag else None, conditioners=conditioners, upsampler=upsampler, version=version,
+                  detailing=detailing,
                   guidance=guidance, transformer_folder=folder, auto_length=config.auto_length,
                   prompt_enhancer=prompt_enhancer, read_ahead=read_ahead, fp8_attention=fp8_attention,
                   windows=windows, earlier=config.earlier, resume=resume, prompt_breaks=config.prompt_breaks)

@@ -31,6 +31,15 @@ def command_line(script: str, container_command: str, arguments: list[str]) -> s
     return shlex.join([sys.executable, str(Path(__file__).resolve().parent.parent / script), *arguments])
 
 
+def resume_command(plan, flag: str, kept: Path) -> str:
+    """generate.py going on from kept work (`flag` FILE): every clip setting is in the file; the LoRAs and the
+    transformer's precision are given again so that what follows uses the same weights as what was kept."""
+    arguments = [flag, str(kept), "--fp8", plan.fp8]
+    for spec in plan.settings.lora:
+        arguments += ["--lora", spec.label, f"{spec.scale:g}"]
+    return command_line("generate.py", "generate", arguments)
+
+
 def stage_reports(tracker: MemoryTracker) -> list[dict]:
     return [_rounded(dataclasses.asdict(report)) for report in tracker.reports]
 

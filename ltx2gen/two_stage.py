@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ltx2gen import report
 from ltx2gen.checkpoint import GUIDANCE_OFF, Guidance, detect_pipeline, from_hub_cache, is_local_path, model_version
 from ltx2gen.errors import ConfigError, nearest_multiples
-from ltx2gen.files import safetensors_header
-from ltx2gen.report import command_line
+from ltx2gen.files import kept_work_metadata
 
 STAGE_ONE_STEPS = 8  # the distilled schedule
 REFINE_SIGMAS = [0.909375, 0.725, 0.421875]  # diffusers' STAGE_2_DISTILLED_SIGMA_VALUES; the scheduler appends 0
@@ -249,16 +248,8 @@ def plan_upsampler(config, model_dir: Path, version: str) -> Upsampler:
 
 def read_stage_one_metadata(path: Path) -> dict:
     """The metadata of a stage-one latents file, read from the safetensors header alone (no torch)."""
-    try:
-        metadata = json.loads(safetensors_header(path)[0]["__metadata__"]["ltx2gen"])
-    except FileNotFoundError:
-        raise ConfigError(f"--refine-from {path}: no such file") from None
-    except (OSError, struct.error, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--refine-from {path}: not an ltx2gen latents file") from None
-    if metadata.get("kind") != STAGE_ONE_KIND:
-        raise ConfigError(f"--refine-from {path}: not a two-stage stage-one latents file (a finished clip's "
-                          "latents decode with decode_latents.py)")
-    return metadata
+    return kept_work_metadata(path, "--refine-from", STAGE_ONE_KIND, "not a two-stage stage-one latents file (a "
+                              "finished clip's latents decode with decode_latents.py)")
 
 
 def settings_from_stage_one(values: dict, given: set[str]) -> dict:
@@ -295,12 +286,8 @@ def describe(config, upsampler: Upsampler) -> str:
 
 
 def resume_command(plan, stage_one: Path) -> str:
-    """generate.py with the stage-one file: every clip setting is in the file; the LoRAs and the transformer's
-    precision are given again so the refine uses the same weights as stage one."""
-    arguments = ["--refine-from", str(stage_one), "--fp8", plan.fp8]
-    for spec in plan.settings.lora:
-        arguments += ["--lora", spec.label, f"{spec.scale:g}"]
-    return command_line("generate.py", "generate", arguments)
+    """generate.py with the stage-one file (`report.resume_command`)."""
+    return report.resume_command(plan, "--refine-from", stage_one)
 
 
 def failure_advice(plan) -> str | None:

@@ -36,10 +36,11 @@ def two_rounds(tiny_25_model, temporal_upsampler, tmp_path_factory):
     return out
 
 
-def stock_passes(model_dir: Path, upsampler: Path, sidecar: dict) -> list:
+def stock_passes(model_dir: Path, upsampler: Path, sidecar: dict, detailing: Path | None = None) -> list:
     """diffusers' documented DFR composition ("Diffusion Fidelity Rendering (DFR) for LTX-2.5"), each pass with the
     noise the run records for it: LTX2DFRPipeline at half the size, LTX2LatentUpsamplePipeline on the video and the
-    slots, LTX2DFRPipeline at the full size with stage one as reference, LTX2DFRTemporalRefinePipeline per round."""
+    slots, LTX2DFRPipeline at the full size with stage one as reference (with `detailing`, the IC-LoRA loaded as the
+    documentation does, at 0.5, for that pass alone), LTX2DFRTemporalRefinePipeline per round."""
     from diffusers import LTX2DFRPipeline, LTX2DFRTemporalRefinePipeline, LTXEulerAncestralRFScheduler
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
     from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
@@ -54,18 +55,23 @@ def stock_passes(model_dir: Path, upsampler: Path, sidecar: dict) -> list:
         model_dir / "latent_upsampler", torch_dtype=torch.float32))
     video, keyframes = (spatial(latents=latents, output_type="latent", return_dict=False)[0]
                         for latents in (first.frames, first.keyframes))
+    if detailing:
+        pipe.load_lora_weights(str(detailing), adapter_name="detailing")
+        pipe.set_adapters(["detailing"], adapter_weights=[0.5])
     second = pipe(height=128, width=128, num_frames=frames, latents=video, audio_latents=first.audio,
                   keyframes_latents=keyframes, keyframe_positions=first.keyframe_positions,
                   reference_latents=first.frames, reference_downscale_factor=2, sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
                   noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], generator=torch.Generator().manual_seed(seed + 1),
                   frame_rate=fps, **common)
+    if detailing:
+        pipe.unload_lora_weights()
     temporal = LTX2DFRTemporalRefinePipeline(
         scheduler=LTXEulerAncestralRFScheduler(eta=0.5), temporal_latent_upsampler=LTX2LatentUpsamplerModel
         .from_pretrained(upsampler, torch_dtype=torch.float32),
         **{name: getattr(pipe, name) for name in ("vae", "audio_vae", "text_encoder", "tokenizer", "connectors",
                                                   "transformer", "vocoder")})
     passes, last = [first, second], second
-    for round_index in (1, 2):
+    for round_index in range(1, sidecar["dfr"]["temporal_rounds"] + 1):
         last = temporal(latents=last.frames, keyframes_latents=last.keyframes,
                         keyframe_positions=last.keyframe_positions, audio_latents=first.audio, height=128, width=128,
                         num_frames=(last.frames.shape[2] - 1) * 8 + 1,
@@ -189,3 +195,34 @@ def test_a_failed_pass_keeps_the_finished_ones_and_the_printed_command_resumes_t
                                load_latents(two_rounds.with_suffix(".latents.safetensors")).video, rtol=0, atol=0)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert [stage["stage"] for stage in sidecar["diffusion_stages"]] == ["resumed after pass 2", "temporal round 2"]
+
+
+def test_the_detailing_ic_lora_adapts_stage_two_alone_as_diffusers_documents_it(tiny_25_model, temporal_upsampler,
+                                                                                tmp_path):
+    from test_lora import GATED, write_lora
+
+    lora = write_lora(tmp_path / "detailing.safetensors", tiny_25_model, seed=5, modules=GATED)
+    out = tmp_path / "clip.mp4"
+    assert run_generate(tiny_25_model, out, "--keep-latents", "--temporal-rounds", "1", "--temporal-upsampler",
+                        str(temporal_upsampler), "--detailing-lora", str(lora), clip=SIZE) == 0
+    assert (probe(out).frames, probe(out).fps) == (33, 48)  # one round: 17 -> 33 frames, 24 -> 48 fps
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["diffusion_stages"][1]["detailing"]["scale"] == 0.5
+    stock = stock_passes(tiny_25_model, temporal_upsampler, sidecar, detailing=lora)
+    for index, expected in enumerate(stock):
+        saved = load_file(out.with_suffix(f".dfr{index}.latents.safetensors"))["video_latents"]
+        torch.testing.assert_close(saved[:, :, :expected.frames.shape[2]], expected.frames, rtol=0, atol=1e-5)
+    without = stock_passes(tiny_25_model, temporal_upsampler, sidecar)[1]
+    assert (stock[1].frames - without.frames).abs().max() > 1e-3  # the adapter changed stage two
+
+
+def test_the_detailing_ic_lora_needs_the_transformer_resident_in_bf16_and_uncompiled():
+    from ltx2gen.dfr import check_detailing_fits
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.lora import LoraSpec, ResolvedLora
+
+    detailing = ResolvedLora(LoraSpec("detailing.safetensors", scale=0.5), Path("detailing.safetensors"), 6)
+    check_detailing_fits(detailing, "off", "none", False)
+    check_detailing_fits(None, "weight", "group", True)
+    with pytest.raises(ConfigError, match="this run holds it fp8 weight, group offload; drop --detailing-lora"):
+        check_detailing_fits(detailing, "weight", "group", False)
