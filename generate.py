@@ -135,6 +135,9 @@ def one_clip_over_ranks(config: GenerateConfig, ranks) -> GenerateConfig:
     if config.offload not in ("auto", "none"):
         raise ConfigError(f"--offload {config.offload}: one clip over several GPUs keeps the whole transformer on "
                           "each GPU; drop --offload, or render on one GPU")
+    if config.pipeline == "dfr":
+        raise ConfigError("--pipeline dfr renders on one GPU (its passes and tiles are not split over processes); "
+                          "drop torchrun, or use --pipeline distilled")
     if config.windows:
         raise ConfigError(f"a clip in windows ({len(config.windows)} of up to {config.window_frames} frames) or "
                           "continued with --extend renders on one GPU; drop torchrun, or render at most "

@@ -320,6 +320,17 @@ def test_one_clip_over_several_processes_refuses_fp8_attention_asked_for():
                                      Ranks(rank=0, world_size=2))
 
 
+
+def test_one_clip_over_several_processes_refuses_dfr():
+    import generate
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.ranks import Ranks
+
+    with pytest.raises(ConfigError, match="--pipeline dfr renders on one GPU"):
+        generate.one_clip_over_ranks(parse_config("--pipeline", "dfr", "--width", "768", "--height", "512",
+                                                  "--num-frames", "97"), Ranks(rank=0, world_size=2))
+
+
 STOPPED_AT = """
 import os, signal, sys
 import generate
