@@ -235,7 +235,7 @@ def _pipeline_call(pipe, model_dir: Path, size: tuple[int, int, int], output_typ
                 generator=torch.Generator("cpu").manual_seed(SEED)), calls
 
 
-def _encode(path: Path, video, audio, sample_rate: int) -> str:
+def _encode(path: Path, video, audio, sample_rate: int, fps: int = 24) -> str:
     """diffusers' `encode_video` (what stock users call) when PyAV is installed; otherwise the same libx264/AAC
     encode through imageio-ffmpeg. Returns which one ran."""
     import importlib.util
@@ -249,11 +249,11 @@ def _encode(path: Path, video, audio, sample_rate: int) -> str:
 
         frames = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
         write_mp4(path, iter(frames), width=frames.shape[2], height=frames.shape[1], num_frames=len(frames),
-                  fps=Fraction(24), audio=audio.float().cpu().numpy(), sample_rate=sample_rate)
+                  fps=Fraction(fps), audio=audio.float().cpu().numpy(), sample_rate=sample_rate)
         return "imageio-ffmpeg (PyAV not installed)"
     from diffusers.utils import encode_video
 
-    encode_video(video, fps=24, output_path=str(path), audio=audio.float().cpu(), audio_sample_rate=sample_rate)
+    encode_video(video, fps=fps, output_path=str(path), audio=audio.float().cpu(), audio_sample_rate=sample_rate)
     return "diffusers.utils.encode_video"
 
 

@@ -38,8 +38,9 @@ from ltx2gen.testing.published import (
 )
 from ltx2gen.testing.tokenizers import tiny_processor, tiny_tokenizer, write_published_processor, write_tokenizer
 
-# What no run reads yet (LTX-2.5's full transformer and diffusion decoder): the `bench` preset leaves them out, so the
-# full-size LTX-2.5 model fits a 64 GB disk (with them it ran out at 62 GB on one H100 machine).
+# What the `bench` preset leaves out so that the full-size LTX-2.5 model fits a 64 GB disk (with them it ran out at
+# 62 GB on one H100 machine): the full transformer (`--pipeline full` on LTX-2.5) and the diffusion decoder (`--decoder
+# diffusion`, measured apart by bench/diffusion_decoder_gpu.py, which builds it in memory).
 NOT_READ_BY_A_RUN = ("transformer_full", "diffusion_decoder")
 
 
