@@ -20,7 +20,7 @@ from ltx2gen.flags import arg_type
 
 FIELDS = {f.name: f for f in dataclasses.fields(GenerateConfig)}
 # Set by the batch itself (each clip is name.mp4 in the output folder; --resume where a clip was cut short)
-RESERVED_KEYS = {"output", "no_timestamp", "list_lora_files", "refine_from", "resume"}
+RESERVED_KEYS = {"output", "no_timestamp", "list_lora_files", "refine_from", "resume", "dfr_from"}
 LINE_KEYS = {"name", "prompts", "keyframes"}  # the batch file's own keys (`ltx2gen.batch.read_batch`)
 KNOWN_KEYS = sorted(LINE_KEYS | set(FIELDS) - RESERVED_KEYS)
 
@@ -111,8 +111,8 @@ def clip_config(values: dict, where: str, **settings) -> GenerateConfig:
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# local files a clip reads: relative to the batch file where they are
-INPUT_FILE_KEYS = {"extend", "upscale_model", "interpolate_model",
+# local files and folders a clip reads: relative to the batch file where they are
+INPUT_FILE_KEYS = {"extend", "upscale_model", "interpolate_model", "upsampler", "temporal_upsampler", "detailing_lora",
                    *(key for kind in CONDITIONERS for key in kind.input_files)}
 
 
@@ -181,9 +181,9 @@ def read_batch(path: Path) -> list[Clip]:
 
 
 def beside_batch_file(value, batch_file: Path):
-    """A relative input file path that names a file beside the batch file, as that file's path; any other value as
-    it is."""
-    if isinstance(value, str) and not Path(value).is_absolute() and (batch_file.parent / value).is_file():
+    """A relative input path that names a file or folder beside the batch file, as that path; any other value (a
+    repo id, say) as it is."""
+    if isinstance(value, str) and not Path(value).is_absolute() and (batch_file.parent / value).exists():
         return str(batch_file.parent / value)
     return value
 

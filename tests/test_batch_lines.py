@@ -109,3 +109,15 @@ def test_generate_batch_refuses_a_generation_flag_given_at_its_default_value(tmp
     path = write_lines(tmp_path / "b.jsonl", {"name": "a", "prompt": "x"})
     status, _, err = call(generate.main, ["--batch", path, "--width", "768"])
     assert_rejected(status, err, "generate.py", "put --width on its lines instead")
+
+
+def test_relative_input_files_and_folders_resolve_beside_the_batch_file_and_repo_ids_stay(tmp_path):
+    (tmp_path / "temporal").mkdir()
+    (tmp_path / "temporal" / "config.json").write_text("{}")
+    clip, = read_batch(write_lines(tmp_path / "b.jsonl", {
+        "name": "a", "prompt": "a fox", "pipeline": "dfr", "temporal_upsampler": "temporal",
+        "detailing_lora": "Lightricks/LTX-2.5-22b-IC-LoRA-Pixel-Spatial-Upscaler"}))
+    assert clip.flags["temporal_upsampler"] == tmp_path / "temporal"  # typed as the flag types it
+    assert clip.flags["detailing_lora"] == "Lightricks/LTX-2.5-22b-IC-LoRA-Pixel-Spatial-Upscaler"
+    with pytest.raises(ConfigError, match="sets dfr_from; outputs are named by the batch"):
+        read_batch(write_lines(tmp_path / "c.jsonl", {"name": "a", "prompt": "a fox", "dfr_from": "x"}))
