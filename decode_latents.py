@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     reservation = outputs.Reservation()  # none yet
     try:
         config, latents_file = load_config(args)
-        from ltx2gen import components
+        from ltx2gen import components, video_decode
+        from ltx2gen.fit import host_memory_available_bytes
 
         device = components.resolve_device(config.device)
         model_dir = components.resolve_model_dir(config.model)
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         components.check_model_files(model_dir, f"--model {config.model}", reads)
         check_weights_fit_the_model(model_dir, reads, f"--model {config.model}")
         check_latent_space(latents_file, model_dir, config)
+        video = latents_file.video_format
+        video_decode.check_cpu_decode(model_dir, config.decoder, device, video.width, video.height, video.num_frames,
+                                      host_memory_available_bytes())
         check_encoder()
         reservation = outputs.reserve_exactly(config.output)  # the name is this run's alone until it exits
     except ConfigError as err:

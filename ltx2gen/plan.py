@@ -195,6 +195,8 @@ class RunPlan:
         # With --num-frames auto the decode is planned once the model has chosen the length (`with_chosen_length`)
         decode_plan = decode_plan_for(config, config.video_format.num_frames, memory_fit) \
             if config.num_frames is not None else None
+        video_decode.check_cpu_decode(model_dir, config.decoder, device, config.width, config.height,
+                                      config.video_format.num_frames or 0, fit.host_memory_available_bytes())
         read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         conditioners = plan_all(config, model_dir)

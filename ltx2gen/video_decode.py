@@ -125,6 +125,34 @@ def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
     return pixels.permute(1, 2, 3, 0).cpu()
 
 
+# The diffusion decoder's tiles (its reference implementation's, which `decode_video_frames` enables) and what its
+# uncompiled neighborhood attention holds per score: measured on the CPU with the tiny model at 128x128x33 (one head,
+# 33,792 tokens in its last stage): 14.4 GiB of RSS, about 13 bytes a query-key pair.
+DIFFUSION_TILE_PIXELS, DIFFUSION_TILE_FRAMES, EAGER_BYTES_PER_SCORE_AND_HEAD = 768, 80, 12
+
+
+def check_cpu_decode(model_dir: Path, decoder: str, device: torch.device, width: int, height: int, num_frames: int,
+                     available_bytes: int) -> None:
+    """On the CPU the diffusion decoder's attention runs uncompiled and holds every score of its last stage's
+    largest tile at once; ConfigError, before any weight is read, where that is more than the host has."""
+    if decoder != "diffusion" or device.type != "cpu":
+        return
+    import json
+
+    from ltx2gen.errors import ConfigError
+
+    config = json.loads((Path(model_dir) / "diffusion_decoder" / "config.json").read_text())
+    patch, heads = config["patch_size"], config["decoder_stage_channels"][-1] // config["decoder_head_dim"]
+    tokens = (min(num_frames, DIFFUSION_TILE_FRAMES) * (min(height, DIFFUSION_TILE_PIXELS) // patch)
+              * (min(width, DIFFUSION_TILE_PIXELS) // patch))
+    needed = tokens**2 * (EAGER_BYTES_PER_SCORE_AND_HEAD * heads + 1)
+    if needed > available_bytes:
+        raise ConfigError(f"--decoder diffusion on the CPU: its attention runs uncompiled there and would hold about "
+                          f"{needed / mem.GIB:,.0f} GiB for a {width}x{height}x{num_frames} clip "
+                          f"({available_bytes / mem.GIB:.0f} GiB available); decode with --decoder vae on the CPU, "
+                          "or on a GPU")
+
+
 def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype):
     """The video VAE without its encoder, whose weights decoding never uses (1.29 of the 2.28 GiB at full size):
     they are neither read from disk nor held. Its file pages stay in the page cache until the run releases them, as

@@ -208,3 +208,18 @@ def clip_latents(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("vae") / "clip.mp4"
     assert run_generate(tiny_model, out, "--keep-latents") == 0
     return out.with_suffix(".latents.safetensors")
+
+
+def test_a_cpu_diffusion_decode_larger_than_the_host_holds_is_refused_before_any_weight(tiny_25_model):
+    """Its uncompiled attention would hold every score of the largest tile: the tiny decoder's needs about 14 GiB at
+    128x128x33 (measured), over the 8 GiB the check is given here; 96x64x17 needs 0.5 GiB."""
+    from ltx2gen.errors import ConfigError
+    from ltx2gen.video_decode import check_cpu_decode
+
+    cpu, gib = torch.device("cpu"), 1024**3
+    with pytest.raises(ConfigError, match=r"would hold about 14 GiB for a 128x128x33 clip \(8 GiB available\); "
+                                          "decode with --decoder vae on the CPU, or on a GPU"):
+        check_cpu_decode(tiny_25_model, "diffusion", cpu, 128, 128, 33, 8 * gib)
+    check_cpu_decode(tiny_25_model, "diffusion", cpu, 96, 64, 17, 8 * gib)
+    check_cpu_decode(tiny_25_model, "vae", cpu, 1920, 1088, 161, 8 * gib)
+    check_cpu_decode(tiny_25_model, "diffusion", torch.device("cuda"), 1920, 1088, 161, 8 * gib)
