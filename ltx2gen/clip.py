@@ -47,18 +47,23 @@ from ltx2gen.video_decode import DecodePlan, decode_video
 @dataclass
 class RenderedClip:
     """A finished clip: the MP4, its sidecar, the latents file where it was kept, the memory tracker that timed
-    each stage, and its frame count (the model's choice with --num-frames auto)."""
+    each stage, and what the decode wrote (its frames the model's choice with --num-frames auto, doubled by dfr's
+    temporal rounds)."""
 
     output: Path
     sidecar: Path
     latents: Path | None
     tracker: mem.MemoryTracker
     seconds: float
-    num_frames: int
+    video_format: VideoFormat
+
+    @property
+    def num_frames(self) -> int:
+        return self.video_format.num_frames
 
     def summary(self, config: GenerateConfig) -> str:
         """The run's last line: where the clip is (after any post-processing) and how long each stage took."""
-        final = config.postprocessed(dataclasses.replace(config.video_format, num_frames=self.num_frames))
+        final = config.postprocessed(self.video_format)
         return report.summary_line(config.output, final.num_frames, width=final.width, height=final.height,
                                    fps=final.fps, tracker=self.tracker, total_seconds=self.seconds)
 
@@ -233,7 +238,7 @@ def finish(tracker: mem.MemoryTracker, plan: RunPlan, result: diffusion.Diffusio
     two_stage.discard_stage_one(config)
     dfr_passes.discard_passes(config)
     return RenderedClip(config.output, sidecar, latents_path if config.keep_latents else None, tracker, 0.0,
-                        config.video_format.num_frames)
+                        config.video_format)
 
 
 def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device, decode_plan: DecodePlan,
@@ -259,7 +264,7 @@ def recover(source: Path, output: Path, *, model_dir: Path, device: torch.device
         "decoder": decode_plan.decoder, "video_decoder": decode_plan.record(),
         **postprocess.record(post, tracker.timings()), "stage_seconds": tracker.timings(),
         "stages": report.stage_reports(tracker), "versions": report.versions()})
-    return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started, video_format.num_frames)
+    return RenderedClip(output, sidecar, source, tracker, time.perf_counter() - started, video_format)
 
 
 def decode(tracker: mem.MemoryTracker, model_dir: Path, clip_latents: tuple[torch.Tensor, torch.Tensor | None],

@@ -88,10 +88,7 @@ def validate(config) -> None:
             raise ConfigError(f"--{name} {value}: --pipeline dfr runs stage one at half the size, on the VAE's "
                               f"32-pixel grid; give a multiple of {SIZE_STEP}: try "
                               f"{nearest_multiples(value, SIZE_STEP)}")
-    if config.num_frames is None:
-        raise ConfigError("--num-frames auto: not with --pipeline dfr yet (its keyframe grid is laid out for a frame "
-                          "count given up front); give --num-frames N (8n+1, at least 9)")
-    if config.num_frames < 9:
+    if config.num_frames is not None and config.num_frames < 9:
         raise ConfigError(f"--num-frames {config.num_frames}: --pipeline dfr lays keyframes on a grid of 24- or "
                           "32-frame segments; give at least 9 frames (8n+1)")
     if config.steps is not None and config.steps != STAGE_ONE_STEPS:
@@ -203,7 +200,17 @@ def canvas(num_frames: int) -> tuple[int, list[int]]:
     return padded, positions
 
 
-def planned_tokens(width: int, height: int, num_frames: int, rounds: int) -> int:
+def planned_tokens(config) -> int:
+    """The video tokens of the largest transformer call of the clip, or with --num-frames auto of any length near
+    the longest it may choose (a shorter one may pad its canvas further)."""
+    if config.num_frames is not None:
+        return pass_tokens(config.width, config.height, config.num_frames, config.temporal_rounds)
+    longest = config.planned_num_frames
+    return max(pass_tokens(config.width, config.height, frames, config.temporal_rounds)
+               for frames in range(max(9, longest - 32), longest + 1, 8))
+
+
+def pass_tokens(width: int, height: int, num_frames: int, rounds: int) -> int:
     """The video tokens of the largest transformer call: stage two (its canvas, its slots and stage one's canvas at
     half the size as its reference) or a temporal round's largest tile (its frames, anchors and new slots)."""
     from diffusers.pipelines.ltx2.dfr_layout import temporal_tile_plan
@@ -221,14 +228,18 @@ def planned_tokens(width: int, height: int, num_frames: int, rounds: int) -> int
 
 
 def describe(config) -> str:
-    """The plan line's pipeline part."""
-    padded, positions = canvas(config.num_frames)
-    rounds = "".join(f" -> temporal round {r} ({output_frames(config.num_frames, r)} frames at "
-                     f"{float(config.fps) * 2**r:g} fps)" for r in range(1, config.temporal_rounds + 1))
-    slots = f"{len(positions)} keyframe slot{'s' if len(positions) > 1 else ''}"
-    return (f"dfr ({config.width // 2}x{config.height // 2}, {STAGE_ONE_STEPS} distilled steps with {slots} on a "
-            f"{padded}-frame canvas -> x2 latent upsample -> {config.width}x{config.height}, "
-            f"{len(STAGE_TWO_SIGMAS)} refine steps{rounds})")
+    """The plan line's pipeline part (with --num-frames auto, the grid is laid once the length is chosen)."""
+    if config.num_frames is None:
+        slots, rounds = "keyframe slots on the grid of the length chosen", "".join(
+            f" -> temporal round {r} (x{2**r} frames at {float(config.fps) * 2**r:g} fps)"
+            for r in range(1, config.temporal_rounds + 1))
+    else:
+        padded, positions = canvas(config.num_frames)
+        rounds = "".join(f" -> temporal round {r} ({output_frames(config.num_frames, r)} frames at "
+                         f"{float(config.fps) * 2**r:g} fps)" for r in range(1, config.temporal_rounds + 1))
+        slots = f"{len(positions)} keyframe slot{'s' if len(positions) > 1 else ''} on a {padded}-frame canvas"
+    return (f"dfr ({config.width // 2}x{config.height // 2}, {STAGE_ONE_STEPS} distilled steps with {slots} -> x2 "
+            f"latent upsample -> {config.width}x{config.height}, {len(STAGE_TWO_SIGMAS)} refine steps{rounds})")
 
 
 def record(config) -> dict:

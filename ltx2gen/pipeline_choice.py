@@ -36,6 +36,8 @@ def reason(config) -> str:
         return f"as asked with --pipeline; auto would take {detected}: {reason}"
     if detected == "full":
         return f"{reason}; give --pipeline distilled if it is"
+    if config.pipeline == "dfr":
+        return f"{reason}; LTX-2.5's own recipe, as asked with --pipeline (auto takes it once it is measured)"
     why_not = why_not_reference_recipe(config)
     if config.pipeline == "two-stage":
         return f"{reason}; two stages, Lightricks' recipe for a distilled model (--pipeline distilled: one stage)"

@@ -152,8 +152,8 @@ class RunPlan:
             else None
         if upsampler and weights_needed:
             components.check_component(upsampler.folder, upsampler.source)
-        tokens = dfr.planned_tokens(config.width, config.height, config.num_frames, config.temporal_rounds) \
-            if config.pipeline == "dfr" else fit.clip_tokens(config.width, config.height, config.diffused_num_frames)
+        tokens = dfr.planned_tokens(config) if config.pipeline == "dfr" else \
+            fit.clip_tokens(config.width, config.height, config.diffused_num_frames)
         text_encoder = fit.text_encoder_asked(config.text_fp8, fp8)
         memory_fit = None
         if discrete_gpu:
@@ -241,9 +241,9 @@ class RunPlan:
         """--num-frames auto, once the duration head has chosen: this clip at that frame count, with the video decode
         planned for it; said in one line."""
         config = dataclasses.replace(self.settings, num_frames=chosen.num_frames)
-        decode_plan = decode_plan_for(config, chosen.num_frames)
+        decode_plan = decode_plan_for(config, config.video_format.num_frames)
         print(f"length of {config.output.name}: {chosen.describe_choice()}; "
-              f"{decode_plan.describe(latent_frame_count(chosen.num_frames))}", flush=True)
+              f"{decode_plan.describe(latent_frame_count(config.video_format.num_frames))}", flush=True)
         return dataclasses.replace(self, settings=config, call={**self.call, "num_frames": chosen.num_frames},
                                    decode_plan=decode_plan, auto_length=chosen)
 

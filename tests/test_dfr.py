@@ -127,7 +127,6 @@ def test_without_temporal_rounds_the_clip_keeps_its_frames_and_the_passes_are_re
 
 @pytest.mark.parametrize("flags,expected", [
     (["--width", "96"], "--width 96: --pipeline dfr runs stage one at half the size"),
-    (["--num-frames", "auto"], "--num-frames auto: not with --pipeline dfr yet"),
     (["--temporal-rounds", "1"], "--temporal-rounds 1 needs --temporal-upsampler FOLDER"),
     (["--temporal-upsampler", "{temporal}"], "has no effect with --temporal-rounds 0"),
     (["--temporal-rounds", "1", "--temporal-upsampler", "{spatial}"], "a spatial latent upsampler; the temporal "
@@ -226,3 +225,17 @@ def test_the_detailing_ic_lora_needs_the_transformer_resident_in_bf16_and_uncomp
     check_detailing_fits(None, "weight", "group", True)
     with pytest.raises(ConfigError, match="this run holds it fp8 weight, group offload; drop --detailing-lora"):
         check_detailing_fits(detailing, "weight", "group", False)
+
+
+def test_the_model_chooses_the_length_then_the_keyframe_grid_is_laid_for_it(tiny_25_model, temporal_upsampler,
+                                                                            tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    assert run_generate(tiny_25_model, out, "--num-frames", "auto", "--max-seconds", "2", "--temporal-rounds", "1",
+                        "--temporal-upsampler", str(temporal_upsampler), clip=SIZE[:4] + SIZE[6:]) == 0
+    printed = capsys.readouterr().out
+    assert "dfr (64x64, 8 distilled steps with keyframe slots on the grid of the length chosen" in printed
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    chosen = sidecar["auto_duration"]["num_frames"]
+    assert sidecar["dfr"]["requested_num_frames"] == chosen
+    assert (probe(out).frames, probe(out).fps) == (2 * (chosen - 1) + 1, 48)
+    assert f"done: {out} ({2 * (chosen - 1) + 1} frames 128x128 at 48 fps" in printed
