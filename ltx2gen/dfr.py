@@ -247,7 +247,8 @@ def record(config) -> dict:
     padded, positions = canvas(config.num_frames)
     return {"requested_num_frames": config.num_frames, "requested_fps": str(config.fps), "canvas_frames": padded,
             "keyframe_positions": positions, "temporal_rounds": config.temporal_rounds,
-            "temporal_upsampler": str(config.temporal_upsampler) if config.temporal_upsampler else None}
+            "temporal_upsampler": str(config.temporal_upsampler) if config.temporal_upsampler else None,
+            "detailing_lora": config.detailing_lora, "detailing_strength": config.detailing_strength}
 
 
 def noise(seed: int, index: int):

@@ -56,8 +56,8 @@ def load_pass(path: Path):
 
 def settings_from_pass(values: dict, given: set[str]) -> dict:
     """`--dfr-from FILE`: the clip's settings come from the pass file; one also `given` must agree with it. The
-    temporal rounds are the file's unless given (more rounds continue from it). The output is the interrupted run's
-    unless --output is given."""
+    temporal rounds and the detailing IC-LoRA are the file's unless given (more rounds continue from it). The output
+    is the interrupted run's unless --output is given."""
     if values.get("dfr_from") is None:
         return values
     path = Path(values["dfr_from"]).expanduser()
@@ -74,7 +74,7 @@ def settings_from_pass(values: dict, given: set[str]) -> dict:
             raise ConfigError(f"--{name} {values[name]}: the pass's latents were made with {clip[name]!r}; drop the "
                               "flag to take it from the file")
         values[name] = clip[name]
-    for name in ("temporal_rounds", "temporal_upsampler"):
+    for name in ("temporal_rounds", "temporal_upsampler", "detailing_lora", "detailing_strength"):
         if name not in given:
             values[name] = asked[name]
     return values

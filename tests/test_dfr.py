@@ -110,7 +110,8 @@ def test_two_temporal_rounds_give_2n_minus_1_frames_twice_at_four_times_the_rate
     assert (sidecar["num_frames"], sidecar["fps"]) == (65, "96")
     assert sidecar["dfr"] == {"requested_num_frames": 17, "requested_fps": "24", "canvas_frames": 25,
                               "keyframe_positions": [24], "temporal_rounds": 2,
-                              "temporal_upsampler": sidecar["dfr"]["temporal_upsampler"]}
+                              "temporal_upsampler": sidecar["dfr"]["temporal_upsampler"], "detailing_lora": None,
+                              "detailing_strength": 0.5}
     assert [stage["transformer_calls"] for stage in sidecar["diffusion_stages"]] == [8, 3, 4, 8]  # rounds: 4 a tile
 
 
@@ -213,6 +214,12 @@ def test_the_detailing_ic_lora_adapts_stage_two_alone_as_diffusers_documents_it(
         torch.testing.assert_close(saved[:, :, :expected.frames.shape[2]], expected.frames, rtol=0, atol=1e-5)
     without = stock_passes(tiny_25_model, temporal_upsampler, sidecar)[1]
     assert (stock[1].frames - without.frames).abs().max() > 1e-3  # the adapter changed stage two
+    from ltx2gen.config import GenerateConfig, build_parser
+
+    # a run resumed after stage one applies the same adapter to its stage two
+    resumed = GenerateConfig.from_args(build_parser().parse_args(
+        ["--dfr-from", str(out.with_suffix(".dfr0.latents.safetensors")), "--output", str(tmp_path / "again.mp4")]))
+    assert (resumed.detailing_lora, resumed.detailing_strength, resumed.temporal_rounds) == (str(lora), 0.5, 1)
 
 
 def test_the_detailing_ic_lora_needs_the_transformer_resident_in_bf16_and_uncompiled():
