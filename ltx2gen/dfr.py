@@ -14,12 +14,12 @@ diffusers' LTX-2 documentation and Lightricks' `dfr_pipeline.py` run them:
 The audio is stage one's (stage two re-denoises it only for the video's cross-attention; the rounds follow it
 frozen). The canvas is trimmed to the clip's frames before the decode. The transformer is loaded once for every
 pass; each upsampler loads and frees between them. Each pass's latents are saved (atomically) before the next
-begins, so a failure keeps the last finished one.
+begins (`dfr_passes`), so a failure keeps the last finished one and `--dfr-from` resumes after it. The detailing
+IC-LoRA (`--detailing-lora`, optional as in Lightricks' pipeline) joins stage two alone as an adapter, as diffusers'
+documentation loads it; a `--lora` is fused for every pass.
 
-Differences from the documentation's composition, each on purpose: every pass draws its noise from a generator of
-its own (seed + pass index; the documentation threads one generator through all), so each pass can be repeated
-alone; the detailing IC-LoRA that the documentation loads for stage two (Lightricks make it optional) is not applied
-yet: `--lora` fuses a LoRA for every pass.
+One difference from the documentation's composition, on purpose: every pass draws its noise from a generator of its
+own (seed + pass index; the documentation threads one generator through all), so that a pass can be repeated alone.
 
 Validation (`validate`, `check_temporal_upsampler`) is pure: no torch import.
 """
