@@ -11,11 +11,16 @@ which is why FP8 attention is a choice the user makes (`--fp8-attention`).
 Only the video self-attention (`attn1` of each block) runs in FP8: the text cross-attention needs its mask, and the
 audio attentions are too short to gain. The quantization is plain PyTorch, so a compiled block fuses it into the
 norm and rotary embedding before it; the cuDNN call itself is a custom operator the compiler leaves whole.
+
+Also here: FlexAttention compiled once per process for LTX-2.5's diffusion decoder (`compiled_flex_attention`, put in
+place by `patches.neighborhood_attention_fused`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 
 import torch
 
@@ -175,3 +180,13 @@ def check_on_random_inputs(device: torch.device, *, batch: int, tokens: int, hea
     reference = torch.nn.functional.scaled_dot_product_attention(
         *(tensor.transpose(1, 2) for tensor in (query, key, value))).transpose(1, 2)
     return relative_errors(fp8_attention(query, key, value), reference)["norm"]
+
+
+@functools.cache
+def compiled_flex_attention() -> types.SimpleNamespace:
+    """torch's flex_attention module as diffusers' attention dispatcher reads it, its kernel compiled once per process
+    (with dynamic shapes after the first: the diffusion decoder's stages and edge tiles each have their own)."""
+    from torch.nn.attention import flex_attention
+
+    return types.SimpleNamespace(**{name: getattr(flex_attention, name) for name in dir(flex_attention)},
+                                 flex_attention=torch.compile(flex_attention.flex_attention))

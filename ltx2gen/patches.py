@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import types
 import warnings
 from dataclasses import dataclass
 
@@ -413,10 +412,9 @@ def following_latent_frames(pipe, condition):
 
 def host_copies_apart_from_weights(model: torch.nn.Module) -> None:
     """After group offloading is enabled on `model`: each host copy that is the weight itself, a separate tensor over
-    the same pinned memory. diffusers' group offloading takes `tensor.cpu().pin_memory()` of a TorchAO (FP8) weight
-    as its host copy, which is the weight itself when it is already in pinned host memory (loaded there, so host
-    memory holds the model once), and onloading, which swaps the weight's data for the GPU's, would then leave
-    every block on the GPU."""
+    the same pinned memory. diffusers' group offloading takes `tensor.cpu().pin_memory()` of a TorchAO (FP8) weight as
+    its host copy, which is the weight itself when it is already in pinned host memory (loaded there, so host memory
+    holds the model once), and onloading, which swaps the weight's data for the GPU's, would leave every block there."""
     for module in model.modules():
         registry = getattr(module, "_diffusers_hook", None)
         hook = registry.get_hook("group_offloading") if registry is not None else None
@@ -430,33 +428,22 @@ def host_copies_apart_from_weights(model: torch.nn.Module) -> None:
 
 @contextlib.contextmanager
 def neighborhood_attention_fused(device: torch.device):
-    """Within this scope, on a GPU, the diffusion decoder's neighborhood attention (FlexAttention, its default
-    processor) runs compiled into fused kernels, its block mask built block by block: eagerly, both materialize
-    every query-key pair, which for one 768-pixel tile of a decode is trillions. On the CPU, where only small clips
-    decode, it stays eager and exact."""
+    """On a GPU, the diffusion decoder's FlexAttention compiled and its block mask built block by block within this
+    scope: eagerly both hold every query-key pair (trillions for a 768-pixel tile). A CPU decode stays eager, exact."""
     if device.type != "cuda":
-        with warnings.catch_warnings():  # torch's advice to compile, which a CPU decode does not need
+        with warnings.catch_warnings():  # torch's advice to compile, which a CPU decode does not take
             warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
             yield
         return
     from diffusers.models import attention_dispatch
     from torch.nn.attention import flex_attention
 
+    from ltx2gen.attention import compiled_flex_attention
+
     stock_module, stock_mask = attention_dispatch.flex_attention, flex_attention.create_block_mask
-    attention_dispatch.flex_attention = _compiled_flex_attention()
-    # the decoder imports create_block_mask from the module at each call
-    flex_attention.create_block_mask = functools.partial(stock_mask, _compile=True)
+    attention_dispatch.flex_attention = compiled_flex_attention()
+    flex_attention.create_block_mask = functools.partial(stock_mask, _compile=True)  # the decoder reads it per call
     try:
         yield
     finally:
         attention_dispatch.flex_attention, flex_attention.create_block_mask = stock_module, stock_mask
-
-
-@functools.cache
-def _compiled_flex_attention() -> types.SimpleNamespace:
-    """torch's flex_attention module as diffusers' dispatcher reads it, its kernel compiled once per process (with
-    dynamic shapes after the first: the decoder's stages and edge tiles each have their own)."""
-    from torch.nn.attention import flex_attention
-
-    return types.SimpleNamespace(**{name: getattr(flex_attention, name) for name in dir(flex_attention)},
-                                 flex_attention=torch.compile(flex_attention.flex_attention))
