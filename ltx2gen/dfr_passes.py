@@ -81,10 +81,14 @@ def settings_from_pass(values: dict, given: set[str]) -> dict:
 
 
 def kept_passes(config) -> list[Path]:
-    """The pass files this clip's run saved beside its output, the last finished one last."""
+    """The pass files this clip's run saved, beside its output or in a fallback folder (`latents.kept_copy`), the
+    last finished one last."""
+    from ltx2gen.latents import kept_copy
+
     if config.pipeline != "dfr":
         return []
-    return [path for index in range(2 + config.temporal_rounds) if (path := pass_path(config, index)).is_file()]
+    return [path for index in range(2 + config.temporal_rounds)
+            if (path := kept_copy(pass_path(config, index), read_pass_metadata, config))]
 
 
 def failure_advice(plan) -> str | None:

@@ -163,6 +163,22 @@ def fallback_paths(name: str) -> list[Path]:
     return [folder / name for folder in folders]
 
 
+def kept_copy(beside: Path, record_of, config) -> Path | None:
+    """A clip's kept work (a two-stage run's stage one, a dfr pass) at `beside`, or where that folder could not take
+    it, in the first fallback folder that did (`save_anywhere`): known by the clip's output and seed in its record
+    (`record_of(path)`, a ConfigError for any other file); None where there is none."""
+    from ltx2gen.errors import ConfigError
+
+    for path in [Path(beside), *fallback_paths(Path(beside).name)]:
+        try:
+            clip = record_of(path)["clip"]
+        except ConfigError:  # none there, or not this kind of file
+            continue
+        if clip.get("output") == str(Path(config.output).resolve()) and clip.get("seed") == config.seed:
+            return path
+    return None
+
+
 def save_anywhere(path: Path, video: torch.Tensor, audio: torch.Tensor, metadata: dict) -> tuple[Path, list[str]]:
     """`save_latents` at `path`, or where it cannot be written there (a full disk, a folder that became read-only)
     in the first of its `fallback_paths` that takes it, each refusal said in one warning line. Returns where it went

@@ -306,22 +306,12 @@ def discard_stage_one(config) -> None:
 
 
 def kept_stage_one(config) -> Path | None:
-    """The stage-one latents this clip's run saved: beside the output, or where that folder could not take them, in
-    the first fallback folder that did (`latents.save_anywhere`), known by the clip's output and seed in its
-    metadata; None for a run that saved none."""
-    from ltx2gen.latents import fallback_paths
+    """The stage-one latents this clip's run saved, beside the output or in a fallback folder (`latents.kept_copy`);
+    None for a run that saved none."""
+    from ltx2gen.latents import kept_copy
 
-    if config.pipeline != "two-stage":
-        return None
-    beside = stage_one_path(config)
-    for path in [beside, *fallback_paths(beside.name)]:
-        try:
-            clip = read_stage_one_metadata(path)["clip"]
-        except ConfigError:  # none there, or not this kind of file
-            continue
-        if clip.get("output") == str(Path(config.output).resolve()) and clip.get("seed") == config.seed:
-            return path
-    return None
+    return kept_copy(stage_one_path(config), read_stage_one_metadata, config) if config.pipeline == "two-stage" \
+        else None
 
 
 def refine_call(config, version: str) -> dict:

@@ -231,6 +231,33 @@ def test_a_two_stage_run_keeps_its_stage_one_latents_in_a_fallback_folder_and_fi
     assert probe(out_dir / "clip.mp4").frames == 9 and not kept.exists()
 
 
+def test_a_dfr_run_keeps_its_passes_in_a_fallback_folder_and_resumes_from_there(tiny_25_model, tmp_path,
+                                                                                monkeypatch):
+    """dfr: where the output's folder cannot take a pass's latents they go to the first fallback folder; a failure
+    after stage one names that file in its resume command, and the resumed run, once finished, removes the passes."""
+    from ltx2gen import two_stage
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    kept = fallbacks[0] / "clip.dfr0.latents.safetensors"
+    stock_upsample = two_stage.upsample
+
+    def upsample_fails(*args, **kwargs):
+        raise RuntimeError("the upsampler failed")
+
+    monkeypatch.setattr(two_stage, "upsample", upsample_fails)
+    dfr = ["--width", "128", "--height", "128", "--num-frames", "17", "--seed", "7", "--pipeline", "dfr"]
+    status, out, err = call(run_generate, tiny_25_model, out_dir / "clip.mp4", clip=dfr)
+    assert status == 1 and f"saved dfr pass 0 latents: {kept} (its folder beside the output could not take it)" in out
+    assert f"--dfr-from {kept}" in err
+    monkeypatch.setattr(two_stage, "upsample", stock_upsample)
+    status, out, err = call(run_generate, tiny_25_model, out_dir / "clip.mp4", "--dfr-from", str(kept), clip=[])
+    assert status == 0, err
+    assert probe(out_dir / "clip.mp4").frames == 17 and not list(fallbacks[0].glob("clip.dfr*"))
+
+
 def test_latents_go_to_the_first_fallback_folder_when_the_outputs_cannot_take_them(fallback_render):
     out_dir, fallback, status, out, err = fallback_render
     assert status == 0, err
