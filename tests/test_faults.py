@@ -201,6 +201,24 @@ def fallback_render(tiny_model, tmp_path_factory):
     return out_dir, fallbacks[0] / "clip.latents.safetensors", status, out, err
 
 
+def output_folder_full(monkeypatch, root: Path) -> tuple[Path, list[Path]]:
+    """An output folder under `root` that cannot take a latents file (a full disk), and the fallback folders."""
+    out_dir = root / "out"
+    out_dir.mkdir()
+    fallbacks = isolate_latents_fallbacks(monkeypatch, root)
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    return out_dir, fallbacks
+
+
+def failing_after(kept: Path):
+    """A stand-in for the latent upsample that fails, once `kept` (the work before it) is saved."""
+    def upsample_fails(*args, **kwargs):
+        assert kept.is_file()
+        raise RuntimeError("the upsampler failed")
+
+    return upsample_fails
+
+
 def test_a_two_stage_run_keeps_its_stage_one_latents_in_a_fallback_folder_and_finds_them_again(tiny_model, tmp_path,
                                                                                                 monkeypatch):
     """Two-stage (what --pipeline auto renders a distilled clip at 64x64 with): where the output's folder cannot take
@@ -208,18 +226,10 @@ def test_a_two_stage_run_keeps_its_stage_one_latents_in_a_fallback_folder_and_fi
     command, and a finished run removes it."""
     from ltx2gen import two_stage
 
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
-    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    out_dir, fallbacks = output_folder_full(monkeypatch, tmp_path)
     kept = fallbacks[0] / "clip.stage1.latents.safetensors"
     stock_upsample = two_stage.upsample
-
-    def upsample_fails(*args, **kwargs):
-        assert kept.is_file()  # saved before the upsampler runs
-        raise RuntimeError("the upsampler failed")
-
-    monkeypatch.setattr(two_stage, "upsample", upsample_fails)
+    monkeypatch.setattr(two_stage, "upsample", failing_after(kept))
     two_stage_clip = [flag for flag in SMALL if flag not in ("--pipeline", "distilled")]
     status, out, err = call(run_generate, tiny_model, out_dir / "clip.mp4", clip=two_stage_clip)
     assert status == 1 and f"saved stage-one latents: {kept} (its folder beside the output could not take it)" in out
@@ -237,17 +247,10 @@ def test_a_dfr_run_keeps_its_passes_in_a_fallback_folder_and_resumes_from_there(
     after stage one names that file in its resume command, and the resumed run, once finished, removes the passes."""
     from ltx2gen import two_stage
 
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    fallbacks = isolate_latents_fallbacks(monkeypatch, tmp_path)
-    monkeypatch.setattr(safetensors.torch, "save_file", disk_full(lambda folder: folder == out_dir))
+    out_dir, fallbacks = output_folder_full(monkeypatch, tmp_path)
     kept = fallbacks[0] / "clip.dfr0.latents.safetensors"
     stock_upsample = two_stage.upsample
-
-    def upsample_fails(*args, **kwargs):
-        raise RuntimeError("the upsampler failed")
-
-    monkeypatch.setattr(two_stage, "upsample", upsample_fails)
+    monkeypatch.setattr(two_stage, "upsample", failing_after(kept))
     dfr = ["--width", "128", "--height", "128", "--num-frames", "17", "--seed", "7", "--pipeline", "dfr"]
     status, out, err = call(run_generate, tiny_25_model, out_dir / "clip.mp4", clip=dfr)
     assert status == 1 and f"saved dfr pass 0 latents: {kept} (its folder beside the output could not take it)" in out
