@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ltx2gen import attention
 from ltx2gen.kernels import CHUNK_TOKENS, fill_in_chunks
 from ltx2gen.stand_ins import ConnectorOutputs
 
@@ -211,8 +212,6 @@ def video_self_attention_in_fp8(transformer: torch.nn.Module) -> None:
     calls there. Every other attention, and any transformer without the mark, runs as before."""
     from diffusers.models.transformers import transformer_ltx2
 
-    from ltx2gen import attention
-
     for block in transformer.transformer_blocks:
         processor = type(block.attn1.processor)()  # its own instance: the mark must reach no other attention
         processor._attention_backend = attention.FP8_BACKEND
@@ -257,8 +256,8 @@ def attentions_kept_local(transformer: torch.nn.Module, names: tuple[str, ...]) 
     """Context parallelism: the named attentions of every block attend over keys and values that are whole on every
     rank, so their processors run without the parallel configuration `enable_parallelism` gave them."""
     for block in transformer.transformer_blocks:
-        for attention in names:
-            getattr(block, attention).processor._parallel_config = None
+        for name in names:
+            getattr(block, name).processor._parallel_config = None
 
 
 @contextlib.contextmanager
@@ -277,7 +276,7 @@ def following_audio(pipe, condition):
         yield
         return
     train_steps = pipe.scheduler.config.num_train_timesteps
-    clean = {}
+    clean, current = {}, {}
 
     def start_from_the_audio(*args, **kwargs):
         noise = stock_prepare(*args, **kwargs)
@@ -313,13 +312,9 @@ def following_audio(pipe, condition):
 
     def blend_audio_velocity(module, args, kwargs, output):
         video, velocity = output
-        seen = kwargs["audio_hidden_states"]
-        sigma, strength = current["sigma"], token_strength()
-        # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
-        offset = seen.float() - clean["latents"].to(seen.dtype).float()
-        return video, (1 - strength) ** 2 * velocity.float() + strength * offset / sigma
+        return video, velocity_keeping(velocity, kwargs["audio_hidden_states"], clean["latents"], token_strength(),
+                                       current["sigma"])
 
-    current = {}
     stock_prepare = pipe.prepare_audio_latents
     pipe.prepare_audio_latents = start_from_the_audio
     hooks = [pipe.transformer.register_forward_pre_hook(audio_timestep, with_kwargs=True),
@@ -330,6 +325,13 @@ def following_audio(pipe, condition):
         for hook in hooks:
             hook.remove()
         del pipe.prepare_audio_latents
+
+
+def velocity_keeping(velocity, state, clean, strength, sigma):
+    """v' = (1 - s)^2 * v + s * (x - c) / sigma for tokens at `state` x kept at `clean` c with strength s; c rounded as
+    the state was for the transformer, so that at s = 1 (state == c) x - c is exactly 0."""
+    offset = state.float() - clean.to(state.dtype).float()
+    return (1 - strength) ** 2 * velocity.float() + strength * offset / sigma
 
 
 @contextlib.contextmanager
@@ -380,10 +382,8 @@ def following_latent_frames(pipe, condition):
 
     def blend_video_velocity(module, args, kwargs, output):
         velocity, audio = output
-        seen, strength = kwargs["hidden_states"], clean["strength"]
-        # c rounded as the state was for the transformer, so that at strength 1 (state == c) x - c is exactly 0.
-        offset = seen.float() - clean["latents"].to(seen.dtype).float()
-        return (1 - strength) ** 2 * velocity.float() + strength * offset / current["sigma"], audio
+        return velocity_keeping(velocity, kwargs["hidden_states"], clean["latents"], clean["strength"],
+                                current["sigma"]), audio
 
     def kept_after_guidance(sample, denoised, step_idx, scheduler=None):
         if scheduler is None or scheduler is pipe.scheduler:  # the video's (the audio steps with a copy)
@@ -438,10 +438,8 @@ def neighborhood_attention_fused(device: torch.device):
     from diffusers.models import attention_dispatch
     from torch.nn.attention import flex_attention
 
-    from ltx2gen.attention import compiled_flex_attention
-
     stock_module, stock_mask = attention_dispatch.flex_attention, flex_attention.create_block_mask
-    attention_dispatch.flex_attention = compiled_flex_attention()
+    attention_dispatch.flex_attention = attention.compiled_flex_attention()
     flex_attention.create_block_mask = functools.partial(stock_mask, _compile=True)  # the decoder reads it per call
     try:
         yield
