@@ -300,8 +300,7 @@ def diffuse(stage, denoiser, plan, conditioning):
                  keyframe_positions=last.keyframe_positions)
     if done < 1:
         first, half = last, dict(width=config.width // 2, height=config.height // 2)
-        video = two_stage.upsample(stage, plan, first.frames, num_frames=first_frames(first.frames), **half)
-        keyframes = two_stage.upsample(stage, plan, first.keyframes, num_frames=first_frames(first.keyframes), **half)
+        video, keyframes = two_stage.upsample(stage, plan, first.frames, first.keyframes, **half)
         with given_text_conditioning(pipe, conditioning, sigmas_as_given=False), \
                 detailing_adapter(pipe, plan.detailing):
             last = pipe(height=config.height, width=config.width, num_frames=config.num_frames, latents=video,

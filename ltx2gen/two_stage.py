@@ -335,10 +335,10 @@ def load_upsampler(stage, folder: Path, device, dtype):
         folder, torch_dtype=dtype, device_map=str(device)).eval().requires_grad_(False))
 
 
-def upsample(stage, plan, video_latents, *, width: int, height: int, num_frames: int):
-    """Stock `LTX2LatentUpsamplePipeline` on the stage-one latents of `width` x `height`, denormalized already
-    (`latents_normalized=False`: the upsampler works in the VAE's own units); the upsampler is freed before
-    returning."""
+def upsample(stage, plan, *latents, width: int, height: int):
+    """Stock `LTX2LatentUpsamplePipeline` on each of `latents` of `width` x `height` (stage one's video; for dfr, its
+    keyframe slots too), denormalized already (`latents_normalized=False`: the upsampler works in the VAE's own
+    units); the upsampler is loaded once for them all and freed before returning."""
     import torch
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
 
@@ -349,8 +349,9 @@ def upsample(stage, plan, video_latents, *, width: int, height: int, num_frames:
     statistics = LatentStatistics.load(component_class(plan.model_dir, "vae"), plan.model_dir / "vae", plan.device)
     pipe = LTX2LatentUpsamplePipeline(vae=statistics, latent_upsampler=upsampler)
     with torch.no_grad():
-        upsampled = pipe(latents=video_latents.to(plan.device), latents_normalized=False, width=width,
-                         height=height, num_frames=num_frames, output_type="latent", return_dict=False)[0]
+        upsampled = [pipe(latents=each.to(plan.device), latents_normalized=False, width=width, height=height,
+                          num_frames=(each.shape[2] - 1) * 8 + 1, output_type="latent", return_dict=False)[0]
+                     for each in latents]
     del pipe, upsampler
     stage.release("latent_upsampler")
     return upsampled
@@ -402,8 +403,7 @@ def diffuse(stage, denoiser, plan, conditioning):
         first_record = {"pipeline_call": first.pipeline_call, "scheduler_sigmas": first.sigmas,
                         "transformer_calls": first.transformer_calls, "latents": str(path)}
     stage_one_seconds, started = time.perf_counter() - started, time.perf_counter()
-    upsampled = upsample(stage, plan, first_video, width=first_width, height=first_height,
-                         num_frames=config.num_frames)
+    upsampled, = upsample(stage, plan, first_video, width=first_width, height=first_height)
     upsample_seconds, started = time.perf_counter() - started, time.perf_counter()
     call = refine_call(config, plan.version)
     result = refine(denoiser, conditioning, upsampled, first_audio, call=call, seed=refine_seed(config.seed),
