@@ -86,15 +86,17 @@ def resolve_model_dir(model: str, configs_only: bool = False) -> Path:
 READ_BY_A_RUN = ("scheduler", "tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 
 
+VIDEO_DECODER_FOLDERS = {"vae": "vae", "diffusion": "diffusion_decoder"}  # --decoder: the model folder it loads
+
+
 def video_decoder_folder(model_dir: Path, decoder: str, model: str) -> str:
     """The folder the video decode reads with --decoder `decoder`: vae/, or LTX-2.5's diffusion_decoder/, which
     the other versions do not have (ConfigError, before any weight is read)."""
-    if decoder == "vae":
-        return "vae"
-    if not (model_dir / "diffusion_decoder" / "config.json").is_file():
+    folder = VIDEO_DECODER_FOLDERS[decoder]
+    if decoder == "diffusion" and not (model_dir / folder / "config.json").is_file():
         raise ConfigError(f"--decoder diffusion: {model} has no diffusion decoder (diffusion_decoder/, which "
                           "LTX-2.5's Lightricks/LTX-2.5-Diffusers has); drop --decoder to decode with the VAE")
-    return "diffusion_decoder"
+    return folder
 CONFIG_FILES = {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json",
                 "processor": "processor_config.json"}
 WITHOUT_WEIGHTS = ("scheduler", "tokenizer", "processor")
@@ -191,11 +193,11 @@ def release_page_cache(model_dir: Path, drop_system_cache: bool) -> None:
 
 def component_class(model_dir: Path, name: str):
     """The class of component `name`, as model_index.json names it; LTX-2.5's transformer_full/, which the index
-    leaves out, is of the transformer's class, and its diffusion_decoder/, also left out, of the diffusers class its
-    configuration names."""
+    leaves out, is of the transformer's class, and any other folder it leaves out (LTX-2.5's diffusion_decoder/) of
+    the diffusers class its configuration names."""
     name = "transformer" if name == FULL_TRANSFORMER_FOLDER else name
     index = json.loads((model_dir / "model_index.json").read_text())
-    if name not in index and name == "diffusion_decoder":
+    if name not in index:
         return getattr(importlib.import_module("diffusers"),
                        json.loads((model_dir / name / "config.json").read_text())["_class_name"])
     library, class_name = index[name]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ltx2gen import fit, memory
 from ltx2gen.built_at_load import built_at_load_names
+from ltx2gen.components import VIDEO_DECODER_FOLDERS
 from ltx2gen.config import GenerateConfig
 from ltx2gen.errors import ConfigError
-from ltx2gen.video_decode import DECODERS
 
 
 def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, machine: fit.Machine, *,
@@ -18,7 +18,7 @@ def plan_memory(config: GenerateConfig, transformer_folder: Path, tokens: int, m
     """The fastest modes that fit both pools of `machine` (`fit.choose`), or ConfigError naming what does not fit and
     the flags that would. `upsampler_folder`: a two-stage run's latent upsampler, loaded beside the transformer."""
     # The diffusion decoder's activations are not measured yet: its stage is planned with the VAE's per-frame figure.
-    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name, DECODERS[config.decoder])
+    sizes = fit.Sizes.of(transformer_folder.parent, transformer_folder.name, VIDEO_DECODER_FOLDERS[config.decoder])
     conditioned = bool(config.image or config.keyframe or config.extend or config.windows or config.retake
                        or config.pipeline == "dfr")  # dfr: its keyframe slots and reference
     work = fit.Work(tokens, config.planned_num_frames, conditioned, decode_chunk_frames=config.vae_chunk_frames,

@@ -105,7 +105,7 @@ class RunPlan:
         if config.negative_prompt and not config.uses_guidance and not config.uses_nag:
             print("warning: --negative-prompt has no effect at guidance 1.0 without NAG; it is ignored "
                   "(give --nag-scale, e.g. 8, to use it at guidance 1, or raise --guidance-scale above 1)")
-        is_two_stage = config.pipeline in ("two-stage", "dfr")  # dfr upsamples as two-stage does
+        upsamples = config.pipeline in ("two-stage", "dfr")  # dfr upsamples as two-stage does
         model_dir = components.resolve_model_dir(config.model, configs_only=not weights_needed)
         if config.auto_length:
             duration.check_supported(model_dir, f"--model {config.model}")
@@ -126,7 +126,7 @@ class RunPlan:
             check_weights_fit_the_model(model_dir, tuple(dict.fromkeys((*reads, folder))), f"--model {config.model}")
         guidance = choose_guidance(config, version)
         steps = config.steps or FULL_MODEL_SETTINGS[version].steps  # distilled ones are set: 8
-        upsampler = two_stage.plan_upsampler(config, model_dir, version) if is_two_stage else None
+        upsampler = two_stage.plan_upsampler(config, model_dir, version) if upsamples else None
         # two-stage diffuses first at the size divided by the upsampler's scale
         width, height = upsampler.stage_one_size(config.width, config.height) if upsampler else \
             (config.width, config.height)
@@ -196,7 +196,8 @@ class RunPlan:
         decode_plan = decode_plan_for(config, config.video_format.num_frames, memory_fit) \
             if config.num_frames is not None else None
         video_decode.check_cpu_decode(model_dir, config.decoder, device, config.width, config.height,
-                                      config.video_format.num_frames or 0, fit.host_memory_available_bytes())
+                                      config.video_format.num_frames or config.planned_num_frames,
+                                      fit.host_memory_available_bytes())
         read_ahead = bool(memory_fit) and memory_plan.choose_read_ahead(model_dir / folder, memory_fit)
         fp8_attention = choose_fp8_attention(config.fp8_attention, fp8, device, model_dir / folder, tokens)
         conditioners = plan_all(config, model_dir)

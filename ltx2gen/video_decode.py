@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ltx2gen import memory as mem
 from ltx2gen import patches
 from ltx2gen.checkpoint import latent_frame_count
-from ltx2gen.components import NOT_FOR_DECODING, component_class, load_component
+from ltx2gen.components import NOT_FOR_DECODING, VIDEO_DECODER_FOLDERS, component_class, load_component
 from ltx2gen.weights import WeightNamesMismatch, load_streamed, weight_files
 
 # Above this many frames the automatic plan decodes in temporal pieces to keep the decode peak flat.
@@ -24,7 +24,6 @@ WHOLE_DECODE_MAX_FRAMES = 161
 AUTO_CHUNK_FRAMES = 64
 VAE_TILE_LATENTS = 16
 FRAMES_PER_TRANSFER = 16  # decoded frames converted to uint8 and copied to the host at a time
-DECODERS = {"vae": "vae", "diffusion": "diffusion_decoder"}  # --decoder: the model folder it loads
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def load_video_decoder(model_dir: Path, device: torch.device, dtype: torch.dtype
 def decode_video(stage: mem.Stage, model_dir: Path, latents: torch.Tensor, plan: DecodePlan, *, write,
                  device: torch.device, dtype: torch.dtype):
     """Stage 5: load the plan's video decoder and hand the streamed frames to `write(frames)`."""
-    name = DECODERS[plan.decoder]
+    name = VIDEO_DECODER_FOLDERS[plan.decoder]
     if plan.decoder == "vae":
         decoder = stage.load(name, lambda: load_video_decoder(model_dir, device, dtype))
     else:
